@@ -1,0 +1,184 @@
+#include "common.hpp"
+
+#include <asio/error.hpp>
+
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <mutex>
+
+namespace wsl::cli {
+namespace {
+
+struct diagnostics_state {
+  std::string prefix = "wsl";
+  std::atomic<int> verbosity{0};
+  std::atomic<bool> quiet{false};
+  std::mutex mutex;
+};
+
+diagnostics_state& state() {
+  static diagnostics_state s;
+  return s;
+}
+
+void emit(std::string_view text) {
+  auto& s = state();
+  const auto line = fmt::format("{}: {}\n", s.prefix, text);
+  std::lock_guard lock(s.mutex);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return out;
+}
+
+// Splits "1.5s" into 1.5 and "s".
+bool split_number(std::string_view text, double& number, std::string& unit) {
+  std::size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  if (i == 0) return false;
+  const std::string digits(text.substr(0, i));
+  char* end = nullptr;
+  number = std::strtod(digits.c_str(), &end);
+  if (end != digits.c_str() + digits.size() || !std::isfinite(number) || number < 0) return false;
+  unit = lowercase(text.substr(i));
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  return true;
+}
+
+}  // namespace
+
+int exit_status_for(std::error_code ec) noexcept {
+  if (!ec) return exit_ok;
+  if (ec == condition::handshake_failed || ec == condition::protocol_violation) return exit_protocol;
+  if (ec == condition::timeout) return exit_timeout;
+  if (ec == asio::error::connection_refused || ec == asio::error::host_not_found ||
+      ec == asio::error::host_not_found_try_again || ec == asio::error::network_unreachable ||
+      ec == asio::error::host_unreachable || ec == asio::error::address_in_use ||
+      ec == asio::error::access_denied || ec == asio::error::address_family_not_supported)
+    return exit_unavailable;
+  return exit_failure;
+}
+
+std::uint64_t parse_size(std::string_view text) {
+  double number = 0;
+  std::string unit;
+  if (!split_number(text, number, unit)) throw CLI::ValidationError(fmt::format("not a size: '{}'", text));
+  double scale = 1;
+  if (unit.empty() || unit == "b")
+    scale = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    scale = 1024.0;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    scale = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tb" || unit == "tib")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else
+    throw CLI::ValidationError(fmt::format("not a size: '{}' (use a number with an optional K, M, G suffix)", text));
+  const double bytes = number * scale;
+  if (bytes > 9.0e18 || bytes != std::floor(bytes))
+    throw CLI::ValidationError(fmt::format("not a whole number of bytes: '{}'", text));
+  return static_cast<std::uint64_t>(bytes);
+}
+
+clock::duration parse_duration(std::string_view text) {
+  double number = 0;
+  std::string unit;
+  if (!split_number(text, number, unit)) throw CLI::ValidationError(fmt::format("not a duration: '{}'", text));
+  double seconds = 0;
+  if (unit.empty() || unit == "s")
+    seconds = number;
+  else if (unit == "ms")
+    seconds = number / 1e3;
+  else if (unit == "us")
+    seconds = number / 1e6;
+  else if (unit == "m" || unit == "min")
+    seconds = number * 60;
+  else if (unit == "h")
+    seconds = number * 3600;
+  else
+    throw CLI::ValidationError(fmt::format("not a duration: '{}' (use e.g. 30s, 500ms, 2m)", text));
+  if (seconds > 1e9) throw CLI::ValidationError(fmt::format("duration too long: '{}'", text));
+  return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+std::string format_size(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return fmt::format("{}G", bytes >> 30);
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return fmt::format("{}M", bytes >> 20);
+  if (bytes != 0 && bytes % (1ull << 10) == 0) return fmt::format("{}K", bytes >> 10);
+  return std::to_string(bytes);
+}
+
+std::string format_duration(clock::duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+CLI::Option* add_size_option(CLI::App& app, const std::string& name, std::uint64_t& target, const std::string& help) {
+  auto* opt = app.add_option_function<std::string>(
+      name, [&target](const std::string& v) { target = parse_size(v); }, help);
+  opt->type_name("SIZE")->default_str(format_size(target));
+  return opt;
+}
+
+CLI::Option* add_duration_option(CLI::App& app, const std::string& name, clock::duration& target,
+                                 const std::string& help) {
+  auto* opt = app.add_option_function<std::string>(
+      name, [&target](const std::string& v) { target = parse_duration(v); }, help);
+  opt->type_name("DURATION")->default_str(format_duration(target));
+  return opt;
+}
+
+void diagnostics::configure(std::string prefix, int verbosity, bool quiet) {
+  auto& s = state();
+  s.prefix = std::move(prefix);
+  s.verbosity = verbosity;
+  s.quiet = quiet;
+}
+
+int diagnostics::verbosity() noexcept { return state().verbosity; }
+bool diagnostics::quiet() noexcept { return state().quiet; }
+
+void diagnostics::error(std::string_view text) {
+  if (!state().quiet) emit(text);
+}
+void diagnostics::warning(std::string_view text) {
+  if (!state().quiet) emit(text);
+}
+void diagnostics::info(std::string_view text) {
+  if (!state().quiet && state().verbosity >= 1) emit(text);
+}
+void diagnostics::debug(std::string_view text) {
+  if (!state().quiet && state().verbosity >= 2) emit(text);
+}
+void diagnostics::fatal(std::string_view text) { emit(text); }
+
+log_function diagnostics::library_log() {
+  return [](log_level level, std::string_view text) {
+    switch (level) {
+      case log_level::error: return error(text);
+      case log_level::warning: return warning(text);
+      case log_level::info: return info(text);
+      case log_level::debug: return debug(text);
+    }
+  };
+}
+
+std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+void add_verbosity_options(CLI::App& app, int& verbosity, bool& quiet) {
+  app.add_flag("-v,--verbose", verbosity, "More diagnostics on stderr (repeat for more)");
+  app.add_flag("-q,--quiet", quiet, "No diagnostics on stderr");
+}
+
+}  // namespace wsl::cli

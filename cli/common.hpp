@@ -1,0 +1,70 @@
+// What every subcommand shares: exit codes, option parsing helpers, diagnostics on stderr.
+#pragma once
+
+#include <wsl/wsl.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace wsl::cli {
+
+// Exit statuses (DESIGN.md; sysexits.h where it has one).
+enum exit_status : int {
+  exit_ok = 0,
+  exit_failure = 1,
+  exit_usage = 64,
+  exit_unavailable = 69,  // could not connect, unknown host, address in use
+  exit_timeout = 75,
+  exit_protocol = 76,  // protocol error or handshake rejected
+  exit_tls = 77,
+  exit_interrupted = 130,
+};
+
+// The exit status an error calls for.
+int exit_status_for(std::error_code ec) noexcept;
+
+// A subcommand: its CLI11 node and what runs it once the command line is parsed.
+struct subcommand {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// "64M", "1GiB", "16k", "4096", "0" -> bytes (binary multiples). Throws CLI::ValidationError.
+std::uint64_t parse_size(std::string_view text);
+// "30s", "500ms", "2m", "1.5", "0" -> duration (plain numbers are seconds). Throws CLI::ValidationError.
+clock::duration parse_duration(std::string_view text);
+
+// Options taking a size or a duration, with a readable default in --help.
+CLI::Option* add_size_option(CLI::App& app, const std::string& name, std::uint64_t& target, const std::string& help);
+CLI::Option* add_duration_option(CLI::App& app, const std::string& name, clock::duration& target,
+                                 const std::string& help);
+std::string format_size(std::uint64_t bytes);
+std::string format_duration(clock::duration d);
+
+// Diagnostics go to stderr, one line each, prefixed with the program and subcommand name.
+class diagnostics {
+ public:
+  static void configure(std::string prefix, int verbosity, bool quiet);
+  static int verbosity() noexcept;
+  static bool quiet() noexcept;
+  static void error(std::string_view text);  // shown unless -q
+  static void warning(std::string_view text);
+  static void info(std::string_view text);   // -v
+  static void debug(std::string_view text);  // -vv
+  // Always shown: the one line that explains a failing exit.
+  static void fatal(std::string_view text);
+  // A log_function for the library, mapping its levels onto ours.
+  static log_function library_log();
+};
+
+std::string format_endpoint(const asio::ip::tcp::endpoint& ep);
+
+// Adds -v (repeatable) and -q to a subcommand.
+void add_verbosity_options(CLI::App& app, int& verbosity, bool& quiet);
+
+}  // namespace wsl::cli

@@ -1,0 +1,36 @@
+// wsl: one binary, a subcommand per tool.
+#include "common.hpp"
+#include "echo.hpp"
+
+#include <cstdio>
+#include <vector>
+
+int main(int argc, char** argv) {
+  using namespace wsl::cli;
+  CLI::App app{"wsl: a WebSocket toolkit (RFC 6455): servers, clients, latency and load tests", "wsl"};
+  app.set_version_flag("--version", "wsl " WSL_VERSION);
+  app.require_subcommand(1, 1);
+  app.footer("Exit status: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 timeout, 76 protocol or handshake "
+             "error, 77 TLS verification, 130 interrupted. See wsl(1).");
+
+  std::vector<subcommand> commands = {register_echo(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion&) {
+    std::printf("wsl %s\n", WSL_VERSION);
+    return exit_ok;
+  } catch (const CLI::ParseError& e) {
+    std::string where = "wsl";
+    for (const auto* sub : app.get_subcommands()) where += " " + sub->get_name();
+    std::fprintf(stderr, "%s: %s (see %s --help)\n", where.c_str(), e.what(), where.c_str());
+    return exit_usage;
+  }
+  for (auto& c : commands)
+    if (c.app->parsed()) return c.run();
+  return exit_usage;
+}

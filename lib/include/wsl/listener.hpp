@@ -1,0 +1,64 @@
+// A WebSocket listener, as plain as a TCP acceptor.
+//
+//   wsl::listener l(co_await asio::this_coro::executor);
+//   l.start({asio::ip::make_address("127.0.0.1"), 0});   // port 0: any free port
+//   std::cout << l.local_endpoint().port();
+//   for (;;) {
+//     wsl::websocket ws = co_await l.accept();
+//     asio::co_spawn(ws.get_executor(), serve(std::move(ws)), asio::detached);
+//   }
+//
+// Negotiations run concurrently (up to max_pending_handshakes); finished ones wait in a bounded
+// queue for accept(). A failed negotiation never stops the listener: its reason goes to
+// options.log and accepting goes on.
+#pragma once
+
+#include "wsl/options.hpp"
+#include "wsl/transport.hpp"
+#include "wsl/websocket.hpp"
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <memory>
+
+namespace wsl {
+
+namespace detail {
+struct listener_state;
+}
+
+class listener {
+ public:
+  explicit listener(asio::any_io_executor executor, listener_options options = {});
+  ~listener();  // stop()s
+  listener(const listener&) = delete;
+  listener& operator=(const listener&) = delete;
+
+  // Binds and listens, then negotiates in the background. Validates the options first.
+  std::error_code start(const asio::ip::tcp::endpoint& endpoint);
+  // Stops accepting; accept() ends with error::listener_stopped. Open websockets are untouched.
+  void stop() noexcept;
+  bool is_running() const noexcept;
+  // The bound endpoint (with the real port when started on port 0).
+  asio::ip::tcp::endpoint local_endpoint() const noexcept;
+
+  // The next negotiated websocket.
+  asio::awaitable<websocket> accept(std::error_code& ec);
+  asio::awaitable<websocket> accept();
+
+  // Open websockets accepted by this listener (or by all sharing its budget).
+  std::size_t connection_count() const noexcept;
+  const listener_options& options() const noexcept;
+
+ private:
+  std::shared_ptr<detail::listener_state> state_;
+};
+
+// The server side of the negotiation on a stream that is already connected (a listener does
+// this for every connection it accepts). Bounded by options.max_handshake_size and
+// options.handshake_timeout; failures are answered with the HTTP status they call for.
+asio::awaitable<websocket> accept_websocket(std::unique_ptr<transport> stream, const listener_options& options,
+                                            std::error_code& ec);
+
+}  // namespace wsl

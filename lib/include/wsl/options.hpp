@@ -1,0 +1,108 @@
+// Options of connections and listeners: plain structs with documented defaults.
+// validate() reports a nonsensical combination; nothing is ever rewritten silently.
+//
+//   wsl::listener_options opts;
+//   opts.connection.max_message_size = 1 << 20;   // 1 MiB is plenty for a chat
+//   opts.connection.ping_interval = std::chrono::seconds(10);
+#pragma once
+
+#include "wsl/clock.hpp"
+#include "wsl/http.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <system_error>
+
+namespace wsl {
+
+class standard_registry;
+class message_extension_factory;
+
+enum class ping_mode {
+  none,              // never ping; the idle timeout still applies
+  latency,           // ping every ping_interval with a timestamp, so latency() stays current
+  bandwidth_saving,  // ping only when nothing has arrived for ping_interval
+};
+
+using namespace std::chrono_literals;
+
+// Options of one open connection, shared by the server and the client role.
+struct connection_options {
+  // Largest message accepted, in bytes; a bigger one fails the connection with 1009. The library
+  // never holds a message whole, so this protects applications that do. 0 = unlimited.
+  std::uint64_t max_message_size = 64 << 20;
+  // The receive buffer grows up to this size while data streams in and shrinks back to a few
+  // hundred bytes when the connection goes quiet, so idle connections stay small.
+  std::size_t read_buffer_size = 64 << 10;
+  // A message_writer sends a fragment each time this many bytes are buffered. Larger fragments
+  // mean fewer frames and system calls; this is also the unit of memory a writing connection holds.
+  std::size_t write_buffer_size = 64 << 10;
+  // Pings and liveness. latency mode costs one 14-byte frame per interval and keeps latency()
+  // meaningful; a connection from which nothing arrives within idle_timeout (while a read is
+  // waiting) is considered half-open and dropped. 0 disables either.
+  ping_mode ping = ping_mode::latency;
+  clock::duration ping_interval = 30s;
+  clock::duration idle_timeout = 60s;
+  // How long to wait for the peer's close frame after ours before dropping the connection.
+  clock::duration close_timeout = 5s;
+  // Control frames (pongs, our pings, close) waiting behind a data frame being written. Pongs
+  // beyond it replace the older ones, which RFC 6455 section 5.5.3 allows.
+  std::size_t max_control_queue = 4096;
+
+  std::error_code validate() const;
+};
+
+// Shared by several listeners (one per thread, say) that should enforce one connection limit.
+class connection_budget {
+ public:
+  explicit connection_budget(std::size_t limit) noexcept : limit_(limit) {}
+  bool try_acquire() noexcept {
+    auto n = count_.load(std::memory_order_relaxed);
+    do {
+      if (limit_ != 0 && n >= limit_) return false;
+    } while (!count_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
+  void release() noexcept { count_.fetch_sub(1, std::memory_order_relaxed); }
+  std::size_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  std::size_t limit() const noexcept { return limit_; }
+
+ private:
+  std::size_t limit_;
+  std::atomic<std::size_t> count_{0};
+};
+
+enum class log_level { error, warning, info, debug };
+using log_function = std::function<void(log_level, std::string_view)>;
+
+struct listener_options {
+  connection_options connection;
+  // The HTTP request head (request line and headers) may not exceed this many bytes (431 beyond).
+  std::size_t max_handshake_size = 16 << 10;
+  // The whole negotiation (TLS included, once there is TLS) must finish within this time.
+  clock::duration handshake_timeout = 10s;
+  // Negotiations running at once; further TCP connections wait in the kernel's backlog.
+  std::size_t max_pending_handshakes = 256;
+  // Negotiated websockets waiting for accept(), together with those being negotiated.
+  std::size_t accept_queue_size = 1024;
+  // Open websockets of this listener (503 beyond). 0 = unlimited. Ignored when budget is set.
+  std::size_t max_connections = 10000;
+  // A limit shared with other listeners; when set, max_connections is not used.
+  std::shared_ptr<connection_budget> budget;
+  // SO_REUSEPORT, so that one listener per thread can bind the same port.
+  bool reuse_port = false;
+  int backlog = 1024;
+  // Runs during each negotiation; see http.hpp.
+  negotiation_hook hook;
+  // Negotiation failures and other events worth telling; nullptr = silent.
+  log_function log;
+  // Which Sec-WebSocket-Version values are accepted; nullptr = standard_registry::defaults().
+  std::shared_ptr<const standard_registry> standards;
+
+  std::error_code validate() const;
+};
+
+}  // namespace wsl

@@ -1,0 +1,37 @@
+// The byte stream under a websocket: TCP, TLS (a connection_extension wraps TCP), or an in-memory
+// pipe in tests. One virtual call per read or write, never per frame or byte.
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include <memory>
+#include <span>
+#include <system_error>
+
+namespace wsl {
+
+class transport {
+ public:
+  virtual ~transport() = default;
+  virtual asio::any_io_executor get_executor() = 0;
+  // Reads at least one byte; sets asio::error::eof at the end of the stream.
+  virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) = 0;
+  // Writes all of the buffers, gathered, or fails.
+  virtual asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) = 0;
+  // Sends a FIN (or TLS close_notify) after what was written; reading goes on.
+  virtual void shutdown_send() noexcept = 0;
+  // Closes at once; pending operations complete with operation_aborted. Idempotent.
+  virtual void close() noexcept = 0;
+  virtual bool is_open() const noexcept = 0;
+  virtual asio::ip::tcp::endpoint remote_endpoint() const noexcept = 0;
+  virtual asio::ip::tcp::endpoint local_endpoint() const noexcept = 0;
+  virtual bool is_secure() const noexcept { return false; }
+};
+
+// TCP_NODELAY is set: a WebSocket frame is a unit worth sending at once.
+std::unique_ptr<transport> make_tcp_transport(asio::ip::tcp::socket socket);
+
+}  // namespace wsl

@@ -1,0 +1,11 @@
+// Everything of the wsl library.
+#pragma once
+
+#include "wsl/clock.hpp"
+#include "wsl/error.hpp"
+#include "wsl/http.hpp"
+#include "wsl/listener.hpp"
+#include "wsl/options.hpp"
+#include "wsl/standard.hpp"
+#include "wsl/transport.hpp"
+#include "wsl/websocket.hpp"

@@ -1,0 +1,766 @@
+#include "connection.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+namespace wsl::detail {
+namespace {
+
+// Our latency pings carry this tag and the send time, so their pongs give a round-trip time.
+constexpr std::uint8_t ping_tag[4] = {'w', 's', 'l', 1};
+constexpr std::size_t latency_ping_size = 12;
+
+struct flag_guard {
+  bool& flag;
+  ~flag_guard() { flag = false; }
+};
+
+void cancel_timer(timer& t) noexcept {
+  try {
+    t.cancel();
+  } catch (...) {
+  }
+}
+
+inline auto use_ec(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+}  // namespace
+
+connection::connection(std::unique_ptr<transport> t, wsl::role r, const connection_options& options)
+    : executor_(t->get_executor()),
+      transport_(std::move(t)),
+      opts_(options),
+      role_(r),
+      rbuf_(small_),
+      wake_(executor_),
+      keepalive_(executor_),
+      close_timer_(executor_) {
+  wake_.expires_at(clock::time_point::max());
+}
+
+connection::~connection() {
+  if (budget_) budget_->release();
+}
+
+void connection::preload(std::string_view bytes) {
+  if (bytes.empty()) return;
+  if (bytes.size() > rcap_ - rend_) use_big_buffer();
+  // A client may pipeline frames behind its handshake; more than a buffer of them is abuse.
+  const auto n = std::min(bytes.size(), rcap_ - rend_);
+  std::memcpy(rbuf_ + rend_, bytes.data(), n);
+  rend_ += n;
+}
+
+void connection::start() {
+  last_activity_ = clock::coarse_now();
+  next_ping_ = clock::now() + opts_.ping_interval;
+  arm_keepalive();
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reading
+
+asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
+  ec = {};
+  if (reading_) {
+    ec = error::read_in_progress;
+    co_return message_reader{};
+  }
+  if (state_ == state::closed) {
+    ec = end_error();
+    co_return message_reader{};
+  }
+  reading_ = true;
+  flag_guard guard{reading_};
+  if (msg_open_) co_await skip_message(ec);
+  if (!ec) co_await read_frame(ec);
+  if (!ec) ec = start_data_frame(frame_, true);
+  if (ec) {
+    co_await fail(ec);
+    co_return message_reader{};
+  }
+  co_return message_reader(this, seq_, msg_type_);
+}
+
+asio::awaitable<asio::const_buffer> connection::read_chunk(std::uint64_t seq, std::error_code& ec) {
+  ec = {};
+  if (seq != seq_ || !msg_open_) co_return asio::const_buffer{};
+  if (reading_) {
+    ec = error::read_in_progress;
+    co_return asio::const_buffer{};
+  }
+  reading_ = true;
+  flag_guard guard{reading_};
+  const auto chunk = co_await next_chunk(SIZE_MAX, ec);
+  if (ec) {
+    co_await fail(ec);
+    co_return asio::const_buffer{};
+  }
+  if (control_pending() && !socket_busy_) schedule_flush();
+  co_return chunk;
+}
+
+asio::awaitable<std::size_t> connection::read_some(std::uint64_t seq, asio::mutable_buffer buffer,
+                                                   std::error_code& ec) {
+  ec = {};
+  if (seq != seq_ || !msg_open_ || buffer.size() == 0) co_return 0;
+  if (reading_) {
+    ec = error::read_in_progress;
+    co_return 0;
+  }
+  reading_ = true;
+  flag_guard guard{reading_};
+  std::size_t n = 0;
+  if (frame_left_ >= small_buffer_size && rpos_ == rend_ && buffer.size() >= small_buffer_size) {
+    // A large payload goes straight from the socket into the caller's buffer.
+    auto* p = static_cast<std::uint8_t*>(buffer.data());
+    n = co_await receive(asio::buffer(p, std::min<std::uint64_t>(buffer.size(), frame_left_)), ec);
+    if (!ec) ec = consume_payload(p, n);
+  } else {
+    const auto chunk = co_await next_chunk(buffer.size(), ec);
+    if (!ec) std::memcpy(buffer.data(), chunk.data(), n = chunk.size());
+  }
+  if (ec) {
+    co_await fail(ec);
+    co_return 0;
+  }
+  if (control_pending() && !socket_busy_) schedule_flush();
+  co_return n;
+}
+
+asio::awaitable<void> connection::skip_message(std::error_code& ec) {
+  while (msg_open_ && !ec) co_await next_chunk(SIZE_MAX, ec);
+}
+
+// The next piece of the current message's payload, unmasked and validated; empty at its end.
+asio::awaitable<asio::const_buffer> connection::next_chunk(std::size_t max, std::error_code& ec) {
+  while (msg_open_) {
+    if (frame_left_ == 0) {
+      if (frame_.fin) {  // an empty final frame
+        msg_open_ = false;
+        if (msg_type_ == message_type::text && !utf8_.complete()) ec = error::invalid_utf8;
+        break;
+      }
+      co_await read_frame(ec);
+      if (!ec) ec = start_data_frame(frame_, false);
+      if (ec) break;
+      continue;
+    }
+    if (rpos_ == rend_) {
+      co_await fill(ec);
+      if (ec) break;
+    }
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>({rend_ - rpos_, frame_left_, max}));
+    auto* p = rbuf_ + rpos_;
+    rpos_ += n;
+    ec = consume_payload(p, n);
+    co_return asio::const_buffer(p, n);
+  }
+  co_return asio::const_buffer{};
+}
+
+std::error_code connection::start_data_frame(const frame_header& h, bool first) noexcept {
+  if (first) {
+    if (h.op == opcode::continuation) return error::unexpected_continuation;
+    ++seq_;
+    msg_open_ = true;
+    msg_type_ = h.op == opcode::text ? message_type::text : message_type::binary;
+    msg_size_ = 0;
+    msg_read_ = 0;
+    utf8_.reset();
+  } else if (h.op != opcode::continuation) {
+    return error::expected_continuation;
+  }
+  if (opts_.max_message_size != 0 && h.length > opts_.max_message_size - msg_size_) return error::message_too_large;
+  msg_size_ += h.length;
+  frame_left_ = h.length;
+  frame_offset_ = 0;
+  return {};
+}
+
+std::error_code connection::consume_payload(std::uint8_t* p, std::size_t n) noexcept {
+  if (frame_.masked) apply_mask(p, n, frame_.mask, frame_offset_);
+  frame_offset_ += n;
+  frame_left_ -= n;
+  msg_read_ += n;
+  bytes_in_ += n;
+  if (msg_type_ == message_type::text) {
+    if (!utf8_.feed(p, n)) return error::invalid_utf8;
+    if (frame_left_ == 0 && frame_.fin && !utf8_.complete()) return error::invalid_utf8;
+  }
+  if (frame_left_ == 0 && frame_.fin) msg_open_ = false;
+  return {};
+}
+
+// Reads frame headers, handling control frames on the way, until a data frame starts. Its
+// header is left in frame_; its payload is still to be read.
+asio::awaitable<void> connection::read_frame(std::error_code& ec) {
+  for (;;) {
+    frame_header h;
+    std::size_t header_size;
+    while ((header_size = parse_frame_header(rbuf_ + rpos_, rend_ - rpos_, h, ec)) == 0) {
+      if (ec) co_return;
+      co_await fill(ec);
+      if (ec) co_return;
+    }
+    if (h.rsv != 0)
+      ec = error::reserved_bits;
+    else if (role_ == wsl::role::server && !h.masked)
+      ec = error::unmasked_frame;
+    else if (role_ == wsl::role::client && h.masked)
+      ec = error::masked_frame;
+    if (ec) co_return;
+    rpos_ += header_size;
+    if (!is_control(h.op)) {
+      frame_ = h;
+      co_return;
+    }
+    // A control frame (at most 125 bytes) is handled whole.
+    while (rend_ - rpos_ < h.length) {
+      co_await fill(ec);
+      if (ec) co_return;
+    }
+    auto* p = rbuf_ + rpos_;
+    const auto n = static_cast<std::size_t>(h.length);
+    rpos_ += n;
+    if (h.masked) apply_mask(p, n, h.mask, 0);
+    co_await handle_control(h.op, p, n, ec);
+    if (ec) co_return;
+  }
+}
+
+asio::awaitable<void> connection::fill(std::error_code& ec) {
+  prepare_read_space();
+  const auto n = co_await receive(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
+  if (ec) co_return;
+  grow_ = rend_ + n == rcap_;
+  if (big_) quiet_reads_ = n <= small_buffer_size ? static_cast<std::uint8_t>(quiet_reads_ + 1) : 0;
+  rend_ += n;
+}
+
+// Before a read: unread bytes (at most a partial header or control frame) move to the front; the
+// buffer grows after a read that filled it and shrinks back once the traffic has gone quiet.
+void connection::prepare_read_space() {
+  if (rpos_ == rend_) {
+    rpos_ = rend_ = 0;
+    if (big_ && quiet_reads_ >= 4) use_small_buffer();
+  } else if (rpos_ != 0) {
+    std::memmove(rbuf_, rbuf_ + rpos_, rend_ - rpos_);
+    rend_ -= rpos_;
+    rpos_ = 0;
+  }
+  if (!big_ && (grow_ || rend_ == rcap_) && opts_.read_buffer_size > small_buffer_size) use_big_buffer();
+}
+
+void connection::use_big_buffer() {
+  pooled_buffer b(std::max(opts_.read_buffer_size, small_buffer_size * 2));
+  std::memcpy(b.data(), rbuf_ + rpos_, rend_ - rpos_);
+  rend_ -= rpos_;
+  rpos_ = 0;
+  big_ = std::move(b);
+  rbuf_ = big_.data();
+  rcap_ = big_.size();
+  quiet_reads_ = 0;
+  grow_ = false;
+}
+
+void connection::use_small_buffer() noexcept {
+  big_.reset();
+  rbuf_ = small_;
+  rcap_ = small_buffer_size;
+  quiet_reads_ = 0;
+}
+
+asio::awaitable<std::size_t> connection::receive(asio::mutable_buffer buffer, std::error_code& ec) {
+  if (control_pending() && !socket_busy_) {
+    co_await flush_control(ec);
+    if (ec) co_return 0;
+  }
+  read_waiting_ = true;
+  last_activity_ = clock::coarse_now();
+  const auto n = co_await transport_->read_some(buffer, ec);
+  read_waiting_ = false;
+  if (ec) {
+    // Our own ending (idle timeout, close timeout, abort) explains the error best.
+    ec = end_reason_ ? end_reason_ : make_error_code(error::connection_lost);
+    if (ec == error::closed) ec = error::connection_lost;
+    co_return 0;
+  }
+  last_activity_ = clock::coarse_now();
+  co_return n;
+}
+
+asio::awaitable<void> connection::handle_control(opcode op, std::uint8_t* p, std::size_t n, std::error_code& ec) {
+  if (on_control_) {
+    const auto kind = op == opcode::ping ? control_kind::ping : op == opcode::pong ? control_kind::pong
+                                                                                    : control_kind::close;
+    on_control_(kind, std::string_view(reinterpret_cast<const char*>(p), n));
+  }
+  switch (op) {
+    case opcode::ping:
+      if (!close_sent_) {
+        // Pongs beyond the bound replace the older ones (RFC 6455 section 5.5.3).
+        if (pending_pongs_.size() + n + max_header_size > opts_.max_control_queue) pending_pongs_.clear();
+        queue_control(pending_pongs_, opcode::pong, p, n);
+      }
+      break;
+    case opcode::pong:
+      record_pong(p, n);
+      break;
+    default:
+      co_await on_close_frame(p, n, ec);
+      break;
+  }
+}
+
+asio::awaitable<void> connection::on_close_frame(const std::uint8_t* p, std::size_t n, std::error_code& ec) {
+  std::uint16_t code = close_code::no_status;
+  std::string_view reason;
+  if (n == 1) {
+    ec = error::bad_close_payload;
+    co_return;
+  }
+  if (n >= 2) {
+    code = static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+    if (!is_valid_close_code(code)) {
+      ec = error::bad_close_code;
+      co_return;
+    }
+    reason = std::string_view(reinterpret_cast<const char*>(p + 2), n - 2);
+    if (!utf8_validator::validate(reason.data(), reason.size())) {
+      ec = error::invalid_utf8;
+      co_return;
+    }
+  }
+  peer_close_ = {code, std::string(reason)};
+  close_received_ = true;
+  if (!close_sent_) {
+    // Answer with the peer's code, or 1000 when it sent none.
+    start_close_timer();
+    std::error_code write_ec;
+    co_await send_close_frame(code == close_code::no_status ? close_code::normal : code, {}, write_ec);
+  }
+  // The server closes the TCP connection first (RFC 6455 section 7.1.1); a client waits for it.
+  if (role_ == wsl::role::client && state_ != state::closed) co_await drain_until_eof();
+  shutdown(error::closed);
+  ec = error::closed;
+}
+
+asio::awaitable<void> connection::drain_until_eof() {
+  std::error_code ec;
+  while (!ec && state_ != state::closed) co_await transport_->read_some(asio::buffer(rbuf_, rcap_), ec);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Failing and ending
+
+// Fails the connection (RFC 6455 section 7.1.7): a close frame with the code the error calls for,
+// then our FIN, then the peer's remaining bytes are read until it closes too (bounded by
+// close_timeout), so that our close frame is not destroyed by a reset.
+asio::awaitable<void> connection::fail(std::error_code reason) {
+  if (state_ == state::closed) co_return;
+  if (!end_reason_) end_reason_ = reason;
+  const auto code = close_code_for(reason);
+  if (code != 0 && !close_sent_) {
+    start_close_timer();
+    std::error_code ec;
+    auto text = reason.message();
+    if (text.size() > 123) text.resize(123);
+    co_await send_close_frame(code, text, ec);
+    if (!ec && state_ != state::closed) {
+      transport_->shutdown_send();
+      co_await drain_until_eof();
+    }
+  }
+  shutdown(reason);
+}
+
+void connection::shutdown(std::error_code reason) noexcept {
+  if (state_ == state::closed) return;
+  state_ = state::closed;
+  if (!end_reason_) end_reason_ = reason;
+  transport_->close();
+  cancel_timer(keepalive_);
+  cancel_timer(close_timer_);
+  if (waiters_) cancel_timer(wake_);
+  if (budget_) {
+    budget_->release();
+    budget_.reset();
+  }
+}
+
+void connection::abort(std::error_code reason) noexcept {
+  if (!end_reason_) end_reason_ = reason;
+  shutdown(reason);
+}
+
+std::error_code connection::end_error() const noexcept {
+  return end_reason_ ? end_reason_ : make_error_code(error::closed);
+}
+
+void connection::abandon_message() noexcept {
+  if (state_ == state::closed) return;
+  try {
+    asio::co_spawn(
+        executor_, [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->fail(error::message_abandoned); },
+        asio::detached);
+  } catch (...) {
+    abort(error::message_abandoned);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Writing
+
+std::error_code connection::begin_writer() noexcept {
+  if (state_ == state::closed) return end_error();
+  if (close_sent_) return error::closed;
+  if (writer_active_) return error::write_in_progress;
+  writer_active_ = true;
+  return {};
+}
+
+asio::awaitable<void> connection::wait_for_socket(std::error_code& ec) {
+  while (socket_busy_ && state_ != state::closed) {
+    ++waiters_;
+    std::error_code ignored;
+    co_await wake_.async_wait(use_ec(ignored));
+    --waiters_;
+  }
+  if (state_ == state::closed) ec = end_error();
+}
+
+void connection::release_socket() noexcept {
+  socket_busy_ = false;
+  if (waiters_) cancel_timer(wake_);
+}
+
+asio::awaitable<void> connection::write_message(message_type type, asio::const_buffer data, std::error_code& ec) {
+  ec = begin_writer();
+  if (ec) co_return;
+  co_await write_frame(type == message_type::text ? opcode::text : opcode::binary, true, data, {}, ec);
+  writer_active_ = false;
+}
+
+asio::awaitable<void> connection::write_frame(opcode op, bool fin, asio::const_buffer a, asio::const_buffer b,
+                                              std::error_code& ec) {
+  ec = {};
+  if (socket_busy_) co_await wait_for_socket(ec);
+  if (!ec && (close_sent_ || state_ != state::open)) ec = state_ == state::closed ? end_error() : error::closed;
+  if (ec) co_return;
+  socket_busy_ = true;
+  std::array<asio::const_buffer, 4> bufs;
+  std::size_t count = 0;
+  if (control_pending()) bufs[count++] = asio::buffer(control_inflight_ = take_pending_control());
+  std::uint8_t header[max_header_size];
+  const std::uint64_t length = a.size() + b.size();
+  if (role_ == wsl::role::server) {
+    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length));
+    if (a.size() != 0) bufs[count++] = a;
+    if (b.size() != 0) bufs[count++] = b;
+    co_await transport_->write(std::span(bufs.data(), count), ec);
+  } else {
+    std::uint8_t mask[4];
+    fill_mask(mask);
+    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask));
+    co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
+  }
+  control_inflight_.clear();
+  release_socket();
+  if (ec) {
+    abort(error::connection_lost);
+    ec = end_error();
+    co_return;
+  }
+  bytes_out_ += length;
+  if (control_pending()) schedule_flush();
+}
+
+// The client role masks a copy of the payload, a scratch buffer at a time; the first piece goes
+// out with the header in one gathered write.
+asio::awaitable<void> connection::write_masked(std::span<asio::const_buffer> head, const std::uint8_t mask[4],
+                                               asio::const_buffer a, asio::const_buffer b, std::error_code& ec) {
+  const std::uint64_t length = a.size() + b.size();
+  if (length == 0) {
+    co_await transport_->write(head, ec);
+    co_return;
+  }
+  pooled_buffer scratch(static_cast<std::size_t>(std::min<std::uint64_t>(length, opts_.write_buffer_size)));
+  const asio::const_buffer parts[2] = {a, b};
+  std::size_t part = 0, part_offset = 0;
+  std::uint64_t offset = 0;
+  bool first = true;
+  while (offset < length) {
+    std::size_t used = 0;
+    while (used < scratch.size() && part < 2) {
+      const auto& src = parts[part];
+      const auto n = std::min(scratch.size() - used, src.size() - part_offset);
+      copy_masked(scratch.data() + used, static_cast<const std::uint8_t*>(src.data()) + part_offset, n, mask,
+                  offset + used);
+      used += n;
+      part_offset += n;
+      if (part_offset == src.size()) {
+        ++part;
+        part_offset = 0;
+      }
+    }
+    offset += used;
+    if (first) {
+      std::array<asio::const_buffer, 5> bufs;
+      std::size_t count = 0;
+      for (const auto& h : head) bufs[count++] = h;
+      bufs[count++] = asio::buffer(scratch.data(), used);
+      co_await transport_->write(std::span(bufs.data(), count), ec);
+      first = false;
+    } else {
+      const asio::const_buffer piece = asio::buffer(scratch.data(), used);
+      co_await transport_->write(std::span(&piece, 1), ec);
+    }
+    if (ec) co_return;
+  }
+}
+
+std::vector<std::uint8_t> connection::take_pending_control() {
+  std::vector<std::uint8_t> out;
+  out.swap(pending_pongs_);
+  out.insert(out.end(), pending_ping_.begin(), pending_ping_.end());
+  pending_ping_.clear();
+  return out;
+}
+
+void connection::queue_control(std::vector<std::uint8_t>& out, opcode op, const std::uint8_t* p, std::size_t n) {
+  const auto at = out.size();
+  out.resize(at + max_header_size + n);
+  std::uint8_t mask[4];
+  std::size_t header_size;
+  if (role_ == wsl::role::client) {
+    fill_mask(mask);
+    header_size = write_frame_header(out.data() + at, op, true, n, mask);
+    copy_masked(out.data() + at + header_size, p, n, mask, 0);
+  } else {
+    header_size = write_frame_header(out.data() + at, op, true, n);
+    if (n != 0) std::memcpy(out.data() + at + header_size, p, n);
+  }
+  out.resize(at + header_size + n);
+}
+
+// Pings and the close frame are written at once (behind any frame being written).
+asio::awaitable<void> connection::write_control(opcode op, asio::const_buffer payload, std::error_code& ec) {
+  ec = {};
+  if (socket_busy_) co_await wait_for_socket(ec);
+  if (!ec && state_ == state::closed) ec = end_error();
+  if (ec) co_return;
+  socket_busy_ = true;
+  std::vector<std::uint8_t> frames = take_pending_control();
+  queue_control(frames, op, static_cast<const std::uint8_t*>(payload.data()), payload.size());
+  control_inflight_ = std::move(frames);
+  const asio::const_buffer buf = asio::buffer(control_inflight_);
+  co_await transport_->write(std::span(&buf, 1), ec);
+  control_inflight_.clear();
+  release_socket();
+  if (ec) {
+    abort(error::connection_lost);
+    ec = end_error();
+  }
+}
+
+asio::awaitable<void> connection::send_close_frame(std::uint16_t code, std::string_view reason, std::error_code& ec) {
+  close_sent_ = true;
+  if (state_ == state::open) state_ = state::closing;
+  local_close_ = {code, std::string(reason)};
+  std::uint8_t payload[2 + max_control_payload];
+  std::size_t n = 0;
+  if (code != 0) {
+    payload[0] = static_cast<std::uint8_t>(code >> 8);
+    payload[1] = static_cast<std::uint8_t>(code);
+    n = 2 + std::min<std::size_t>(reason.size(), max_control_payload - 2);
+    std::memcpy(payload + 2, reason.data(), n - 2);
+  }
+  co_await write_control(opcode::close, asio::buffer(payload, n), ec);
+}
+
+asio::awaitable<void> connection::flush_control(std::error_code& ec) {
+  ec = {};
+  if (socket_busy_ || !control_pending() || state_ == state::closed) co_return;
+  socket_busy_ = true;
+  control_inflight_ = take_pending_control();
+  const asio::const_buffer buf = asio::buffer(control_inflight_);
+  co_await transport_->write(std::span(&buf, 1), ec);
+  control_inflight_.clear();
+  release_socket();
+  if (ec) {
+    abort(error::connection_lost);
+    ec = end_error();
+  }
+}
+
+void connection::schedule_flush() {
+  if (flush_scheduled_ || state_ == state::closed) return;
+  flush_scheduled_ = true;
+  asio::co_spawn(
+      executor_,
+      [self = shared_from_this()]() -> asio::awaitable<void> {
+        self->flush_scheduled_ = false;
+        std::error_code ec;
+        co_await self->flush_control(ec);
+      },
+      asio::detached);
+}
+
+// Mask keys come from OpenSSL's CSPRNG (seeded by the OS), fetched a few thousand at a time.
+void connection::fill_mask(std::uint8_t mask[4]) noexcept {
+  thread_local std::array<std::uint8_t, 4096> pool;
+  thread_local std::size_t used = pool.size();
+  if (used + 4 > pool.size()) {
+    if (RAND_bytes(pool.data(), static_cast<int>(pool.size())) != 1) {
+      std::random_device rd;
+      for (std::size_t i = 0; i < pool.size(); i += 4) {
+        const auto v = rd();
+        std::memcpy(pool.data() + i, &v, 4);
+      }
+    }
+    used = 0;
+  }
+  std::memcpy(mask, pool.data() + used, 4);
+  used += 4;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Control operations
+
+asio::awaitable<void> connection::ping(std::shared_ptr<connection> self, asio::const_buffer payload,
+                                       std::error_code& ec) {
+  ec = {};
+  if (payload.size() > max_control_payload) {
+    ec = error::control_too_large;
+    co_return;
+  }
+  if (self->close_sent_ || self->state_ != state::open) {
+    ec = self->state_ == state::closed ? self->end_error() : error::closed;
+    co_return;
+  }
+  co_await self->write_control(opcode::ping, payload, ec);
+}
+
+asio::awaitable<void> connection::close(std::shared_ptr<connection> self, std::uint16_t code, std::string reason,
+                                        std::error_code& ec) {
+  ec = {};
+  auto& c = *self;
+  if (c.state_ == state::closed) co_return;
+  if ((code != 0 && !is_valid_close_code(code)) || (code == 0 && !reason.empty()) ||
+      reason.size() > max_control_payload - 2 || !utf8_validator::validate(reason.data(), reason.size())) {
+    ec = error::bad_close_code;
+    co_return;
+  }
+  if (!c.close_sent_) {
+    c.start_close_timer();
+    co_await c.send_close_frame(code, reason, ec);
+    if (ec) co_return;
+  }
+  if (c.state_ != state::closed) {
+    if (c.reading_) {
+      // The reader will see the peer's close frame and finish the handshake.
+      co_await c.wait_until_closed();
+    } else {
+      c.reading_ = true;
+      flag_guard guard{c.reading_};
+      std::error_code read_ec;
+      while (c.state_ != state::closed && !read_ec) {
+        if (c.msg_open_)
+          co_await c.skip_message(read_ec);
+        else {
+          co_await c.read_frame(read_ec);
+          if (!read_ec) read_ec = c.start_data_frame(c.frame_, true);
+        }
+      }
+      if (read_ec) co_await c.fail(read_ec);
+    }
+  }
+  if (c.end_reason_ != error::closed) ec = c.end_error();
+}
+
+asio::awaitable<void> connection::wait_until_closed() {
+  while (state_ != state::closed) {
+    ++waiters_;
+    std::error_code ignored;
+    co_await wake_.async_wait(use_ec(ignored));
+    --waiters_;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Keepalive: pings, latency and the idle timeout, from one timer per connection.
+
+void connection::arm_keepalive() {
+  if (state_ != state::open) return;
+  const auto now = clock::now();
+  auto next = clock::time_point::max();
+  const bool pinging = opts_.ping != ping_mode::none && opts_.ping_interval.count() > 0;
+  if (pinging)
+    next = opts_.ping == ping_mode::latency ? next_ping_
+                                            : std::max(next_ping_, last_activity_ + opts_.ping_interval);
+  if (opts_.idle_timeout.count() > 0) {
+    auto idle_deadline = last_activity_ + opts_.idle_timeout;
+    // Not reading: the application holds the data back, the peer is not to blame. Look again later.
+    if (idle_deadline <= now) idle_deadline = now + opts_.idle_timeout;
+    next = std::min(next, idle_deadline);
+  }
+  if (next == clock::time_point::max()) return;
+  keepalive_.expires_at(next);
+  keepalive_.async_wait([weak = weak_from_this()](std::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->on_keepalive();
+  });
+}
+
+void connection::on_keepalive() {
+  if (state_ != state::open) return;
+  const auto now = clock::now();
+  if (opts_.idle_timeout.count() > 0 && read_waiting_ && now - last_activity_ >= opts_.idle_timeout) {
+    abort(error::idle_timeout);  // a half-open connection: nothing to say a close frame to
+    return;
+  }
+  if (opts_.ping != ping_mode::none && opts_.ping_interval.count() > 0 && !close_sent_ && now >= next_ping_ &&
+      (opts_.ping == ping_mode::latency || now - last_activity_ >= opts_.ping_interval)) {
+    std::uint8_t payload[latency_ping_size];
+    std::memcpy(payload, ping_tag, 4);
+    const std::int64_t stamp = now.time_since_epoch().count();
+    std::memcpy(payload + 4, &stamp, 8);
+    pending_ping_.clear();
+    queue_control(pending_ping_, opcode::ping, payload, sizeof payload);
+    schedule_flush();
+    next_ping_ = now + opts_.ping_interval;
+  }
+  arm_keepalive();
+}
+
+void connection::record_pong(const std::uint8_t* p, std::size_t n) noexcept {
+  if (n != latency_ping_size || std::memcmp(p, ping_tag, 4) != 0) return;
+  std::int64_t stamp;
+  std::memcpy(&stamp, p + 4, 8);
+  const auto rtt = clock::duration(clock::now().time_since_epoch().count() - stamp);
+  if (rtt.count() < 0 || rtt > std::chrono::hours(1)) return;
+  latency_.last = rtt;
+  latency_.smoothed = latency_.samples == 0 ? rtt : latency_.smoothed + (rtt - latency_.smoothed) / 8;
+  ++latency_.samples;
+}
+
+void connection::start_close_timer() {
+  if (close_timer_armed_ || opts_.close_timeout.count() <= 0) return;
+  close_timer_armed_ = true;
+  close_timer_.expires_after(opts_.close_timeout);
+  close_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) self->abort(error::close_timeout);
+  });
+}
+
+}  // namespace wsl::detail

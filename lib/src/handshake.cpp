@@ -1,0 +1,245 @@
+// The server side of the HTTP/1.1 upgrade (RFC 6455 section 4.2).
+#include "handshake.hpp"
+
+#include "connection.hpp"
+#include "wsl/standard.hpp"
+
+#include <asio/error.hpp>
+
+#include <algorithm>
+#include <charconv>
+
+namespace wsl::detail {
+namespace {
+
+// Closes the stream when the negotiation outlives its time.
+struct deadline_state {
+  transport* stream = nullptr;
+  bool done = false;
+  bool expired = false;
+};
+
+class deadline {
+ public:
+  deadline(transport& t, clock::duration d) : timer_(t.get_executor()), state_(std::make_shared<deadline_state>()) {
+    state_->stream = &t;
+    arm(d);
+  }
+  ~deadline() {
+    state_->done = true;
+    try {
+      timer_.cancel();
+    } catch (...) {
+    }
+  }
+  void arm(clock::duration d) {
+    timer_.expires_after(d);
+    timer_.async_wait([s = state_](std::error_code ec) {
+      if (ec || s->done) return;
+      s->expired = true;
+      s->stream->close();
+    });
+  }
+  bool expired() const noexcept { return state_->expired; }
+  clock::time_point expiry() const { return timer_.expiry(); }
+
+ private:
+  timer timer_;
+  std::shared_ptr<deadline_state> state_;
+};
+
+bool header_safe(std::string_view s) noexcept {
+  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+}
+
+bool response_safe(const http_response& res) noexcept {
+  if (!header_safe(res.reason) || res.status < 100 || res.status > 999) return false;
+  return std::all_of(res.headers.begin(), res.headers.end(), [](const http_field& f) {
+    return !f.name.empty() && header_safe(f.name) && f.name.find(':') == std::string::npos && header_safe(f.value);
+  });
+}
+
+void plain_body(http_response& res, int status, std::string_view text) {
+  res.status = status;
+  res.reason.clear();
+  res.headers.remove("Content-Type");
+  res.headers.add("Content-Type", "text/plain; charset=utf-8");
+  res.body.assign(text).append("\n");
+}
+
+}  // namespace
+
+asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
+                                            std::shared_ptr<connection_budget> budget, handshake_report& report,
+                                            std::error_code& ec) {
+  ec = {};
+  report = {};
+  report.remote = stream->remote_endpoint();
+  deadline timeout(*stream, opts.handshake_timeout);
+  const auto registry = opts.standards ? opts.standards : standard_registry::defaults();
+
+  // Sends an answer that ends the negotiation, then lingers briefly so it is not lost to a reset.
+  auto refuse = [&](http_response& res, std::error_code why) -> asio::awaitable<void> {
+    ec = why;
+    report.status = res.status;
+    if (!response_safe(res)) plain_body(res, 500, "internal error in negotiation hook");
+    const auto text = serialize_response(res);
+    const asio::const_buffer buf = asio::buffer(text);
+    std::error_code write_ec;
+    co_await stream->write(std::span(&buf, 1), write_ec);
+    report.bytes_sent = text.size();
+    if (write_ec) co_return;
+    stream->shutdown_send();
+    timeout.arm(std::min<clock::duration>(std::chrono::seconds(1), opts.handshake_timeout));
+    char sink[512];
+    std::error_code read_ec;
+    while (!read_ec) co_await stream->read_some(asio::buffer(sink), read_ec);
+  };
+
+  // 1. The request head, bounded in size and time.
+  std::string buf(std::min<std::size_t>(opts.max_handshake_size, 2048), '\0');
+  std::size_t used = 0, head_end = std::string::npos;
+  while (head_end == std::string::npos) {
+    if (used == buf.size()) {
+      if (buf.size() >= opts.max_handshake_size) {
+        http_response res;
+        plain_body(res, 431, "request head too large");
+        co_await refuse(res, error::handshake_too_large);
+        co_return websocket{};
+      }
+      buf.resize(std::min(buf.size() * 2, opts.max_handshake_size));
+    }
+    std::error_code read_ec;
+    const auto n = co_await stream->read_some(asio::buffer(buf.data() + used, buf.size() - used), read_ec);
+    if (read_ec) {
+      ec = timeout.expired() ? make_error_code(error::handshake_timeout) : read_ec;
+      co_return websocket{};
+    }
+    head_end = find_head_end(std::string_view(buf.data(), used + n), used);
+    used += n;
+  }
+  const std::size_t head_size = head_end + 4;
+  if (head_size > opts.max_handshake_size) {
+    http_response res;
+    plain_body(res, 431, "request head too large");
+    co_await refuse(res, error::handshake_too_large);
+    co_return websocket{};
+  }
+
+  // 2. Parse and check it.
+  http_request req;
+  req.remote_endpoint = stream->remote_endpoint();
+  req.local_endpoint = stream->local_endpoint();
+  http_response res;
+  if (auto e = parse_request(std::string_view(buf.data(), head_size), req)) {
+    plain_body(res, 400, "malformed HTTP request");
+    co_await refuse(res, e);
+    co_return websocket{};
+  }
+  report.method = req.method;
+  report.target = req.target;
+
+  auto run_hook = [&]() -> bool {
+    if (!opts.hook) return true;
+    try {
+      opts.hook(req, res);
+      return true;
+    } catch (...) {
+      plain_body(res, 500, "internal error in negotiation hook");
+      return false;
+    }
+  };
+
+  if (!req.is_websocket_upgrade()) {
+    // A plain HTTP request: say what this is, unless the hook answers it (a static file, say).
+    res.status = 426;
+    res.headers.add("Upgrade", "websocket");
+    res.headers.add("Sec-WebSocket-Version", registry->versions());
+    plain_body(res, 426, "this is a WebSocket endpoint: connect with a WebSocket client");
+    run_hook();
+    co_await refuse(res, error::not_upgrade);
+    co_return websocket{};
+  }
+
+  std::error_code check;
+  if (req.method != "GET")
+    check = error::bad_method;
+  else if (req.version_major != 1 || req.version_minor < 1)
+    check = error::bad_http_version;
+  else if (req.headers.count("Host") != 1 || req.headers.get("Host")->empty())
+    check = error::no_host;
+  else if (!req.headers.has_token("Connection", "upgrade"))
+    check = error::no_connection_upgrade;
+  else if (req.headers.count("Sec-WebSocket-Version") == 0)
+    check = error::no_version;
+  if (check) {
+    res.headers.add("Sec-WebSocket-Version", registry->versions());
+    plain_body(res, 400, check.message());
+    co_await refuse(res, check);
+    co_return websocket{};
+  }
+
+  const standard* std_ = nullptr;
+  if (req.headers.count("Sec-WebSocket-Version") == 1) {
+    const auto v = *req.headers.get("Sec-WebSocket-Version");
+    int version = -1;
+    if (std::from_chars(v.data(), v.data() + v.size(), version).ptr == v.data() + v.size()) std_ = registry->find(version);
+  }
+  if (!std_) {
+    res.headers.add("Sec-WebSocket-Version", registry->versions());
+    plain_body(res, 426, "unsupported Sec-WebSocket-Version; supported: " + registry->versions());
+    co_await refuse(res, error::unsupported_version);
+    co_return websocket{};
+  }
+  if (auto e = std_->accept(req, res)) {
+    plain_body(res, 400, e.message());
+    co_await refuse(res, e);
+    co_return websocket{};
+  }
+
+  // 3. Capacity, then the application's say.
+  if (budget && !budget->try_acquire()) {
+    http_response busy;
+    busy.headers.add("Retry-After", "1");
+    plain_body(busy, 503, "too many connections");
+    co_await refuse(busy, error::too_many_connections);
+    co_return websocket{};
+  }
+  bool budget_held = budget != nullptr;
+  auto release = [&] {
+    if (budget_held) budget->release();
+    budget_held = false;
+  };
+
+  const bool hook_ok = run_hook();
+  if (hook_ok && res.status == 101 && !res.subprotocol.empty() && !req.offers_subprotocol(res.subprotocol)) {
+    plain_body(res, 500, "negotiation hook chose a subprotocol that was not offered");
+  }
+  if (res.status != 101 || !response_safe(res)) {
+    release();
+    co_await refuse(res, error::handshake_rejected);
+    co_return websocket{};
+  }
+  if (!res.subprotocol.empty()) res.headers.add("Sec-WebSocket-Protocol", res.subprotocol);
+
+  // 4. Switch protocols.
+  const auto text = serialize_response(res);
+  const asio::const_buffer out = asio::buffer(text);
+  co_await stream->write(std::span(&out, 1), ec);
+  if (ec) {
+    release();
+    if (timeout.expired()) ec = error::handshake_timeout;
+    co_return websocket{};
+  }
+  report.status = 101;
+  report.bytes_sent = text.size();
+
+  auto conn = std::make_shared<connection>(std::move(stream), wsl::role::server, opts.connection);
+  conn->preload(std::string_view(buf.data() + head_size, used - head_size));
+  conn->set_subprotocol(std::move(res.subprotocol));
+  conn->set_request(std::move(req));
+  if (budget_held) conn->set_budget(std::move(budget));
+  co_return websocket(std::move(conn));
+}
+
+}  // namespace wsl::detail

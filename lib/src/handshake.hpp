@@ -1,0 +1,27 @@
+// The server side of the negotiation, shared by listener and accept_websocket.
+#pragma once
+
+#include "wsl/options.hpp"
+#include "wsl/websocket.hpp"
+
+#include <asio/awaitable.hpp>
+
+#include <memory>
+#include <string>
+
+namespace wsl::detail {
+
+// What a negotiation did, for logs.
+struct handshake_report {
+  asio::ip::tcp::endpoint remote;
+  std::string method;
+  std::string target;
+  int status = 0;  // the HTTP status sent, 0 when none
+  std::size_t bytes_sent = 0;
+};
+
+asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
+                                            std::shared_ptr<connection_budget> budget, handshake_report& report,
+                                            std::error_code& ec);
+
+}  // namespace wsl::detail
