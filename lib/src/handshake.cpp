@@ -2,6 +2,7 @@
 #include "handshake.hpp"
 
 #include "connection.hpp"
+#include "deadline.hpp"
 #include "wsl/standard.hpp"
 
 #include <asio/error.hpp>
@@ -11,42 +12,6 @@
 
 namespace wsl::detail {
 namespace {
-
-// Closes the stream when the negotiation outlives its time.
-struct deadline_state {
-  transport* stream = nullptr;
-  bool done = false;
-  bool expired = false;
-};
-
-class deadline {
- public:
-  deadline(transport& t, clock::duration d) : timer_(t.get_executor()), state_(std::make_shared<deadline_state>()) {
-    state_->stream = &t;
-    arm(d);
-  }
-  ~deadline() {
-    state_->done = true;
-    try {
-      timer_.cancel();
-    } catch (...) {
-    }
-  }
-  void arm(clock::duration d) {
-    timer_.expires_after(d);
-    timer_.async_wait([s = state_](std::error_code ec) {
-      if (ec || s->done) return;
-      s->expired = true;
-      s->stream->close();
-    });
-  }
-  bool expired() const noexcept { return state_->expired; }
-  clock::time_point expiry() const { return timer_.expiry(); }
-
- private:
-  timer timer_;
-  std::shared_ptr<deadline_state> state_;
-};
 
 bool header_safe(std::string_view s) noexcept {
   return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
@@ -75,7 +40,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   ec = {};
   report = {};
   report.remote = stream->remote_endpoint();
-  deadline timeout(*stream, opts.handshake_timeout);
+  deadline timeout(stream->get_executor(), opts.handshake_timeout, [t = stream.get()] { t->close(); });
   const auto registry = opts.standards ? opts.standards : standard_registry::defaults();
 
   // Sends an answer that ends the negotiation, then lingers briefly so it is not lost to a reset.

@@ -1,6 +1,7 @@
 // Everything of the wsl library.
 #pragma once
 
+#include "wsl/client.hpp"
 #include "wsl/clock.hpp"
 #include "wsl/error.hpp"
 #include "wsl/http.hpp"

@@ -1,0 +1,274 @@
+// The client side of the negotiation (RFC 6455 section 4.1) and URL parsing.
+#include "wsl/client.hpp"
+
+#include "connection.hpp"
+#include "deadline.hpp"
+#include "wsl/detail/base64.hpp"
+#include "wsl/standard.hpp"
+
+#include <asio/connect.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace wsl {
+namespace {
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return out;
+}
+
+bool header_safe(std::string_view s) noexcept {
+  return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+}
+
+std::string random_key() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("no random bytes for Sec-WebSocket-Key");
+  return detail::base64_encode(bytes);
+}
+
+// The request head, with the user's headers replacing generated ones of the same name.
+std::string build_request(const url& u, const client_options& o, const std::string& key) {
+  http_headers h;
+  h.add("Host", u.authority());
+  h.add("Upgrade", "websocket");
+  h.add("Connection", "Upgrade");
+  h.add("Sec-WebSocket-Key", key);
+  h.add("Sec-WebSocket-Version", "13");
+  if (!o.origin.empty()) h.add("Origin", o.origin);
+  if (!o.subprotocols.empty()) {
+    std::string list;
+    for (const auto& p : o.subprotocols) list += (list.empty() ? "" : ", ") + p;
+    h.add("Sec-WebSocket-Protocol", list);
+  }
+  if (!o.cookies.empty()) {
+    std::string list;
+    for (const auto& [name, value] : o.cookies) list += (list.empty() ? "" : "; ") + name + "=" + value;
+    h.add("Cookie", list);
+  }
+  if (!o.user_agent.empty()) h.add("User-Agent", o.user_agent);
+  for (const auto& f : o.headers) h.remove(f.name);
+  for (const auto& f : o.headers) h.add(f.name, f.value);
+
+  std::string out = "GET " + u.target + " HTTP/1.1\r\n";
+  for (const auto& f : h) out.append(f.name).append(": ").append(f.value).append("\r\n");
+  out.append("\r\n");
+  return out;
+}
+
+}  // namespace
+
+std::string url::authority() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  std::string out = v6 ? "[" + host + "]" : host;
+  if (port != (secure ? 443 : 80)) out += ":" + std::to_string(port);
+  return out;
+}
+
+std::string url::to_string() const { return (secure ? "wss://" : "ws://") + authority() + target; }
+
+std::error_code parse_url(std::string_view text, url& out) {
+  out = url{};
+  const auto scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) return error::bad_url;
+  const auto scheme = lowercase(text.substr(0, scheme_end));
+  if (scheme == "ws" || scheme == "http")
+    out.secure = false;
+  else if (scheme == "wss" || scheme == "https")
+    out.secure = true;
+  else
+    return error::bad_url;
+  text.remove_prefix(scheme_end + 3);
+  const auto path_start = text.find_first_of("/?#");
+  auto authority = text.substr(0, path_start);
+  auto rest = path_start == std::string_view::npos ? std::string_view() : text.substr(path_start);
+  if (authority.find('@') != std::string_view::npos) return error::bad_url;  // no user info
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return error::bad_url;
+    out.host = std::string(authority.substr(1, close - 1));
+    const auto after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return error::bad_url;
+      port_text = after.substr(1);
+    }
+  } else {
+    const auto colon = authority.rfind(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+  }
+  if (out.host.empty() || !header_safe(out.host) || out.host.find_first_of(" /\\") != std::string::npos)
+    return error::bad_url;
+  out.port = out.secure ? 443 : 80;
+  if (!port_text.empty()) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 || value > 65535)
+      return error::bad_url;
+    out.port = static_cast<std::uint16_t>(value);
+  }
+  // The fragment is never sent (RFC 6455 section 3 forbids it in WebSocket URIs; drop it).
+  if (const auto hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
+  out.target = rest.empty() ? "/" : rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
+  if (!std::all_of(out.target.begin(), out.target.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
+    return error::bad_url;
+  return {};
+}
+
+std::error_code client_options::validate() const {
+  if (auto ec = connection.validate()) return ec;
+  if (connect_timeout.count() <= 0 || handshake_timeout.count() <= 0 || max_handshake_size < 256)
+    return error::invalid_option;
+  for (const auto& p : subprotocols)
+    if (p.empty() || !header_safe(p) || p.find_first_of(", ") != std::string::npos) return error::invalid_option;
+  for (const auto& f : headers)
+    if (f.name.empty() || !header_safe(f.name) || !header_safe(f.value) || f.name.find(':') != std::string::npos)
+      return error::invalid_option;
+  if (!header_safe(origin) || !header_safe(user_agent)) return error::invalid_option;
+  return {};
+}
+
+asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url_text,
+                                   const client_options& o, std::error_code& ec, connect_report* report) {
+  connect_report scratch;
+  auto& rep = report ? *report : scratch;
+  rep = {};
+  ec = {};
+  url u;
+  if ((ec = parse_url(url_text, u))) co_return websocket{};
+  if ((ec = o.validate())) co_return websocket{};
+  if (u.secure) {
+    ec = asio::error::operation_not_supported;  // TLS arrives with the connection extensions
+    co_return websocket{};
+  }
+  const auto redirect = [&](std::error_code& e) { return asio::redirect_error(asio::use_awaitable, e); };
+
+  // 1. Resolve and connect, within connect_timeout.
+  asio::ip::tcp::socket socket(executor);
+  {
+    asio::ip::tcp::resolver resolver(executor);
+    detail::deadline limit(executor, o.connect_timeout, [&] {
+      resolver.cancel();
+      std::error_code ignored;
+      socket.close(ignored);
+    });
+    auto started = clock::now();
+    std::vector<asio::ip::tcp::endpoint> endpoints;
+    std::error_code address_ec;
+    const auto address = asio::ip::make_address(u.host, address_ec);
+    if (!address_ec) {
+      endpoints.emplace_back(address, u.port);
+    } else {
+      const auto results = co_await resolver.async_resolve(u.host, std::to_string(u.port), redirect(ec));
+      if (!ec)
+        for (const auto& r : results) endpoints.push_back(r.endpoint());
+      if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
+    }
+    rep.resolve_time = clock::now() - started;
+    if (!ec) {
+      started = clock::now();
+      rep.remote = co_await asio::async_connect(socket, endpoints, redirect(ec));
+      rep.connect_time = clock::now() - started;
+    }
+    if (limit.expired()) ec = asio::error::timed_out;
+    if (ec) co_return websocket{};
+  }
+
+  // 2. The HTTP exchange, within handshake_timeout.
+  auto stream = make_tcp_transport(std::move(socket));
+  detail::deadline limit(executor, o.handshake_timeout, [t = stream.get()] { t->close(); });
+  const auto started = clock::now();
+  const auto key = random_key();
+  rep.request_head = build_request(u, o, key);
+  const asio::const_buffer request = asio::buffer(rep.request_head);
+  co_await stream->write(std::span(&request, 1), ec);
+
+  std::string buf(std::min<std::size_t>(o.max_handshake_size, 4096), '\0');
+  std::size_t used = 0, head_end = std::string::npos;
+  while (!ec && head_end == std::string::npos) {
+    if (used == buf.size()) {
+      if (buf.size() >= o.max_handshake_size) {
+        ec = error::handshake_too_large;
+        break;
+      }
+      buf.resize(std::min(buf.size() * 2, o.max_handshake_size));
+    }
+    const auto n = co_await stream->read_some(asio::buffer(buf.data() + used, buf.size() - used), ec);
+    if (ec) break;
+    head_end = detail::find_head_end(std::string_view(buf.data(), used + n), used);
+    used += n;
+  }
+  if (limit.expired()) ec = error::handshake_timeout;
+  if (!ec && head_end + 4 > o.max_handshake_size) ec = error::handshake_too_large;
+  if (ec) {
+    if (ec == asio::error::eof) ec = error::bad_response;
+    co_return websocket{};
+  }
+  const std::size_t head_size = head_end + 4;
+  detail::http_status_line status;
+  if ((ec = detail::parse_response(std::string_view(buf.data(), head_size), status, rep.response_headers)))
+    co_return websocket{};
+  rep.status = status.status;
+  rep.reason = status.reason;
+  rep.handshake_time = clock::now() - started;
+
+  if (status.status != 101) {
+    // Keep the start of the body: it usually says why.
+    std::size_t want = 4096;
+    if (const auto cl = rep.response_headers.get("Content-Length")) {
+      std::size_t n = 0;
+      if (std::from_chars(cl->data(), cl->data() + cl->size(), n).ec == std::errc()) want = std::min(want, n);
+    }
+    rep.body.assign(buf.data() + head_size, std::min(used - head_size, want));
+    limit.arm(std::chrono::milliseconds(500));
+    while (rep.body.size() < want) {
+      char more[1024];
+      std::error_code read_ec;
+      const auto n = co_await stream->read_some(asio::buffer(more, std::min(sizeof more, want - rep.body.size())), read_ec);
+      if (read_ec) break;
+      rep.body.append(more, n);
+    }
+    ec = error::bad_status;
+    co_return websocket{};
+  }
+  const auto& h = rep.response_headers;
+  if (!h.has_token("Upgrade", "websocket"))
+    ec = error::bad_response;
+  else if (!h.has_token("Connection", "upgrade"))
+    ec = error::bad_response;
+  else if (h.count("Sec-WebSocket-Accept") != 1 || *h.get("Sec-WebSocket-Accept") != websocket_accept_key(key))
+    ec = error::bad_accept;
+  else if (h.count("Sec-WebSocket-Protocol") > 1)
+    ec = error::bad_subprotocol;
+  else if (const auto p = h.get("Sec-WebSocket-Protocol");
+           p && std::find(o.subprotocols.begin(), o.subprotocols.end(), *p) == o.subprotocols.end())
+    ec = error::bad_subprotocol;
+  else if (h.contains("Sec-WebSocket-Extensions"))
+    ec = error::bad_extension;  // we offered none
+  if (ec) co_return websocket{};
+
+  auto conn = std::make_shared<detail::connection>(std::move(stream), role::client, o.connection);
+  conn->preload(std::string_view(buf.data() + head_size, used - head_size));
+  if (const auto p = h.get("Sec-WebSocket-Protocol")) conn->set_subprotocol(std::string(*p));
+  conn->start();
+  co_return websocket(std::move(conn));
+}
+
+asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url,
+                                   const client_options& options) {
+  std::error_code ec;
+  auto ws = co_await connect(executor, url, options, ec);
+  if (ec) throw std::system_error(ec);
+  co_return ws;
+}
+
+}  // namespace wsl
