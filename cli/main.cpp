@@ -1,6 +1,9 @@
 // wsl: one binary, a subcommand per tool.
 #include "common.hpp"
 #include "echo.hpp"
+#include "latency.hpp"
+#include "loadtest.hpp"
+#include "pipe.hpp"
 
 #include <cstdio>
 #include <vector>
@@ -13,7 +16,8 @@ int main(int argc, char** argv) {
   app.footer("Exit status: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 timeout, 76 protocol or handshake "
              "error, 77 TLS verification, 130 interrupted. See wsl(1).");
 
-  std::vector<subcommand> commands = {register_echo(app)};
+  std::vector<subcommand> commands = {register_echo(app), register_pipe(app), register_latency(app),
+                                      register_loadtest(app)};
 
   try {
     app.parse(argc, argv);

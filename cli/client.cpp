@@ -1,0 +1,72 @@
+#include "client.hpp"
+
+#include <asio/error.hpp>
+
+namespace wsl::cli {
+
+void add_client_options(CLI::App& app, client_cli_options& o) {
+  auto& c = o.client;
+  app.add_option("URL", o.url, "ws:// URL to connect to")->required();
+  app.add_option("-H,--header", o.headers, "Extra request header 'Name: value' (repeatable)");
+  app.add_option("--origin", o.origin, "Origin header to send");
+  app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)");
+  add_duration_option(app, "--connect-timeout", c.connect_timeout, "Time allowed to resolve and connect");
+  add_duration_option(app, "--handshake-timeout", c.handshake_timeout, "Time allowed for the HTTP upgrade");
+  add_size_option(app, "--max-message-size", c.connection.max_message_size,
+                  "Largest message accepted (1009 beyond); 0 = no limit");
+  add_duration_option(app, "--ping-interval", c.connection.ping_interval, "Ping the server this often; 0 = never");
+  add_duration_option(app, "--idle-timeout", c.connection.idle_timeout,
+                      "Give up when nothing arrives for this long; 0 = never");
+  add_duration_option(app, "--close-timeout", c.connection.close_timeout, "Wait this long for the server's close");
+}
+
+std::error_code finish_client_options(client_cli_options& o, std::string& problem) {
+  auto& c = o.client;
+  for (const auto& h : o.headers) {
+    const auto colon = h.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      problem = fmt::format("-H '{}': expected 'Name: value'", h);
+      return error::invalid_option;
+    }
+    auto value = h.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+    c.headers.add(h.substr(0, colon), value);
+  }
+  c.origin = o.origin;
+  c.subprotocols = o.subprotocols;
+  if (c.connection.ping_interval.count() == 0) c.connection.ping = ping_mode::none;
+  if (c.connection.ping != ping_mode::none && c.connection.idle_timeout.count() > 0 &&
+      c.connection.ping_interval >= c.connection.idle_timeout) {
+    problem = "--ping-interval must be shorter than --idle-timeout";
+    return error::invalid_option;
+  }
+  if (auto ec = c.validate()) {
+    problem = "invalid header, origin or subprotocol (control characters, or a comma in a subprotocol)";
+    return ec;
+  }
+  wsl::url parsed;
+  if (parse_url(o.url, parsed)) {
+    problem = fmt::format("not a WebSocket URL: '{}' (expected ws://host[:port]/path)", o.url);
+    return error::bad_url;
+  }
+  return {};
+}
+
+int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report) {
+  if (ec == error::bad_status) {
+    auto body = report.body.substr(0, report.body.find('\n'));
+    if (body.size() > 200) body.resize(200);
+    diagnostics::fatal(fmt::format("{}: handshake refused: HTTP {} {}{}", url, report.status, report.reason,
+                                   body.empty() ? "" : ": " + body));
+    return exit_protocol;
+  }
+  if (ec == asio::error::timed_out || ec == error::handshake_timeout) {
+    diagnostics::fatal(fmt::format("{}: timed out ({})", url,
+                                   ec == asio::error::timed_out ? "connecting" : "waiting for the handshake"));
+    return exit_timeout;
+  }
+  diagnostics::fatal(fmt::format("{}: {}", url, ec.message()));
+  return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
+}
+
+}  // namespace wsl::cli

@@ -1,0 +1,17 @@
+#include "pipe.hpp"
+
+#include "client.hpp"
+
+namespace wsl::cli {
+
+subcommand register_pipe(CLI::App& parent) {
+  auto options = std::make_shared<client_cli_options>();
+  auto* app = parent.add_subcommand("pipe", "(not yet implemented)");
+  add_client_options(*app, *options);
+  return {app, [] {
+            diagnostics::fatal("not yet implemented");
+            return exit_failure;
+          }};
+}
+
+}  // namespace wsl::cli
