@@ -23,6 +23,9 @@ asio::awaitable<void> echo(websocket& ws) {
     for (;;) {
       co_await out.write(chunk, ec);
       if (ec || in.done()) break;
+      // Nothing more has arrived: pass on what we hold rather than make the peer wait for it.
+      if (in.buffered() == 0) co_await out.flush(ec);
+      if (ec) break;
       chunk = co_await in.read_chunk(ec);
       if (ec) break;
     }

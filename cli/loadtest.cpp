@@ -1,17 +1,673 @@
+// wsl loadtest: a WebSocket load generator for echo servers.
+//
+// Closed loop (default): each connection keeps --inflight messages outstanding and sends the next
+// one when an echo arrives. Open loop (-r RATE): messages leave on a fixed schedule and their round
+// trip counts from the time they were due, not from when they could be sent, so a server that
+// stalls is charged for the whole stall (no coordinated omission).
+//
+// Phases: connect (ramped by --connect-rate), warm-up (traffic, not recorded), measurement (-d),
+// drain (outstanding echoes awaited briefly), close (1000). One io_context per --threads.
 #include "loadtest.hpp"
 
 #include "client.hpp"
+#include "histogram.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <sstream>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
 
 namespace wsl::cli {
+namespace {
+
+using namespace std::chrono;
+
+struct loadtest_options {
+  client_cli_options client;
+  std::size_t connections = 10;
+  clock::duration duration = 10s;
+  clock::duration warmup = 0s;
+  clock::duration drain = 2s;
+  std::uint64_t size = 32;
+  bool binary = false;
+  double rate = 0;
+  std::size_t inflight = 1;
+  double connect_rate = 0;
+  std::size_t max_connecting = 64;
+  unsigned threads = 1;
+  bool json = false;
+  bool verify = false;
+  std::vector<int> server_pids;
+  int verbosity = 0;
+  bool quiet = false;
+};
+
+enum class phase : int { connecting, warmup, measuring, draining, closing, done };
+
+// A counter written by one thread and read by the progress printer: no locked instruction.
+struct counter {
+  std::atomic<std::uint64_t> value{0};
+  void add(std::uint64_t n = 1) noexcept { value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
+};
+
+struct shared_state {
+  loadtest_options opts;
+  std::atomic<phase> current{phase::connecting};
+  clock::time_point start;  // when the first connection attempt may start
+  std::string payload;      // the message body, shared by all connections
+};
+
+struct worker {
+  asio::io_context context{1};
+  // Live figures (read by the progress printer).
+  counter sent, received, bytes_sent, bytes_received, opened, failed, errors, open_now;
+  // Results, touched only by this worker's thread until it is joined.
+  histogram rtt, handshake;
+  std::map<std::string, std::uint64_t> failures;
+  std::map<std::uint16_t, std::uint64_t> close_codes;
+  std::size_t connecting = 0;
+  std::size_t waiters = 0;
+  std::unique_ptr<timer> slot_free;  // cancelled when a handshake slot frees up
+  std::vector<websocket*> sockets;   // open ones, for stopping early
+};
+
+bool recording(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) == phase::measuring; }
+bool sending(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) < phase::draining; }
+
+std::string reason_of(std::error_code ec, const connect_report& report) {
+  if (ec == error::bad_status) return fmt::format("HTTP {}", report.status);
+  return ec.message();
+}
+
+// Sends and receives on one connection until the run drains.
+class session {
+ public:
+  session(worker& w, shared_state& s, websocket& ws)
+      : w_(w), s_(s), ws_(ws), sender_timer_(ws.get_executor()), receiver_timer_(ws.get_executor()) {}
+
+  asio::awaitable<void> run() {
+    const bool small = s_.opts.size * s_.opts.inflight <= (64u << 10);
+    if (s_.opts.rate == 0 && small) {
+      co_await closed_loop_inline();
+    } else {
+      sender_running_ = true;
+      asio::co_spawn(ws_.get_executor(), sender(), asio::detached);
+      co_await receiver();
+      sender_stop_ = true;
+      wake(sender_timer_, sender_waiting_);
+      while (sender_running_) co_await wait(receiver_timer_, receiver_waiting_);
+    }
+  }
+
+ private:
+  message_type type() const noexcept { return s_.opts.binary ? message_type::binary : message_type::text; }
+
+  asio::awaitable<bool> send_one(clock::time_point due) {
+    std::error_code ec;
+    co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
+    if (ec) {
+      failed_ = ec;
+      co_return false;
+    }
+    in_flight_.push_back(due);
+    if (recording(s_)) {
+      w_.sent.add();
+      w_.bytes_sent.add(s_.payload.size());
+    }
+    co_return true;
+  }
+
+  // One echo: checks it and records its round trip from the time it was due.
+  asio::awaitable<bool> receive_one() {
+    std::error_code ec;
+    auto in = co_await ws_.read_message(ec);
+    std::uint64_t bytes = 0;
+    bool same = true;
+    while (!ec && !in.done()) {
+      const auto chunk = co_await in.read_chunk(ec);
+      if (s_.opts.verify && !ec && chunk.size() != 0)
+        same = same && bytes + chunk.size() <= s_.payload.size() &&
+               std::memcmp(chunk.data(), s_.payload.data() + bytes, chunk.size()) == 0;
+      bytes += chunk.size();
+    }
+    if (ec) {
+      failed_ = ec;
+      co_return false;
+    }
+    const auto now = clock::now();
+    if (in_flight_.empty() || in.type() != type() || bytes != s_.payload.size() || !same) {
+      failed_ = make_error_code(error::bad_response);
+      mismatch_ = true;
+      co_return false;
+    }
+    const auto due = in_flight_.front();
+    in_flight_.pop_front();
+    if (recording(s_)) {
+      w_.received.add();
+      w_.bytes_received.add(bytes);
+      w_.rtt.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - due).count()));
+    }
+    co_return true;
+  }
+
+  // The common case: small messages in closed loop, sent and received by one coroutine.
+  // (Results of co_await go to a variable first: GCC 12 miscompiles `if (!co_await f()) break;`.)
+  asio::awaitable<void> closed_loop_inline() {
+    bool ok = true;
+    for (std::size_t i = 0; ok && i < s_.opts.inflight; ++i) ok = co_await send_one(clock::now());
+    while (ok && (!in_flight_.empty() || sending(s_))) {
+      if (!in_flight_.empty()) ok = co_await receive_one();
+      if (ok && sending(s_)) ok = co_await send_one(clock::now());
+    }
+  }
+
+  asio::awaitable<void> receiver() {
+    while (!failed_) {
+      if (in_flight_.empty()) {
+        if (!sending(s_) || !sender_running_) break;
+        co_await wait(receiver_timer_, receiver_waiting_);
+        continue;
+      }
+      const bool ok = co_await receive_one();
+      if (!ok) break;
+      wake(sender_timer_, sender_waiting_);
+    }
+  }
+
+  asio::awaitable<void> sender() {
+    const double per_connection = s_.opts.rate / static_cast<double>(s_.opts.connections);
+    const auto interval = per_connection > 0 ? duration_cast<clock::duration>(duration<double>(1.0 / per_connection))
+                                             : clock::duration::zero();
+    auto due = clock::now();
+    while (sending(s_) && !sender_stop_ && !failed_ && ws_.is_open()) {
+      if (s_.opts.rate > 0) {
+        if (clock::now() < due) {
+          co_await wait(sender_timer_, sender_waiting_, due);
+          continue;
+        }
+        if (in_flight_.size() >= max_backlog) {  // hopelessly behind: wait for echoes
+          co_await wait(sender_timer_, sender_waiting_);
+          continue;
+        }
+      } else if (in_flight_.size() >= s_.opts.inflight) {
+        co_await wait(sender_timer_, sender_waiting_);
+        continue;
+      }
+      const auto stamp = s_.opts.rate > 0 ? due : clock::now();
+      const bool ok = co_await send_one(stamp);
+      if (!ok) break;
+      due += interval;
+      wake(receiver_timer_, receiver_waiting_);
+    }
+    sender_running_ = false;
+    wake(receiver_timer_, receiver_waiting_);
+  }
+
+  // The two coroutines wake each other by cancelling the other's timer.
+  // (No default argument: GCC 12 miscompiles coroutines that have them.)
+  static asio::awaitable<void> wait(timer& t, bool& waiting) { return wait(t, waiting, clock::time_point::max()); }
+  static asio::awaitable<void> wait(timer& t, bool& waiting, clock::time_point until) {
+    t.expires_at(until);
+    waiting = true;
+    std::error_code ignored;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    waiting = false;
+  }
+  static void wake(timer& t, bool waiting) {
+    if (!waiting) return;
+    try {
+      t.cancel();
+    } catch (...) {
+    }
+  }
+
+ public:
+  std::error_code failed_;
+  bool mismatch_ = false;
+
+ private:
+  static constexpr std::size_t max_backlog = 1 << 20;
+  worker& w_;
+  shared_state& s_;
+  websocket& ws_;
+  timer sender_timer_, receiver_timer_;
+  std::deque<clock::time_point> in_flight_;
+  bool sender_stop_ = false;
+  bool sender_running_ = false;
+  bool sender_waiting_ = false;
+  bool receiver_waiting_ = false;
+};
+
+asio::awaitable<void> wait_for_slot(worker& w, std::size_t limit) {
+  while (w.connecting >= limit) {
+    ++w.waiters;
+    std::error_code ignored;
+    co_await w.slot_free->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    --w.waiters;
+  }
+  ++w.connecting;
+}
+
+void release_slot(worker& w) {
+  --w.connecting;
+  if (w.waiters) {
+    try {
+      w.slot_free->cancel();
+    } catch (...) {
+    }
+  }
+}
+
+asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t index) {
+  auto ex = co_await asio::this_coro::executor;
+  if (s.opts.connect_rate > 0) {
+    timer ramp(ex);
+    ramp.expires_at(s.start + duration_cast<clock::duration>(duration<double>(static_cast<double>(index) / s.opts.connect_rate)));
+    std::error_code ignored;
+    co_await ramp.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  if (!sending(s)) co_return;
+  co_await wait_for_slot(w, s.opts.max_connecting);
+  std::error_code ec;
+  connect_report report;
+  const auto started = clock::now();
+  auto ws = co_await connect(ex, s.opts.client.url, s.opts.client.client, ec, &report);
+  release_slot(w);
+  if (ec) {
+    w.failed.add();
+    ++w.failures[reason_of(ec, report)];
+    co_return;
+  }
+  w.opened.add();
+  w.open_now.add();
+  w.handshake.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(clock::now() - started).count()));
+  w.sockets.push_back(&ws);
+
+  session sess(w, s, ws);
+  co_await sess.run();
+
+  std::error_code close_ec;
+  if (ws.is_open()) {
+    const bool interrupted = s.current.load() == phase::done;
+    const auto code = interrupted ? close_code::going_away : close_code::normal;
+    co_await ws.close(code, {}, close_ec);
+  }
+  if (ws.peer_close().code != 0) ++w.close_codes[ws.peer_close().code];
+  if (sess.failed_ && !(sess.failed_ == error::closed)) {
+    w.errors.add();
+    ++w.failures[sess.mismatch_ ? std::string("echo mismatch") : sess.failed_.message()];
+  }
+  w.open_now.add(static_cast<std::uint64_t>(-1));
+  std::erase(w.sockets, &ws);
+}
+
+struct cpu_sample {
+  double self = 0;
+  std::vector<double> servers;
+};
+
+double process_cpu_seconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) stime = std::stod(field);
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+cpu_sample sample_cpu(const std::vector<int>& pids) {
+  cpu_sample s;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  s.self = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  for (int pid : pids) s.servers.push_back(process_cpu_seconds(pid));
+  return s;
+}
+
+std::string human_count(double v) {
+  if (v >= 1e9) return fmt::format("{:.2f}G", v / 1e9);
+  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
+  if (v >= 1e4) return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+
+std::string human_bytes(double v) {
+  if (v >= 1 << 30) return fmt::format("{:.2f} GiB", v / (1 << 30));
+  if (v >= 1 << 20) return fmt::format("{:.2f} MiB", v / (1 << 20));
+  if (v >= 1 << 10) return fmt::format("{:.1f} KiB", v / (1 << 10));
+  return fmt::format("{:.0f} B", v);
+}
+
+std::string human_time(std::uint64_t ns) {
+  if (ns >= 1'000'000'000) return fmt::format("{:.2f} s", static_cast<double>(ns) / 1e9);
+  if (ns >= 1'000'000) return fmt::format("{:.2f} ms", static_cast<double>(ns) / 1e6);
+  return fmt::format("{:.1f} us", static_cast<double>(ns) / 1e3);
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20)
+      out += fmt::format("\\u{:04x}", c);
+    else
+      out += c;
+  }
+  return out;
+}
+
+struct totals {
+  std::uint64_t sent = 0, received = 0, bytes_sent = 0, bytes_received = 0, opened = 0, failed = 0, errors = 0,
+                open_now = 0;
+};
+
+totals sum(const std::vector<std::unique_ptr<worker>>& workers) {
+  totals t;
+  for (const auto& w : workers) {
+    t.sent += w->sent.get();
+    t.received += w->received.get();
+    t.bytes_sent += w->bytes_sent.get();
+    t.bytes_received += w->bytes_received.get();
+    t.opened += w->opened.get();
+    t.failed += w->failed.get();
+    t.errors += w->errors.get();
+    t.open_now += w->open_now.get();
+  }
+  return t;
+}
+
+// Tells every worker to stop: timers in closed loops wake, open connections close.
+void stop_workers(std::vector<std::unique_ptr<worker>>& workers) {
+  for (auto& w : workers)
+    asio::post(w->context, [&w = *w] {
+      for (auto* ws : w.sockets) ws->abort();
+    });
+}
+
+int run_loadtest(loadtest_options o) {
+  diagnostics::configure("wsl loadtest", o.verbosity, o.quiet);
+  std::string problem;
+  if (finish_client_options(o.client, problem)) {
+    diagnostics::fatal(problem);
+    return exit_usage;
+  }
+  if (o.connections == 0 || o.inflight == 0 || o.duration.count() <= 0 || o.rate < 0 || o.connect_rate < 0) {
+    diagnostics::fatal("-c, --inflight and -d must be positive; -r and --connect-rate not negative");
+    return exit_usage;
+  }
+  if (o.size > (1u << 30)) {
+    diagnostics::fatal("-s: messages of at most 1G");
+    return exit_usage;
+  }
+  o.threads = std::max(1u, std::min<unsigned>(o.threads, static_cast<unsigned>(o.connections)));
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  shared_state s;
+  s.opts = o;
+  s.payload.resize(o.size);
+  for (std::size_t i = 0; i < o.size; ++i)
+    s.payload[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
+  s.start = clock::now();
+
+  std::vector<std::unique_ptr<worker>> workers;
+  for (unsigned t = 0; t < o.threads; ++t) {
+    auto w = std::make_unique<worker>();
+    w->slot_free = std::make_unique<timer>(w->context);
+    w->slot_free->expires_at(clock::time_point::max());
+    workers.push_back(std::move(w));
+  }
+  for (std::size_t i = 0; i < o.connections; ++i) {
+    auto& w = *workers[i % o.threads];
+    asio::co_spawn(w.context, run_connection(w, s, i), asio::detached);
+  }
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
+
+  // Signals arrive here; the control loop below waits on the condition variable.
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::atomic<int> interrupted{0};
+  std::thread([&] {
+    int received = 0;
+    for (int count = 0;; ++count) {
+      if (sigwait(&signals, &received) != 0) continue;
+      if (count > 0) _exit(exit_interrupted);
+      interrupted = received;
+      std::lock_guard lock(mutex);
+      changed.notify_all();
+    }
+  }).detach();
+
+  const bool tty = isatty(STDERR_FILENO) && !std::getenv("NO_COLOR");
+  const bool progress = !o.quiet;
+  auto finished = [&] {
+    std::size_t done = 0;
+    for (auto& w : workers) done += w->opened.get() + w->failed.get();
+    return done;
+  };
+  auto sleep_until = [&](clock::time_point t) {
+    std::unique_lock lock(mutex);
+    changed.wait_until(lock, steady_clock::time_point(t.time_since_epoch()), [&] { return interrupted.load() != 0; });
+  };
+
+  // Connect phase: until every connection is open or failed (bounded by the connect timeouts).
+  const auto connect_deadline = s.start + o.client.client.connect_timeout + o.client.client.handshake_timeout +
+                                (o.connect_rate > 0 ? duration_cast<clock::duration>(duration<double>(
+                                                          static_cast<double>(o.connections) / o.connect_rate))
+                                                    : clock::duration::zero());
+  while (!interrupted && finished() < o.connections && clock::now() < connect_deadline)
+    sleep_until(std::min(connect_deadline, clock::now() + 50ms));
+  const auto connect_time = clock::now() - s.start;
+  if (sum(workers).opened == 0) {
+    s.current = phase::done;
+  } else {
+    s.current = phase::warmup;
+    if (o.warmup.count() > 0) sleep_until(clock::now() + o.warmup);
+  }
+
+  // Measurement.
+  cpu_sample cpu_before, cpu_after;
+  clock::time_point window_start = clock::now(), window_end = window_start;
+  if (s.current == phase::warmup && !interrupted) {
+    cpu_before = sample_cpu(o.server_pids);
+    window_start = clock::now();
+    s.current = phase::measuring;
+    totals last{};
+    auto tick = window_start;
+    const auto end = window_start + o.duration;
+    while (!interrupted && clock::now() < end) {
+      tick = std::min(end, tick + 1s);
+      sleep_until(tick);
+      const auto now_totals = sum(workers);
+      const double elapsed = duration<double>(clock::now() - window_start).count();
+      if (progress) {
+        const auto line = fmt::format("[{:5.1f}s] open {}  sent {}/s  received {}/s  errors {}", elapsed,
+                                      now_totals.open_now, human_count(static_cast<double>(now_totals.sent - last.sent)),
+                                      human_count(static_cast<double>(now_totals.received - last.received)),
+                                      now_totals.errors + now_totals.failed);
+        if (tty)
+          fmt::print(stderr, "\r\x1b[2K{}", line);
+        else
+          fmt::print(stderr, "{}\n", line);
+        std::fflush(stderr);
+      }
+      last = now_totals;
+    }
+    if (progress && tty) fmt::print(stderr, "\n");
+    window_end = clock::now();
+    cpu_after = sample_cpu(o.server_pids);
+  }
+
+  // Drain and close.
+  s.current = interrupted ? phase::done : phase::draining;
+  if (!interrupted) {
+    const auto drain_end = clock::now() + o.drain;
+    while (!interrupted && clock::now() < drain_end && sum(workers).open_now > 0) {
+      // Sessions stop sending and close by themselves once their last echo is in.
+      sleep_until(std::min(drain_end, clock::now() + 10ms));
+    }
+  }
+  s.current = phase::done;
+  stop_workers(workers);
+  for (auto& t : threads) t.join();
+
+  // Results.
+  histogram rtt, handshake;
+  std::map<std::string, std::uint64_t> failures;
+  std::map<std::uint16_t, std::uint64_t> close_codes;
+  for (auto& w : workers) {
+    rtt.merge(w->rtt);
+    handshake.merge(w->handshake);
+    for (auto& [k, v] : w->failures) failures[k] += v;
+    for (auto& [k, v] : w->close_codes) close_codes[k] += v;
+  }
+  const auto t = sum(workers);
+  const double seconds = std::max(1e-9, duration<double>(window_end - window_start).count());
+  const double gen_cpu = cpu_after.self - cpu_before.self;
+  const auto& url = o.client.url;
+
+  if (o.json) {
+    std::string f, c, servers;
+    for (auto& [k, v] : failures) f += fmt::format("{}\"{}\":{}", f.empty() ? "" : ",", json_escape(k), v);
+    for (auto& [k, v] : close_codes) c += fmt::format("{}\"{}\":{}", c.empty() ? "" : ",", k, v);
+    for (std::size_t i = 0; i < o.server_pids.size() && i < cpu_after.servers.size(); ++i)
+      servers += fmt::format("{}{{\"pid\":{},\"cpu_seconds\":{:.3f}}}", servers.empty() ? "" : ",", o.server_pids[i],
+                             cpu_after.servers[i] - cpu_before.servers[i]);
+    auto pct = [&](const histogram& h) {
+      return fmt::format("{{\"count\":{},\"min\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{:.0f},\"stddev\":{:.0f}}}",
+                         h.count(), h.min(), h.percentile(50), h.percentile(90), h.percentile(99), h.percentile(99.9),
+                         h.max(), h.mean(), h.stddev());
+    };
+    fmt::print(
+        "{{\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"inflight\":{},"
+        "\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
+        "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
+        "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
+        "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
+        "\"interrupted\":{}}}\n",
+        json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, o.inflight, seconds,
+        duration<double>(connect_time).count(), t.opened, t.failed, f, t.errors, t.sent, t.received,
+        static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
+        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, pct(rtt),
+        pct(handshake), c, gen_cpu, servers, interrupted.load() != 0);
+  } else {
+    std::string mode = o.rate > 0 ? fmt::format("open loop at {} msgs/s", o.rate)
+                                  : fmt::format("closed loop, {} in flight per connection", o.inflight);
+    fmt::print("{}: {} connections, {}-byte {} messages, {}, {:.1f} s{}\n", url, o.connections, o.size,
+               o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
+    fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
+    for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
+    fmt::print("\n");
+    if (handshake.count())
+      fmt::print("  handshake    p50 {}  p90 {}  p99 {}  max {}\n", human_time(handshake.percentile(50)),
+                 human_time(handshake.percentile(90)), human_time(handshake.percentile(99)), human_time(handshake.max()));
+    fmt::print("  messages     sent {} ({}/s)  received {} ({}/s)\n", t.sent,
+               human_count(static_cast<double>(t.sent) / seconds), t.received,
+               human_count(static_cast<double>(t.received) / seconds));
+    fmt::print("  payload      sent {}/s  received {}/s\n", human_bytes(static_cast<double>(t.bytes_sent) / seconds),
+               human_bytes(static_cast<double>(t.bytes_received) / seconds));
+    if (rtt.count())
+      fmt::print("  round trip   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {}, stddev {})\n",
+                 human_time(rtt.percentile(50)), human_time(rtt.percentile(90)), human_time(rtt.percentile(99)),
+                 human_time(rtt.percentile(99.9)), human_time(rtt.max()),
+                 human_time(static_cast<std::uint64_t>(rtt.mean())), human_time(static_cast<std::uint64_t>(rtt.stddev())));
+    if (t.errors) fmt::print("  errors       {} connections failed after opening\n", t.errors);
+    if (!close_codes.empty()) {
+      fmt::print("  close codes ");
+      for (auto& [k, v] : close_codes) fmt::print(" {} x {}", k, v);
+      fmt::print("\n");
+    }
+    fmt::print("  cpu          loadtest {:.2f} s ({:.2f} us/msg)", gen_cpu,
+               t.received ? gen_cpu * 1e6 / static_cast<double>(t.received) : 0.0);
+    for (std::size_t i = 0; i < o.server_pids.size() && i < cpu_after.servers.size(); ++i) {
+      const double cpu = cpu_after.servers[i] - cpu_before.servers[i];
+      fmt::print(", server {} {:.2f} s ({:.2f} us/msg)", o.server_pids[i], cpu,
+                 t.received ? cpu * 1e6 / static_cast<double>(t.received) : 0.0);
+    }
+    fmt::print("\n");
+  }
+  std::fflush(stdout);
+
+  if (interrupted) return interrupted == SIGTERM ? 128 + SIGTERM : exit_interrupted;
+  if (t.opened == 0) {
+    diagnostics::fatal(failures.empty() ? "no connection opened"
+                                        : fmt::format("no connection opened: {}", failures.begin()->first));
+    return exit_unavailable;
+  }
+  return exit_ok;
+}
+
+}  // namespace
 
 subcommand register_loadtest(CLI::App& parent) {
-  auto options = std::make_shared<client_cli_options>();
-  auto* app = parent.add_subcommand("loadtest", "(not yet implemented)");
-  add_client_options(*app, *options);
-  return {app, [] {
-            diagnostics::fatal("not yet implemented");
-            return exit_failure;
-          }};
+  auto o = std::make_shared<loadtest_options>();
+  auto* app = parent.add_subcommand("loadtest", "Load-test an echo server: throughput and round-trip percentiles");
+  add_client_options(*app, o->client);
+  app->add_option("-c,--connections", o->connections, "Connections to open")->capture_default_str();
+  add_duration_option(*app, "-d,--duration", o->duration, "Length of the measurement");
+  add_size_option(*app, "-s,--size", o->size, "Message size");
+  app->add_flag("--binary", o->binary, "Send binary messages (default: text)");
+  app->add_option("-r,--rate", o->rate, "Total messages per second; 0 = closed loop")->capture_default_str();
+  app->add_option("--inflight", o->inflight, "Messages outstanding per connection in closed loop")
+      ->capture_default_str();
+  app->add_option("--connect-rate", o->connect_rate, "Connections opened per second while ramping up; 0 = at once")
+      ->capture_default_str();
+  app->add_option("--max-connecting", o->max_connecting, "Handshakes in progress at once, per thread")
+      ->capture_default_str();
+  add_duration_option(*app, "--warmup", o->warmup, "Traffic before the measurement starts, not recorded");
+  add_duration_option(*app, "--drain", o->drain, "Time allowed for the last echoes after the measurement");
+  app->add_option("--threads", o->threads, "Threads, each with its share of the connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
+  app->add_flag("--verify", o->verify, "Compare every echoed byte, not only the length and type");
+  app->add_option("--server-pid", o->server_pids, "Also report this process's CPU time over the measurement")
+      ->type_name("PID");
+  app->add_flag("--json", o->json, "Print one JSON object instead of the summary");
+  add_verbosity_options(*app, o->verbosity, o->quiet);
+  app->footer(
+      "Progress goes to stderr every second (a live line on a terminal); the summary to stdout. Ctrl-C "
+      "prints the summary so far and exits 130.");
+  return {app, [o] { return run_loadtest(*o); }};
 }
 
 }  // namespace wsl::cli

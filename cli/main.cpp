@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   using namespace wsl::cli;
   CLI::App app{"wsl: a WebSocket toolkit (RFC 6455): servers, clients, latency and load tests", "wsl"};
   app.set_version_flag("--version", "wsl " WSL_VERSION);
-  app.require_subcommand(1, 1);
+  app.require_subcommand(0, 1);
   app.footer("Exit status: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 timeout, 76 protocol or handshake "
              "error, 77 TLS verification, 130 interrupted. See wsl(1).");
 
@@ -36,5 +36,6 @@ int main(int argc, char** argv) {
   }
   for (auto& c : commands)
     if (c.app->parsed()) return c.run();
+  std::fprintf(stderr, "wsl: a subcommand is required: echo, pipe, latency or loadtest (see wsl --help)\n");
   return exit_usage;
 }

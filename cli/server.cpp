@@ -33,6 +33,10 @@ asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler
   } catch (const std::exception& e) {
     diagnostics::error(fmt::format("{}: {}", peer, e.what()));
   }
+  // Finish the close handshake whoever started it (a shutdown's 1001, say): the peer may still be
+  // sending the end of a message before its close frame. Nothing happens on a closed websocket.
+  std::error_code ec;
+  co_await ws.close(close_code::normal, {}, ec);
   w.sessions.erase(it);
   const auto& closed = ws.peer_close();
   diagnostics::debug(fmt::format("{} closed ({})", peer,
@@ -136,9 +140,23 @@ int run_server(const std::string& command, const server_options& given, session_
 
   o.listener.log = diagnostics::library_log();
   o.listener.reuse_port = o.threads > 1;
+  asio::ip::tcp::endpoint endpoint(address, o.port);
+  if (o.listener.reuse_port) {
+    // SO_REUSEPORT lets any process of this user join a port. Claim it alone first, so that a port
+    // in use is an error here too, then let the listeners share it.
+    asio::io_context probe_context;
+    asio::ip::tcp::acceptor probe(probe_context);
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
+    if (!ec) endpoint = probe.local_endpoint(ec);
+    if (ec) {
+      diagnostics::fatal(fmt::format("cannot listen on {}: {}", format_endpoint(endpoint), ec.message()));
+      return exit_unavailable;
+    }
+  }
   o.listener.budget = std::make_shared<connection_budget>(o.max_connections);
   std::vector<std::unique_ptr<worker>> workers;
-  asio::ip::tcp::endpoint endpoint(address, o.port);
   for (unsigned i = 0; i < o.threads; ++i) {
     auto w = std::make_unique<worker>();
     w->server = std::make_unique<listener>(w->context.get_executor(), o.listener);

@@ -126,7 +126,8 @@ asio::awaitable<std::size_t> connection::read_some(std::uint64_t seq, asio::muta
     if (!ec) ec = consume_payload(p, n);
   } else {
     const auto chunk = co_await next_chunk(buffer.size(), ec);
-    if (!ec) std::memcpy(buffer.data(), chunk.data(), n = chunk.size());
+    n = chunk.size();
+    if (!ec && n != 0) std::memcpy(buffer.data(), chunk.data(), n);
   }
   if (ec) {
     co_await fail(ec);
@@ -582,7 +583,7 @@ asio::awaitable<void> connection::send_close_frame(std::uint16_t code, std::stri
     payload[0] = static_cast<std::uint8_t>(code >> 8);
     payload[1] = static_cast<std::uint8_t>(code);
     n = 2 + std::min<std::size_t>(reason.size(), max_control_payload - 2);
-    std::memcpy(payload + 2, reason.data(), n - 2);
+    if (n > 2) std::memcpy(payload + 2, reason.data(), n - 2);
   }
   co_await write_control(opcode::close, asio::buffer(payload, n), ec);
 }

@@ -39,6 +39,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<std::size_t> read_some(std::uint64_t seq, asio::mutable_buffer buffer, std::error_code& ec);
   bool message_done(std::uint64_t seq) const noexcept { return seq != seq_ || !msg_open_; }
   std::uint64_t message_bytes(std::uint64_t seq) const noexcept { return seq == seq_ ? msg_read_ : 0; }
+  std::size_t buffered() const noexcept { return rend_ - rpos_; }
 
   // ---- writing
   std::error_code begin_writer() noexcept;

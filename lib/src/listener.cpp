@@ -90,8 +90,10 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
                             ? fmt::format("[{}]:{}", report.remote.address().to_string(), report.remote.port())
                             : fmt::format("{}:{}", report.remote.address().to_string(), report.remote.port());
       const auto level = ec == error::not_upgrade ? log_level::info : log_level::warning;
-      if (report.status != 0)
+      if (report.status != 0 && !report.method.empty())
         self->log(level, fmt::format("{} {} {}: {} ({})", peer, report.method, report.target, report.status, ec.message()));
+      else if (report.status != 0)
+        self->log(level, fmt::format("{}: {} ({})", peer, report.status, ec.message()));
       else
         self->log(level, fmt::format("{}: handshake failed: {}", peer, ec.message()));
     } else if (self->stopped) {

@@ -37,6 +37,8 @@ bool message_reader::done() const noexcept { return !conn_ || conn_->message_don
 
 std::uint64_t message_reader::bytes_read() const noexcept { return conn_ ? conn_->message_bytes(seq_) : 0; }
 
+std::size_t message_reader::buffered() const noexcept { return conn_ && !done() ? conn_->buffered() : 0; }
+
 asio::awaitable<std::size_t> message_reader::read_some(asio::mutable_buffer buffer, std::error_code& ec) {
   if (!conn_) return fail_with<std::size_t>(ec, error::not_open);
   return conn_->read_some(seq_, buffer, ec);
@@ -121,11 +123,13 @@ asio::awaitable<void> message_writer::write(asio::const_buffer data, std::error_
   if (!conn_ || finished_) ec = error::not_open;
   if (error_) ec = error_;
   if (ec) co_return;
-  if (capacity_ == 0 && data.size() <= conn_->write_buffer_size()) {
+  if (capacity_ == 0 && data.size() < conn_->write_buffer_size() / 4) {
     buffer_ = detail::buffer_pool::acquire(conn_->write_buffer_size());
     capacity_ = detail::buffer_pool::block_size(conn_->write_buffer_size());
   }
-  if (used_ + data.size() <= capacity_) {
+  // Small writes are gathered; a large one (a quarter of the buffer or more) goes out at once,
+  // behind what is buffered, without being copied.
+  if (used_ + data.size() <= capacity_ && data.size() < capacity_ / 4) {
     if (data.size() != 0) std::memcpy(buffer_ + used_, data.data(), data.size());
     used_ += data.size();
     co_return;
@@ -138,6 +142,14 @@ asio::awaitable<void> message_writer::write(asio::const_buffer data) {
   std::error_code ec;
   co_await write(data, ec);
   throw_if(ec);
+}
+
+asio::awaitable<void> message_writer::flush(std::error_code& ec) {
+  ec = {};
+  if (!conn_ || finished_) ec = error::not_open;
+  if (error_) ec = error_;
+  if (ec || used_ == 0) co_return;
+  co_await send(asio::const_buffer{}, false, ec);
 }
 
 asio::awaitable<void> message_writer::finish(std::error_code& ec) { return finish(asio::const_buffer{}, ec); }

@@ -83,6 +83,9 @@ class message_reader {
   bool done() const noexcept;
   // Payload bytes read so far.
   std::uint64_t bytes_read() const noexcept;
+  // Bytes already received and not yet read (of this message and possibly frames after it). When
+  // 0, the next read waits for the network: a relay flushes what it holds at that point.
+  std::size_t buffered() const noexcept;
 
   // Reads up to buffer.size() bytes of the message; 0 at its end.
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec);
@@ -117,6 +120,8 @@ class message_writer {
 
   asio::awaitable<void> write(asio::const_buffer data, std::error_code& ec);
   asio::awaitable<void> write(asio::const_buffer data);
+  // Sends what is buffered now, as a fragment (nothing when the buffer is empty).
+  asio::awaitable<void> flush(std::error_code& ec);
   // Sends what is buffered as the final frame.
   asio::awaitable<void> finish(std::error_code& ec);
   asio::awaitable<void> finish();
