@@ -83,8 +83,16 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   static asio::awaitable<void> negotiate(std::shared_ptr<listener_state> self, asio::ip::tcp::socket socket) {
     std::error_code ec;
     handshake_report report;
+    const auto started = clock::now();
     auto ws = co_await server_handshake(make_tcp_transport(std::move(socket)), self->opts, self->budget, report, ec);
     --self->negotiating;
+    if (self->opts.on_negotiation) {
+      try {
+        self->opts.on_negotiation(negotiation_record{report.remote, report.method, report.target, report.status,
+                                                     report.bytes_sent, clock::now() - started, ec});
+      } catch (...) {
+      }
+    }
     if (ec) {
       const auto peer = report.remote.address().is_v6()
                             ? fmt::format("[{}]:{}", report.remote.address().to_string(), report.remote.port())

@@ -78,6 +78,18 @@ class connection_budget {
 enum class log_level { error, warning, info, debug };
 using log_function = std::function<void(log_level, std::string_view)>;
 
+// One HTTP negotiation, upgraded or not: what an access log records.
+struct negotiation_record {
+  asio::ip::tcp::endpoint remote;
+  std::string method;            // empty when the request could not be parsed
+  std::string target;
+  int status = 0;                // the HTTP status sent; 0 when none was (timeout, peer gone)
+  std::size_t bytes_sent = 0;    // response head and body
+  clock::duration duration{};    // from accept to the response (or the failure)
+  std::error_code error;         // empty when the connection was upgraded
+};
+using negotiation_observer = std::function<void(const negotiation_record&)>;
+
 struct listener_options {
   connection_options connection;
   // The HTTP request head (request line and headers) may not exceed this many bytes (431 beyond).
@@ -99,6 +111,8 @@ struct listener_options {
   negotiation_hook hook;
   // Negotiation failures and other events worth telling; nullptr = silent.
   log_function log;
+  // Called after every negotiation, successful or not (an access log); nullptr = none.
+  negotiation_observer on_negotiation;
   // Which Sec-WebSocket-Version values are accepted; nullptr = standard_registry::defaults().
   std::shared_ptr<const standard_registry> standards;
 
