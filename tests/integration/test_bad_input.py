@@ -1,0 +1,224 @@
+#!/usr/bin/python3
+"""Bad input on raw sockets: broken handshakes, protocol violations, limits and timeouts.
+
+Each case asserts the exact HTTP status or close code (RFC 6455 sections 4.2, 5, 7.4 and 8.1), that
+the server then closes TCP, and that a fresh client still gets echoes afterwards.
+"""
+
+import base64
+import os
+import time
+import unittest
+
+from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TIME_SCALE, PeerClosed,
+                     RawClient, Server, assert_echoes, frame_header, handshake_request, open_client)
+
+
+class ServerCase(unittest.TestCase):
+    server_options = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(*cls.server_options)
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.kill()
+
+    def tearDown(self):
+        self.server.assert_alive()
+        assert_echoes(self.server.port)
+
+
+class Handshake(ServerCase):
+    server_options = ("--max-handshake-size", "4K")
+
+    def answer_to(self, request: bytes):
+        """Sends raw bytes as the request; returns the HTTP answer, after checking TCP is closed after it."""
+        with RawClient(self.server.port) as client:
+            client.send(request)
+            response = client.read_http_response()
+            self.assertEqual(client.wait_eof(), b"", "nothing may follow a rejection, and TCP must close")
+        return response
+
+    def test_garbage_instead_of_http_gets_400(self):
+        self.assertEqual(self.answer_to(b"this is not HTTP at all\r\n\r\n").status, 400)
+
+    def test_binary_garbage_gets_400(self):
+        self.assertEqual(self.answer_to(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\r\n\r\n").status, 400)
+
+    def test_bad_sec_websocket_key_gets_400(self):
+        for key in ("abc", base64.b64encode(os.urandom(8)).decode(), "!!!!!!!!!!!!!!!!!!!!!!==",
+                    base64.b64encode(os.urandom(17)).decode()):
+            with self.subTest(key=key):
+                self.assertEqual(self.answer_to(handshake_request(self.server.port, key=key)).status, 400)
+
+    def test_missing_sec_websocket_key_gets_400(self):
+        request = handshake_request(self.server.port).replace(b"Sec-WebSocket-Key", b"X-Not-The-Key")
+        self.assertEqual(self.answer_to(request).status, 400)
+
+    def test_version_8_gets_426_with_supported_version(self):
+        response = self.answer_to(handshake_request(self.server.port, version="8"))
+        self.assertEqual(response.status, 426)
+        self.assertEqual(response.header("Sec-WebSocket-Version"), "13")
+
+    def test_head_over_max_handshake_size_gets_431(self):
+        request = handshake_request(self.server.port, extra=["X-Padding: " + "p" * 5000])
+        self.assertEqual(self.answer_to(request).status, 431)
+
+    def test_head_under_max_handshake_size_is_accepted(self):
+        with RawClient(self.server.port) as client:
+            client.handshake(extra=["X-Padding: " + "p" * 3000])
+            client.send_frame(OP_TEXT, b"big head")
+            self.assertEqual(client.recv_message(), (OP_TEXT, b"big head"))
+
+    def test_plain_http_get_gets_426(self):
+        response = self.answer_to(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n\r\n")
+        self.assertEqual(response.status, 426)
+        self.assertEqual(response.header("Sec-WebSocket-Version"), "13")
+
+
+class HandshakeTimeout(ServerCase):
+    server_options = ("--handshake-timeout", "1s")
+
+    def test_half_a_request_is_dropped_after_the_timeout(self):
+        with RawClient(self.server.port) as client:
+            started = time.monotonic()
+            client.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")
+            rest = client.wait_eof(5 * TIME_SCALE)  # a 408 answer is allowed, nothing else
+            elapsed = time.monotonic() - started
+        self.assertTrue(rest == b"" or rest.startswith(b"HTTP/1.1 408"), f"unexpected answer {rest[:100]!r}")
+        self.assertGreater(elapsed, 0.5, "dropped long before --handshake-timeout")
+
+
+class ConnectionLimit(ServerCase):
+    server_options = ("--max-connections", "2")
+
+    def tearDown(self):
+        self.server.assert_alive()  # the limit is full here: no fresh client
+
+    def test_connection_over_the_limit_gets_503_and_the_others_keep_working(self):
+        with open_client(self.server.port) as first, open_client(self.server.port) as second:
+            with RawClient(self.server.port) as third:
+                third.send(handshake_request(self.server.port))
+                self.assertEqual(third.read_http_response().status, 503)
+            for client in (first, second):
+                client.send_frame(OP_TEXT, b"still here")
+                self.assertEqual(client.recv_message(), (OP_TEXT, b"still here"))
+
+
+class ProtocolErrors(ServerCase):
+    server_options = ("--max-message-size", "1000")
+
+    def assert_fails_with(self, client: RawClient, code: int) -> None:
+        """The server sends a well-formed Close with `code`, then closes TCP without waiting for us."""
+        close = client.expect_close()
+        self.assertEqual(close.close_code, code, f"close frame {close!r}")
+        self.assertTrue(close.fin and not close.masked and close.rsv == 0, f"malformed close {close!r}")
+        self.assertEqual(client.wait_eof(), b"", "nothing may follow the Close frame")
+
+    def test_unmasked_frame_gets_1002(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(OP_TEXT, b"not masked", masked=False)
+            self.assert_fails_with(client, 1002)
+
+    def test_reserved_data_opcode_3_gets_1002(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(3, b"reserved")
+            self.assert_fails_with(client, 1002)
+
+    def test_reserved_control_opcode_11_gets_1002(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(11, b"reserved")
+            self.assert_fails_with(client, 1002)
+
+    def test_rsv1_without_extension_gets_1002(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(OP_TEXT, b"compressed?", rsv=4)
+            self.assert_fails_with(client, 1002)
+
+    def test_126_byte_ping_gets_1002(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(OP_PING, b"p" * 126)
+            self.assert_fails_with(client, 1002)
+
+    def test_fragmented_ping_gets_1002(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(OP_PING, b"half", fin=False)
+            self.assert_fails_with(client, 1002)
+
+    def test_invalid_utf8_across_fragments_fails_before_the_final_fragment(self):
+        with open_client(self.server.port) as client:
+            # U+10FFFF is F4 8F BF BF; F4 90 would be above it. Fragment 1 ends with a lone F4,
+            # which is still a valid prefix; fragment 2 starts with 90, which makes it invalid.
+            client.send_frame(OP_TEXT, "\u03ba\u1f79\u03c3\u03bc\u03b5 ".encode() + b"\xf4", fin=False)
+            client.send_frame(OP_PING, b"after fragment 1")  # the pong proves fragment 1 was accepted
+            frame = client.recv_frame()
+            if frame.opcode == OP_TEXT:  # the echo may relay fragment 1 (never as a final frame)
+                self.assertFalse(frame.fin)
+                frame = client.recv_frame()
+            self.assertEqual(frame.opcode, OP_PONG)
+            client.send_frame(OP_CONT, b"\x90\x80\x80 and more", fin=False)
+            self.assert_fails_with(client, 1007)  # the final fragment is never sent
+
+    def test_invalid_utf8_in_a_single_frame_gets_1007(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(OP_TEXT, b"overlong \xc0\xaf slash")
+            self.assert_fails_with(client, 1007)
+
+    def test_message_at_max_message_size_is_echoed(self):
+        with open_client(self.server.port) as client:
+            payload = os.urandom(1000)
+            client.send_frame(OP_BINARY, payload)
+            self.assertEqual(client.recv_message(), (OP_BINARY, payload))
+
+    def test_frame_over_max_message_size_gets_1009_before_its_payload(self):
+        with open_client(self.server.port) as client:
+            client.send(frame_header(OP_BINARY, 1001, key=os.urandom(4)))  # the header only
+            self.assert_fails_with(client, 1009)
+
+    def test_huge_declared_length_gets_1009_before_its_payload(self):
+        with open_client(self.server.port) as client:
+            client.send(frame_header(OP_TEXT, 1 << 62, key=os.urandom(4)))
+            self.assert_fails_with(client, 1009)
+
+    def test_fragments_over_max_message_size_get_1009(self):
+        with open_client(self.server.port) as client:
+            client.send_frame(OP_BINARY, os.urandom(600), fin=False)
+            client.send_frame(OP_CONT, os.urandom(600), fin=False)
+            self.assert_fails_with(client, 1009)
+
+
+class IdleTimeout(ServerCase):
+    server_options = ("--idle-timeout", "1s", "--ping-interval", "0")
+
+    def test_silent_client_is_dropped_after_about_a_second(self):
+        with open_client(self.server.port) as client:
+            started = time.monotonic()
+            try:  # a Close frame before the drop is allowed, data is not
+                frame = client.recv_frame(5 * TIME_SCALE)
+                self.assertEqual(frame.opcode, OP_CLOSE, f"unexpected {frame!r}")
+                client.wait_eof(5 * TIME_SCALE)
+            except PeerClosed:
+                pass
+            except TimeoutError:
+                self.fail("a silent client was not dropped within 5 s of --idle-timeout 1s")
+            elapsed = time.monotonic() - started
+        self.assertGreater(elapsed, 0.5)
+        self.assertLess(elapsed, 5 * TIME_SCALE)
+
+    def test_client_that_keeps_pinging_is_not_dropped(self):
+        with open_client(self.server.port) as client:
+            started = time.monotonic()
+            while time.monotonic() - started < 2.5:  # more than twice the idle timeout
+                client.send_frame(OP_PING, b"alive")
+                self.assertEqual(client.recv_frame().payload, b"alive")
+                client.expect_silence(0.25)  # paces the pings, and the connection must stay open
+            client.send_frame(OP_TEXT, b"still open")
+            self.assertEqual(client.recv_message(), (OP_TEXT, b"still open"))
+            self.assertEqual(client.close().close_code, 1000)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
