@@ -18,6 +18,7 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   add_duration_option(app, "--idle-timeout", c.connection.idle_timeout,
                       "Give up when nothing arrives for this long; 0 = never");
   add_duration_option(app, "--close-timeout", c.connection.close_timeout, "Wait this long for the server's close");
+  add_deflate_options(app, o.deflate);
 }
 
 std::error_code finish_client_options(client_cli_options& o, std::string& problem) {
@@ -40,6 +41,7 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
     problem = "--ping-interval must be shorter than --idle-timeout";
     return error::invalid_option;
   }
+  if (auto ec = apply_deflate(o.deflate, c.connection, problem)) return ec;
   if (auto ec = c.validate()) {
     problem = "invalid header, origin or subprotocol (control characters, or a comma in a subprotocol)";
     return ec;

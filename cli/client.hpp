@@ -15,6 +15,7 @@ struct client_cli_options {
   std::string origin;
   std::vector<std::string> subprotocols;
   client_options client;  // timeouts and connection limits
+  deflate_cli deflate;
 };
 
 // -H/--header, --origin, --subprotocol, --connect-timeout, --handshake-timeout,

@@ -176,6 +176,48 @@ std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
   return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
+void add_deflate_options(CLI::App& app, deflate_cli& d) {
+  auto& o = d.options;
+  const std::string group = "Compression (permessage-deflate, RFC 7692)";
+  app.add_flag("--deflate", d.enabled, "Negotiate permessage-deflate (a server accepts offers, a client offers it)")
+      ->group(group);
+  app.add_option("--deflate-level", o.level, "zlib level, 1 fast to 9 small")
+      ->capture_default_str()->check(CLI::Range(1, 9))->group(group);
+  app.add_option("--deflate-mem-level", o.mem_level, "zlib memLevel, 1 to 9 (memory for the compressor)")
+      ->capture_default_str()->check(CLI::Range(1, 9))->group(group);
+  add_size_option(app, "--deflate-threshold", o.threshold,
+                  "Send messages shorter than this uncompressed")->group(group);
+  app.add_flag("--deflate-no-context-takeover", o.no_context_takeover,
+               "Reset our compressor after each message (server_ or client_no_context_takeover)")->group(group);
+  app.add_flag("--deflate-peer-no-context-takeover", o.peer_no_context_takeover,
+               "Ask the peer to reset its compressor after each message")->group(group);
+  app.add_option("--deflate-window-bits", o.max_window_bits, "LZ77 window we compress with, 8 to 15")
+      ->capture_default_str()->check(CLI::Range(8, 15))->group(group);
+  app.add_option("--deflate-peer-window-bits", o.peer_max_window_bits,
+                 "Largest window the peer may compress with, 8 to 15")
+      ->capture_default_str()->check(CLI::Range(8, 15))->group(group);
+}
+
+std::error_code apply_deflate(const deflate_cli& d, connection_options& c, std::string& problem) {
+  const bool tuned = d.options.level != deflate_options{}.level || d.options.no_context_takeover ||
+                     d.options.peer_no_context_takeover || d.options.max_window_bits != 15 ||
+                     d.options.peer_max_window_bits != 15 || d.options.mem_level != deflate_options{}.mem_level ||
+                     d.options.threshold != deflate_options{}.threshold;
+  if (!d.enabled) {
+    if (tuned) {
+      problem = "--deflate-* options need --deflate";
+      return error::invalid_option;
+    }
+    return {};
+  }
+  if (!d.options.valid()) {
+    problem = "invalid --deflate-* option";
+    return error::invalid_option;
+  }
+  c.extensions.push_back(std::make_shared<deflate_factory>(d.options));
+  return {};
+}
+
 void add_verbosity_options(CLI::App& app, int& verbosity, bool& quiet) {
   app.add_flag("-v,--verbose", verbosity, "More diagnostics on stderr (repeat for more)");
   app.add_flag("-q,--quiet", quiet, "No diagnostics on stderr");

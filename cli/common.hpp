@@ -1,6 +1,7 @@
 // What every subcommand shares: exit codes, option parsing helpers, diagnostics on stderr.
 #pragma once
 
+#include <wsl/deflate.hpp>
 #include <wsl/wsl.hpp>
 
 #include <CLI/CLI.hpp>
@@ -66,5 +67,13 @@ std::string format_endpoint(const asio::ip::tcp::endpoint& ep);
 
 // Adds -v (repeatable) and -q to a subcommand.
 void add_verbosity_options(CLI::App& app, int& verbosity, bool& quiet);
+
+// --deflate and its parameters; apply_deflate() adds the extension when --deflate was given.
+struct deflate_cli {
+  bool enabled = false;
+  deflate_options options;
+};
+void add_deflate_options(CLI::App& app, deflate_cli& d);
+std::error_code apply_deflate(const deflate_cli& d, connection_options& c, std::string& problem);
 
 }  // namespace wsl::cli

@@ -4,6 +4,7 @@
 #include "connection.hpp"
 #include "deadline.hpp"
 #include "wsl/detail/base64.hpp"
+#include "wsl/extension.hpp"
 #include "wsl/standard.hpp"
 
 #include <asio/connect.hpp>
@@ -53,6 +54,12 @@ std::string build_request(const url& u, const client_options& o, const std::stri
     std::string list;
     for (const auto& [name, value] : o.cookies) list += (list.empty() ? "" : "; ") + name + "=" + value;
     h.add("Cookie", list);
+  }
+  if (!o.connection.extensions.empty()) {
+    std::string list;
+    for (const auto& factory : o.connection.extensions)
+      for (const auto& offer : factory->offer()) list += (list.empty() ? "" : ", ") + offer.to_string();
+    h.add("Sec-WebSocket-Extensions", list);
   }
   if (!o.user_agent.empty()) h.add("User-Agent", o.user_agent);
   for (const auto& f : o.headers) h.remove(f.name);
@@ -252,13 +259,27 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   else if (const auto p = h.get("Sec-WebSocket-Protocol");
            p && std::find(o.subprotocols.begin(), o.subprotocols.end(), *p) == o.subprotocols.end())
     ec = error::bad_subprotocol;
-  else if (h.contains("Sec-WebSocket-Extensions"))
-    ec = error::bad_extension;  // we offered none
   if (ec) co_return websocket{};
+  // At most one extension, one we offered, with parameters we allow.
+  std::unique_ptr<message_extension> extension;
+  if (h.contains("Sec-WebSocket-Extensions")) {
+    std::size_t malformed = 0;
+    const auto chosen = parse_extensions(h, &malformed);
+    const message_extension_factory* factory = nullptr;
+    for (const auto& f : o.connection.extensions)
+      if (chosen.size() == 1 && chosen[0].name == f->name()) factory = f.get();
+    if (malformed != 0 || chosen.size() != 1 || !factory) {
+      ec = error::bad_extension;
+      co_return websocket{};
+    }
+    extension = factory->on_response(chosen[0], ec);
+    if (ec) co_return websocket{};
+  }
 
   auto conn = std::make_shared<detail::connection>(std::move(stream), role::client, o.connection);
   conn->preload(std::string_view(buf.data() + head_size, used - head_size));
   if (const auto p = h.get("Sec-WebSocket-Protocol")) conn->set_subprotocol(std::string(*p));
+  conn->set_extension(std::move(extension));
   conn->start();
   co_return websocket(std::move(conn));
 }

@@ -81,6 +81,7 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   reading_ = true;
   flag_guard guard{reading_};
   if (msg_open_) co_await skip_message(ec);
+  decoded_.reset();  // chunks of the last message are void now; a pooled buffer comes back when needed
   if (!ec) co_await read_frame(ec);
   if (!ec) ec = start_data_frame(frame_, true);
   if (ec) {
@@ -119,11 +120,15 @@ asio::awaitable<std::size_t> connection::read_some(std::uint64_t seq, asio::muta
   reading_ = true;
   flag_guard guard{reading_};
   std::size_t n = 0;
-  if (frame_left_ >= small_buffer_size && rpos_ == rend_ && buffer.size() >= small_buffer_size) {
+  if (!decoder_ && frame_left_ >= small_buffer_size && rpos_ == rend_ && buffer.size() >= small_buffer_size) {
     // A large payload goes straight from the socket into the caller's buffer.
     auto* p = static_cast<std::uint8_t*>(buffer.data());
     n = co_await receive(asio::buffer(p, std::min<std::uint64_t>(buffer.size(), frame_left_)), ec);
-    if (!ec) ec = consume_payload(p, n);
+    if (!ec) {
+      take_raw(p, n);
+      ec = deliver(p, n);
+      if (!ec && frame_left_ == 0 && frame_.fin) ec = end_message();
+    }
   } else {
     const auto chunk = co_await next_chunk(buffer.size(), ec);
     n = chunk.size();
@@ -143,11 +148,11 @@ asio::awaitable<void> connection::skip_message(std::error_code& ec) {
 
 // The next piece of the current message's payload, unmasked and validated; empty at its end.
 asio::awaitable<asio::const_buffer> connection::next_chunk(std::size_t max, std::error_code& ec) {
+  if (decoder_) co_return co_await next_decoded_chunk(max, ec);
   while (msg_open_) {
     if (frame_left_ == 0) {
       if (frame_.fin) {  // an empty final frame
-        msg_open_ = false;
-        if (msg_type_ == message_type::text && !utf8_.complete()) ec = error::invalid_utf8;
+        ec = end_message();
         break;
       }
       co_await read_frame(ec);
@@ -162,8 +167,49 @@ asio::awaitable<asio::const_buffer> connection::next_chunk(std::size_t max, std:
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>({rend_ - rpos_, frame_left_, max}));
     auto* p = rbuf_ + rpos_;
     rpos_ += n;
-    ec = consume_payload(p, n);
+    take_raw(p, n);
+    ec = deliver(p, n);
+    if (!ec && frame_left_ == 0 && frame_.fin) ec = end_message();
     co_return asio::const_buffer(p, n);
+  }
+  co_return asio::const_buffer{};
+}
+
+// The same for a message the extension transforms: raw payload goes through the decoder and the
+// chunks returned lie in decoded_.
+asio::awaitable<asio::const_buffer> connection::next_decoded_chunk(std::size_t max, std::error_code& ec) {
+  if (!decoded_) decoded_ = pooled_buffer(std::min<std::size_t>(opts_.read_buffer_size, 64 << 10));
+  const std::size_t room = std::min(decoded_.size(), std::max<std::size_t>(max, 1));
+  while (msg_open_) {
+    const bool last = frame_left_ == 0 && frame_.fin;
+    if (pending_in_len_ != 0 || last) {
+      const auto r = decoder_->process(pending_in_, pending_in_len_, decoded_.data(), room, last, ec);
+      if (ec) break;
+      pending_in_ += r.consumed;
+      pending_in_len_ -= r.consumed;
+      if (r.produced != 0) ec = deliver(decoded_.data(), r.produced);
+      if (!ec && last && r.done) ec = end_message();
+      if (!ec && last && !r.done && r.produced == 0 && pending_in_len_ == 0) ec = error::bad_compressed_data;
+      if (ec) break;
+      if (r.produced != 0) co_return asio::const_buffer(decoded_.data(), r.produced);
+      if (!msg_open_ || pending_in_len_ != 0) continue;
+    }
+    if (frame_left_ == 0) {
+      co_await read_frame(ec);
+      if (!ec) ec = start_data_frame(frame_, false);
+      if (ec) break;
+      continue;
+    }
+    if (rpos_ == rend_) {
+      co_await fill(ec);
+      if (ec) break;
+    }
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(rend_ - rpos_, frame_left_));
+    auto* p = rbuf_ + rpos_;
+    rpos_ += n;
+    take_raw(p, n);
+    pending_in_ = p;
+    pending_in_len_ = n;
   }
   co_return asio::const_buffer{};
 }
@@ -171,14 +217,19 @@ asio::awaitable<asio::const_buffer> connection::next_chunk(std::size_t max, std:
 std::error_code connection::start_data_frame(const frame_header& h, bool first) noexcept {
   if (first) {
     if (h.op == opcode::continuation) return error::unexpected_continuation;
+    decoder_ = ext_ ? ext_->begin_decode(h.rsv) : nullptr;
+    if (h.rsv != 0 && !decoder_) return error::reserved_bits;
     ++seq_;
     msg_open_ = true;
     msg_type_ = h.op == opcode::text ? message_type::text : message_type::binary;
     msg_size_ = 0;
     msg_read_ = 0;
+    pending_in_len_ = 0;
     utf8_.reset();
   } else if (h.op != opcode::continuation) {
     return error::expected_continuation;
+  } else if (h.rsv != 0) {
+    return error::reserved_bits;  // only the first frame of a message carries extension bits
   }
   if (opts_.max_message_size != 0 && h.length > opts_.max_message_size - msg_size_) return error::message_too_large;
   msg_size_ += h.length;
@@ -187,17 +238,26 @@ std::error_code connection::start_data_frame(const frame_header& h, bool first) 
   return {};
 }
 
-std::error_code connection::consume_payload(std::uint8_t* p, std::size_t n) noexcept {
+// Raw payload bytes of the current frame: unmasked in place and counted against the frame.
+void connection::take_raw(std::uint8_t* p, std::size_t n) noexcept {
   if (frame_.masked) apply_mask(p, n, frame_.mask, frame_offset_);
   frame_offset_ += n;
   frame_left_ -= n;
-  msg_read_ += n;
   bytes_in_ += n;
-  if (msg_type_ == message_type::text) {
-    if (!utf8_.feed(p, n)) return error::invalid_utf8;
-    if (frame_left_ == 0 && frame_.fin && !utf8_.complete()) return error::invalid_utf8;
-  }
-  if (frame_left_ == 0 && frame_.fin) msg_open_ = false;
+}
+
+// Message bytes handed to the reader: bounded by max_message_size, text checked as UTF-8.
+std::error_code connection::deliver(const std::uint8_t* p, std::size_t n) noexcept {
+  msg_read_ += n;
+  if (opts_.max_message_size != 0 && msg_read_ > opts_.max_message_size) return error::message_too_large;
+  if (msg_type_ == message_type::text && !utf8_.feed(p, n)) return error::invalid_utf8;
+  return {};
+}
+
+std::error_code connection::end_message() noexcept {
+  msg_open_ = false;
+  decoder_ = nullptr;
+  if (msg_type_ == message_type::text && !utf8_.complete()) return error::invalid_utf8;
   return {};
 }
 
@@ -212,7 +272,9 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
       co_await fill(ec);
       if (ec) co_return;
     }
-    if (h.rsv != 0)
+    // Extension bits only where the extension may put them: a data frame (the first of a
+    // message; start_data_frame checks that) and never a control frame.
+    if (h.rsv != 0 && (is_control(h.op) || (h.rsv & ~allowed_rsv_) != 0))
       ec = error::reserved_bits;
     else if (role_ == wsl::role::server && !h.masked)
       ec = error::unmasked_frame;
@@ -421,12 +483,85 @@ void connection::abandon_message() noexcept {
 // ------------------------------------------------------------------------------------------------
 // Writing
 
-std::error_code connection::begin_writer() noexcept {
+std::error_code connection::begin_writer(message_type type) noexcept {
   if (state_ == state::closed) return end_error();
   if (close_sent_) return error::closed;
   if (writer_active_) return error::write_in_progress;
   writer_active_ = true;
+  out_type_ = type;
+  out_started_ = false;
+  encoder_chosen_ = false;
+  encoder_ = nullptr;
+  out_rsv_ = 0;
   return {};
+}
+
+void connection::end_writer() noexcept {
+  writer_active_ = false;
+  encoder_ = nullptr;
+}
+
+asio::awaitable<void> connection::write_data(asio::const_buffer a, asio::const_buffer b, bool fin,
+                                             std::error_code& ec) {
+  if (!encoder_chosen_) {
+    // The extension decides per message; the size is known when the first part is the last.
+    encoder_chosen_ = true;
+    if (ext_) {
+      const auto size = fin ? std::optional<std::uint64_t>(a.size() + b.size()) : std::nullopt;
+      encoder_ = ext_->begin_encode(out_type_, size, out_rsv_);
+      if (!encoder_) out_rsv_ = 0;
+    }
+  }
+  if (encoder_) {
+    co_await write_encoded(a, b, fin, ec);
+    co_return;
+  }
+  const auto op = out_started_ ? opcode::continuation
+                               : out_type_ == message_type::text ? opcode::text : opcode::binary;
+  co_await write_frame(op, fin, 0, a, b, ec);
+  out_started_ = true;
+}
+
+// Runs the message through the encoder, a buffer of output at a time; each full buffer is a frame.
+asio::awaitable<void> connection::write_encoded(asio::const_buffer a, asio::const_buffer b, bool fin,
+                                                std::error_code& ec) {
+  pooled_buffer out(opts_.write_buffer_size);
+  std::size_t used = 0;
+  auto send = [&](bool final_frame) -> asio::awaitable<void> {
+    const auto op = out_started_ ? opcode::continuation
+                                 : out_type_ == message_type::text ? opcode::text : opcode::binary;
+    const auto rsv = out_started_ ? std::uint8_t{0} : out_rsv_;
+    co_await write_frame(op, final_frame, rsv, asio::buffer(out.data(), used), {}, ec);
+    out_started_ = true;
+    used = 0;
+  };
+  // Feeds one piece of input; with `last`, until the encoder has given all of the message.
+  auto feed = [&](asio::const_buffer piece, bool last) -> asio::awaitable<void> {
+    const auto* in = static_cast<const std::uint8_t*>(piece.data());
+    std::size_t left = piece.size();
+    for (;;) {
+      const auto r = encoder_->process(in, left, out.data() + used, out.size() - used, last, ec);
+      if (ec) co_return;
+      in += r.consumed;
+      left -= r.consumed;
+      used += r.produced;
+      const bool finished = last ? r.done : left == 0;
+      if (finished) co_return;
+      if (used == out.size() || (r.consumed == 0 && r.produced == 0)) {
+        if (used == 0) {  // no room and nothing produced: a broken encoder
+          ec = error::bad_compressed_data;
+          co_return;
+        }
+        co_await send(false);
+        if (ec) co_return;
+      }
+    }
+  };
+  const bool b_last = fin && b.size() != 0;
+  co_await feed(a, fin && !b_last);
+  if (!ec && b.size() != 0) co_await feed(b, b_last);
+  if (ec) co_return;
+  if (fin || used != 0) co_await send(fin);  // not final: a flush of what the encoder gave so far
 }
 
 asio::awaitable<void> connection::wait_for_socket(std::error_code& ec) {
@@ -445,14 +580,14 @@ void connection::release_socket() noexcept {
 }
 
 asio::awaitable<void> connection::write_message(message_type type, asio::const_buffer data, std::error_code& ec) {
-  ec = begin_writer();
+  ec = begin_writer(type);
   if (ec) co_return;
-  co_await write_frame(type == message_type::text ? opcode::text : opcode::binary, true, data, {}, ec);
-  writer_active_ = false;
+  co_await write_data(data, {}, true, ec);
+  end_writer();
 }
 
-asio::awaitable<void> connection::write_frame(opcode op, bool fin, asio::const_buffer a, asio::const_buffer b,
-                                              std::error_code& ec) {
+asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a,
+                                              asio::const_buffer b, std::error_code& ec) {
   ec = {};
   if (socket_busy_) co_await wait_for_socket(ec);
   if (!ec && (close_sent_ || state_ != state::open)) ec = state_ == state::closed ? end_error() : error::closed;
@@ -464,14 +599,14 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, asio::const_b
   std::uint8_t header[max_header_size];
   const std::uint64_t length = a.size() + b.size();
   if (role_ == wsl::role::server) {
-    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length));
+    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, nullptr, rsv));
     if (a.size() != 0) bufs[count++] = a;
     if (b.size() != 0) bufs[count++] = b;
     co_await transport_->write(std::span(bufs.data(), count), ec);
   } else {
     std::uint8_t mask[4];
     fill_mask(mask);
-    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask));
+    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask, rsv));
     co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
   }
   control_inflight_.clear();

@@ -6,6 +6,7 @@
 #include "wsl/detail/buffer_pool.hpp"
 #include "wsl/detail/frame.hpp"
 #include "wsl/detail/utf8.hpp"
+#include "wsl/extension.hpp"
 #include "wsl/options.hpp"
 #include "wsl/websocket.hpp"
 
@@ -30,6 +31,11 @@ class connection : public std::enable_shared_from_this<connection> {
   void set_request(http_request r) { request_ = std::move(r); }
   void set_subprotocol(std::string s) { subprotocol_ = std::move(s); }
   void set_budget(std::shared_ptr<connection_budget> b) noexcept { budget_ = std::move(b); }
+  void set_extension(std::unique_ptr<message_extension> e) noexcept {
+    ext_ = std::move(e);
+    allowed_rsv_ = ext_ ? ext_->rsv_bits() : 0;
+  }
+  const message_extension* extension() const noexcept { return ext_.get(); }
   // Starts pings and the idle timeout.
   void start();
 
@@ -41,12 +47,12 @@ class connection : public std::enable_shared_from_this<connection> {
   std::uint64_t message_bytes(std::uint64_t seq) const noexcept { return seq == seq_ ? msg_read_ : 0; }
   std::size_t buffered() const noexcept { return rend_ - rpos_; }
 
-  // ---- writing
-  std::error_code begin_writer() noexcept;
-  void end_writer() noexcept { writer_active_ = false; }
-  // Sends one frame whose payload is a followed by b (either may be empty).
-  asio::awaitable<void> write_frame(opcode op, bool fin, asio::const_buffer a, asio::const_buffer b,
-                                    std::error_code& ec);
+  // ---- writing: one outgoing message at a time, between begin_writer() and end_writer()
+  std::error_code begin_writer(message_type type) noexcept;
+  void end_writer() noexcept;
+  // Sends the next part of the outgoing message: a followed by b (either may be empty), through
+  // the extension's encoder when it has one; fin ends the message.
+  asio::awaitable<void> write_data(asio::const_buffer a, asio::const_buffer b, bool fin, std::error_code& ec);
   asio::awaitable<void> write_message(message_type type, asio::const_buffer data, std::error_code& ec);
   std::size_t write_buffer_size() const noexcept { return opts_.write_buffer_size; }
   // A writer that sent fragments went away: the message cannot be completed, close with 1011.
@@ -87,7 +93,10 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<void> handle_control(opcode op, std::uint8_t* payload, std::size_t n, std::error_code& ec);
   asio::awaitable<void> on_close_frame(const std::uint8_t* payload, std::size_t n, std::error_code& ec);
   std::error_code start_data_frame(const frame_header& h, bool first) noexcept;
-  std::error_code consume_payload(std::uint8_t* p, std::size_t n) noexcept;
+  void take_raw(std::uint8_t* p, std::size_t n) noexcept;
+  std::error_code deliver(const std::uint8_t* p, std::size_t n) noexcept;
+  std::error_code end_message() noexcept;
+  asio::awaitable<asio::const_buffer> next_decoded_chunk(std::size_t max, std::error_code& ec);
   void prepare_read_space();
   void use_big_buffer();
   void use_small_buffer() noexcept;
@@ -101,6 +110,10 @@ class connection : public std::enable_shared_from_this<connection> {
   // Writing internals.
   asio::awaitable<void> wait_for_socket(std::error_code& ec);
   void release_socket() noexcept;
+  // Sends one frame whose payload is a followed by b.
+  asio::awaitable<void> write_frame(opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a, asio::const_buffer b,
+                                    std::error_code& ec);
+  asio::awaitable<void> write_encoded(asio::const_buffer a, asio::const_buffer b, bool fin, std::error_code& ec);
   asio::awaitable<void> write_masked(std::span<asio::const_buffer> head, const std::uint8_t mask[4],
                                      asio::const_buffer a, asio::const_buffer b, std::error_code& ec);
   asio::awaitable<void> write_control(opcode op, asio::const_buffer payload, std::error_code& ec);
@@ -146,14 +159,27 @@ class connection : public std::enable_shared_from_this<connection> {
   bool reading_ = false;
   bool read_waiting_ = false;
 
+  // The negotiated message extension; a message it transforms is decoded into decoded_.
+  std::unique_ptr<message_extension> ext_;
+  std::uint8_t allowed_rsv_ = 0;
+  payload_transform* decoder_ = nullptr;
+  const std::uint8_t* pending_in_ = nullptr;  // raw payload (in rbuf_) not yet given to the decoder
+  std::size_t pending_in_len_ = 0;
+  pooled_buffer decoded_;
+
   // Writing: one frame on the socket at a time; control frames queue behind it.
   bool socket_busy_ = false;
   bool writer_active_ = false;
+  // The outgoing message.
+  message_type out_type_ = message_type::binary;
+  bool out_started_ = false;   // its first frame went out
+  bool encoder_chosen_ = false;
+  payload_transform* encoder_ = nullptr;
+  std::uint8_t out_rsv_ = 0;
   bool flush_scheduled_ = false;
   std::uint32_t waiters_ = 0;
   timer wake_;  // never expires; cancel() wakes every waiter, which re-checks its condition
   std::vector<std::uint8_t> pending_pongs_, pending_ping_, control_inflight_;
-  pooled_buffer mask_scratch_;  // client role: masked copies of payloads
 
   // Closing.
   bool close_sent_ = false;

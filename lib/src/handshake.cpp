@@ -3,6 +3,7 @@
 
 #include "connection.hpp"
 #include "deadline.hpp"
+#include "wsl/extension.hpp"
 #include "wsl/standard.hpp"
 
 #include <asio/error.hpp>
@@ -162,6 +163,24 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     co_return websocket{};
   }
 
+  // Extensions: the first acceptable offer of the first factory the client offers anything to.
+  std::unique_ptr<message_extension> extension;
+  if (!opts.connection.extensions.empty() && req.headers.contains("Sec-WebSocket-Extensions")) {
+    const auto offers = parse_extensions(req.headers);
+    for (const auto& factory : opts.connection.extensions) {
+      std::vector<extension_offer> mine;
+      for (const auto& o : offers)
+        if (o.name == factory->name()) mine.push_back(o);
+      if (mine.empty()) continue;
+      extension_offer answer;
+      extension = factory->accept(mine, answer);
+      if (extension) {
+        res.headers.add("Sec-WebSocket-Extensions", answer.to_string());
+        break;
+      }
+    }
+  }
+
   // 3. Capacity, then the application's say.
   if (budget && !budget->try_acquire()) {
     http_response busy;
@@ -204,6 +223,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   conn->set_subprotocol(std::move(res.subprotocol));
   conn->set_request(std::move(req));
   if (budget_held) conn->set_budget(std::move(budget));
+  conn->set_extension(std::move(extension));
   co_return websocket(std::move(conn));
 }
 

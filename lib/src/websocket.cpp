@@ -175,9 +175,7 @@ asio::awaitable<void> message_writer::finish(asio::const_buffer data, std::error
 }
 
 asio::awaitable<void> message_writer::send(asio::const_buffer extra, bool fin, std::error_code& ec) {
-  const auto op = started_ ? detail::opcode::continuation
-                           : type_ == message_type::text ? detail::opcode::text : detail::opcode::binary;
-  co_await conn_->write_frame(op, fin, asio::buffer(buffer_, used_), extra, ec);
+  co_await conn_->write_data(asio::buffer(buffer_, used_), extra, fin, ec);
   if (ec) {
     // The message cannot be completed on this connection any more.
     error_ = ec;
@@ -229,7 +227,7 @@ asio::awaitable<message_reader> websocket::read_message() {
 
 message_writer websocket::create_message_writer(message_type type) {
   if (!impl_) return message_writer(nullptr, type, error::not_open);
-  return message_writer(impl_.get(), type, impl_->begin_writer());
+  return message_writer(impl_.get(), type, impl_->begin_writer(type));
 }
 
 asio::awaitable<void> websocket::write_message(message_type type, asio::const_buffer data, std::error_code& ec) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace wsl {
 
@@ -51,6 +52,10 @@ struct connection_options {
   // Control frames (pongs, our pings, close) waiting behind a data frame being written. Pongs
   // beyond it replace the older ones, which RFC 6455 section 5.5.3 allows.
   std::size_t max_control_queue = 4096;
+  // Message extensions to negotiate (permessage-deflate: deflate.hpp), most preferred first. A
+  // server accepts the first acceptable offer of the first of these the client offers; a client
+  // offers them all. At most one is used on a connection.
+  std::vector<std::shared_ptr<const message_extension_factory>> extensions;
 
   std::error_code validate() const;
 };

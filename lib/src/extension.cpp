@@ -1,0 +1,134 @@
+// Sec-WebSocket-Extensions parsing (RFC 6455 section 9.1).
+#include "wsl/extension.hpp"
+
+#include "wsl/http.hpp"
+
+#include <algorithm>
+
+namespace wsl {
+namespace {
+
+bool is_tchar(char c) noexcept {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+class scanner {
+ public:
+  explicit scanner(std::string_view s) : s_(s) {}
+  void skip_space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t')) ++i_;
+  }
+  bool at_end() const { return i_ >= s_.size(); }
+  bool peek(char c) const { return i_ < s_.size() && s_[i_] == c; }
+  bool take(char c) {
+    if (!peek(c)) return false;
+    ++i_;
+    return true;
+  }
+  std::string token() {
+    const auto start = i_;
+    while (i_ < s_.size() && is_tchar(s_[i_])) ++i_;
+    return std::string(s_.substr(start, i_ - start));
+  }
+  std::optional<std::string> quoted() {
+    if (!take('"')) return std::nullopt;
+    std::string out;
+    while (i_ < s_.size() && s_[i_] != '"') {
+      if (s_[i_] == '\\' && i_ + 1 < s_.size()) ++i_;
+      out += s_[i_++];
+    }
+    if (!take('"')) return std::nullopt;
+    return out;
+  }
+  // Skips to just after the next comma outside quotes (or to the end).
+  void skip_element() {
+    bool in_quotes = false;
+    while (i_ < s_.size()) {
+      const char c = s_[i_++];
+      if (c == '"') in_quotes = !in_quotes;
+      if (c == ',' && !in_quotes) return;
+    }
+  }
+
+ private:
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+// One element; nullopt (with the scanner past it) when it does not parse.
+std::optional<extension_offer> parse_element(scanner& in) {
+  in.skip_space();
+  extension_offer e;
+  e.name = in.token();
+  if (e.name.empty()) return std::nullopt;
+  in.skip_space();
+  while (in.take(';')) {
+    in.skip_space();
+    auto key = in.token();
+    if (key.empty()) return std::nullopt;
+    in.skip_space();
+    std::optional<std::string> value;
+    if (in.take('=')) {
+      in.skip_space();
+      if (in.peek('"')) {
+        value = in.quoted();
+        // RFC 6455 section 9.1: a quoted value must still be a token once unquoted.
+        if (!value || value->empty() || !std::all_of(value->begin(), value->end(), is_tchar)) return std::nullopt;
+      } else {
+        value = in.token();
+        if (value->empty()) return std::nullopt;
+      }
+      in.skip_space();
+    }
+    e.params.emplace_back(std::move(key), std::move(value));
+  }
+  if (!in.at_end() && !in.take(',')) return std::nullopt;
+  return e;
+}
+
+}  // namespace
+
+const std::pair<std::string, std::optional<std::string>>* extension_offer::find(std::string_view param) const noexcept {
+  for (const auto& p : params)
+    if (p.first == param) return &p;
+  return nullptr;
+}
+
+std::string extension_offer::to_string() const {
+  std::string out = name;
+  for (const auto& [key, value] : params) {
+    out += "; " + key;
+    if (value) out += "=" + *value;
+  }
+  return out;
+}
+
+std::vector<extension_offer> parse_extensions(const http_headers& headers, std::size_t* malformed) {
+  std::vector<extension_offer> out;
+  std::size_t bad = 0;
+  for (const auto& value : headers.get_all("Sec-WebSocket-Extensions")) {
+    scanner in(value);
+    while (true) {
+      in.skip_space();
+      if (in.at_end()) break;
+      if (in.take(',')) continue;  // empty list elements are allowed
+      if (auto e = parse_element(in)) {
+        out.push_back(std::move(*e));
+      } else {
+        ++bad;
+        in.skip_element();
+      }
+    }
+  }
+  if (malformed) *malformed = bad;
+  return out;
+}
+
+}  // namespace wsl
