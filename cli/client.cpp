@@ -19,6 +19,16 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
                       "Give up when nothing arrives for this long; 0 = never");
   add_duration_option(app, "--close-timeout", c.connection.close_timeout, "Wait this long for the server's close");
   add_deflate_options(app, o.deflate);
+  const std::string tls_group = "TLS (wss://)";
+  app.add_option("--cacert", o.tls.ca_file, "Trust the CAs in this PEM file instead of the system's")
+      ->check(CLI::ExistingFile)->group(tls_group);
+  app.add_flag_function(
+         "-k,--insecure", [&o](std::int64_t) { o.tls.verify_peer = false; },
+         "Do not verify the server's certificate or name (testing only)")
+      ->group(tls_group);
+  app.add_option("--cert", o.tls.certificate_chain_file, "Client certificate (PEM) to present")
+      ->check(CLI::ExistingFile)->group(tls_group);
+  app.add_option("--key", o.tls.private_key_file, "Private key (PEM) of --cert")->check(CLI::ExistingFile)->group(tls_group);
 }
 
 std::error_code finish_client_options(client_cli_options& o, std::string& problem) {
@@ -51,6 +61,14 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
     problem = fmt::format("not a WebSocket URL: '{}' (expected ws://host[:port]/path)", o.url);
     return error::bad_url;
   }
+  if (o.tls.certificate_chain_file.empty() != o.tls.private_key_file.empty()) {
+    problem = "--cert and --key go together";
+    return error::invalid_option;
+  }
+  if (parsed.secure) {
+    c.transport_extension = make_tls_extension(role::client, o.tls, problem);
+    if (!c.transport_extension) return error::invalid_option;
+  }
   return {};
 }
 
@@ -60,6 +78,14 @@ int report_connect_failure(std::string_view url, std::error_code ec, const conne
     if (body.size() > 200) body.resize(200);
     diagnostics::fatal(fmt::format("{}: handshake refused: HTTP {} {}{}", url, report.status, report.reason,
                                    body.empty() ? "" : ": " + body));
+    return exit_protocol;
+  }
+  if (ec == error::tls_verification_failed) {
+    diagnostics::fatal(fmt::format("{}: TLS verification failed: {}", url, report.tls_error));
+    return exit_tls;
+  }
+  if (ec == error::tls_handshake_failed) {
+    diagnostics::fatal(fmt::format("{}: TLS handshake failed: {}", url, report.tls_error));
     return exit_protocol;
   }
   if (ec == asio::error::timed_out || ec == error::handshake_timeout) {

@@ -16,6 +16,7 @@ struct client_cli_options {
   std::vector<std::string> subprotocols;
   client_options client;  // timeouts and connection limits
   deflate_cli deflate;
+  tls_options tls;        // --cacert, --insecure, --cert, --key (for wss://)
 };
 
 // -H/--header, --origin, --subprotocol, --connect-timeout, --handshake-timeout,

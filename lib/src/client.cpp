@@ -6,6 +6,7 @@
 #include "wsl/detail/base64.hpp"
 #include "wsl/extension.hpp"
 #include "wsl/standard.hpp"
+#include "wsl/tls.hpp"
 
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>
@@ -153,8 +154,18 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   url u;
   if ((ec = parse_url(url_text, u))) co_return websocket{};
   if ((ec = o.validate())) co_return websocket{};
-  if (u.secure) {
-    ec = asio::error::operation_not_supported;  // TLS arrives with the connection extensions
+  std::shared_ptr<const connection_extension> tls = o.transport_extension;
+  if (u.secure && !tls) {
+    // One verifying client context per process: loading the system's CAs is not free.
+    static const std::shared_ptr<connection_extension> verified = [] {
+      std::string ignored;
+      return make_tls_extension(role::client, tls_options{}, ignored);
+    }();
+    tls = verified;
+  }
+  if (u.secure && !tls) {
+    ec = error::tls_handshake_failed;
+    rep.tls_error = "cannot set up TLS";
     co_return websocket{};
   }
   const auto redirect = [&](std::error_code& e) { return asio::redirect_error(asio::use_awaitable, e); };
@@ -190,10 +201,23 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
     if (ec) co_return websocket{};
   }
 
-  // 2. The HTTP exchange, within handshake_timeout.
+  // 2. TLS and the HTTP exchange, within handshake_timeout.
   auto stream = make_tcp_transport(std::move(socket));
   detail::deadline limit(executor, o.handshake_timeout, [t = stream.get()] { t->close(); });
   const auto started = clock::now();
+  if (u.secure) {
+    stream = tls->wrap(std::move(stream), role::client, u.host, ec);
+    if (ec) co_return websocket{};
+    limit.on_expiry([t = stream.get()] { t->close(); });
+    co_await stream->start(ec);
+    if (const auto* d = tls_details_of(*stream)) {
+      rep.tls_error = d->error;
+      rep.tls_protocol = d->protocol;
+      rep.tls_cipher = d->cipher;
+    }
+    if (limit.expired()) ec = error::handshake_timeout;
+    if (ec) co_return websocket{};
+  }
   const auto key = random_key();
   rep.request_head = build_request(u, o, key);
   const asio::const_buffer request = asio::buffer(rep.request_head);

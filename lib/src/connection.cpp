@@ -40,11 +40,7 @@ connection::connection(std::unique_ptr<transport> t, wsl::role r, const connecti
       opts_(options),
       role_(r),
       rbuf_(small_),
-      wake_(executor_),
-      keepalive_(executor_),
-      close_timer_(executor_) {
-  wake_.expires_at(clock::time_point::max());
-}
+      keepalive_(executor_) {}
 
 connection::~connection() {
   if (budget_) budget_->release();
@@ -52,7 +48,7 @@ connection::~connection() {
 
 void connection::preload(std::string_view bytes) {
   if (bytes.empty()) return;
-  if (bytes.size() > rcap_ - rend_) use_big_buffer();
+  while (bytes.size() > rcap_ - rend_ && rcap_ < opts_.read_buffer_size) use_big_buffer();
   // A client may pipeline frames behind its handshake; more than a buffer of them is abuse.
   const auto n = std::min(bytes.size(), rcap_ - rend_);
   std::memcpy(rbuf_ + rend_, bytes.data(), n);
@@ -82,8 +78,22 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   flag_guard guard{reading_};
   if (msg_open_) co_await skip_message(ec);
   decoded_.reset();  // chunks of the last message are void now; a pooled buffer comes back when needed
-  if (!ec) co_await read_frame(ec);
-  if (!ec) ec = start_data_frame(frame_, true);
+  if (!ec && rpos_ == rend_ && !control_pending()) {
+    // Nothing buffered: the usual state between messages, and where idle connections wait. Waiting
+    // here rather than two calls deeper keeps their coroutine frames (memory) to a minimum.
+    prepare_read_space();
+    begin_read();
+    const auto n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
+    if (end_read(ec)) account_read(n);
+  }
+  while (!ec) {
+    co_await read_frame(ec);
+    if (!ec) ec = start_data_frame(frame_, true);
+    // After our close frame, messages are discarded while the peer's close is awaited: the
+    // reader ends with the close, and close() does not depend on anyone reading further.
+    if (ec || !close_sent_) break;
+    co_await skip_message(ec);
+  }
   if (ec) {
     co_await fail(ec);
     co_return message_reader{};
@@ -300,10 +310,20 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
   }
 }
 
+// Reads more into the receive buffer. (receive() does the same into a caller's buffer; the code
+// is repeated rather than called, so that an idle connection waits one coroutine frame less deep.)
 asio::awaitable<void> connection::fill(std::error_code& ec) {
   prepare_read_space();
-  const auto n = co_await receive(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
-  if (ec) co_return;
+  if (control_pending() && !socket_busy_) {
+    co_await flush_control(ec);
+    if (ec) co_return;
+  }
+  begin_read();
+  const auto n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
+  if (end_read(ec)) account_read(n);
+}
+
+void connection::account_read(std::size_t n) noexcept {
   grow_ = rend_ + n == rcap_;
   if (big_) quiet_reads_ = n <= small_buffer_size ? static_cast<std::uint8_t>(quiet_reads_ + 1) : 0;
   rend_ += n;
@@ -320,11 +340,14 @@ void connection::prepare_read_space() {
     rend_ -= rpos_;
     rpos_ = 0;
   }
-  if (!big_ && (grow_ || rend_ == rcap_) && opts_.read_buffer_size > small_buffer_size) use_big_buffer();
+  if ((grow_ || rend_ == rcap_) && rcap_ < opts_.read_buffer_size) use_big_buffer();
 }
 
+// Grows by steps (512 B inline, then 4 KiB, 32 KiB, up to read_buffer_size from the pool), so
+// that a connection with medium-sized messages does not hold the largest buffer.
 void connection::use_big_buffer() {
-  pooled_buffer b(std::max(opts_.read_buffer_size, small_buffer_size * 2));
+  const auto next = std::min(std::max(rcap_ * 8, std::size_t{4096}), std::max(opts_.read_buffer_size, rcap_ + 1));
+  pooled_buffer b(next);
   std::memcpy(b.data(), rbuf_ + rpos_, rend_ - rpos_);
   rend_ -= rpos_;
   rpos_ = 0;
@@ -347,18 +370,26 @@ asio::awaitable<std::size_t> connection::receive(asio::mutable_buffer buffer, st
     co_await flush_control(ec);
     if (ec) co_return 0;
   }
+  begin_read();
+  const auto n = co_await transport_->read_some(buffer, ec);
+  co_return end_read(ec) ? n : 0;
+}
+
+void connection::begin_read() noexcept {
   read_waiting_ = true;
   last_activity_ = clock::coarse_now();
-  const auto n = co_await transport_->read_some(buffer, ec);
+}
+
+bool connection::end_read(std::error_code& ec) noexcept {
   read_waiting_ = false;
   if (ec) {
     // Our own ending (idle timeout, close timeout, abort) explains the error best.
     ec = end_reason_ ? end_reason_ : make_error_code(error::connection_lost);
     if (ec == error::closed) ec = error::connection_lost;
-    co_return 0;
+    return false;
   }
   last_activity_ = clock::coarse_now();
-  co_return n;
+  return true;
 }
 
 asio::awaitable<void> connection::handle_control(opcode op, std::uint8_t* p, std::size_t n, std::error_code& ec) {
@@ -452,8 +483,7 @@ void connection::shutdown(std::error_code reason) noexcept {
   if (!end_reason_) end_reason_ = reason;
   transport_->close();
   cancel_timer(keepalive_);
-  cancel_timer(close_timer_);
-  if (waiters_) cancel_timer(wake_);
+  if (waiters_) cancel_timer(*wake_);
   if (budget_) {
     budget_->release();
     budget_.reset();
@@ -568,7 +598,7 @@ asio::awaitable<void> connection::wait_for_socket(std::error_code& ec) {
   while (socket_busy_ && state_ != state::closed) {
     ++waiters_;
     std::error_code ignored;
-    co_await wake_.async_wait(use_ec(ignored));
+    co_await waker().async_wait(use_ec(ignored));
     --waiters_;
   }
   if (state_ == state::closed) ec = end_error();
@@ -576,7 +606,7 @@ asio::awaitable<void> connection::wait_for_socket(std::error_code& ec) {
 
 void connection::release_socket() noexcept {
   socket_busy_ = false;
-  if (waiters_) cancel_timer(wake_);
+  if (waiters_) cancel_timer(*wake_);
 }
 
 asio::awaitable<void> connection::write_message(message_type type, asio::const_buffer data, std::error_code& ec) {
@@ -827,7 +857,7 @@ asio::awaitable<void> connection::wait_until_closed() {
   while (state_ != state::closed) {
     ++waiters_;
     std::error_code ignored;
-    co_await wake_.async_wait(use_ec(ignored));
+    co_await waker().async_wait(use_ec(ignored));
     --waiters_;
   }
 }
@@ -835,8 +865,16 @@ asio::awaitable<void> connection::wait_until_closed() {
 // ------------------------------------------------------------------------------------------------
 // Keepalive: pings, latency and the idle timeout, from one timer per connection.
 
+timer& connection::waker() {
+  if (!wake_) {
+    wake_ = std::make_unique<timer>(executor_);
+    wake_->expires_at(clock::time_point::max());
+  }
+  return *wake_;
+}
+
 void connection::arm_keepalive() {
-  if (state_ != state::open) return;
+  if (state_ != state::open || close_timer_armed_) return;
   const auto now = clock::now();
   auto next = clock::time_point::max();
   const bool pinging = opts_.ping != ping_mode::none && opts_.ping_interval.count() > 0;
@@ -858,7 +896,7 @@ void connection::arm_keepalive() {
 }
 
 void connection::on_keepalive() {
-  if (state_ != state::open) return;
+  if (state_ != state::open || close_timer_armed_) return;
   const auto now = clock::now();
   if (opts_.idle_timeout.count() > 0 && read_waiting_ && now - last_activity_ >= opts_.idle_timeout) {
     abort(error::idle_timeout);  // a half-open connection: nothing to say a close frame to
@@ -889,11 +927,12 @@ void connection::record_pong(const std::uint8_t* p, std::size_t n) noexcept {
   ++latency_.samples;
 }
 
+// The keepalive timer serves as the close deadline once closing starts: no more pings then.
 void connection::start_close_timer() {
   if (close_timer_armed_ || opts_.close_timeout.count() <= 0) return;
   close_timer_armed_ = true;
-  close_timer_.expires_after(opts_.close_timeout);
-  close_timer_.async_wait([weak = weak_from_this()](std::error_code ec) {
+  keepalive_.expires_after(opts_.close_timeout);
+  keepalive_.async_wait([weak = weak_from_this()](std::error_code ec) {
     if (ec) return;
     if (auto self = weak.lock()) self->abort(error::close_timeout);
   });

@@ -82,12 +82,17 @@ class connection : public std::enable_shared_from_this<connection> {
 
  private:
   enum class state : std::uint8_t { open, closing, closed };
-  static constexpr std::size_t small_buffer_size = 1024;
+  // Inline receive buffer: holds any control frame (131 bytes) with a partial header, and small
+  // messages whole. Larger traffic grows into pooled buffers.
+  static constexpr std::size_t small_buffer_size = 256;
 
   // Reading internals.
   asio::awaitable<void> read_frame(std::error_code& ec);
   asio::awaitable<void> fill(std::error_code& ec);
   asio::awaitable<std::size_t> receive(asio::mutable_buffer buffer, std::error_code& ec);
+  void begin_read() noexcept;
+  void account_read(std::size_t n) noexcept;
+  bool end_read(std::error_code& ec) noexcept;
   asio::awaitable<void> skip_message(std::error_code& ec);
   asio::awaitable<asio::const_buffer> next_chunk(std::size_t max, std::error_code& ec);
   asio::awaitable<void> handle_control(opcode op, std::uint8_t* payload, std::size_t n, std::error_code& ec);
@@ -178,7 +183,9 @@ class connection : public std::enable_shared_from_this<connection> {
   std::uint8_t out_rsv_ = 0;
   bool flush_scheduled_ = false;
   std::uint32_t waiters_ = 0;
-  timer wake_;  // never expires; cancel() wakes every waiter, which re-checks its condition
+  // Never expires; cancel() wakes every waiter, which re-checks its condition. Made on first use.
+  std::unique_ptr<timer> wake_;
+  timer& waker();
   std::vector<std::uint8_t> pending_pongs_, pending_ping_, control_inflight_;
 
   // Closing.
@@ -187,7 +194,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool close_timer_armed_ = false;
   close_status peer_close_, local_close_;
   std::error_code end_reason_;
-  timer keepalive_, close_timer_;
+  timer keepalive_;  // pings and the idle timeout; the close deadline once closing
 
   // Liveness and statistics.
   clock::time_point last_activity_{};

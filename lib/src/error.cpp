@@ -35,6 +35,8 @@ class error_category_impl final : public std::error_category {
       case error::bad_response: return "malformed HTTP response";
       case error::bad_subprotocol: return "server chose a subprotocol that was not offered";
       case error::bad_extension: return "server chose an extension that was not offered";
+      case error::tls_handshake_failed: return "TLS handshake failed";
+      case error::tls_verification_failed: return "TLS certificate verification failed";
       case error::unmasked_frame: return "client frame is not masked";
       case error::masked_frame: return "server frame is masked";
       case error::reserved_bits: return "reserved bits set";
@@ -66,7 +68,7 @@ class error_category_impl final : public std::error_category {
 
   std::error_condition default_error_condition(int value) const noexcept override {
     const auto e = static_cast<error>(value);
-    if (in(e, error::bad_request, error::bad_extension) && e != error::handshake_timeout)
+    if (in(e, error::bad_request, error::tls_verification_failed) && e != error::handshake_timeout)
       return condition::handshake_failed;
     if (e == error::handshake_timeout || e == error::idle_timeout || e == error::close_timeout)
       return condition::timeout;

@@ -42,13 +42,33 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   report = {};
   report.remote = stream->remote_endpoint();
   deadline timeout(stream->get_executor(), opts.handshake_timeout, [t = stream.get()] { t->close(); });
+  if (opts.transport_extension) {
+    // TLS, say: the wrapped stream replaces the socket; the deadline covers its handshake too.
+    stream = opts.transport_extension->wrap(std::move(stream), role::server, {}, ec);
+    if (ec) co_return websocket{};
+    timeout.on_expiry([t = stream.get()] { t->close(); });
+    co_await stream->start(ec);
+    if (ec) {
+      if (timeout.expired()) ec = error::handshake_timeout;
+      co_return websocket{};
+    }
+  }
   const auto registry = opts.standards ? opts.standards : standard_registry::defaults();
 
   // Sends an answer that ends the negotiation, then lingers briefly so it is not lost to a reset.
   auto refuse = [&](http_response& res, std::error_code why) -> asio::awaitable<void> {
     ec = why;
+    if (!response_safe(res)) {
+      // A hook's header with a line break must not reach the wire: answer with nothing of it.
+      res = http_response{};
+      plain_body(res, 500, "internal error in negotiation hook");
+    }
+    // A refusal carries no upgrade: drop what the standard or the extensions put in for a 101.
+    for (const auto* name : {"Connection", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"})
+      res.headers.remove(name);
+    if (res.status != 426) res.headers.remove("Upgrade");
+    res.headers.add("Connection", "close");
     report.status = res.status;
-    if (!response_safe(res)) plain_body(res, 500, "internal error in negotiation hook");
     const auto text = serialize_response(res);
     const asio::const_buffer buf = asio::buffer(text);
     std::error_code write_ec;
@@ -149,7 +169,10 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   if (req.headers.count("Sec-WebSocket-Version") == 1) {
     const auto v = *req.headers.get("Sec-WebSocket-Version");
     int version = -1;
-    if (std::from_chars(v.data(), v.data() + v.size(), version).ptr == v.data() + v.size()) std_ = registry->find(version);
+    // 1*DIGIT without leading zeros (RFC 6455 section 11.3.5): "013" is not 13.
+    const bool canonical = !v.empty() && (v.size() == 1 || v[0] != '0');
+    if (canonical && std::from_chars(v.data(), v.data() + v.size(), version).ptr == v.data() + v.size())
+      std_ = registry->find(version);
   }
   if (!std_) {
     res.headers.add("Sec-WebSocket-Version", registry->versions());
@@ -221,6 +244,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   auto conn = std::make_shared<connection>(std::move(stream), wsl::role::server, opts.connection);
   conn->preload(std::string_view(buf.data() + head_size, used - head_size));
   conn->set_subprotocol(std::move(res.subprotocol));
+  if (!opts.keep_request_headers) http_headers().swap(req.headers);
   conn->set_request(std::move(req));
   if (budget_held) conn->set_budget(std::move(budget));
   conn->set_extension(std::move(extension));

@@ -24,9 +24,9 @@ class tcp_transport final : public transport {
 
   asio::any_io_executor get_executor() override { return socket_.get_executor(); }
 
+  // No coroutine of its own: one frame less per read, and less memory per idle connection.
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) override {
-    ec = {};
-    co_return co_await socket_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+    return socket_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
   }
 
   asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) override {
@@ -62,6 +62,7 @@ class tcp_transport final : public transport {
   }
 
   bool is_open() const noexcept override { return socket_.is_open(); }
+  asio::ip::tcp::socket* tcp_socket() noexcept override { return &socket_; }
   asio::ip::tcp::endpoint remote_endpoint() const noexcept override { return remote_; }
   asio::ip::tcp::endpoint local_endpoint() const noexcept override { return local_; }
 

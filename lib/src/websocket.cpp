@@ -124,8 +124,9 @@ asio::awaitable<void> message_writer::write(asio::const_buffer data, std::error_
   if (error_) ec = error_;
   if (ec) co_return;
   if (capacity_ == 0 && data.size() < conn_->write_buffer_size() / 4) {
+    // The block may be larger (a power of two); the option is the bound.
     buffer_ = detail::buffer_pool::acquire(conn_->write_buffer_size());
-    capacity_ = detail::buffer_pool::block_size(conn_->write_buffer_size());
+    capacity_ = conn_->write_buffer_size();
   }
   // Small writes are gathered; a large one (a quarter of the buffer or more) goes out at once,
   // behind what is buffered, without being copied.

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "wsl/clock.hpp"
+#include "wsl/extension.hpp"
 #include "wsl/http.hpp"
 #include "wsl/options.hpp"
 #include "wsl/websocket.hpp"
@@ -49,6 +50,8 @@ struct client_options {
   // Extra request headers; one with the name of a header wsl generates replaces it.
   http_headers headers;
   std::string user_agent = "wsl";
+  // For wss:// URLs (tls.hpp); nullptr = TLS verified against the system's CAs.
+  std::shared_ptr<const connection_extension> transport_extension;
 
   std::error_code validate() const;
 };
@@ -61,6 +64,8 @@ struct connect_report {
   std::string reason;
   http_headers response_headers;
   std::string body;                     // at most a few KiB of a refusal's body
+  std::string tls_error;                // why TLS failed, in OpenSSL's words
+  std::string tls_protocol, tls_cipher; // what TLS agreed on
   std::string request_head;             // what was sent, for -v
   clock::duration resolve_time{};
   clock::duration connect_time{};       // TCP connect

@@ -34,6 +34,8 @@ enum class error {
   bad_response,           // malformed or incomplete 101 response
   bad_subprotocol,        // the server chose a subprotocol that was not offered
   bad_extension,          // the server chose an extension or parameters that were not offered
+  tls_handshake_failed,   // the TLS handshake failed (protocol, cipher, peer gone)
+  tls_verification_failed,// the peer's certificate did not verify (untrusted, expired, wrong name)
   // --- framing (RFC 6455 section 5), fail the connection with 1002 ---
   unmasked_frame,         // a client frame without mask
   masked_frame,           // a server frame with a mask

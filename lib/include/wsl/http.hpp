@@ -47,6 +47,7 @@ class http_headers {
   auto end() const noexcept { return fields_.end(); }
   std::size_t size() const noexcept { return fields_.size(); }
   bool empty() const noexcept { return fields_.empty(); }
+  void swap(http_headers& other) noexcept { fields_.swap(other.fields_); }
 
  private:
   std::vector<http_field> fields_;

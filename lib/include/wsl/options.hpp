@@ -21,6 +21,7 @@ namespace wsl {
 
 class standard_registry;
 class message_extension_factory;
+class connection_extension;
 
 enum class ping_mode {
   none,              // never ping; the idle timeout still applies
@@ -118,6 +119,12 @@ struct listener_options {
   log_function log;
   // Called after every negotiation, successful or not (an access log); nullptr = none.
   negotiation_observer on_negotiation;
+  // Keep the request's header fields with the connection (websocket::request()). A server that
+  // never looks at them after the negotiation saves about 700 bytes per connection without.
+  bool keep_request_headers = true;
+  // Wraps each accepted TCP stream before HTTP (TLS: tls.hpp); nullptr = plain TCP. The
+  // wrapper's handshake counts against handshake_timeout.
+  std::shared_ptr<const connection_extension> transport_extension;
   // Which Sec-WebSocket-Version values are accepted; nullptr = standard_registry::defaults().
   std::shared_ptr<const standard_registry> standards;
 

@@ -29,6 +29,13 @@ class transport {
   virtual asio::ip::tcp::endpoint remote_endpoint() const noexcept = 0;
   virtual asio::ip::tcp::endpoint local_endpoint() const noexcept = 0;
   virtual bool is_secure() const noexcept { return false; }
+  // The stream's own handshake (TLS), run once before HTTP; nothing for plain TCP.
+  virtual asio::awaitable<void> start(std::error_code& ec) {
+    ec = {};
+    co_return;
+  }
+  // The TCP socket underneath, for a connection extension that takes it over; nullptr if none.
+  virtual asio::ip::tcp::socket* tcp_socket() noexcept { return nullptr; }
 };
 
 // TCP_NODELAY is set: a WebSocket frame is a unit worth sending at once.

@@ -8,5 +8,8 @@
 #include "wsl/listener.hpp"
 #include "wsl/options.hpp"
 #include "wsl/standard.hpp"
+#include "wsl/tls.hpp"
+#include "wsl/deflate.hpp"
+#include "wsl/extension.hpp"
 #include "wsl/transport.hpp"
 #include "wsl/websocket.hpp"

@@ -1,0 +1,226 @@
+// TLS through asio::ssl (OpenSSL): the connection extension and its stream.
+#include "wsl/tls.hpp"
+
+#include "wsl/error.hpp"
+#include "wsl/websocket.hpp"
+
+#include <asio/ip/address.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/ssl.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cstring>
+#include <vector>
+
+namespace wsl {
+namespace {
+
+std::string openssl_reason() {
+  const unsigned long e = ERR_peek_last_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char text[256];
+  ERR_error_string_n(e, text, sizeof text);
+  // "error:0A000086:SSL routines::certificate verify failed": keep the reason.
+  std::string s = text;
+  const auto colon = s.rfind(':');
+  return colon == std::string::npos ? s : s.substr(colon + 1);
+}
+
+class tls_stream final : public transport {
+ public:
+  tls_stream(asio::ip::tcp::socket socket, asio::ssl::context& ctx, role r, std::string host, bool verify)
+      : stream_(std::move(socket), ctx), role_(r), host_(std::move(host)), verify_(verify) {
+    std::error_code ignored;
+    remote_ = stream_.lowest_layer().remote_endpoint(ignored);
+    local_ = stream_.lowest_layer().local_endpoint(ignored);
+  }
+
+  asio::awaitable<void> start(std::error_code& ec) override {
+    ec = {};
+    SSL* ssl = stream_.native_handle();
+    if (role_ == role::client) {
+      std::error_code not_ip;
+      asio::ip::make_address(host_, not_ip);
+      if (not_ip && !host_.empty()) SSL_set_tlsext_host_name(ssl, host_.c_str());  // SNI
+      if (verify_) {
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+        if (!not_ip) {
+          X509_VERIFY_PARAM_set1_ip_asc(param, host_.c_str());
+        } else {
+          X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+          X509_VERIFY_PARAM_set1_host(param, host_.c_str(), 0);
+        }
+        stream_.set_verify_mode(asio::ssl::verify_peer);
+      } else {
+        stream_.set_verify_mode(asio::ssl::verify_none);
+      }
+    }
+    co_await stream_.async_handshake(role_ == role::client ? asio::ssl::stream_base::client
+                                                           : asio::ssl::stream_base::server,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      const long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK && ec.category() == asio::error::get_ssl_category()) {
+        details_.error = X509_verify_cert_error_string(verify);
+        ec = error::tls_verification_failed;
+      } else {
+        details_.error = ec.category() == asio::error::get_ssl_category() ? openssl_reason() : ec.message();
+        if (details_.error.empty() || details_.error == "unknown OpenSSL error") details_.error = ec.message();
+        ec = ec == asio::error::eof ? make_error_code(error::tls_handshake_failed) : make_error_code(error::tls_handshake_failed);
+      }
+      co_return;
+    }
+    details_.protocol = SSL_get_version(ssl);
+    details_.cipher = SSL_get_cipher_name(ssl);
+    if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+      char name[256];
+      X509_NAME_oneline(X509_get_subject_name(peer), name, sizeof name);
+      details_.peer_subject = name;
+      X509_free(peer);
+    }
+  }
+
+  asio::any_io_executor get_executor() override { return stream_.get_executor(); }
+
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) override {
+    ec = {};
+    co_return co_await stream_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  // Small pieces are gathered into one record: a frame header and its payload as two TLS records
+  // would double the per-message cost.
+  asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) override {
+    ec = {};
+    if (buffers.size() == 1) {
+      co_await asio::async_write(stream_, buffers[0], asio::redirect_error(asio::use_awaitable, ec));
+      co_return;
+    }
+    constexpr std::size_t record = 16 << 10;
+    gather_.clear();
+    for (const auto& b : buffers) {
+      if (b.size() >= record) {
+        if (!gather_.empty()) {
+          co_await asio::async_write(stream_, asio::buffer(gather_), asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) co_return;
+          gather_.clear();
+        }
+        co_await asio::async_write(stream_, b, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        continue;
+      }
+      const auto* p = static_cast<const std::uint8_t*>(b.data());
+      gather_.insert(gather_.end(), p, p + b.size());
+    }
+    if (!gather_.empty())
+      co_await asio::async_write(stream_, asio::buffer(gather_), asio::redirect_error(asio::use_awaitable, ec));
+    if (gather_.capacity() > record * 2) std::vector<std::uint8_t>().swap(gather_);
+  }
+
+  // A FIN without close_notify: the WebSocket close handshake already delimits the data.
+  void shutdown_send() noexcept override {
+    std::error_code ignored;
+    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+
+  void close() noexcept override {
+    std::error_code ignored;
+    stream_.lowest_layer().close(ignored);
+  }
+
+  bool is_open() const noexcept override { return stream_.lowest_layer().is_open(); }
+  asio::ip::tcp::endpoint remote_endpoint() const noexcept override { return remote_; }
+  asio::ip::tcp::endpoint local_endpoint() const noexcept override { return local_; }
+  bool is_secure() const noexcept override { return true; }
+  const tls_details& details() const noexcept { return details_; }
+
+ private:
+  asio::ssl::stream<asio::ip::tcp::socket> stream_;
+  role role_;
+  std::string host_;
+  bool verify_;
+  asio::ip::tcp::endpoint remote_, local_;
+  std::vector<std::uint8_t> gather_;
+  tls_details details_;
+};
+
+class tls_extension final : public connection_extension {
+ public:
+  tls_extension(role r, bool verify) : context_(r == role::server ? asio::ssl::context::tls_server
+                                                                   : asio::ssl::context::tls_client),
+                                       role_(r),
+                                       verify_(verify) {}
+
+  asio::ssl::context& context() noexcept { return context_; }
+
+  std::unique_ptr<transport> wrap(std::unique_ptr<transport> stream, role r, std::string_view host,
+                                  std::error_code& ec) const override {
+    auto* socket = stream->tcp_socket();
+    if (!socket || r != role_) {
+      ec = error::invalid_option;
+      return nullptr;
+    }
+    return std::make_unique<tls_stream>(std::move(*socket), context_, r, std::string(host), verify_);
+  }
+
+  std::string_view scheme() const noexcept override { return "wss"; }
+
+ private:
+  mutable asio::ssl::context context_;
+  role role_;
+  bool verify_;
+};
+
+}  // namespace
+
+std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_options& o, std::string& problem) {
+  auto ext = std::make_shared<tls_extension>(r, o.verify_peer);
+  SSL_CTX* ctx = ext->context().native_handle();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // no idle 2 x 16 KiB per connection
+  auto fail = [&](const std::string& what) {
+    problem = what + ": " + openssl_reason();
+    return nullptr;
+  };
+  if (r == role::server && (o.certificate_chain_file.empty() || o.private_key_file.empty())) {
+    problem = "a TLS server needs a certificate chain and a private key";
+    return nullptr;
+  }
+  if (!o.certificate_chain_file.empty() &&
+      SSL_CTX_use_certificate_chain_file(ctx, o.certificate_chain_file.c_str()) != 1)
+    return fail("cannot load certificate " + o.certificate_chain_file);
+  if (!o.private_key_file.empty()) {
+    if (SSL_CTX_use_PrivateKey_file(ctx, o.private_key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+      return fail("cannot load private key " + o.private_key_file);
+    if (SSL_CTX_check_private_key(ctx) != 1) return fail("private key does not match " + o.certificate_chain_file);
+  }
+  if (r == role::server && !o.client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, o.client_ca_file.c_str(), nullptr) != 1)
+      return fail("cannot load client CA " + o.client_ca_file);
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.client_ca_file.c_str());
+    if (names) SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  if (r == role::client && o.verify_peer) {
+    if (!o.ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1)
+        return fail("cannot load CA file " + o.ca_file);
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      return fail("cannot load the system's CA certificates");
+    }
+  }
+  return ext;
+}
+
+const tls_details* tls_details_of(const transport& t) noexcept {
+  const auto* s = dynamic_cast<const tls_stream*>(&t);
+  return s ? &s->details() : nullptr;
+}
+
+}  // namespace wsl

@@ -1,0 +1,761 @@
+// The server side of the opening handshake (RFC 6455 section 4.2): wsl::accept_websocket over a
+// memory pipe fed with raw HTTP, wsl::detail::parse_request and http_request::cookies().
+#include "wsl/listener.hpp"
+
+#define BOOST_TEST_MODULE handshake
+#include <boost/test/unit_test.hpp>
+
+#include "connection_harness.hpp"
+#include "memory_transport.hpp"
+#include "run_coroutine.hpp"
+#include "test_printing.hpp"
+#include "wire_frames.hpp"
+#include "wsl/http.hpp"
+#include "wsl/standard.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace std::chrono_literals;
+using namespace std::string_view_literals;
+
+namespace {
+
+constexpr std::string_view rfc_key = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455 section 1.3
+constexpr std::string_view rfc_accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+// ---- requests
+
+// An upgrade request, valid unless a test changes it.
+struct request_builder {
+  std::string request_line = "GET /chat HTTP/1.1";
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"Host", "server.example.com"},  {"Upgrade", "websocket"},
+      {"Connection", "Upgrade"},       {"Sec-WebSocket-Key", std::string(rfc_key)},
+      {"Sec-WebSocket-Version", "13"},
+  };
+
+  request_builder& line(std::string l) {
+    request_line = std::move(l);
+    return *this;
+  }
+  // Replaces the first field of that name (or adds it).
+  request_builder& set(const std::string& name, std::string value) {
+    for (auto& f : fields)
+      if (f.first == name) {
+        f.second = std::move(value);
+        return *this;
+      }
+    return add(name, std::move(value));
+  }
+  request_builder& add(std::string name, std::string value) {
+    fields.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+  request_builder& remove(const std::string& name) {
+    std::erase_if(fields, [&](const auto& f) { return f.first == name; });
+    return *this;
+  }
+  std::string str() const {
+    std::string out = request_line + "\r\n";
+    for (const auto& [name, value] : fields) out += name + ": " + value + "\r\n";
+    return out + "\r\n";
+  }
+};
+
+// ---- responses
+
+struct http_reply {
+  int status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  bool complete = false;  // the head ended and the body had its Content-Length
+
+  std::vector<std::string> all(std::string_view name) const {
+    std::vector<std::string> out;
+    for (const auto& [n, v] : headers)
+      if (wsl::iequals(n, name)) out.push_back(v);
+    return out;
+  }
+  std::optional<std::string> get(std::string_view name) const {
+    const auto values = all(name);
+    return values.empty() ? std::nullopt : std::optional<std::string>(values.front());
+  }
+};
+
+// Parses a response strictly enough to catch a malformed one; `rest` gets the bytes behind it.
+http_reply parse_reply(std::string_view raw, std::string* rest = nullptr) {
+  http_reply r;
+  const auto head_end = raw.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return r;
+  std::string_view head = raw.substr(0, head_end + 2);
+  auto next_line = [&] {
+    const auto eol = head.find("\r\n");
+    const auto line = head.substr(0, eol);
+    head.remove_prefix(eol + 2);
+    return line;
+  };
+  const auto status_line = next_line();
+  if (status_line.size() < 12 || status_line.substr(0, 9) != "HTTP/1.1 " || status_line[12] != ' ') return r;
+  r.status = std::stoi(std::string(status_line.substr(9, 3)));
+  r.reason = std::string(status_line.substr(13));
+  while (!head.empty()) {
+    const auto line = next_line();
+    const auto colon = line.find(": ");
+    if (colon == std::string_view::npos) return r;
+    r.headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+  }
+  std::string_view after = raw.substr(head_end + 4);
+  std::size_t body_size = 0;
+  if (const auto length = r.get("Content-Length")) body_size = std::stoul(*length);
+  if (after.size() < body_size) return r;
+  r.body = after.substr(0, body_size);
+  if (rest) *rest = after.substr(body_size);
+  r.complete = true;
+  return r;
+}
+
+// ---- the server side of a negotiation, with the test as the client
+
+struct accept_result {
+  std::error_code ec;
+  wsl::websocket ws;
+};
+
+asio::awaitable<accept_result> accept_on(std::unique_ptr<wsl::transport> stream, wsl::listener_options options) {
+  accept_result r;
+  r.ws = co_await wsl::accept_websocket(std::move(stream), options, r.ec);
+  co_return r;
+}
+
+class negotiation {
+ public:
+  explicit negotiation(const wsl::listener_options& options = {}) {
+    wsl::test_clock::enable();
+    auto pipe = wsl::test::make_memory_pipe(ctx);
+    peer = std::move(pipe.peer);
+    accepting.emplace(wsl::test::spawn(ctx, accept_on(std::move(pipe.stream), options)));
+  }
+  ~negotiation() {
+    try {
+      if (accepting->done() && accepting->get().ws) accepting->get().ws.abort();
+      peer->close();
+      wsl::test::run_until_idle(ctx);
+    } catch (...) {
+    }
+  }
+
+  void send(std::string_view bytes) {
+    BOOST_REQUIRE(peer->inject(bytes));
+    wsl::test::run_until_idle(ctx);
+  }
+
+  // Runs the negotiation to its end: a server that answered and shut down its side waits for the
+  // client to do the same (it lingers so that its answer is not lost), which the test then does.
+  accept_result& finish() {
+    BOOST_REQUIRE(wsl::test::run_until(ctx, [&] { return accepting->done() || peer->received_eof(); }));
+    server_shut_down = peer->received_eof();
+    raw += peer->take();
+    if (!accepting->done()) {
+      peer->shutdown_send();
+      BOOST_REQUIRE(wsl::test::run_until(ctx, [&] { return accepting->done(); }));
+    }
+    raw += peer->take();
+    reply = parse_reply(raw, &after_reply);
+    return accepting->get();
+  }
+
+  asio::io_context ctx;
+  std::unique_ptr<wsl::test::memory_stream> peer;
+  std::optional<wsl::test::task<accept_result>> accepting;
+  std::string raw;          // what the server sent
+  http_reply reply;         // parsed from it
+  std::string after_reply;  // bytes behind the response
+  bool server_shut_down = false;
+};
+
+// Sends a request and expects it to be refused with `status`, by a well-formed response after
+// which the server ends the connection.
+http_reply expect_refusal(const std::string& request, int status, const wsl::listener_options& options = {}) {
+  negotiation n(options);
+  n.send(request);
+  const auto& result = n.finish();
+  BOOST_TEST(n.reply.complete);
+  BOOST_TEST(n.reply.status == status);
+  BOOST_TEST(!result.ws);
+  BOOST_TEST(result.ec);
+  BOOST_TEST(n.server_shut_down);
+  BOOST_TEST(n.reply.get("Connection").value_or("") == "close");
+  BOOST_TEST(n.after_reply.empty());
+  return n.reply;
+}
+
+void expect_accepted(const std::string& request, const wsl::listener_options& options = {}) {
+  negotiation n(options);
+  n.send(request);
+  const auto& result = n.finish();
+  BOOST_TEST(!result.ec);
+  BOOST_TEST(n.reply.status == 101);
+  BOOST_TEST(n.reply.get("Sec-WebSocket-Accept").value_or("") == rfc_accept);
+  BOOST_TEST(result.ws.is_open());
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// Accepted upgrades
+
+BOOST_AUTO_TEST_CASE(the_rfc_example_key_gets_the_rfc_example_accept) {
+  BOOST_TEST(wsl::websocket_accept_key(rfc_key) == rfc_accept);
+  negotiation n;
+  n.send(request_builder().str());
+  auto& result = n.finish();
+  BOOST_TEST(!result.ec);
+  BOOST_TEST(n.reply.complete);
+  BOOST_TEST(n.reply.status == 101);
+  BOOST_TEST(n.reply.reason == "Switching Protocols");
+  BOOST_TEST(wsl::iequals(n.reply.get("Upgrade").value_or(""), "websocket"));
+  BOOST_TEST(wsl::iequals(n.reply.get("Connection").value_or(""), "Upgrade"));
+  BOOST_TEST(n.reply.all("Sec-WebSocket-Accept") == std::vector<std::string>{std::string(rfc_accept)});
+  BOOST_TEST(!n.reply.get("Sec-WebSocket-Protocol"));  // none offered, none chosen
+  BOOST_TEST(n.reply.body.empty());
+  BOOST_TEST(n.after_reply.empty());
+  BOOST_TEST(!n.server_shut_down);
+  BOOST_REQUIRE(result.ws);
+  BOOST_TEST(result.ws.is_open());
+  BOOST_TEST(result.ws.role() == wsl::role::server);
+  BOOST_TEST(result.ws.request().path == "/chat");
+  BOOST_TEST(result.ws.subprotocol().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_request_arriving_byte_by_byte_is_accepted) {
+  negotiation n;
+  for (char c : request_builder().str()) {
+    BOOST_REQUIRE(!n.accepting->done());
+    n.send(std::string_view(&c, 1));
+  }
+  BOOST_TEST(!n.finish().ec);
+  BOOST_TEST(n.reply.status == 101);
+}
+
+BOOST_AUTO_TEST_CASE(upgrade_and_connection_are_case_insensitive_token_lists) {
+  const std::pair<std::string, std::string> variants[] = {
+      {"websocket", "keep-alive, Upgrade"},
+      {"WebSocket", "upgrade"},
+      {"WEBSOCKET", "UPGRADE"},
+      {"h2c, websocket", "Upgrade, HTTP2-Settings"},
+      {"websocket", "keep-alive,upgrade"},
+      {"websocket", " Upgrade , close"},
+  };
+  for (const auto& [upgrade, connection] : variants) {
+    BOOST_TEST_CONTEXT("Upgrade: " << upgrade << " / Connection: " << connection) {
+      expect_accepted(request_builder().set("Upgrade", upgrade).set("Connection", connection).str());
+    }
+  }
+  BOOST_TEST_CONTEXT("lower-case field names") {
+    request_builder r;
+    r.fields = {{"host", "a"},
+                {"upgrade", "websocket"},
+                {"connection", "upgrade"},
+                {"sec-websocket-key", std::string(rfc_key)},
+                {"sec-websocket-version", "13"}};
+    expect_accepted(r.str());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(connection_upgrade_may_come_in_a_second_field_line) {
+  expect_accepted(request_builder().set("Connection", "keep-alive").add("Connection", "Upgrade").str());
+}
+
+// ------------------------------------------------------------------------------------------------
+// Refused upgrades
+
+BOOST_AUTO_TEST_CASE(an_upgrade_that_is_not_get_gets_400) {
+  for (const char* line : {"POST /chat HTTP/1.1", "PUT /chat HTTP/1.1", "get /chat HTTP/1.1", "HEAD /chat HTTP/1.1"}) {
+    BOOST_TEST_CONTEXT(line) { expect_refusal(request_builder().line(line).str(), 400); }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(http_1_0_gets_400) { expect_refusal(request_builder().line("GET /chat HTTP/1.0").str(), 400); }
+
+BOOST_AUTO_TEST_CASE(a_missing_or_duplicate_host_gets_400) {
+  BOOST_TEST_CONTEXT("missing") { expect_refusal(request_builder().remove("Host").str(), 400); }
+  BOOST_TEST_CONTEXT("duplicate") { expect_refusal(request_builder().add("Host", "other.example.com").str(), 400); }
+  BOOST_TEST_CONTEXT("empty") { expect_refusal(request_builder().set("Host", "").str(), 400); }
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_field_without_upgrade_gets_400) {
+  BOOST_TEST_CONTEXT("keep-alive only") {
+    expect_refusal(request_builder().set("Connection", "keep-alive").str(), 400);
+  }
+  BOOST_TEST_CONTEXT("token as a substring") {
+    expect_refusal(request_builder().set("Connection", "upgraded, keep-alive").str(), 400);
+  }
+  BOOST_TEST_CONTEXT("missing") { expect_refusal(request_builder().remove("Connection").str(), 400); }
+}
+
+BOOST_AUTO_TEST_CASE(bad_keys_get_400) {
+  const char* keys[] = {
+      "",
+      "dGhlIHNhbXBsZSBub25j",       // 15 bytes
+      "dGhlIHNhbXBsZSBub25jZUE=",   // 17 bytes
+      "dGhlIHNhbXBsZSBub25jZQ",     // no padding
+      "dGhlIHNhbXBsZSBub25jZQ=!",   // not base64
+      "dGhlIHNhbXBsZS*ub25jZQ==",   // not base64
+      "dGhlIHNhbXBs ZSBub25jZQ==",  // a space inside
+      "the sample nonce",           // 16 bytes, but not encoded
+  };
+  for (const char* key : keys) {
+    BOOST_TEST_CONTEXT("key '" << key << "'") {
+      expect_refusal(request_builder().set("Sec-WebSocket-Key", key).str(), 400);
+    }
+  }
+  BOOST_TEST_CONTEXT("missing") { expect_refusal(request_builder().remove("Sec-WebSocket-Key").str(), 400); }
+  BOOST_TEST_CONTEXT("two keys") {
+    expect_refusal(request_builder().add("Sec-WebSocket-Key", "AQIDBAUGBwgJCgsMDQ4PEA==").str(), 400);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(malformed_request_lines_get_400) {
+  const char* lines[] = {
+      "GET  /chat HTTP/1.1", "GET /chat  HTTP/1.1", " GET /chat HTTP/1.1",
+      "GET /chat",           "GET /chat HTTP/1.1 ", "GET /chat HTTP/1.1 x",
+      "GET /chat http/1.1",  "GET /chat HTTP/1",    "GET /chat HTTP/1.1.1",
+      "GET /chat HTTX/1.1",  "GE(T /chat HTTP/1.1", "GET /ch\x01t HTTP/1.1",
+      "GET\t/chat HTTP/1.1", "GET /chat\tHTTP/1.1", "",
+  };
+  for (const char* line : lines) {
+    BOOST_TEST_CONTEXT("request line '" << line << "'") { expect_refusal(request_builder().line(line).str(), 400); }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(malformed_header_lines_get_400) {
+  const std::string good = request_builder().str();
+  const std::string head = good.substr(0, good.size() - 2);  // without the blank line
+  const std::string_view bad_lines[] = {
+      "NoColon"sv,       ": no-name"sv,     "Bad Name: x"sv,     "Host : server.example.com"sv,
+      "X-Ctl: a\x01z"sv, "X-Del: a\x7fz"sv, "X-Bare-LF: a\nb"sv, "X-Bare-CR: a\rb"sv,
+      "X(paren): x"sv,   "X-Nul: a\0b"sv,
+  };
+  for (std::string_view line : bad_lines) {
+    BOOST_TEST_CONTEXT("header line '" << line << "'") { expect_refusal(head + std::string(line) + "\r\n\r\n", 400); }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(obsolete_line_folding_gets_400) {
+  const std::string good = request_builder().str();
+  const std::string head = good.substr(0, good.size() - 2);
+  expect_refusal(head + "X-Folded: first\r\n second\r\n\r\n", 400);
+  expect_refusal(head + "X-Folded: first\r\n\tsecond\r\n\r\n", 400);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_version_gets_400) {
+  const auto reply = expect_refusal(request_builder().remove("Sec-WebSocket-Version").str(), 400);
+  BOOST_TEST(reply.get("Sec-WebSocket-Version").value_or("") == "13");
+}
+
+BOOST_AUTO_TEST_CASE(an_unsupported_version_gets_426_with_the_supported_list) {
+  // RFC 6455 section 4.4: 426 and the versions the server speaks.
+  const char* versions[] = {"8", "7", "12", "14", "0", "255", "abc", "13abc", "-13", "+13", "13.0", "", "013", "13, 8"};
+  for (const char* version : versions) {
+    BOOST_TEST_CONTEXT("version '" << version << "'") {
+      const auto reply = expect_refusal(request_builder().set("Sec-WebSocket-Version", version).str(), 426);
+      BOOST_TEST(reply.all("Sec-WebSocket-Version") == std::vector<std::string>{"13"});
+    }
+  }
+  BOOST_TEST_CONTEXT("two version fields") {
+    const auto reply = expect_refusal(request_builder().add("Sec-WebSocket-Version", "8").str(), 426);
+    BOOST_TEST(reply.get("Sec-WebSocket-Version").value_or("") == "13");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_head_over_max_handshake_size_gets_431) {
+  wsl::listener_options options;
+  options.max_handshake_size = 1024;
+  // The head counts up to and including its blank line.
+  auto request_of_size = [](std::size_t size) {
+    request_builder r;
+    const auto base = r.add("X-Filler", "").str().size();
+    r.set("X-Filler", std::string(size - base, 'f'));
+    return r.str();
+  };
+  BOOST_TEST_CONTEXT("exactly max_handshake_size") {
+    const auto request = request_of_size(1024);
+    BOOST_REQUIRE(request.size() == 1024u);
+    expect_accepted(request, options);
+  }
+  BOOST_TEST_CONTEXT("one byte over") {
+    const auto request = request_of_size(1025);
+    BOOST_REQUIRE(request.size() == 1025u);
+    expect_refusal(request, 431, options);
+  }
+  BOOST_TEST_CONTEXT("much larger, never ending") {
+    negotiation n(options);
+    n.send("GET /chat HTTP/1.1\r\nX-Filler: " + std::string(5000, 'f'));
+    BOOST_TEST(n.finish().ec == wsl::error::handshake_too_large);
+    BOOST_TEST(n.reply.status == 431);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_plain_get_without_upgrade_gets_426_and_the_connection_ends) {
+  negotiation n;
+  n.send("GET / HTTP/1.1\r\nHost: server.example.com\r\n\r\n");
+  const auto& result = n.finish();
+  BOOST_TEST(result.ec == wsl::error::not_upgrade);
+  BOOST_TEST(n.reply.complete);
+  BOOST_TEST(n.reply.status == 426);
+  BOOST_TEST(wsl::iequals(n.reply.get("Upgrade").value_or(""), "websocket"));
+  BOOST_TEST(n.reply.get("Sec-WebSocket-Version").value_or("") == "13");
+  BOOST_TEST(n.server_shut_down);
+}
+
+BOOST_AUTO_TEST_CASE(the_handshake_timeout_closes_the_stream) {
+  wsl::listener_options options;
+  options.handshake_timeout = 2s;
+  negotiation n(options);
+  n.send("GET /chat HTTP/1.1\r\nHost: server.example.com\r\n");
+  n.peer->take();
+  wsl::test::advance_clock(n.ctx, 1900ms);
+  BOOST_TEST(!n.accepting->done());
+  BOOST_TEST(!n.peer->received_eof());
+  wsl::test::advance_clock(n.ctx, 200ms);
+  BOOST_REQUIRE(n.accepting->done());
+  BOOST_TEST(n.accepting->get().ec == wsl::error::handshake_timeout);
+  BOOST_TEST(n.accepting->get().ec == wsl::condition::timeout);
+  BOOST_TEST(n.peer->other_end_closed());
+}
+
+BOOST_AUTO_TEST_CASE(the_handshake_timeout_bounds_the_whole_request_not_each_read) {
+  wsl::listener_options options;
+  options.handshake_timeout = 2s;
+  negotiation n(options);
+  const std::string request = request_builder().str();
+  std::size_t sent = 0;
+  for (; sent < request.size() && !n.accepting->done(); ++sent) {
+    n.send(request.substr(sent, 1));
+    wsl::test::advance_clock(n.ctx, 100ms);  // one byte every 100 ms: 20 bytes in the time bound
+  }
+  BOOST_TEST(sent < request.size());
+  BOOST_REQUIRE(n.accepting->done());
+  BOOST_TEST(n.accepting->get().ec == wsl::error::handshake_timeout);
+  BOOST_TEST(n.peer->other_end_closed());
+}
+
+// ------------------------------------------------------------------------------------------------
+// The negotiation hook
+
+BOOST_AUTO_TEST_CASE(the_hook_sees_method_path_query_headers_and_cookies) {
+  struct seen_request {
+    int calls = 0;
+    wsl::http_request request;
+    std::vector<std::pair<std::string, std::string>> cookies;
+    std::vector<std::string> subprotocols;
+  };
+  auto seen = std::make_shared<seen_request>();
+  wsl::listener_options options;
+  options.hook = [seen](const wsl::http_request& req, wsl::http_response& res) {
+    ++seen->calls;
+    seen->request = req;
+    for (const auto& [name, value] : req.cookies()) seen->cookies.emplace_back(name, value);
+    for (auto p : req.subprotocols()) seen->subprotocols.emplace_back(p);
+    BOOST_TEST(res.status == 101);
+  };
+  negotiation n(options);
+  n.send(request_builder()
+             .line("GET /chat/room?name=lobby&x=1 HTTP/1.1")
+             .add("Cookie", "session=abc123; theme=dark")
+             .add("Sec-WebSocket-Protocol", "chat.v2, chat.v1")
+             .add("X-Custom", "  padded value  ")
+             .str());
+  BOOST_TEST(!n.finish().ec);
+  BOOST_REQUIRE(seen->calls == 1);
+  const auto& req = seen->request;
+  BOOST_TEST(req.method == "GET");
+  BOOST_TEST(req.target == "/chat/room?name=lobby&x=1");
+  BOOST_TEST(req.path == "/chat/room");
+  BOOST_TEST(req.query == "name=lobby&x=1");
+  BOOST_TEST(req.headers.get("x-custom").value_or("") == "padded value");
+  BOOST_TEST(req.headers.get("HOST").value_or("") == "server.example.com");
+  BOOST_TEST(req.cookie("theme").value_or("") == "dark");
+  BOOST_TEST(
+      (seen->cookies == std::vector<std::pair<std::string, std::string>>{{"session", "abc123"}, {"theme", "dark"}}));
+  BOOST_TEST(seen->subprotocols == (std::vector<std::string>{"chat.v2", "chat.v1"}));
+  BOOST_TEST(req.remote_endpoint.port() == 50000);
+  BOOST_TEST(req.local_endpoint.port() == 8080);
+}
+
+BOOST_AUTO_TEST_CASE(the_hook_can_reject_with_any_status_headers_and_body) {
+  struct rejection {
+    int status;
+    std::string reason;
+  };
+  for (const auto& r : {rejection{403, "Forbidden"}, rejection{401, "Unauthorized"}, rejection{302, "Found"},
+                        rejection{418, "Unknown"}, rejection{503, "Service Unavailable"}}) {
+    BOOST_TEST_CONTEXT("status " << r.status) {
+      wsl::listener_options options;
+      options.hook = [status = r.status](const wsl::http_request&, wsl::http_response& res) {
+        res.headers.add("X-Why", "members only");
+        res.headers.add("Location", "/login");
+        res.reject(status, "log in first\n");
+      };
+      negotiation n(options);
+      n.send(request_builder().str());
+      const auto& result = n.finish();
+      BOOST_TEST(result.ec == wsl::error::handshake_rejected);
+      BOOST_TEST(n.reply.complete);
+      BOOST_TEST(n.reply.status == r.status);
+      BOOST_TEST(n.reply.reason == r.reason);
+      BOOST_TEST(n.reply.get("X-Why").value_or("") == "members only");
+      BOOST_TEST(n.reply.get("Location").value_or("") == "/login");
+      BOOST_TEST(n.reply.body == "log in first\n");
+      BOOST_TEST(n.reply.get("Content-Length").value_or("") == "13");
+      BOOST_TEST(!n.reply.get("Sec-WebSocket-Accept"));
+      BOOST_TEST(n.reply.get("Connection").value_or("") == "close");
+      BOOST_TEST(n.server_shut_down);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_hook_can_set_its_own_reason_phrase) {
+  wsl::listener_options options;
+  options.hook = [](const wsl::http_request&, wsl::http_response& res) {
+    res.reject(403);
+    res.reason = "Go Away";
+  };
+  negotiation n(options);
+  n.send(request_builder().str());
+  n.finish();
+  BOOST_TEST(n.reply.status == 403);
+  BOOST_TEST(n.reply.reason == "Go Away");
+  BOOST_TEST(n.reply.body.empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_hook_chooses_an_offered_subprotocol_and_sets_cookies) {
+  wsl::listener_options options;
+  options.hook = [](const wsl::http_request& req, wsl::http_response& res) {
+    if (req.offers_subprotocol("chat.v2")) res.subprotocol = "chat.v2";
+    res.set_cookie("seen", "1", "Path=/; HttpOnly");
+    res.set_cookie("visits", "7");
+  };
+  negotiation n(options);
+  n.send(request_builder().add("Sec-WebSocket-Protocol", "chat.v1, chat.v2").str());
+  auto& result = n.finish();
+  BOOST_TEST(!result.ec);
+  BOOST_TEST(n.reply.status == 101);
+  BOOST_TEST(n.reply.all("Sec-WebSocket-Protocol") == std::vector<std::string>{"chat.v2"});
+  BOOST_TEST(n.reply.all("Set-Cookie") == (std::vector<std::string>{"seen=1; Path=/; HttpOnly", "visits=7"}));
+  BOOST_TEST(n.reply.get("Sec-WebSocket-Accept").value_or("") == rfc_accept);
+  BOOST_TEST(result.ws.subprotocol() == "chat.v2");
+}
+
+BOOST_AUTO_TEST_CASE(a_hook_choosing_a_subprotocol_that_was_not_offered_gets_500) {
+  for (const char* offered : {"", "chat.v1", "chat.v2x, chat"}) {
+    BOOST_TEST_CONTEXT("offered '" << offered << "'") {
+      wsl::listener_options options;
+      options.hook = [](const wsl::http_request&, wsl::http_response& res) { res.subprotocol = "chat.v2"; };
+      request_builder r;
+      if (*offered) r.add("Sec-WebSocket-Protocol", offered);
+      const auto reply = expect_refusal(r.str(), 500, options);
+      BOOST_TEST(!reply.get("Sec-WebSocket-Protocol"));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_hook_that_throws_gets_500) {
+  wsl::listener_options options;
+  options.hook = [](const wsl::http_request&, wsl::http_response&) { throw std::runtime_error("database down"); };
+  expect_refusal(request_builder().str(), 500, options);
+}
+
+BOOST_AUTO_TEST_CASE(a_hook_cannot_split_the_response_with_line_breaks) {
+  wsl::listener_options options;
+  options.hook = [](const wsl::http_request&, wsl::http_response& res) {
+    res.headers.add("X-Evil", "a\r\nSet-Cookie: admin=1");
+  };
+  const auto reply = expect_refusal(request_builder().str(), 500, options);
+  BOOST_TEST(!reply.get("Set-Cookie"));
+  BOOST_TEST(!reply.get("X-Evil"));
+}
+
+BOOST_AUTO_TEST_CASE(the_hook_may_answer_a_plain_http_request) {
+  auto calls = std::make_shared<int>(0);
+  wsl::listener_options options;
+  options.hook = [calls](const wsl::http_request& req, wsl::http_response& res) {
+    ++*calls;
+    BOOST_TEST(res.status == 426);
+    BOOST_TEST(req.path == "/health");
+    res.status = 200;
+    res.body = "ok\n";
+  };
+  negotiation n(options);
+  n.send("GET /health HTTP/1.1\r\nHost: server.example.com\r\n\r\n");
+  BOOST_TEST(n.finish().ec == wsl::error::not_upgrade);
+  BOOST_TEST(*calls == 1);
+  BOOST_TEST(n.reply.status == 200);
+  BOOST_TEST(n.reply.body == "ok\n");
+  BOOST_TEST(n.server_shut_down);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Standards
+
+BOOST_AUTO_TEST_CASE(a_second_registered_standard_is_accepted_and_listed_in_426) {
+  auto registry = std::make_shared<wsl::standard_registry>(*wsl::standard_registry::defaults());
+  registry->add(std::make_shared<wsl::rfc6455_standard>(8, "hybi-08"));
+  BOOST_TEST(registry->versions() == "13, 8");
+  wsl::listener_options options;
+  options.standards = registry;
+  BOOST_TEST_CONTEXT("version 8") {
+    expect_accepted(request_builder().set("Sec-WebSocket-Version", "8").str(), options);
+  }
+  BOOST_TEST_CONTEXT("version 13") { expect_accepted(request_builder().str(), options); }
+  BOOST_TEST_CONTEXT("version 7") {
+    const auto reply = expect_refusal(request_builder().set("Sec-WebSocket-Version", "7").str(), 426, options);
+    BOOST_TEST(reply.get("Sec-WebSocket-Version").value_or("") == "13, 8");
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// What follows the handshake
+
+BOOST_AUTO_TEST_CASE(bytes_pipelined_behind_the_request_are_the_first_frame) {
+  negotiation n;
+  n.send(request_builder().str() + wsl::test::client_frame(wsl::test::op::text, "early bird") +
+         wsl::test::client_frame(wsl::test::op::binary, "second"));
+  auto& result = n.finish();
+  BOOST_REQUIRE(!result.ec);
+  BOOST_TEST(n.reply.status == 101);
+  BOOST_TEST(n.after_reply.empty());
+  auto first = wsl::test::run(n.ctx, wsl::test::read_whole_message(result.ws));
+  BOOST_TEST(!first.ec);
+  BOOST_TEST(first.type == wsl::message_type::text);
+  BOOST_TEST(first.data == "early bird");
+  auto second = wsl::test::run(n.ctx, wsl::test::read_whole_message(result.ws));
+  BOOST_TEST(second.data == "second");
+  BOOST_TEST(second.type == wsl::message_type::binary);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The request parser on its own
+
+namespace {
+
+std::error_code parse(std::string_view head, wsl::http_request& out) { return wsl::detail::parse_request(head, out); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(parse_request_splits_the_request_line_and_keeps_fields_in_order) {
+  wsl::http_request req;
+  const auto ec = parse(
+      "GET /a/b?c=d?e HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Spaces: \t inner  value \t\r\nhost: second\r\n\r\n", req);
+  BOOST_REQUIRE(!ec);
+  BOOST_TEST(req.method == "GET");
+  BOOST_TEST(req.target == "/a/b?c=d?e");
+  BOOST_TEST(req.path == "/a/b");
+  BOOST_TEST(req.query == "c=d?e");
+  BOOST_TEST(req.version_major == 1);
+  BOOST_TEST(req.version_minor == 1);
+  BOOST_REQUIRE(req.headers.size() == 4u);
+  std::vector<std::string> names, values;
+  for (const auto& f : req.headers) {
+    names.push_back(f.name);
+    values.push_back(f.value);
+  }
+  BOOST_TEST(names == (std::vector<std::string>{"Host", "X-Empty", "X-Spaces", "host"}));
+  BOOST_TEST(values == (std::vector<std::string>{"h", "", "inner  value", "second"}));
+  BOOST_TEST(req.headers.count("HOST") == 2u);
+  BOOST_TEST(req.headers.get("host").value_or("") == "h");
+}
+
+BOOST_AUTO_TEST_CASE(parse_request_without_a_query) {
+  wsl::http_request req;
+  BOOST_REQUIRE(!parse("GET /plain HTTP/1.1\r\n\r\n", req));
+  BOOST_TEST(req.path == "/plain");
+  BOOST_TEST(req.query.empty());
+  wsl::http_request empty_query;
+  BOOST_REQUIRE(!parse("GET /plain? HTTP/1.1\r\n\r\n", empty_query));
+  BOOST_TEST(empty_query.path == "/plain");
+  BOOST_TEST(empty_query.query.empty());
+}
+
+BOOST_AUTO_TEST_CASE(parse_request_reads_other_http_versions) {
+  wsl::http_request req;
+  BOOST_REQUIRE(!parse("GET / HTTP/1.0\r\n\r\n", req));
+  BOOST_TEST(req.version_major == 1);
+  BOOST_TEST(req.version_minor == 0);
+  wsl::http_request two;
+  BOOST_REQUIRE(!parse("GET / HTTP/2.0\r\n\r\n", two));
+  BOOST_TEST(two.version_major == 2);
+}
+
+BOOST_AUTO_TEST_CASE(parse_request_rejects_what_the_grammar_forbids) {
+  const std::string_view heads[] = {
+      "",
+      "GET / HTTP/1.1\r\n",  // no blank line
+      "GET / HTTP/1.1\nHost: h\n\n",
+      "GET / HTTP/1.1\r\nHost: h\r\n continued\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost h\r\n\r\n",
+      "GET / HTTP/1.1\r\n: h\r\n\r\n",
+      "GET / HTTP/1.1\r\nHo st: h\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\x01"
+      "b\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\nb\r\n\r\n",
+      "GET /a b HTTP/1.1\r\n\r\n",
+      "GET  HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1\r\n\tHost: h\r\n\r\n",
+      "G\"T / HTTP/1.1\r\n\r\n",
+  };
+  for (auto head : heads) {
+    BOOST_TEST_CONTEXT("head '" << head << "'") {
+      wsl::http_request req;
+      BOOST_TEST(parse(head, req) == wsl::error::bad_request);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(header_token_lists) {
+  wsl::http_request req;
+  BOOST_REQUIRE(
+      !parse("GET / HTTP/1.1\r\nConnection: keep-alive , Upgrade\r\nConnection: ,, close\r\n"
+             "Sec-WebSocket-Protocol: a, b\r\nSec-WebSocket-Protocol: c\r\n\r\n",
+             req));
+  BOOST_TEST(req.headers.has_token("connection", "UPGRADE"));
+  BOOST_TEST(req.headers.has_token("Connection", "close"));
+  BOOST_TEST(!req.headers.has_token("Connection", "upgrad"));
+  BOOST_TEST(!req.headers.has_token("Connection", "keep-alive , Upgrade"));
+  const auto list = req.headers.list("connection");
+  BOOST_TEST((std::vector<std::string>(list.begin(), list.end())) ==
+             (std::vector<std::string>{"keep-alive", "Upgrade", "close"}));
+  const auto offered = req.subprotocols();
+  BOOST_TEST((std::vector<std::string>(offered.begin(), offered.end())) == (std::vector<std::string>{"a", "b", "c"}));
+  BOOST_TEST(req.offers_subprotocol("b"));
+  BOOST_TEST(!req.offers_subprotocol("B"));  // subprotocol names are case-sensitive
+}
+
+BOOST_AUTO_TEST_CASE(cookies_are_read_from_every_cookie_field) {
+  wsl::http_request req;
+  req.headers.add("Cookie", "a=1; b=two;c=3");
+  req.headers.add("X-Other", "d=4");
+  req.headers.add("cookie", "quoted=\"q v\"; empty=; novalue; =orphan; spaced = 5 ");
+  const auto cookies = req.cookies();
+  const std::vector<std::pair<std::string, std::string>> got(cookies.begin(), cookies.end());
+  const std::vector<std::pair<std::string, std::string>> expected = {{"a", "1"},        {"b", "two"},  {"c", "3"},
+                                                                     {"quoted", "q v"}, {"empty", ""}, {"spaced", "5"}};
+  BOOST_TEST((got == expected));
+  BOOST_TEST(req.cookie("b").value_or("?") == "two");
+  BOOST_TEST(req.cookie("empty").value_or("?") == "");
+  BOOST_TEST(!req.cookie("d"));
+  BOOST_TEST(!req.cookie("novalue"));
+  BOOST_TEST(!req.cookie("A"));  // cookie names are case-sensitive
+}
+
+BOOST_AUTO_TEST_CASE(a_request_without_cookies_has_none) {
+  wsl::http_request req;
+  BOOST_TEST(req.cookies().empty());
+  BOOST_TEST(!req.cookie("session"));
+}
