@@ -7,7 +7,7 @@
 namespace wsl::cli {
 namespace {
 
-asio::awaitable<void> echo(websocket& ws) {
+asio::awaitable<void> echo(websocket& ws, session_context&) {
   std::error_code ec;
   for (;;) {
     auto in = co_await ws.read_message(ec);
@@ -42,7 +42,8 @@ subcommand register_echo(CLI::App& parent) {
   auto* app = parent.add_subcommand("echo", "Echo every message back, with its type");
   app->footer(
       "Prints 'listening on ws://HOST:PORT/' on stderr when ready. SIGINT closes every connection "
-      "with 1001 and exits 130.");
+      "with 1001 and exits 130. -v logs one access line per connection. See wsl-serve(1) for the HTTP "
+      "options (--origin, --header, --subprotocol, --static).");
   add_server_options(*app, *options);
   return {app, [options] { return run_server("echo", *options, echo); }};
 }

@@ -4,6 +4,7 @@
 #include "latency.hpp"
 #include "loadtest.hpp"
 #include "pipe.hpp"
+#include "serve.hpp"
 
 #include <cstdio>
 #include <vector>
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
              "error, 77 TLS verification, 130 interrupted. See wsl(1).");
 
   std::vector<subcommand> commands = {register_echo(app), register_pipe(app), register_latency(app),
-                                      register_loadtest(app)};
+                                      register_loadtest(app), register_serve(app)};
 
   try {
     app.parse(argc, argv);
@@ -36,6 +37,6 @@ int main(int argc, char** argv) {
   }
   for (auto& c : commands)
     if (c.app->parsed()) return c.run();
-  std::fprintf(stderr, "wsl: a subcommand is required: echo, pipe, latency or loadtest (see wsl --help)\n");
+  std::fprintf(stderr, "wsl: a subcommand is required: echo, serve, pipe, latency or loadtest (see wsl --help)\n");
   return exit_usage;
 }

@@ -6,6 +6,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <list>
 #include <memory>
@@ -21,26 +22,60 @@ namespace {
 struct worker {
   asio::io_context context{1};
   std::unique_ptr<listener> server;
-  std::list<websocket*> sessions;
+  struct session {
+    websocket* ws;
+    session_context* context;
+  };
+  std::list<session> sessions;
+  bool shutting_down = false;
 };
 
+std::atomic<std::uint64_t> next_session_id{1};
+
+std::string format_seconds(clock::duration d) {
+  const double s = std::chrono::duration<double>(d).count();
+  return s < 1 ? fmt::format("{:.1f}ms", s * 1e3) : fmt::format("{:.3f}s", s);
+}
+
+// The access log line of an upgraded connection, once it has ended (-v).
+void log_session_end(const session_context& s, const websocket& ws, clock::duration lasted) {
+  if (diagnostics::verbosity() < 1) return;
+  const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
+  diagnostics::info(fmt::format("access {} [{}] {} GET {} 101 {} in={} out={} close={}", log_time(s.opened), s.id,
+                                format_endpoint(ws.remote_endpoint()), ws.request().target, format_seconds(lasted),
+                                ws.bytes_received(), ws.bytes_sent(), code ? std::to_string(code) : "1006"));
+}
+
+// The access log line of a request that was not upgraded (-v).
+void log_refused(const negotiation_record& r) {
+  if (diagnostics::verbosity() < 1 || !r.error) return;
+  const auto opened = std::chrono::system_clock::now() -
+                      std::chrono::duration_cast<std::chrono::system_clock::duration>(r.duration);
+  diagnostics::info(fmt::format("access {} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened),
+                                format_endpoint(r.remote), r.method.empty() ? "-" : r.method,
+                                r.target.empty() ? "-" : r.target, r.status ? std::to_string(r.status) : "-",
+                                format_seconds(r.duration), r.bytes_sent, r.error.message()));
+}
+
 asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler& handler) {
+  session_context context;
+  context.id = next_session_id.fetch_add(1, std::memory_order_relaxed);
+  context.opened = std::chrono::system_clock::now();
+  const auto started = clock::now();
   const auto peer = format_endpoint(ws.remote_endpoint());
-  const auto it = w.sessions.insert(w.sessions.end(), &ws);
-  diagnostics::debug(fmt::format("{} open {}", peer, ws.request().target));
+  const auto it = w.sessions.insert(w.sessions.end(), {&ws, &context});
+  diagnostics::debug(fmt::format("[{}] {} open {}", context.id, peer, ws.request().target));
   try {
-    co_await handler(ws);
+    co_await handler(ws, context);
   } catch (const std::exception& e) {
-    diagnostics::error(fmt::format("{}: {}", peer, e.what()));
+    diagnostics::error(fmt::format("[{}] {}: {}", context.id, peer, e.what()));
   }
   // Finish the close handshake whoever started it (a shutdown's 1001, say): the peer may still be
   // sending the end of a message before its close frame. Nothing happens on a closed websocket.
   std::error_code ec;
   co_await ws.close(close_code::normal, {}, ec);
   w.sessions.erase(it);
-  const auto& closed = ws.peer_close();
-  diagnostics::debug(fmt::format("{} closed ({})", peer,
-                                 closed.code ? fmt::format("peer sent {}", closed.code) : std::string("no close frame")));
+  log_session_end(context, ws, clock::now() - started);
 }
 
 asio::awaitable<void> accept_loop(worker& w, const session_handler& handler) {
@@ -52,19 +87,43 @@ asio::awaitable<void> accept_loop(worker& w, const session_handler& handler) {
   }
 }
 
-// Closes every session with 1001; the io_context ends when they are all done.
-void shut_down(worker& w) {
+asio::awaitable<void> keep_error_code(asio::awaitable<void> op, std::shared_ptr<std::error_code>) {
+  co_await std::move(op);
+}
+
+// Closes every session (1001 on SIGINT); the io_context ends when they are all done.
+void shut_down(worker& w, std::uint16_t code, const std::string& reason) {
   w.server->stop();
-  for (auto* ws : w.sessions) {
+  w.shutting_down = true;
+  for (auto& s : w.sessions) {
+    if (s.context->on_shutdown) s.context->on_shutdown();
     // The close operation keeps its connection alive itself; only its error code needs a home.
     auto ec = std::make_shared<std::error_code>();
-    auto run = [](asio::awaitable<void> op, std::shared_ptr<std::error_code>) -> asio::awaitable<void> {
-      co_await std::move(op);
-    };
-    asio::co_spawn(w.context, run(ws->close(close_code::going_away, "server shutting down", *ec), ec),
-                   asio::detached);
+    asio::co_spawn(w.context, keep_error_code(s.ws->close(code, reason, *ec), ec), asio::detached);
   }
 }
+
+class control_impl final : public server_control {
+ public:
+  control_impl(std::vector<std::unique_ptr<worker>>& workers, std::atomic<int>& status)
+      : workers_(workers), status_(status) {}
+  std::vector<asio::any_io_executor> executors() const override {
+    std::vector<asio::any_io_executor> out;
+    for (auto& w : workers_) out.push_back(w->context.get_executor());
+    return out;
+  }
+  void stop_accepting() override {
+    for (auto& w : workers_) asio::post(w->context, [&w = *w] { w.server->stop(); });
+  }
+  void close_all(std::uint16_t code, std::string reason) override {
+    for (auto& w : workers_) asio::post(w->context, [&w = *w, code, reason] { shut_down(w, code, reason); });
+  }
+  void set_exit_status(int status) override { status_ = status; }
+
+ private:
+  std::vector<std::unique_ptr<worker>>& workers_;
+  std::atomic<int>& status_;
+};
 
 asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
   auto address = asio::ip::make_address(host, ec);
@@ -109,10 +168,13 @@ void add_server_options(CLI::App& app, server_options& o) {
                   "Largest HTTP request head (431 beyond)");
   add_duration_option(app, "--handshake-timeout", o.listener.handshake_timeout,
                       "Time allowed for the HTTP negotiation");
+  add_http_options(app, o.http);
+  add_deflate_options(app, o.deflate);
   add_verbosity_options(app, o.verbosity, o.quiet);
 }
 
-int run_server(const std::string& command, const server_options& given, session_handler handler) {
+int run_server(const std::string& command, const server_options& given, session_handler handler,
+               server_callbacks callbacks) {
   auto o = given;
   diagnostics::configure("wsl " + command, o.verbosity, o.quiet);
   if (o.listener.connection.ping_interval.count() > 0 && o.listener.connection.idle_timeout.count() > 0 &&
@@ -121,6 +183,19 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_usage;
   }
   if (o.listener.connection.ping_interval.count() == 0) o.listener.connection.ping = ping_mode::none;
+  if (std::string problem; apply_deflate(o.deflate, o.listener.connection, problem)) {
+    diagnostics::fatal(problem);
+    return exit_usage;
+  }
+  if (auto problem = finish_http_options(o.http); !problem.empty()) {
+    diagnostics::fatal(problem);
+    return exit_usage;
+  }
+  o.listener.hook = make_http_hook(o.http, std::move(o.listener.hook));
+  o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation)](const negotiation_record& r) {
+    log_refused(r);
+    if (then) then(r);
+  };
   raise_descriptor_limit();
 
   std::error_code ec;
@@ -155,7 +230,7 @@ int run_server(const std::string& command, const server_options& given, session_
       return exit_unavailable;
     }
   }
-  o.listener.budget = std::make_shared<connection_budget>(o.max_connections);
+  if (!o.listener.budget) o.listener.budget = std::make_shared<connection_budget>(o.max_connections);
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned i = 0; i < o.threads; ++i) {
     auto w = std::make_unique<worker>();
@@ -173,22 +248,35 @@ int run_server(const std::string& command, const server_options& given, session_
   fmt::print(stderr, "listening on ws://{}:{}/\n", url_host, endpoint.port());
   std::fflush(stderr);
 
+  std::atomic<int> status{exit_ok};
+  control_impl control(workers, status);
+  if (callbacks.started) callbacks.started(control);
+
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
 
-  std::atomic<int> status{exit_ok};
-  std::thread([&] {
+  // Detached: it may be blocked in sigwait() when the server returns. What it uses lives on the
+  // heap for that reason, and the callbacks are only called for a signal while the server runs.
+  auto signal_state = std::make_shared<std::atomic<bool>>(true);
+  std::thread([&, signal_state, interrupted = callbacks.interrupted, aborting = callbacks.aborting] {
     int received = 0;
     for (int count = 0;; ++count) {
       if (sigwait(&signals, &received) != 0) continue;
-      if (count > 0) _exit(exit_interrupted);  // a second signal: leave at once
+      if (count > 0 || !*signal_state) {  // a second signal: leave at once
+        if (aborting) aborting();
+        _exit(received == SIGTERM ? 128 + SIGTERM : exit_interrupted);
+      }
       status = received == SIGTERM ? 128 + SIGTERM : exit_interrupted;
       diagnostics::info("shutting down: closing connections with 1001");
-      for (auto& w : workers) asio::post(w->context, [&w = *w] { shut_down(w); });
+      if (interrupted) interrupted(received);
+      for (auto& w : workers)
+        asio::post(w->context, [&w = *w] { shut_down(w, close_code::going_away, "server shutting down"); });
     }
   }).detach();
 
   for (auto& t : threads) t.join();
+  *signal_state = false;
+  if (callbacks.finished) callbacks.finished();
   return status;
 }
 

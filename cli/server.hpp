@@ -1,13 +1,20 @@
 // The runtime of the server subcommands (echo, serve): one io_context and one SO_REUSEPORT
-// listener per thread, the listening line, graceful shutdown on SIGINT/SIGTERM.
+// listener per thread, the listening line, the shared HTTP side (http_options.hpp) with its access
+// log, graceful shutdown on SIGINT/SIGTERM.
 #pragma once
 
 #include "common.hpp"
+#include "http_options.hpp"
 
+#include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace wsl::cli {
 
@@ -16,19 +23,64 @@ struct server_options {
   std::uint16_t port = 8080;
   unsigned threads = 1;
   std::uint64_t max_connections = 10000;
-  listener_options listener;  // connection and negotiation limits
+  // Connection and negotiation limits. A subcommand may set listener.hook (run for upgrade
+  // requests after the --origin check; see http_options.hpp), listener.on_negotiation (run after
+  // the access log) and listener.budget (a connection limit it wants to read; else one is made
+  // from max_connections).
+  listener_options listener;
+  http_options http;  // --origin, --header, --subprotocol, --static
+  deflate_cli deflate;  // --deflate and its parameters
   int verbosity = 0;
   bool quiet = false;
 };
 
-// --host, --port, --threads and the size and time bounds.
+// --host, --port, --threads, the size and time bounds, and the HTTP options.
 void add_server_options(CLI::App& app, server_options& o);
 
-// Runs for each accepted websocket, on its thread's executor; the runtime closes the websocket
-// with 1001 on SIGINT and waits for the handler to return.
-using session_handler = std::function<asio::awaitable<void>(websocket&)>;
+// One accepted connection, as its handler sees it. Lives as long as the handler runs.
+struct session_context {
+  std::uint64_t id = 0;  // unique among this process's connections, from 1; "[ID]" in logs
+  std::chrono::system_clock::time_point opened;
+  // Set by the handler if it must hear of a shutdown (SIGINT, server_control::close_all) before
+  // its websocket is closed, e.g. because it may be blocked on something other than the
+  // websocket. Called on the session's own thread.
+  std::function<void()> on_shutdown;
+};
 
-// Serves until interrupted; returns the exit status (130 after SIGINT, 143 after SIGTERM).
-int run_server(const std::string& command, const server_options& o, session_handler handler);
+// Runs for each accepted websocket, on its thread's executor; the runtime closes the websocket
+// (1000 if nothing else was sent) once the handler returns, and with 1001 on SIGINT.
+using session_handler = std::function<asio::awaitable<void>(websocket&, session_context&)>;
+
+// What a subcommand may ask of a running server. Thread-safe; valid until run_server returns.
+class server_control {
+ public:
+  virtual ~server_control() = default;
+  // One executor per thread, in thread order.
+  virtual std::vector<asio::any_io_executor> executors() const = 0;
+  // Stops accepting on every thread; run_server returns once the sessions and any other work on
+  // the io_contexts have ended.
+  virtual void stop_accepting() = 0;
+  // Stops accepting and closes every session with this code, as SIGINT does with 1001.
+  virtual void close_all(std::uint16_t code, std::string reason) = 0;
+  // The status run_server returns unless a signal ended it (0 by default).
+  virtual void set_exit_status(int status) = 0;
+};
+
+// Optional parts of a subcommand's runtime.
+struct server_callbacks {
+  // After the listening line, before the threads run: start the subcommand's own work here.
+  std::function<void(server_control&)> started;
+  // On the first SIGINT or SIGTERM (on the signal thread), before the sessions are closed.
+  std::function<void(int signal_number)> interrupted;
+  // On a second signal, just before the process exits at once (on the signal thread).
+  std::function<void()> aborting;
+  // Once the io_contexts have run out, before they are destroyed: objects bound to them go here.
+  std::function<void()> finished;
+};
+
+// Serves until interrupted (or until a subcommand stops it); returns the exit status (130 after
+// SIGINT, 143 after SIGTERM).
+int run_server(const std::string& command, const server_options& o, session_handler handler,
+               server_callbacks callbacks = {});
 
 }  // namespace wsl::cli

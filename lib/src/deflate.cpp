@@ -212,7 +212,8 @@ class deflate_extension final : public message_extension {
 };
 
 std::optional<int> window_bits(const std::optional<std::string>& v) {
-  if (!v) return std::nullopt;
+  // 1*DIGIT without leading zeros (RFC 7692 section 7.1.2): "010" is malformed, not 10.
+  if (!v || v->empty() || (*v)[0] == '0') return std::nullopt;
   int n = 0;
   const auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
   if (ec != std::errc() || end != v->data() + v->size() || n < 8 || n > 15) return std::nullopt;

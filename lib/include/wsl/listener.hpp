@@ -5,7 +5,8 @@
 //   std::cout << l.local_endpoint().port();
 //   for (;;) {
 //     wsl::websocket ws = co_await l.accept();
-//     asio::co_spawn(ws.get_executor(), serve(std::move(ws)), asio::detached);
+//     auto ex = ws.get_executor();  // before the move below: argument order is unspecified
+//     asio::co_spawn(ex, serve(std::move(ws)), asio::detached);
 //   }
 //
 // Negotiations run concurrently (up to max_pending_handshakes); finished ones wait in a bounded

@@ -4,8 +4,10 @@
 Reference peer used to validate the conformance suite. Every text or binary
 message is sent back unchanged with the same type.
 
-Usage: /usr/bin/python3 echo_websockets.py [PORT]     (PORT 0 = pick a free one)
+Usage: /usr/bin/python3 echo_websockets.py [--deflate] [PORT]     (PORT 0 = pick a free one)
 Prints "listening on ws://127.0.0.1:PORT/" to stderr once it accepts connections.
+--deflate negotiates permessage-deflate with websockets' defaults (windows of
+12 bits, memLevel 5), for the conformance cases 12.x-14.x.
 """
 
 import asyncio
@@ -22,13 +24,13 @@ async def echo(websocket):
         await websocket.send(message)
 
 
-async def serve(port):
+async def serve(port, deflate):
     async with websockets.serve(
         echo,
         "127.0.0.1",
         port,
-        max_size=MAX_MESSAGE_SIZE,
-        compression=None,    # the suite never offers permessage-deflate anyway
+        max_size=MAX_MESSAGE_SIZE,  # also limits the inflated size of compressed messages
+        compression="deflate" if deflate else None,
         ping_interval=None,  # keepalive pings would show up as unexpected events
     ) as server:
         bound = server.sockets[0].getsockname()[1]
@@ -37,9 +39,13 @@ async def serve(port):
 
 
 def main():
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    args = sys.argv[1:]
+    deflate = "--deflate" in args
+    if deflate:
+        args.remove("--deflate")
+    port = int(args[0]) if args else 0
     try:
-        asyncio.run(serve(port))
+        asyncio.run(serve(port, deflate))
     except KeyboardInterrupt:
         pass
 

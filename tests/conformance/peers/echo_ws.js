@@ -4,8 +4,10 @@
 // Reference peer used to validate the conformance suite. Every text or binary
 // message is sent back unchanged with the same type.
 //
-// Usage: NODE_PATH=/path/to/node_modules node echo_ws.js [PORT]   (PORT 0 = pick a free one)
+// Usage: NODE_PATH=/path/to/node_modules node echo_ws.js [--deflate] [PORT]   (PORT 0 = pick a free one)
 // Prints "listening on ws://127.0.0.1:PORT/" to stderr once it accepts connections.
+// --deflate negotiates permessage-deflate (ws's defaults, but compressing every
+// message: threshold 0), for the conformance cases 12.x-14.x.
 'use strict';
 
 const { WebSocketServer } = require('ws');
@@ -16,13 +18,15 @@ const { WebSocketServer } = require('ws');
 const MAX_MESSAGE_SIZE = 64 * 1024 * 1024;
 const MAX_FRAGMENTS = 256 * 1024;
 
-const port = Number(process.argv[2] || 0);
+const args = process.argv.slice(2);
+const deflate = args.includes('--deflate');
+const port = Number(args.filter((a) => a !== '--deflate')[0] || 0);
 const server = new WebSocketServer({
   host: '127.0.0.1',
   port,
-  maxPayload: MAX_MESSAGE_SIZE,
+  maxPayload: MAX_MESSAGE_SIZE, // also limits the inflated size of compressed messages
   maxFragments: MAX_FRAGMENTS,
-  perMessageDeflate: false,
+  perMessageDeflate: deflate ? { threshold: 0 } : false,
 });
 
 server.on('listening', () => {

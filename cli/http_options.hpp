@@ -1,0 +1,55 @@
+// The HTTP side shared by the server subcommands (echo, serve): --origin, --header, --subprotocol,
+// --static and the access log. All of it is built on the library's negotiation hook and its
+// on_negotiation observer; nothing here reaches into the library.
+#pragma once
+
+#include "common.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsl::cli {
+
+struct http_options {
+  // Origin patterns (--origin, repeatable); an upgrade whose Origin matches none gets 403. Empty:
+  // every origin. A request without Origin (not a browser) is let through.
+  std::vector<std::string> origins;
+  // "Name: value" fields added to every response this server writes (--header, repeatable).
+  std::vector<std::string> headers;
+  // Subprotocols in our order of preference (--subprotocol, repeatable): the first one the client
+  // offers is chosen; none offered, none chosen.
+  std::vector<std::string> subprotocols;
+  // Plain GET and HEAD requests are answered with files under this directory (--static).
+  std::string static_dir;
+  // Larger files are refused with 403: the negotiation hook answers from memory, on the
+  // listener's thread, so a file is read whole before it is sent.
+  std::uint64_t static_max_size = 16 << 20;
+};
+
+void add_http_options(CLI::App& app, http_options& o);
+
+// Checks the options once the command line is parsed: header syntax, the static directory (made
+// absolute and canonical). Returns what is wrong, or an empty string.
+std::string finish_http_options(http_options& o);
+
+// The hook that applies the options: for an upgrade request the Origin check, then `inner` (the
+// subcommand's own say, may be empty), then the subprotocol; for a plain request, --static; the
+// --header fields go on every response. Static files served and refused are logged at -v.
+negotiation_hook make_http_hook(const http_options& o, negotiation_hook inner);
+
+// True when `origin` (an Origin header value) matches one of the patterns. A pattern with "://"
+// is matched against the whole origin ("https://*.example.com"); one without it against the host
+// ("example.com", "*.example.com") or host and port ("localhost:8080", "localhost:*"). '*'
+// matches any run of characters; letters match in any case.
+bool origin_allowed(std::string_view origin, const std::vector<std::string>& patterns);
+
+// The Content-Type for a file name, by its extension.
+std::string_view content_type_for(std::string_view file_name) noexcept;
+
+// A UTC timestamp for logs: 2026-11-25T18:09:01.123Z.
+std::string log_time(std::chrono::system_clock::time_point t);
+
+}  // namespace wsl::cli

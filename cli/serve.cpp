@@ -1,0 +1,117 @@
+// wsl serve: the command line. One of three modes:
+//   wsl serve --pipe                 stdin lines to every client, their messages to stdout
+//   wsl serve -- COMMAND [ARGS...]   one process per connection, websocketd-style
+//   wsl serve --dir DIR              the same, each executable in DIR at /NAME
+// The modes live in serve_pipe.cpp and serve_command.cpp; the HTTP side is shared with echo
+// (http_options.cpp), the runtime is server.cpp's.
+#include "serve.hpp"
+
+#include "process.hpp"
+#include "serve_modes.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+namespace wsl::cli {
+namespace {
+
+int run_serve(serve_options& o) {
+  diagnostics::configure("wsl serve", o.server.verbosity, o.server.quiet);
+  const int modes = (o.pipe ? 1 : 0) + (o.command.empty() ? 0 : 1) + (o.dir.empty() ? 0 : 1);
+  if (modes != 1) {
+    diagnostics::fatal(modes == 0 ? "say what to serve: --pipe, --dir DIR or -- COMMAND [ARGS...]"
+                                  : "--pipe, --dir and a COMMAND exclude each other");
+    return exit_usage;
+  }
+  if (o.binary && o.null_delimited) {
+    diagnostics::fatal("--binary and -0 exclude each other");
+    return exit_usage;
+  }
+  if (o.binary && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
+    diagnostics::fatal("--chunk: between 1 byte and 1G");
+    return exit_usage;
+  }
+  if (!o.pipe) {
+    const char* pipe_only = o.prefix_client ? "--prefix-client"
+                            : o.one         ? "--one"
+                            : o.reject_busy ? "--reject-busy"
+                            : o.keep_open   ? "--keep-open"
+                            : o.live        ? "--live"
+                                            : nullptr;
+    if (pipe_only) {
+      diagnostics::fatal(fmt::format("{} is for --pipe", pipe_only));
+      return exit_usage;
+    }
+    return run_serve_command(o);
+  }
+  if (!o.passenv.empty() || o.max_forks != 0) {
+    diagnostics::fatal("--passenv and --max-forks are for a COMMAND or --dir");
+    return exit_usage;
+  }
+  if (o.prefix_client && o.binary) {
+    diagnostics::fatal("--prefix-client needs lines: not with --binary");
+    return exit_usage;
+  }
+  if (o.reject_busy && !o.one) {
+    diagnostics::fatal("--reject-busy goes with --one");
+    return exit_usage;
+  }
+  if (o.server.threads != 1) {
+    diagnostics::fatal("--pipe runs on one thread (one stdin, one stdout): leave --threads at 1");
+    return exit_usage;
+  }
+  if (o.queue_limit == 0) {
+    diagnostics::fatal("--queue-limit: at least 1 byte");
+    return exit_usage;
+  }
+  return run_serve_pipe(o);
+}
+
+}  // namespace
+
+subcommand register_serve(CLI::App& parent) {
+  auto o = std::make_shared<serve_options>();
+  auto* app = parent.add_subcommand(
+      "serve", "Serve stdin/stdout to WebSocket clients (--pipe), or a command per connection (-- COMMAND)");
+  add_server_options(*app, o->server);
+
+  app->add_flag("--pipe", o->pipe, "Send each stdin line to every client; write every message received to stdout");
+  app->add_option("--dir", o->dir, "Serve each executable in DIR as an endpoint at /NAME")->type_name("DIR");
+  app->add_option("command", o->command, "The command to run per connection (after --)")->type_name("COMMAND");
+
+  app->add_flag("-0,--null", o->null_delimited, "Records end with NUL instead of newline, both ways");
+  app->add_flag("-b,--binary", o->binary,
+                "Binary messages of raw chunks (up to --chunk bytes each); payloads written raw");
+  add_size_option(*app, "--chunk", o->chunk, "Largest message made of one read (--binary)");
+
+  app->add_flag("--prefix-client", o->prefix_client, "Write 'ID<TAB>' before each line received");
+  add_size_option(*app, "--queue-limit", o->queue_limit,
+                  "Bytes a client may fall behind the fastest one; beyond it, it is closed with 1008");
+  app->add_flag("--one", o->one, "One client at a time; later ones wait for their turn");
+  app->add_flag("--reject-busy", o->reject_busy, "With --one: answer later clients 503 instead");
+  app->add_flag("--keep-open", o->keep_open, "At the end of stdin, keep serving (and writing to stdout)");
+  app->add_flag("--live", o->live,
+                "Read stdin even while no client is connected (what arrives then reaches nobody); by "
+                "default stdin waits for the first client");
+  add_duration_option(*app, "--drain-timeout", o->drain_timeout,
+                      "At the end of stdin, drop a client that has not taken its queue within this time");
+
+  app->add_option("--passenv", o->passenv, "Pass this variable of wsl's environment to the command (repeatable)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  add_duration_option(*app, "--close-grace", o->close_grace,
+                      "After the client leaves: time before SIGTERM, then as long again before SIGKILL");
+  app->add_option("--max-forks", o->max_forks, "Processes running at most (503 beyond); 0 = no limit")
+      ->capture_default_str();
+
+  app->footer(
+      "Prints 'listening on ws://HOST:PORT/' on stderr when ready. --pipe: exits 0 once stdin has ended "
+      "and every queued message is delivered (clients closed with 1000). COMMAND: a client's messages go to "
+      "the process's stdin, its stdout lines come back as messages, its exit closes the connection with 1000 "
+      "(status 0) or 1011 'exit N'. SIGINT closes every connection with 1001 and exits 130. "
+      "See wsl-serve(1).");
+  return {app, [o] { return run_serve(*o); }};
+}
+
+}  // namespace wsl::cli

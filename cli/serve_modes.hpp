@@ -1,0 +1,43 @@
+// The options of `wsl serve` and its two modes, each in its own file: serve_pipe.cpp (--pipe) and
+// serve_command.cpp (-- COMMAND, --dir). serve.cpp parses and checks the command line.
+#pragma once
+
+#include "server.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wsl::cli {
+
+struct serve_options {
+  server_options server;
+
+  // Framing, both modes (the same rules as `wsl pipe`).
+  bool null_delimited = false;     // -0: records end with NUL instead of newline, both ways
+  bool binary = false;             // raw chunks as binary messages, payloads written raw
+  std::uint64_t chunk = 64 << 10;  // largest message made of one read (--binary)
+
+  // --pipe
+  bool pipe = false;
+  bool prefix_client = false;                                // "ID<TAB>" before each line written to stdout
+  std::uint64_t queue_limit = 8 << 20;                       // bytes a client may fall behind before 1008
+  bool one = false;                                          // one client at a time
+  bool reject_busy = false;                                  // with --one: 503 instead of waiting
+  bool keep_open = false;                                    // go on serving after the end of stdin
+  bool live = false;                                         // read stdin even with nobody connected
+  clock::duration drain_timeout = std::chrono::seconds(30);  // end of stdin: time to take the rest
+
+  // -- COMMAND / --dir
+  std::vector<std::string> command;  // program and arguments
+  std::string program;               // command[0] found in PATH, absolute
+  std::string dir;                   // --dir: each executable in it is an endpoint
+  std::vector<std::string> passenv;  // names of our variables the child also gets
+  clock::duration close_grace = std::chrono::seconds(1);
+  std::uint64_t max_forks = 0;  // live children at most (503 beyond); 0 = no limit
+};
+
+int run_serve_pipe(serve_options& o);
+int run_serve_command(serve_options& o);
+
+}  // namespace wsl::cli

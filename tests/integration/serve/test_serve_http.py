@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+"""The HTTP side shared by `wsl serve` and `wsl echo`: --origin (403), --header, --subprotocol,
+--static (files, content types, no escape from the directory, the size bound) and the -v access log.
+"""
+
+import asyncio
+import http.client
+import os
+import re
+import tempfile
+import unittest
+
+from serve_harness import TIMEOUT, RawClient, Serve, connect, receive_until_close, run  # isort: first
+from harness import HttpResponse  # noqa: E402 (serve_harness puts it on the path)
+
+
+def raw_get(port, target, method="GET", extra=()):
+    """A request sent byte for byte (http.client would normalise `..`), and its response, read up to
+    the EOF with which the server ends every plain request (so HEAD and 304 need no special case)."""
+    with RawClient(port) as client:
+        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
+        client.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = client.wait_eof()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)}
+    return HttpResponse(int(status_line.split()[1]), status_line.split(" ", 2)[-1], headers, body)
+
+
+async def status_of(url, **options):
+    try:
+        async with connect(url, **options) as ws:
+            return 101, ws
+    except Exception as e:
+        return getattr(e, "status_code", repr(e)), None
+
+
+class Origin(unittest.TestCase):
+    def check(self, server):
+        async def scenario():
+            results = {}
+            for origin in ("https://app.example.com", "https://evil.example.net", "http://localhost:3000",
+                           "http://localhost", "null", None):
+                status, _ = await status_of(server.url, origin=origin)
+                results[origin] = status
+            return results
+
+        self.assertEqual(run(scenario()), {
+            "https://app.example.com": 101, "https://evil.example.net": 403, "http://localhost:3000": 101,
+            "http://localhost": 101, "null": 403, None: 101,
+        })
+
+    def test_serve_refuses_other_origins_with_403(self):
+        with Serve("--origin", "https://*.example.com", "--origin", "localhost", "--pipe") as server:
+            self.check(server)
+
+    def test_echo_refuses_other_origins_with_403(self):
+        with Serve("--origin", "https://*.example.com", "--origin", "localhost:*", subcommand="echo",
+                   stdin=False) as server:
+            self.check(server)
+
+
+class Headers(unittest.TestCase):
+    def test_headers_go_on_every_response_and_the_subprotocol_is_ours_to_choose(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "index.html"), "w") as f:
+                f.write("<p>hi</p>")
+            with Serve("--header", "X-Served-By: wsl test", "--header", "Cache-Control: no-store",
+                       "--subprotocol", "v2.chat", "--subprotocol", "v1.chat", "--origin", "localhost",
+                       "--static", tmp, "--", "cat") as server:
+                async def scenario():
+                    async with connect(server.url, subprotocols=["v1.chat", "v2.chat"]) as ws:
+                        upgrade = (ws.subprotocol, ws.response_headers.get("X-Served-By"))
+                    async with connect(server.url, subprotocols=["v1.chat", "other"]) as ws:
+                        second = ws.subprotocol
+                    async with connect(server.url, subprotocols=["other"]) as ws:
+                        none = ws.subprotocol
+                    return upgrade, second, none
+
+                upgrade, second, none = run(scenario())
+                self.assertEqual(upgrade, ("v2.chat", "wsl test"))
+                self.assertEqual((second, none), ("v1.chat", None))
+                page = raw_get(server.port, "/")
+                self.assertEqual((page.status, page.header("X-Served-By")), (200, "wsl test"))
+                refused = raw_get(server.port, "/", extra=["Upgrade: websocket", "Connection: Upgrade",
+                                                            "Sec-WebSocket-Version: 13",
+                                                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                                                            "Origin: http://elsewhere"])
+                self.assertEqual((refused.status, refused.header("X-Served-By")), (403, "wsl test"))
+
+
+class Static(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        root = os.path.join(cls.tmp.name, "www")
+        os.makedirs(os.path.join(root, "sub"))
+        files = {"index.html": b"<!doctype html><p>page</p>", "app.js": b"console.log(1)", "style.css": b"p{}",
+                 "sub/data.json": b'{"a": 1}', "sub/index.html": b"sub index", "img.png": b"\x89PNG....",
+                 "notes.unknownext": b"?", ".secret": b"hidden", "big.bin": b"x" * 70000}
+        for name, data in files.items():
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(data)
+        with open(os.path.join(cls.tmp.name, "outside.txt"), "w") as f:
+            f.write("outside the root")
+        os.symlink(os.path.join(cls.tmp.name, "outside.txt"), os.path.join(root, "link-out"))
+        os.symlink(os.path.join(root, "app.js"), os.path.join(root, "link-in.js"))
+        cls.root = root
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_files_with_their_content_types(self):
+        with Serve("--static", self.root, "--static-max-size", "64K", "--pipe") as server:
+            expected = {"/": (200, "text/html; charset=utf-8", b"<!doctype html><p>page</p>"),
+                        "/app.js": (200, "text/javascript; charset=utf-8", b"console.log(1)"),
+                        "/style.css": (200, "text/css; charset=utf-8", b"p{}"),
+                        "/sub/data.json": (200, "application/json", b'{"a": 1}'),
+                        "/sub/": (200, "text/html; charset=utf-8", b"sub index"),
+                        "/img.png": (200, "image/png", b"\x89PNG...."),
+                        "/notes.unknownext": (200, "application/octet-stream", b"?"),
+                        "/link-in.js": (200, "text/javascript; charset=utf-8", b"console.log(1)"),
+                        "/app.js?v=3": (200, "text/javascript; charset=utf-8", b"console.log(1)"),
+                        "/%61pp.js": (200, "text/javascript; charset=utf-8", b"console.log(1)")}
+            for target, (status, content_type, body) in expected.items():
+                response = raw_get(server.port, target)
+                self.assertEqual((response.status, response.header("Content-Type"), response.body),
+                                 (status, content_type, body), target)
+            # http.client as a browser-like client: keep the plain request path honest too.
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+            connection.request("GET", "/sub/data.json")
+            response = connection.getresponse()
+            self.assertEqual((response.status, response.read()), (200, b'{"a": 1}'))
+            connection.close()
+
+    def test_escapes_and_refusals(self):
+        with Serve("--static", self.root, "--static-max-size", "64K", "--pipe") as server:
+            cases = {"/../outside.txt": 403, "/sub/../../outside.txt": 403, "/%2e%2e/outside.txt": 403,
+                     "/sub/%2E%2E/%2e%2e/outside.txt": 403, "/link-out": 403, "/.secret": 404,
+                     "/missing.html": 404, "/big.bin": 403, "/%zz": 400, "/a%00b": 400}
+            for target, status in cases.items():
+                response = raw_get(server.port, target)
+                self.assertEqual(response.status, status, target)
+                self.assertNotIn(b"outside the root", response.body, target)
+            self.assertEqual(raw_get(server.port, "/app.js", method="POST").status, 405)
+            moved = raw_get(server.port, "/sub")
+            self.assertEqual((moved.status, moved.header("Location")), (301, "/sub/"))
+
+    def test_head_and_not_modified(self):
+        with Serve("--static", self.root, "--pipe") as server:
+            head = raw_get(server.port, "/app.js", method="HEAD")
+            self.assertEqual((head.status, head.header("Content-Length"), head.body), (200, "14", b""))
+            again = raw_get(server.port, "/app.js", extra=[f"If-Modified-Since: {head.header('Last-Modified')}"])
+            self.assertEqual((again.status, again.body), (304, b""))
+
+    def test_a_page_and_its_websocket_share_the_port(self):
+        with Serve("--static", self.root, subcommand="echo", stdin=False) as server:
+            self.assertEqual(raw_get(server.port, "/").status, 200)
+
+            async def scenario():
+                async with connect(server.url) as ws:
+                    await ws.send("same port")
+                    return await ws.recv()
+
+            self.assertEqual(run(scenario()), "same port")
+
+    def test_without_static_a_plain_request_gets_426(self):
+        with Serve("--pipe") as server:
+            self.assertEqual(raw_get(server.port, "/").status, 426)
+
+
+class AccessLog(unittest.TestCase):
+    def test_one_line_per_connection_at_v(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "index.html"), "w") as f:
+                f.write("page")
+            with Serve("-v", "--static", tmp, "--origin", "localhost", "--", "sh", "-c", "read x; exit 2") as server:
+                async def scenario():
+                    async with connect(server.url + "chat?room=1") as ws:
+                        await ws.send("hello")
+                        await receive_until_close(ws)
+                    await status_of(server.url, origin="http://evil")
+
+                run(scenario())
+                raw_get(server.port, "/")
+                upgraded = server.wait_stderr(r"access .* GET /chat\?room=1 101")
+                self.assertRegex(upgraded, r"^wsl serve: access \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[\d+\] "
+                                           r"127\.0\.0\.1:\d+ GET /chat\?room=1 101 [\d.]+m?s in=5 out=0 close=1011$")
+                self.assertRegex(server.wait_stderr(r"access .* 403"), r"\[-\] 127\.0\.0\.1:\d+ GET / 403 .* out=\d+")
+                self.assertRegex(server.wait_stderr(r"access .* 200"), r"\[-\] 127\.0\.0\.1:\d+ GET / 200 .* out=\d+")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
