@@ -86,6 +86,8 @@ struct worker {
   histogram rtt, handshake;
   std::map<std::string, std::uint64_t> failures;
   std::map<std::uint16_t, std::uint64_t> close_codes;
+  std::error_code first_failure;  // of connecting, with its report: the exit status when none opened
+  connect_report first_report;
   std::size_t connecting = 0;
   std::size_t waiters = 0;
   std::unique_ptr<timer> slot_free;  // cancelled when a handshake slot frees up
@@ -297,6 +299,10 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
   if (ec) {
     w.failed.add();
     ++w.failures[reason_of(ec, report)];
+    if (!w.first_failure) {
+      w.first_failure = ec;
+      w.first_report = std::move(report);
+    }
     co_return;
   }
   w.opened.add();
@@ -630,8 +636,9 @@ int run_loadtest(loadtest_options o) {
 
   if (interrupted) return interrupted == SIGTERM ? 128 + SIGTERM : exit_interrupted;
   if (t.opened == 0) {
-    diagnostics::fatal(failures.empty() ? "no connection opened"
-                                        : fmt::format("no connection opened: {}", failures.begin()->first));
+    for (auto& w : workers)
+      if (w->first_failure) return report_connect_failure(url, w->first_failure, w->first_report);
+    diagnostics::fatal("no connection opened");
     return exit_unavailable;
   }
   return exit_ok;

@@ -170,6 +170,13 @@ void add_server_options(CLI::App& app, server_options& o) {
                       "Time allowed for the HTTP negotiation");
   add_http_options(app, o.http);
   add_deflate_options(app, o.deflate);
+  const std::string tls_group = "TLS (wss://)";
+  app.add_option("--tls-cert", o.tls.certificate_chain_file, "Serve wss:// with this certificate chain (PEM)")
+      ->check(CLI::ExistingFile)->group(tls_group);
+  app.add_option("--tls-key", o.tls.private_key_file, "Private key (PEM) of --tls-cert")
+      ->check(CLI::ExistingFile)->group(tls_group);
+  app.add_option("--tls-client-ca", o.tls.client_ca_file,
+                 "Require client certificates signed by these CAs (PEM)")->check(CLI::ExistingFile)->group(tls_group);
   add_verbosity_options(app, o.verbosity, o.quiet);
 }
 
@@ -186,6 +193,19 @@ int run_server(const std::string& command, const server_options& given, session_
   if (std::string problem; apply_deflate(o.deflate, o.listener.connection, problem)) {
     diagnostics::fatal(problem);
     return exit_usage;
+  }
+  const bool tls = !o.tls.certificate_chain_file.empty() || !o.tls.private_key_file.empty();
+  if (tls || !o.tls.client_ca_file.empty()) {
+    std::string problem;
+    if (o.tls.certificate_chain_file.empty() || o.tls.private_key_file.empty()) {
+      diagnostics::fatal("--tls-cert and --tls-key go together (and --tls-client-ca needs them)");
+      return exit_usage;
+    }
+    o.listener.transport_extension = make_tls_extension(role::server, o.tls, problem);
+    if (!o.listener.transport_extension) {
+      diagnostics::fatal(problem);
+      return exit_failure;
+    }
   }
   if (auto problem = finish_http_options(o.http); !problem.empty()) {
     diagnostics::fatal(problem);
@@ -245,7 +265,8 @@ int run_server(const std::string& command, const server_options& given, session_
   }
   const auto url_host =
       endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
-  fmt::print(stderr, "listening on ws://{}:{}/\n", url_host, endpoint.port());
+  fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
+             endpoint.port());
   std::fflush(stderr);
 
   std::atomic<int> status{exit_ok};

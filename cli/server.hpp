@@ -30,6 +30,7 @@ struct server_options {
   listener_options listener;
   http_options http;  // --origin, --header, --subprotocol, --static
   deflate_cli deflate;  // --deflate and its parameters
+  tls_options tls;      // --tls-cert, --tls-key, --tls-client-ca
   int verbosity = 0;
   bool quiet = false;
 };
