@@ -57,18 +57,29 @@ void log_refused(const negotiation_record& r) {
                                 format_seconds(r.duration), r.bytes_sent, r.error.message()));
 }
 
+void log_session_open(const session_context& context, const websocket& ws) {
+  if (diagnostics::verbosity() >= 2)
+    diagnostics::debug(fmt::format("[{}] {} open {}", context.id, format_endpoint(ws.remote_endpoint()),
+                                   ws.request().target));
+}
+
+void log_session_error(const session_context& context, const websocket& ws, const std::exception& e) {
+  diagnostics::error(fmt::format("[{}] {}: {}", context.id, format_endpoint(ws.remote_endpoint()), e.what()));
+}
+
+// Every idle connection holds this coroutine's frame: what it keeps is kept small, and the
+// formatting lives in plain functions.
 asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler& handler) {
   session_context context;
   context.id = next_session_id.fetch_add(1, std::memory_order_relaxed);
   context.opened = std::chrono::system_clock::now();
   const auto started = clock::now();
-  const auto peer = format_endpoint(ws.remote_endpoint());
   const auto it = w.sessions.insert(w.sessions.end(), {&ws, &context});
-  diagnostics::debug(fmt::format("[{}] {} open {}", context.id, peer, ws.request().target));
+  log_session_open(context, ws);
   try {
     co_await handler(ws, context);
   } catch (const std::exception& e) {
-    diagnostics::error(fmt::format("[{}] {}: {}", context.id, peer, e.what()));
+    log_session_error(context, ws, e);
   }
   // Finish the close handshake whoever started it (a shutdown's 1001, say): the peer may still be
   // sending the end of a message before its close frame. Nothing happens on a closed websocket.
