@@ -97,4 +97,20 @@ int report_connect_failure(std::string_view url, std::error_code ec, const conne
   return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
 }
 
+void trace_handshake(const connect_report& report) {
+  if (diagnostics::verbosity() < 1) return;
+  std::string_view head = report.request_head;
+  while (!head.empty()) {
+    const auto end = head.find("\r\n");
+    const auto line = head.substr(0, end);
+    if (!line.empty()) diagnostics::info(fmt::format("> {}", line));
+    if (end == std::string_view::npos) break;
+    head.remove_prefix(end + 2);
+  }
+  if (!report.tls_protocol.empty()) diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));
+  if (report.status == 0) return;
+  diagnostics::info(fmt::format("< HTTP/1.1 {} {}", report.status, report.reason));
+  for (const auto& f : report.response_headers) diagnostics::info(fmt::format("< {}: {}", f.name, f.value));
+}
+
 }  // namespace wsl::cli

@@ -30,4 +30,7 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
 // unknown host, 75 timeout, 76 handshake refused with its status, 1 otherwise).
 int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report);
 
+// -v: the request sent and the response head received, as curl -v shows them.
+void trace_handshake(const connect_report& report);
+
 }  // namespace wsl::cli

@@ -2,6 +2,13 @@
 
 #include <asio/error.hpp>
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <thread>
+
 #include <atomic>
 #include <charconv>
 #include <cmath>
@@ -216,6 +223,69 @@ std::error_code apply_deflate(const deflate_cli& d, connection_options& c, std::
   }
   c.extensions.push_back(std::make_shared<deflate_factory>(d.options));
   return {};
+}
+
+namespace {
+
+struct signal_targets {
+  std::mutex mutex;
+  std::function<void(int)> handler;
+  std::function<void()> abort;
+};
+
+// Never destroyed: the signal thread may still use it while the process exits.
+signal_targets& targets() {
+  static auto* t = new signal_targets;
+  return *t;
+}
+
+}  // namespace
+
+int exit_status_for_signal(int signal) noexcept { return signal == SIGTERM ? 128 + SIGTERM : exit_interrupted; }
+
+void start_signal_thread() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::thread([set] {
+    for (int count = 0;;) {
+      int received = 0;
+      if (sigwait(&set, &received) != 0) continue;
+      std::function<void(int)> handler;
+      std::function<void()> abort;
+      {
+        std::lock_guard lock(targets().mutex);
+        handler = targets().handler;
+        abort = targets().abort;
+      }
+      if (count++ > 0 || !handler) {
+        if (abort) abort();
+        _exit(exit_status_for_signal(received));
+      }
+      handler(received);
+    }
+  }).detach();
+}
+
+void set_signal_handler(std::function<void(int)> handler) {
+  std::lock_guard lock(targets().mutex);
+  targets().handler = std::move(handler);
+}
+
+void set_abort_hook(std::function<void()> hook) {
+  std::lock_guard lock(targets().mutex);
+  targets().abort = std::move(hook);
+}
+
+void raise_descriptor_limit() noexcept {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
 }
 
 void add_verbosity_options(CLI::App& app, int& verbosity, bool& quiet) {

@@ -65,6 +65,19 @@ class diagnostics {
 
 std::string format_endpoint(const asio::ip::tcp::endpoint& ep);
 
+// Signals. SIGINT and SIGTERM are blocked in every thread and taken by one thread with sigwait():
+// the first runs the handler (on that thread: post to an io_context from it), a second one, or one
+// while no handler is set, runs the abort hook and exits at once (130, 143 after SIGTERM).
+// start_signal_thread() goes before any other thread is created, so that all inherit the mask;
+// it also ignores SIGPIPE (writes report EPIPE instead).
+void start_signal_thread();
+void set_signal_handler(std::function<void(int)> handler);
+void set_abort_hook(std::function<void()> hook);
+int exit_status_for_signal(int signal) noexcept;
+
+// Many connections need many descriptors: the soft limit is raised to the hard one.
+void raise_descriptor_limit() noexcept;
+
 // Adds -v (repeatable) and -q to a subcommand.
 void add_verbosity_options(CLI::App& app, int& verbosity, bool& quiet);
 

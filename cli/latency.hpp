@@ -1,3 +1,4 @@
+// wsl latency: ping(8) for WebSockets (see man/wsl-latency.1).
 #pragma once
 
 #include "common.hpp"

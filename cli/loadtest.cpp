@@ -86,6 +86,9 @@ struct worker {
   histogram rtt, handshake;
   std::map<std::string, std::uint64_t> failures;
   std::map<std::uint16_t, std::uint64_t> close_codes;
+  // Over whole connections (all phases): message payload against WebSocket bytes on the wire, to
+  // show what compression saves.
+  std::uint64_t payload_total_sent = 0, payload_total_received = 0, wire_sent = 0, wire_received = 0;
   std::error_code first_failure;  // of connecting, with its report: the exit status when none opened
   connect_report first_report;
   std::size_t connecting = 0;
@@ -133,6 +136,7 @@ class session {
       co_return false;
     }
     in_flight_.push_back(due);
+    w_.payload_total_sent += s_.payload.size();
     if (recording(s_)) {
       w_.sent.add();
       w_.bytes_sent.add(s_.payload.size());
@@ -165,6 +169,7 @@ class session {
     }
     const auto due = in_flight_.front();
     in_flight_.pop_front();
+    w_.payload_total_received += bytes;
     if (recording(s_)) {
       w_.received.add();
       w_.bytes_received.add(bytes);
@@ -320,6 +325,8 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
     co_await ws.close(code, {}, close_ec);
   }
   if (ws.peer_close().code != 0) ++w.close_codes[ws.peer_close().code];
+  w.wire_sent += ws.bytes_sent();
+  w.wire_received += ws.bytes_received();
   if (sess.failed_ && !(sess.failed_ == error::closed)) {
     w.errors.add();
     ++w.failures[sess.mismatch_ ? std::string("echo mismatch") : sess.failed_.message()];
@@ -435,18 +442,8 @@ int run_loadtest(loadtest_options o) {
     return exit_usage;
   }
   o.threads = std::max(1u, std::min<unsigned>(o.threads, static_cast<unsigned>(o.connections)));
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  raise_descriptor_limit();
+  start_signal_thread();
 
   shared_state s;
   s.opts = o;
@@ -469,20 +466,15 @@ int run_loadtest(loadtest_options o) {
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
 
-  // Signals arrive here; the control loop below waits on the condition variable.
+  // A signal ends the run early; the control loop below waits on the condition variable.
   std::mutex mutex;
   std::condition_variable changed;
   std::atomic<int> interrupted{0};
-  std::thread([&] {
-    int received = 0;
-    for (int count = 0;; ++count) {
-      if (sigwait(&signals, &received) != 0) continue;
-      if (count > 0) _exit(exit_interrupted);
-      interrupted = received;
-      std::lock_guard lock(mutex);
-      changed.notify_all();
-    }
-  }).detach();
+  set_signal_handler([&](int received) {
+    interrupted = received;
+    std::lock_guard lock(mutex);
+    changed.notify_all();
+  });
 
   const bool tty = isatty(STDERR_FILENO) && !std::getenv("NO_COLOR");
   const bool progress = !o.quiet;
@@ -556,12 +548,18 @@ int run_loadtest(loadtest_options o) {
   s.current = phase::done;
   stop_workers(workers);
   for (auto& t : threads) t.join();
+  set_signal_handler(nullptr);
 
   // Results.
   histogram rtt, handshake;
   std::map<std::string, std::uint64_t> failures;
   std::map<std::uint16_t, std::uint64_t> close_codes;
+  std::uint64_t payload_sent = 0, payload_received = 0, wire_sent = 0, wire_received = 0;
   for (auto& w : workers) {
+    payload_sent += w->payload_total_sent;
+    payload_received += w->payload_total_received;
+    wire_sent += w->wire_sent;
+    wire_received += w->wire_received;
     rtt.merge(w->rtt);
     handshake.merge(w->handshake);
     for (auto& [k, v] : w->failures) failures[k] += v;
@@ -590,12 +588,14 @@ int run_loadtest(loadtest_options o) {
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
         "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
+        "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"interrupted\":{}}}\n",
         json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, o.inflight, seconds,
         duration<double>(connect_time).count(), t.opened, t.failed, f, t.errors, t.sent, t.received,
         static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
         static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, pct(rtt),
-        pct(handshake), c, gen_cpu, servers, interrupted.load() != 0);
+        pct(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
+        interrupted.load() != 0);
   } else {
     std::string mode = o.rate > 0 ? fmt::format("open loop at {} msgs/s", o.rate)
                                   : fmt::format("closed loop, {} in flight per connection", o.inflight);
@@ -617,6 +617,15 @@ int run_loadtest(loadtest_options o) {
                  human_time(rtt.percentile(50)), human_time(rtt.percentile(90)), human_time(rtt.percentile(99)),
                  human_time(rtt.percentile(99.9)), human_time(rtt.max()),
                  human_time(static_cast<std::uint64_t>(rtt.mean())), human_time(static_cast<std::uint64_t>(rtt.stddev())));
+    if (wire_sent + wire_received != 0) {
+      auto share = [](std::uint64_t wire, std::uint64_t payload) {
+        return payload ? fmt::format(" ({:.1f}% of the payload)", 100.0 * static_cast<double>(wire) / static_cast<double>(payload))
+                       : std::string();
+      };
+      fmt::print("  wire         sent {}{}  received {}{}  (whole run, frames included)\n",
+                 human_bytes(static_cast<double>(wire_sent)), share(wire_sent, payload_sent),
+                 human_bytes(static_cast<double>(wire_received)), share(wire_received, payload_received));
+    }
     if (t.errors) fmt::print("  errors       {} connections failed after opening\n", t.errors);
     if (!close_codes.empty()) {
       fmt::print("  close codes ");
@@ -634,7 +643,7 @@ int run_loadtest(loadtest_options o) {
   }
   std::fflush(stdout);
 
-  if (interrupted) return interrupted == SIGTERM ? 128 + SIGTERM : exit_interrupted;
+  if (interrupted) return exit_status_for_signal(interrupted);
   if (t.opened == 0) {
     for (auto& w : workers)
       if (w->first_failure) return report_connect_failure(url, w->first_failure, w->first_report);

@@ -1,17 +1,645 @@
+// wsl pipe: stdin to messages, messages to stdout, for pipelines and for a person at a terminal.
+//
+// One io_context on the main thread runs two coroutines on one websocket:
+//  - the receiver reads messages and writes them to stdout with blocking writes: a slow stdout
+//    holds the socket back, which is the back-pressure a pipeline wants;
+//  - the sender turns what the stdin thread hands over into messages.
+// stdin is read by a thread of its own with blocking reads, because it may be a regular file
+// (which epoll cannot watch) as well as a pipe or a terminal. SIGINT and SIGTERM are taken by
+// another thread with sigwait(), so that a second one ends the process even while the main thread
+// is blocked writing to stdout.
 #include "pipe.hpp"
 
 #include "client.hpp"
 
+#include <wsl/detail/utf8.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <cerrno>
+#include <condition_variable>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <mutex>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/uio.h>
+#include <thread>
+#include <unistd.h>
+
 namespace wsl::cli {
+namespace {
+
+struct pipe_options {
+  client_cli_options connection;
+  bool null_delimited = false;       // -0: NUL instead of newline, both ways
+  bool binary = false;               // stdin chunks as binary messages, payloads written raw
+  std::uint64_t chunk = 64 << 10;    // largest binary message made from stdin
+  unsigned close_code = close_code::normal;
+  std::string close_reason;
+  bool once = false;                 // -1: exit after the first message received
+  std::uint64_t max_messages = 0;    // exit after this many messages received; 0 = no limit
+  bool no_close = false;             // at the end of stdin keep receiving until the server closes
+  clock::duration linger{};          // at the end of stdin wait for this much quiet before closing
+  int verbosity = 0;
+  bool quiet = false;
+};
+
+bool sendable_close_code(unsigned code) noexcept {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+std::string_view close_code_name(std::uint16_t code) noexcept {
+  switch (code) {
+    case 1000: return "normal closure";
+    case 1001: return "going away";
+    case 1002: return "protocol error";
+    case 1003: return "unsupported data";
+    case 1005: return "no status code";
+    case 1007: return "invalid payload";
+    case 1008: return "policy violation";
+    case 1009: return "message too big";
+    case 1010: return "missing extension";
+    case 1011: return "internal error";
+    case 1012: return "service restart";
+    case 1013: return "try again later";
+    case 1014: return "bad gateway";
+    default: return {};
+  }
+}
+
+// "4000", "1001 (going away)", then the reason in quotes when there is one.
+std::string describe_close(const close_status& c) {
+  std::string out = std::to_string(c.code);
+  if (const auto name = close_code_name(c.code); !name.empty()) out += fmt::format(" ({})", name);
+  if (!c.reason.empty()) out += fmt::format(" \"{}\"", c.reason);
+  return out;
+}
+
+double milliseconds(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+
+// -vv: control frames as they arrive.
+void trace_control(control_kind kind, std::string_view payload) {
+  if (diagnostics::verbosity() < 2) return;
+  if (kind == control_kind::close) {
+    close_status c;
+    c.code = payload.size() >= 2 ? static_cast<std::uint16_t>(static_cast<unsigned char>(payload[0]) << 8 |
+                                                               static_cast<unsigned char>(payload[1]))
+                                 : close_code::no_status;
+    if (payload.size() > 2) c.reason = std::string(payload.substr(2));
+    diagnostics::debug(fmt::format("< close {}", describe_close(c)));
+    return;
+  }
+  diagnostics::debug(fmt::format("< {}, {} bytes", kind == control_kind::ping ? "ping" : "pong", payload.size()));
+}
+
+
+// ------------------------------------------------------------------------------------------------
+// stdin
+
+// Reads stdin on a thread of its own and hands it to the io_context a buffer at a time. Two
+// buffers alternate: the thread fills one while the other is being sent and waits while both are
+// in use, so a slow connection holds stdin back instead of filling memory. The thread sleeps in
+// poll() on stdin and a wake-up pipe, so stop() ends it at once even on a silent terminal.
+class stdin_feed {
+ public:
+  struct chunk {
+    const char* data = nullptr;
+    std::size_t size = 0;  // 0 at the end of stdin, on a read error (error set) or once stopped
+    int error = 0;
+  };
+
+  stdin_feed(asio::any_io_executor executor, std::size_t buffer_size)
+      : executor_(executor), wake_(executor), shared_(std::make_shared<shared>()), buffer_size_(buffer_size) {
+    for (auto& b : buffers_) b = std::make_unique_for_overwrite<char[]>(buffer_size);
+    wake_.expires_at(clock::time_point::max());
+  }
+  ~stdin_feed() {
+    stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  stdin_feed(const stdin_feed&) = delete;
+  stdin_feed& operator=(const stdin_feed&) = delete;
+
+  std::error_code start() {
+    if (::pipe2(shared_->wake_pipe, O_CLOEXEC) != 0) return {errno, std::system_category()};
+    thread_ = std::thread([this, s = shared_] { read_loop(*s); });
+    return {};
+  }
+
+  // The next chunk of stdin, in order. Call release() once its bytes are no longer needed.
+  asio::awaitable<chunk> next() {
+    while (ready_count_ == 0 && !stopped_) {
+      std::error_code ignored;
+      co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    if (stopped_ || ready_count_ == 0) co_return chunk{};
+    const auto& r = ready_[ready_first_];
+    ready_first_ ^= 1;
+    --ready_count_;
+    current_ = r.index;
+    co_return chunk{buffers_[r.index].get(), r.size, r.error};
+  }
+
+  void release() {
+    std::lock_guard lock(shared_->mutex);
+    shared_->in_use[current_] = false;
+    shared_->cv.notify_one();
+  }
+
+  // Ends the thread and wakes a waiting next(), which then returns an empty chunk.
+  void stop() {
+    stopped_ = true;
+    try {
+      wake_.cancel();
+    } catch (...) {
+    }
+    std::lock_guard lock(shared_->mutex);
+    if (shared_->stopping) return;
+    shared_->stopping = true;
+    shared_->cv.notify_one();
+    if (shared_->wake_pipe[1] >= 0) {
+      const char byte = 0;
+      [[maybe_unused]] auto ignored = ::write(shared_->wake_pipe[1], &byte, 1);
+    }
+  }
+
+ private:
+  // What the reading thread and the io_context share; the pipe closes with the last owner.
+  struct shared {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool in_use[2] = {false, false};  // filled and handed over, not yet released
+    bool stopping = false;
+    int wake_pipe[2] = {-1, -1};
+    ~shared() {
+      for (int fd : wake_pipe)
+        if (fd >= 0) ::close(fd);
+    }
+  };
+  struct ready_chunk {
+    unsigned index = 0;
+    std::size_t size = 0;
+    int error = 0;
+  };
+
+  void read_loop(shared& s) {
+    for (unsigned i = 0;; i ^= 1) {
+      {
+        std::unique_lock lock(s.mutex);
+        s.cv.wait(lock, [&] { return s.stopping || !s.in_use[i]; });
+        if (s.stopping) return;
+        s.in_use[i] = true;
+      }
+      ssize_t n = -1;
+      int error = 0;
+      for (;;) {
+        pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {s.wake_pipe[0], POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+          if (errno == EINTR) continue;
+          error = errno;
+          break;
+        }
+        if (fds[1].revents != 0) return;
+        n = ::read(STDIN_FILENO, buffers_[i].get(), buffer_size_);
+        if (n >= 0) break;
+        if (errno == EINTR || errno == EAGAIN) continue;  // EAGAIN: a non-blocking stdin we share
+        error = errno;
+        break;
+      }
+      const std::size_t size = n > 0 ? static_cast<std::size_t>(n) : 0;
+      asio::post(executor_, [this, i, size, error] { deliver({i, size, error}); });
+      if (size == 0) return;
+    }
+  }
+
+  // On the io_context.
+  void deliver(ready_chunk r) {
+    ready_[(ready_first_ + ready_count_) % 2] = r;
+    ++ready_count_;
+    try {
+      wake_.cancel();
+    } catch (...) {
+    }
+  }
+
+  asio::any_io_executor executor_;
+  timer wake_;  // never expires; cancel() wakes next()
+  std::shared_ptr<shared> shared_;
+  std::unique_ptr<char[]> buffers_[2];
+  std::size_t buffer_size_;
+  std::thread thread_;
+  ready_chunk ready_[2];
+  unsigned ready_first_ = 0, ready_count_ = 0;
+  unsigned current_ = 0;
+  bool stopped_ = false;
+};
+
+// ------------------------------------------------------------------------------------------------
+// stdout
+
+// Blocking writes to stdout, whatever it is. The first failure is kept and ends the output;
+// EPIPE (the reader went away, as with `| head`) is a quiet, normal end.
+class stdout_sink {
+ public:
+  bool write(asio::const_buffer data, std::string_view tail) {
+    if (error_ != 0) return false;
+    iovec parts[2] = {{const_cast<void*>(data.data()), data.size()},
+                      {const_cast<char*>(tail.data()), tail.size()}};
+    iovec* next = parts;
+    int count = 2;
+    while (count > 0 && next->iov_len == 0) ++next, --count;
+    while (count > 0) {
+      const auto n = ::writev(STDOUT_FILENO, next, count);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {  // a non-blocking stdout shared with another process
+          pollfd p{STDOUT_FILENO, POLLOUT, 0};
+          ::poll(&p, 1, -1);
+          continue;
+        }
+        error_ = errno;
+        return false;
+      }
+      auto left = static_cast<std::size_t>(n);
+      while (count > 0 && left >= next->iov_len) left -= next->iov_len, ++next, --count;
+      if (count > 0) {
+        next->iov_base = static_cast<char*>(next->iov_base) + left;
+        next->iov_len -= left;
+      }
+    }
+    return true;
+  }
+  int error() const noexcept { return error_; }
+
+ private:
+  int error_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------------
+// The session
+
+class pipe_session {
+ public:
+  pipe_session(const pipe_options& o, asio::io_context& ctx)
+      : o_(o),
+        ctx_(ctx),
+        delimiter_(o.null_delimited ? std::string_view("\0", 1) : std::string_view("\n")),
+        limit_(o.once ? 1 : o.max_messages),
+        linger_(ctx) {}
+
+  asio::awaitable<void> run();
+  // Called on the io_context for the first SIGINT or SIGTERM.
+  void interrupt(int signal_number);
+  // Once the io_context has run out: says on stderr how the session ended and returns the exit status.
+  int report_end() const;
+
+ private:
+  asio::awaitable<void> receive();
+  asio::awaitable<void> send_stdin();
+  asio::awaitable<void> send_lines(const char* p, std::size_t n, std::error_code& ec);
+  asio::awaitable<void> send_line(std::string_view line, std::error_code& ec);
+  asio::awaitable<void> send(message_type type, asio::const_buffer data, std::error_code& ec);
+  asio::awaitable<void> linger();
+  asio::awaitable<void> close(std::uint16_t code, std::string_view reason);
+  asio::awaitable<void> close_after_interrupt();
+
+  const pipe_options& o_;
+  asio::io_context& ctx_;
+  const std::string_view delimiter_;
+  const std::uint64_t limit_;
+  websocket ws_;
+  timer linger_;
+  std::unique_ptr<stdin_feed> feed_;
+  stdout_sink out_;
+  std::string line_;  // the part of a line that came before the end of a chunk
+
+  int connect_status_ = exit_ok;
+  bool connected_ = false;
+  bool closing_ = false;        // we started the close handshake
+  bool closed_first_ = false;   // ... before the server's close frame arrived
+  bool receiver_done_ = false;
+  int signal_ = 0;
+  int input_error_ = 0;
+  bool warned_invalid_utf8_ = false;
+  std::uint64_t received_ = 0, sent_ = 0;
+  clock::time_point last_received_{};
+  std::error_code end_;          // how the receiver's last read ended
+  std::error_code close_error_;  // how our close handshake ended
+};
+
+asio::awaitable<void> pipe_session::run() {
+  const auto& url = o_.connection.url;
+  connect_report report;
+  std::error_code ec;
+  ws_ = co_await connect(ctx_.get_executor(), url, o_.connection.client, ec, &report);
+  trace_handshake(report);
+  if (signal_ != 0) co_return;
+  if (ec) {
+    connect_status_ = report_connect_failure(url, ec, report);
+    co_return;
+  }
+  connected_ = true;
+  diagnostics::info(fmt::format("connected to {} ({}) in {:.3f} ms: tcp {:.3f} ms, handshake {:.3f} ms{}", url,
+                                format_endpoint(report.remote),
+                                milliseconds(report.resolve_time + report.connect_time + report.handshake_time),
+                                milliseconds(report.connect_time), milliseconds(report.handshake_time),
+                                ws_.subprotocol().empty() ? "" : fmt::format(", subprotocol {}", ws_.subprotocol())));
+  if (diagnostics::verbosity() >= 2) ws_.set_control_callback(trace_control);
+
+  feed_ = std::make_unique<stdin_feed>(ctx_.get_executor(), o_.binary ? o_.chunk : 64 << 10);
+  if (auto e = feed_->start()) {
+    diagnostics::fatal(fmt::format("cannot read stdin: {}", e.message()));
+    input_error_ = e.value();
+    co_await close(close_code::internal_error, {});
+  } else {
+    asio::co_spawn(ctx_, send_stdin(), asio::detached);
+  }
+  co_await receive();
+  receiver_done_ = true;
+  feed_->stop();
+  linger_.cancel();
+}
+
+// Messages to stdout. Every message read is written out before anything else happens, so none
+// that arrived before the close is lost.
+asio::awaitable<void> pipe_session::receive() {
+  const std::string_view tail = o_.binary ? std::string_view() : delimiter_;
+  std::error_code ec;
+  for (;;) {
+    auto in = co_await ws_.read_message(ec);
+    if (ec) break;
+    bool written = true;
+    for (;;) {
+      const auto chunk = co_await in.read_chunk(ec);
+      if (ec) break;
+      const bool last = in.done();
+      written = written && out_.write(chunk, last ? tail : std::string_view());
+      if (last) break;
+    }
+    if (ec) break;
+    ++received_;
+    last_received_ = clock::coarse_now();
+    if (diagnostics::verbosity() >= 2)
+      diagnostics::debug(fmt::format("< {} message, {} bytes", in.type() == message_type::text ? "text" : "binary",
+                                     in.bytes_read()));
+    if (!written) {
+      if (out_.error() != EPIPE) diagnostics::fatal(fmt::format("cannot write to stdout: {}", std::strerror(out_.error())));
+      co_await close(out_.error() == EPIPE ? static_cast<std::uint16_t>(o_.close_code) : close_code::going_away,
+                     out_.error() == EPIPE ? std::string_view(o_.close_reason) : std::string_view("output failed"));
+      break;
+    }
+    if (limit_ != 0 && received_ >= limit_) {
+      diagnostics::info(fmt::format("{} message{} received: closing", received_, received_ == 1 ? "" : "s"));
+      co_await close(static_cast<std::uint16_t>(o_.close_code), o_.close_reason);
+      break;
+    }
+  }
+  end_ = ec;
+}
+
+// stdin to messages until the end of stdin, then the close handshake (unless --no-close).
+asio::awaitable<void> pipe_session::send_stdin() {
+  std::error_code ec;
+  for (;;) {
+    const auto c = co_await feed_->next();
+    if (c.size == 0) {
+      input_error_ = c.error;
+      break;
+    }
+    if (o_.binary)
+      co_await send(message_type::binary, asio::buffer(c.data, c.size), ec);
+    else
+      co_await send_lines(c.data, c.size, ec);
+    feed_->release();
+    if (ec) co_return;  // the connection ended; the receiver tells why
+  }
+  if (closing_ || receiver_done_ || signal_ != 0) co_return;
+  if (input_error_ != 0) diagnostics::error(fmt::format("cannot read stdin: {}", std::strerror(input_error_)));
+  if (!line_.empty()) {  // a last line without its delimiter is a message too
+    co_await send_line(line_, ec);
+    if (ec) co_return;
+  }
+  diagnostics::info(fmt::format("end of stdin after {} message{}{}", sent_, sent_ == 1 ? "" : "s",
+                                o_.no_close ? "; receiving until the server closes (--no-close)" : ""));
+  if (o_.no_close) co_return;
+  if (o_.linger.count() > 0) co_await linger();
+  if (closing_ || receiver_done_ || signal_ != 0) co_return;  // a signal's close takes over
+  co_await close(static_cast<std::uint16_t>(o_.close_code), o_.close_reason);
+}
+
+// Waits until no message has arrived for --linger: replies to the last lines have time to come
+// back before our close, which many servers take as the end of their answers too.
+asio::awaitable<void> pipe_session::linger() {
+  auto quiet_since = clock::coarse_now();
+  while (!closing_ && !receiver_done_ && signal_ == 0) {
+    linger_.expires_at(quiet_since + o_.linger);
+    std::error_code ignored;
+    co_await linger_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    if (last_received_ <= quiet_since) break;
+    quiet_since = last_received_;
+  }
+}
+
+asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std::error_code& ec) {
+  const char* const end = p + n;
+  while (p != end) {
+    const auto* d = static_cast<const char*>(std::memchr(p, delimiter_[0], static_cast<std::size_t>(end - p)));
+    if (d == nullptr) {
+      line_.append(p, end);
+      co_return;
+    }
+    if (line_.empty()) {  // the whole line is in this chunk: sent from where it lies
+      co_await send_line(std::string_view(p, static_cast<std::size_t>(d - p)), ec);
+    } else {
+      line_.append(p, d);
+      co_await send_line(line_, ec);
+      line_.clear();
+    }
+    if (ec) co_return;
+    p = d + 1;
+  }
+}
+
+// A line is a text message when it is UTF-8, as RFC 6455 requires of text; otherwise it goes as
+// a binary message with the same bytes, so that nothing is lost or altered (warned once).
+asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_code& ec) {
+  auto type = message_type::text;
+  if (!detail::utf8_validator::validate(line.data(), line.size())) {
+    type = message_type::binary;
+    if (!warned_invalid_utf8_) {
+      warned_invalid_utf8_ = true;
+      diagnostics::warning(fmt::format("line {} is not valid UTF-8: sent as a binary message (and so will any "
+                                       "other such line)",
+                                       sent_ + 1));
+    }
+  }
+  co_await send(type, asio::buffer(line.data(), line.size()), ec);
+}
+
+asio::awaitable<void> pipe_session::send(message_type type, asio::const_buffer data, std::error_code& ec) {
+  co_await ws_.write_message(type, data, ec);
+  if (ec) co_return;
+  ++sent_;
+  if (diagnostics::verbosity() >= 2)
+    diagnostics::debug(
+        fmt::format("> {} message, {} bytes", type == message_type::text ? "text" : "binary", data.size()));
+}
+
+// Starts (once) and completes our close handshake. While the receiver is reading, close() lets it
+// go on reading, so messages that arrive meanwhile are still written out.
+asio::awaitable<void> pipe_session::close(std::uint16_t code, std::string_view reason) {
+  if (closing_) co_return;
+  closing_ = true;
+  closed_first_ = ws_.peer_close().code == 0 && ws_.is_open();
+  if (feed_) feed_->stop();
+  if (closed_first_ && diagnostics::verbosity() >= 2)
+    diagnostics::debug(fmt::format("> close {}", describe_close({code, std::string(reason)})));
+  std::error_code ec;
+  co_await ws_.close(code, reason, ec);
+  close_error_ = ec;
+}
+
+asio::awaitable<void> pipe_session::close_after_interrupt() {
+  co_await close(close_code::going_away, "interrupted");
+}
+
+void pipe_session::interrupt(int signal_number) {
+  if (signal_ != 0) return;
+  signal_ = signal_number;
+  diagnostics::info(fmt::format("{}: closing with 1001", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"));
+  if (!connected_) {
+    ctx_.stop();  // nothing to close yet
+    return;
+  }
+  linger_.cancel();
+  if (closing_) return;  // the close handshake is already under way: it drains as asked
+  asio::co_spawn(ctx_, close_after_interrupt(), asio::detached);
+}
+
+int pipe_session::report_end() const {
+  const int interrupted = signal_ == SIGTERM ? 128 + SIGTERM : exit_interrupted;
+  if (!connected_) return signal_ != 0 ? interrupted : connect_status_;
+
+  const auto& peer = ws_.peer_close();
+  const bool we_closed_first = closing_ && closed_first_;
+  // After our close, a missing answer is worth a warning only: everything was sent and received.
+  const auto goodbye_missing = [&](std::error_code ec) {
+    if (ec != error::close_timeout && ec != error::connection_lost) return false;
+    diagnostics::warning(ec == error::close_timeout
+                             ? fmt::format("the server did not answer our close within {}",
+                                           format_duration(o_.connection.client.connection.close_timeout))
+                             : std::string("the server dropped the connection without answering our close"));
+    return true;
+  };
+  int status = exit_ok;
+  if (out_.error() != 0) {
+    status = out_.error() == EPIPE ? exit_ok : exit_failure;
+  } else if (!end_ || end_ == error::closed) {
+    if (!we_closed_first) {
+      // The server closed first: its code says whether this is a normal end.
+      if (peer.code != 0) diagnostics::error(fmt::format("server closed the connection: {}", describe_close(peer)));
+      const bool normal = peer.code == close_code::normal || peer.code == close_code::going_away ||
+                          peer.code == close_code::no_status;
+      status = normal ? exit_ok : exit_protocol;
+    } else if (!goodbye_missing(close_error_) && peer.code != 0) {
+      diagnostics::info(fmt::format("closed: the server answered {}", describe_close(peer)));
+    }
+  } else if (!(we_closed_first && goodbye_missing(end_))) {
+    diagnostics::fatal(fmt::format("connection ended: {}", end_.message()));
+    status = exit_status_for(end_) == exit_ok ? exit_failure : exit_status_for(end_);
+  }
+  if (signal_ != 0) return interrupted;
+  if (status == exit_ok && input_error_ != 0) status = exit_failure;
+  return status;
+}
+
+int run_pipe(pipe_options& o) {
+  diagnostics::configure("wsl pipe", o.verbosity, o.quiet);
+  std::string problem;
+  if (finish_client_options(o.connection, problem)) {
+    diagnostics::fatal(problem);
+    return exit_usage;
+  }
+  if (!sendable_close_code(o.close_code)) {
+    diagnostics::fatal(fmt::format("--close-code {}: not a code that may be sent (1000-1003, 1007-1014, "
+                                   "3000-4999)",
+                                   o.close_code));
+    return exit_usage;
+  }
+  if (o.close_reason.size() > 123 || !detail::utf8_validator::validate(o.close_reason.data(), o.close_reason.size())) {
+    diagnostics::fatal("--close-reason: at most 123 bytes of UTF-8");
+    return exit_usage;
+  }
+  if (o.binary && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
+    diagnostics::fatal("--chunk: between 1 byte and 1G");
+    return exit_usage;
+  }
+
+  start_signal_thread();
+  std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows up as EPIPE, a quiet end
+
+  int status = exit_ok;
+  {
+    asio::io_context ctx(1);
+    pipe_session session(o, ctx);
+    set_signal_handler([&ctx, &session](int signal_number) {
+      asio::post(ctx, [&session, signal_number] { session.interrupt(signal_number); });
+    });
+    asio::co_spawn(ctx, session.run(), [](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+    });
+    try {
+      ctx.run();
+    } catch (const std::exception& e) {
+      set_signal_handler(nullptr);
+      diagnostics::fatal(e.what());
+      return exit_failure;
+    }
+    set_signal_handler(nullptr);
+    status = session.report_end();
+  }
+  return status;
+}
+
+}  // namespace
 
 subcommand register_pipe(CLI::App& parent) {
-  auto options = std::make_shared<client_cli_options>();
-  auto* app = parent.add_subcommand("pipe", "(not yet implemented)");
-  add_client_options(*app, *options);
-  return {app, [] {
-            diagnostics::fatal("not yet implemented");
-            return exit_failure;
-          }};
+  auto o = std::make_shared<pipe_options>();
+  auto* app = parent.add_subcommand("pipe", "Send stdin as messages and write the messages received to stdout");
+  add_client_options(*app, o->connection);
+  auto* null = app->add_flag("-0,--null", o->null_delimited, "Messages are delimited by NUL, not newline, both ways");
+  app->add_flag("-b,--binary", o->binary,
+                "Send stdin as binary messages of up to --chunk bytes; write payloads raw, undelimited")
+      ->excludes(null);
+  add_size_option(*app, "--chunk", o->chunk, "Largest binary message made from stdin (--binary)");
+  app->add_option("--close-code", o->close_code, "Close code sent at the end of stdin, --once or --max-messages")
+      ->capture_default_str();
+  app->add_option("--close-reason", o->close_reason, "Close reason sent with it (at most 123 bytes)");
+  app->add_flag("-1,--once", o->once, "Exit after the first message received");
+  app->add_option("--max-messages", o->max_messages, "Exit after this many messages received; 0 = no limit")
+      ->capture_default_str();
+  app->add_flag("-n,--no-close", o->no_close,
+                "At the end of stdin, do not close: keep receiving until the server closes (or the message "
+                "limit, or SIGINT)");
+  add_duration_option(*app, "--linger", o->linger,
+                      "At the end of stdin, close only once no message has arrived for this long (replies to the "
+                      "last lines come back first); 0 = close at once");
+  add_verbosity_options(*app, o->verbosity, o->quiet);
+  app->footer(
+      "Text mode: each stdin line is one text message (a line that is not UTF-8 goes as a binary message); each "
+      "message received is written with a newline. At the end of stdin the close handshake runs and wsl exits 0. "
+      "When the server closes first its code is printed on stderr; exit 0 for 1000, 1001 and no code, 76 "
+      "otherwise. SIGINT closes with 1001, drains and exits 130. See wsl-pipe(1).");
+  return {app, [o] { return run_pipe(*o); }};
 }
 
 }  // namespace wsl::cli

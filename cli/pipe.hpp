@@ -1,3 +1,4 @@
+// wsl pipe: stdin to messages, messages to stdout (see man/wsl-pipe.1).
 #pragma once
 
 #include "common.hpp"

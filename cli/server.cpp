@@ -149,14 +149,6 @@ asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
   return results.begin()->endpoint().address();
 }
 
-// Many connections need many descriptors: take the hard limit.
-void raise_descriptor_limit() {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
 
 }  // namespace
 
@@ -237,12 +229,7 @@ int run_server(const std::string& command, const server_options& given, session_
   }
 
   // Signals are taken by one thread with sigwait(); workers never see them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  start_signal_thread();
 
   o.listener.log = diagnostics::library_log();
   o.listener.reuse_port = o.threads > 1;
@@ -287,27 +274,18 @@ int run_server(const std::string& command, const server_options& given, session_
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
 
-  // Detached: it may be blocked in sigwait() when the server returns. What it uses lives on the
-  // heap for that reason, and the callbacks are only called for a signal while the server runs.
-  auto signal_state = std::make_shared<std::atomic<bool>>(true);
-  std::thread([&, signal_state, interrupted = callbacks.interrupted, aborting = callbacks.aborting] {
-    int received = 0;
-    for (int count = 0;; ++count) {
-      if (sigwait(&signals, &received) != 0) continue;
-      if (count > 0 || !*signal_state) {  // a second signal: leave at once
-        if (aborting) aborting();
-        _exit(received == SIGTERM ? 128 + SIGTERM : exit_interrupted);
-      }
-      status = received == SIGTERM ? 128 + SIGTERM : exit_interrupted;
-      diagnostics::info("shutting down: closing connections with 1001");
-      if (interrupted) interrupted(received);
-      for (auto& w : workers)
-        asio::post(w->context, [&w = *w] { shut_down(w, close_code::going_away, "server shutting down"); });
-    }
-  }).detach();
+  // The first signal closes every connection with 1001; a second one exits at once.
+  set_abort_hook(callbacks.aborting);
+  set_signal_handler([&, interrupted = callbacks.interrupted](int received) {
+    status = exit_status_for_signal(received);
+    diagnostics::info("shutting down: closing connections with 1001");
+    if (interrupted) interrupted(received);
+    for (auto& w : workers)
+      asio::post(w->context, [&w = *w] { shut_down(w, close_code::going_away, "server shutting down"); });
+  });
 
   for (auto& t : threads) t.join();
-  *signal_state = false;
+  set_signal_handler(nullptr);  // what it refers to ends here; a late signal just exits
   if (callbacks.finished) callbacks.finished();
   return status;
 }

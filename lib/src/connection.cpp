@@ -292,6 +292,7 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
       ec = error::masked_frame;
     if (ec) co_return;
     rpos_ += header_size;
+    bytes_in_ += header_size;
     if (!is_control(h.op)) {
       frame_ = h;
       co_return;
@@ -304,6 +305,7 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
     auto* p = rbuf_ + rpos_;
     const auto n = static_cast<std::size_t>(h.length);
     rpos_ += n;
+    bytes_in_ += n;
     if (h.masked) apply_mask(p, n, h.mask, 0);
     co_await handle_control(h.op, p, n, ec);
     if (ec) co_return;
@@ -625,11 +627,16 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   socket_busy_ = true;
   std::array<asio::const_buffer, 4> bufs;
   std::size_t count = 0;
-  if (control_pending()) bufs[count++] = asio::buffer(control_inflight_ = take_pending_control());
+  if (control_pending()) {
+    take_pending_control();
+    bufs[count++] = asio::buffer(control_inflight_);
+  }
   std::uint8_t header[max_header_size];
   const std::uint64_t length = a.size() + b.size();
+  std::uint64_t wire = length + control_inflight_.size();
   if (role_ == wsl::role::server) {
     bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, nullptr, rsv));
+    wire += bufs[count - 1].size();
     if (a.size() != 0) bufs[count++] = a;
     if (b.size() != 0) bufs[count++] = b;
     co_await transport_->write(std::span(bufs.data(), count), ec);
@@ -637,6 +644,7 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
     std::uint8_t mask[4];
     fill_mask(mask);
     bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask, rsv));
+    wire += bufs[count - 1].size();
     co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
   }
   control_inflight_.clear();
@@ -646,7 +654,7 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
     ec = end_error();
     co_return;
   }
-  bytes_out_ += length;
+  bytes_out_ += wire;
   if (control_pending()) schedule_flush();
 }
 
@@ -694,12 +702,13 @@ asio::awaitable<void> connection::write_masked(std::span<asio::const_buffer> hea
   }
 }
 
-std::vector<std::uint8_t> connection::take_pending_control() {
-  std::vector<std::uint8_t> out;
-  out.swap(pending_pongs_);
-  out.insert(out.end(), pending_ping_.begin(), pending_ping_.end());
+// Moves the queued control frames into control_inflight_, whose storage is kept from one write
+// to the next: pings and pongs cost no allocation once a connection has sent one.
+void connection::take_pending_control() {
+  control_inflight_.insert(control_inflight_.end(), pending_pongs_.begin(), pending_pongs_.end());
+  control_inflight_.insert(control_inflight_.end(), pending_ping_.begin(), pending_ping_.end());
+  pending_pongs_.clear();
   pending_ping_.clear();
-  return out;
 }
 
 void connection::queue_control(std::vector<std::uint8_t>& out, opcode op, const std::uint8_t* p, std::size_t n) {
@@ -725,11 +734,11 @@ asio::awaitable<void> connection::write_control(opcode op, asio::const_buffer pa
   if (!ec && state_ == state::closed) ec = end_error();
   if (ec) co_return;
   socket_busy_ = true;
-  std::vector<std::uint8_t> frames = take_pending_control();
-  queue_control(frames, op, static_cast<const std::uint8_t*>(payload.data()), payload.size());
-  control_inflight_ = std::move(frames);
+  take_pending_control();
+  queue_control(control_inflight_, op, static_cast<const std::uint8_t*>(payload.data()), payload.size());
   const asio::const_buffer buf = asio::buffer(control_inflight_);
   co_await transport_->write(std::span(&buf, 1), ec);
+  if (!ec) bytes_out_ += buf.size();
   control_inflight_.clear();
   release_socket();
   if (ec) {
@@ -757,9 +766,10 @@ asio::awaitable<void> connection::flush_control(std::error_code& ec) {
   ec = {};
   if (socket_busy_ || !control_pending() || state_ == state::closed) co_return;
   socket_busy_ = true;
-  control_inflight_ = take_pending_control();
+  take_pending_control();
   const asio::const_buffer buf = asio::buffer(control_inflight_);
   co_await transport_->write(std::span(&buf, 1), ec);
+  if (!ec) bytes_out_ += buf.size();
   control_inflight_.clear();
   release_socket();
   if (ec) {

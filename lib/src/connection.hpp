@@ -126,7 +126,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<void> flush_control(std::error_code& ec);
   void queue_control(std::vector<std::uint8_t>& out, opcode op, const std::uint8_t* p, std::size_t n);
   bool control_pending() const noexcept { return !pending_pongs_.empty() || !pending_ping_.empty(); }
-  std::vector<std::uint8_t> take_pending_control();
+  void take_pending_control();
   void schedule_flush();
   void fill_mask(std::uint8_t mask[4]) noexcept;
 

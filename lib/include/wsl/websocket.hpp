@@ -195,7 +195,8 @@ class websocket {
   const connection_options& options() const noexcept;
   wsl::role role() const noexcept;
   void set_control_callback(control_callback cb);
-  // Payload bytes received and sent in data messages, and frames on the wire, since it opened.
+  // WebSocket bytes on the wire since it opened: every frame, header and (compressed) payload
+  // included; the HTTP handshake and TLS overhead not.
   std::uint64_t bytes_received() const noexcept;
   std::uint64_t bytes_sent() const noexcept;
 

@@ -186,7 +186,9 @@ class AccessLog(unittest.TestCase):
                 raw_get(server.port, "/")
                 upgraded = server.wait_stderr(r"access .* GET /chat\?room=1 101")
                 self.assertRegex(upgraded, r"^wsl serve: access \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[\d+\] "
-                                           r"127\.0\.0\.1:\d+ GET /chat\?room=1 101 [\d.]+m?s in=5 out=0 close=1011$")
+                                           r"127\.0\.0\.1:\d+ GET /chat\?room=1 101 [\d.]+m?s in=25 out=10 close=1011$")
+                # in/out are WebSocket bytes on the wire: "hello" is 5 + 6 (masked header), the
+                # client's close 2 + 6; our close carries 1011 and "exit 1" (10 bytes in all).
                 self.assertRegex(server.wait_stderr(r"access .* 403"), r"\[-\] 127\.0\.0\.1:\d+ GET / 403 .* out=\d+")
                 self.assertRegex(server.wait_stderr(r"access .* 200"), r"\[-\] 127\.0\.0\.1:\d+ GET / 200 .* out=\d+")
 

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""A python3-websockets (10.4) server for driving `wsl pipe` and `wsl latency`.
+
+    peer_websockets.py MODE [--send JSON] [--close-code N] [--close-reason TEXT]
+                            [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
+
+Modes:
+  echo     every message goes back with its type (--no-pong: pings are left unanswered)
+  script   sends the messages of --send (a JSON list of {"text": str} or {"hex": str}), then
+           closes with --close-code/--close-reason
+  refuse   answers the upgrade with 403 Forbidden and a text body
+  silent   accepts TCP connections and never answers the HTTP request
+  deaf     completes the handshake (by hand, not with websockets), then reads and ignores every
+           frame: no pong, no close answered
+
+--deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
+
+Prints `listening on ws://127.0.0.1:PORT/` (wss://) on stderr when ready, like `wsl echo`, and one
+JSON object per event on stdout, flushed at once, for the test to assert on:
+  {"event": "open", "path": ..., "headers": [[name, value], ...], "subprotocol": ...}
+  {"event": "message", "type": "text"|"binary", "hex": ...}
+  {"event": "close", "code": N, "reason": ...}
+Runs until killed.
+"""
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import http
+import json
+import re
+import ssl
+import sys
+
+import websockets
+
+
+def emit(**event) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def decode_script(text: str):
+    out = []
+    for item in json.loads(text):
+        out.append(item["text"] if "text" in item else bytes.fromhex(item["hex"]))
+    return out
+
+
+async def no_pong(data: bytes = b"") -> None:
+    """Stands in for the protocol's pong(): the ping is read and left unanswered."""
+
+
+def make_handler(args):
+    script = decode_script(args.send)
+
+    async def handler(ws, path=None):
+        emit(event="open", path=ws.path, headers=[[k, v] for k, v in ws.request_headers.raw_items()],
+             subprotocol=ws.subprotocol)
+        if args.no_pong:
+            ws.pong = no_pong
+        try:
+            if args.mode == "script":
+                for message in script:
+                    await ws.send(message)
+                await ws.close(args.close_code, args.close_reason)
+            else:
+                async for message in ws:
+                    emit(event="message", type="text" if isinstance(message, str) else "binary",
+                         hex=(message.encode() if isinstance(message, str) else message).hex())
+                    await ws.send(message)
+        except websockets.ConnectionClosed:
+            pass
+        await ws.wait_closed()
+        emit(event="close", code=ws.close_code, reason=ws.close_reason)
+
+    return handler
+
+
+def refuse(path, request_headers):
+    return http.HTTPStatus.FORBIDDEN, [("Content-Type", "text/plain")], b"forbidden: no token for this test\n"
+
+
+async def silent_connection(reader, writer) -> None:
+    emit(event="tcp")
+    await reader.read()  # never answers; returns when the client goes away
+    writer.close()
+
+
+async def deaf_connection(reader, writer) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", head)[1]
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    emit(event="open", path=head.split(b" ")[1].decode(), headers=[], subprotocol=None)
+    while await reader.read(1 << 16):
+        pass
+    writer.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["echo", "script", "refuse", "silent", "deaf"])
+    parser.add_argument("--send", default="[]")
+    parser.add_argument("--close-code", type=int, default=1000)
+    parser.add_argument("--close-reason", default="")
+    parser.add_argument("--subprotocols", default="")
+    parser.add_argument("--no-pong", action="store_true")
+    parser.add_argument("--deflate", action="store_true")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    args = parser.parse_args()
+    context = None
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
+
+    if args.mode in ("silent", "deaf"):
+        server = await asyncio.start_server(silent_connection if args.mode == "silent" else deaf_connection,
+                                            "127.0.0.1", 0, ssl=context)
+    else:
+        server = await websockets.serve(
+            make_handler(args), "127.0.0.1", 0, max_size=None, ping_interval=None, ssl=context,
+            compression="deflate" if args.deflate else None,
+            subprotocols=[p for p in args.subprotocols.split(",") if p] or None,
+            process_request=refuse if args.mode == "refuse" else None)
+    port = server.sockets[0].getsockname()[1]
+    print(f"listening on {'wss' if context else 'ws'}://127.0.0.1:{port}/", file=sys.stderr, flush=True)
+    await asyncio.Future()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

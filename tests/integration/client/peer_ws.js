@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// A node `ws` server for driving `wsl pipe` and `wsl latency`; the same command line and events
+// as peer_websockets.py:
+//
+//   NODE_PATH=.deps/node/node_modules node peer_ws.js MODE [--send JSON] [--close-code N]
+//       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
+//
+// Modes: echo (every message back with its type; --no-pong leaves pings unanswered), script
+// (sends --send, a JSON list of {"text": s} or {"hex": h}, then closes with --close-code and
+// --close-reason), refuse (403 with a text body), silent (accepts TCP, never answers).
+// --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
+// Prints `listening on ws://127.0.0.1:PORT/` on stderr when ready and one JSON object per event
+// on stdout. Runs until killed.
+'use strict';
+
+const fs = require('fs');
+const http = require('http');
+const https = require('https');
+const net = require('net');
+const tls = require('tls');
+const { WebSocketServer } = require('ws');
+
+function parse(argv) {
+  const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
+                 deflate: false, tls: null };
+  for (let i = 1; i < argv.length; ++i) {
+    switch (argv[i]) {
+      case '--send': args.send = argv[++i]; break;
+      case '--close-code': args.closeCode = Number(argv[++i]); break;
+      case '--close-reason': args.closeReason = argv[++i]; break;
+      case '--subprotocols': args.subprotocols = argv[++i].split(',').filter((p) => p); break;
+      case '--no-pong': args.noPong = true; break;
+      case '--deflate': args.deflate = true; break;
+      case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
+      default: throw new Error(`unknown argument ${argv[i]}`);
+    }
+  }
+  if (!['echo', 'script', 'refuse', 'silent'].includes(args.mode)) throw new Error(`unknown mode ${args.mode}`);
+  return args;
+}
+
+function emit(event) {
+  process.stdout.write(JSON.stringify(event) + '\n');
+}
+
+function listening(server) {
+  process.stderr.write(`listening on ${args.tls ? 'wss' : 'ws'}://127.0.0.1:${server.address().port}/\n`);
+}
+
+const args = parse(process.argv.slice(2));
+
+if (args.mode === 'silent') {
+  const server = (args.tls ? tls : net).createServer(args.tls || {}, (socket) => {
+    emit({ event: 'tcp' });
+    socket.on('error', () => {});
+    socket.resume();  // reads and ignores the request; never answers
+  });
+  server.listen(0, '127.0.0.1', () => listening(server));
+} else {
+  const script = JSON.parse(args.send).map((m) => ('text' in m ? m.text : Buffer.from(m.hex, 'hex')));
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: args.deflate,
+    maxPayload: 0,
+    autoPong: !args.noPong,
+    handleProtocols: (offered) => {
+      for (const p of offered) if (args.subprotocols.includes(p)) return p;
+      return false;
+    },
+  });
+  const answer = (req, res) => res.writeHead(426).end();
+  const server = args.tls ? https.createServer(args.tls, answer) : http.createServer(answer);
+  server.on('upgrade', (req, socket, head) => {
+    if (args.mode === 'refuse') {
+      const body = 'forbidden: no token for this test\n';
+      socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n` +
+                 `Connection: close\r\n\r\n${body}`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const headers = [];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+      emit({ event: 'open', path: req.url, headers, subprotocol: ws.protocol || null });
+      ws.on('close', (code, reason) => emit({ event: 'close', code, reason: reason.toString() }));
+      ws.on('error', () => {});
+      if (args.mode === 'script') {
+        for (const m of script) ws.send(m, { binary: Buffer.isBuffer(m) });
+        ws.close(args.closeCode, args.closeReason);
+        return;
+      }
+      ws.on('message', (data, isBinary) => {
+        emit({ event: 'message', type: isBinary ? 'binary' : 'text', hex: Buffer.from(data).toString('hex') });
+        ws.send(data, { binary: isBinary });
+      });
+    });
+  });
+  server.listen(0, '127.0.0.1', () => listening(server));
+}

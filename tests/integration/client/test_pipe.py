@@ -1,0 +1,393 @@
+#!/usr/bin/python3
+"""`wsl pipe` against a server we did not write (or `wsl echo`).
+
+    test_pipe.py --peer websockets|ws|wsl [unittest options]
+
+Echo round trips run against every peer; the tests that need a server doing something particular
+(closing with a code, refusing, never answering, recording what it received) run against the
+python3-websockets and node `ws` peers; the ones that do not depend on the server at all (usage,
+nobody listening, a terminal on stdin) run once, with the websockets peer.
+"""
+
+import json
+import os
+import pty
+import random
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from client_harness import (TIMEOUT, WSL, Peer, Wsl, _die_with_parent, make_certificate, peer_from_argv, run_wsl,
+                            unused_port)
+
+PEER = peer_from_argv(sys.argv)
+INVALID_UTF8 = b"\xc3\x28\xa0\xa1\xe2\x28\xa1\xe2\x82\x28\xf0\x28\x8c\xbc\xed\xa0\x80\xff\xfe\xc0\xaf"
+
+
+def pipe(url, *options, input=b"", timeout=TIMEOUT):
+    return run_wsl("pipe", *options, url, input=input, timeout=timeout)
+
+
+def peer_independent(test):
+    """Run once, with one peer: the server plays no part (or is the test's own)."""
+    return unittest.skipIf(PEER != "websockets", "runs with the websockets peer only")(test)
+
+
+def exchange(test, url, data: bytes, expected: bytes, *options: str, timeout: float = TIMEOUT) -> str:
+    """Writes `data` to `wsl pipe`, waits until `expected` has come back on stdout, then ends stdin:
+    wsl must close, exit 0 and have written exactly `expected`. Returns its stderr.
+
+    stdin ends only once the replies are in: a server may well not answer messages that it reads
+    after our close frame (python3-websockets does not), and that is not what these tests test."""
+    with Wsl("pipe", *options, url) as wsl:
+        wsl.send(data)
+        wsl.output(len(expected), timeout)
+        wsl.end_input()
+        status = wsl.wait(timeout)
+        stderr = wsl.stderr_text()
+        test.assertEqual(status, 0, stderr)
+        test.assertEqual(wsl.stdout.data(), expected)
+        return stderr
+
+
+class Echo(unittest.TestCase):
+    """Round trips through an echo server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.peer = Peer(PEER).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.peer.__exit__()
+
+    def test_lines_round_trip(self):
+        text = "hello\nworld\n\nünïcødé € 中文 😀\n  spaces and\ttabs  \r\n".encode()
+        stderr = exchange(self, self.peer.url, text, text)
+        self.assertEqual(stderr, "")
+
+    def test_last_line_without_newline_is_a_message(self):
+        with Peer(PEER) as peer, Wsl("pipe", peer.url) as wsl:
+            wsl.send(b"first\nlast")
+            self.assertEqual(wsl.line(), b"first\n")
+            wsl.end_input()  # sends "last", then the close
+            self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            if peer.records_events:
+                self.assertEqual([bytes.fromhex(m["hex"]) for m in peer.messages(2)], [b"first", b"last"])
+
+    def test_end_of_stdin_closes_and_exits_0(self):
+        done = pipe(self.peer.url, input=b"")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual((done.stdout, done.stderr), (b"", b""))
+
+    def test_many_lines_from_a_regular_file_in_order(self):
+        rng = random.Random(1)
+        lines = [("%06d " % i + "x" * rng.randrange(0, 300)).encode() for i in range(20000)]
+        data = b"\n".join(lines) + b"\n"
+        with tempfile.TemporaryFile() as f:
+            f.write(data)
+            f.seek(0)
+            # At the end of the file wsl keeps receiving (-n) until the 20000th echo.
+            done = subprocess.run([WSL, "pipe", "-n", "--max-messages", "20000", self.peer.url], stdin=f,
+                                  capture_output=True, timeout=3 * TIMEOUT, preexec_fn=_die_with_parent)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, data)
+
+    def test_a_long_line_is_one_message(self):
+        line = b"a" * (3 << 20)
+        exchange(self, self.peer.url, line + b"\n", line + b"\n")
+
+    def test_binary_all_byte_values_and_invalid_utf8(self):
+        data = bytes(range(256)) * 64 + INVALID_UTF8 + b"\n\0\r\n"
+        exchange(self, self.peer.url, data, data, "--binary", "--chunk", "1000")
+
+    def test_binary_large_random(self):
+        data = random.Random(2).randbytes(5 << 20)
+        exchange(self, self.peer.url, data, data, "-b", timeout=3 * TIMEOUT)
+
+    def test_invalid_utf8_line_goes_as_binary_and_comes_back_exactly(self):
+        data = b"caf\xc3\xa9\n" + INVALID_UTF8 + b"\nok\n" + b"\xff\n"
+        stderr = exchange(self, self.peer.url, data, data)
+        self.assertIn("not valid UTF-8", stderr)
+        self.assertEqual(stderr.count("\n"), 1, "warned once")
+
+    def test_nul_delimited(self):
+        exchange(self, self.peer.url, b"a\0b\nc\0\0", b"a\0b\nc\0\0", "-0")
+
+    def test_once_exits_after_the_first_message(self):
+        with Wsl("pipe", "--once", self.peer.url) as wsl:
+            wsl.send(b"one\ntwo\nthree\n")  # stdin stays open: the exit is --once's doing
+            self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            self.assertEqual(wsl.stdout.data(), b"one\n")
+
+    def test_max_messages(self):
+        with Wsl("pipe", "--max-messages", "3", self.peer.url) as wsl:
+            wsl.send(b"1\n2\n3\n4\n5\n")
+            self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            self.assertEqual(wsl.stdout.data(), b"1\n2\n3\n")
+
+    def test_no_close_then_once(self):
+        # The request/response idiom: `echo request | wsl pipe -n -1 URL`.
+        done = pipe(self.peer.url, "-n", "-1", input=b"request\n")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, b"request\n")
+
+    def test_sigint_closes_with_1001_and_exits_130(self):
+        with Wsl("pipe", "-v", self.peer.url) as wsl:
+            wsl.send(b"before the signal\n")
+            self.assertEqual(wsl.line(), b"before the signal\n")
+            wsl.signal(signal.SIGINT)
+            self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+            self.assertIn("SIGINT: closing with 1001", wsl.stderr_text())
+        if self.peer.records_events:
+            close = self.peer.wait_event("close", lambda e: e["code"] == 1001)
+            self.assertEqual(close["reason"], "interrupted")
+
+    def test_stdout_closed_is_a_quiet_end(self):
+        data = b"".join(b"line %d\n" % i for i in range(200000))
+        read_end, write_end = os.pipe()
+        with tempfile.TemporaryFile() as f:
+            f.write(data)
+            f.seek(0)
+            proc = subprocess.Popen([WSL, "pipe", "-n", self.peer.url], stdin=f, stdout=write_end,
+                                    stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+        os.close(write_end)
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            first = b""
+            while b"\n" not in first:
+                ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
+                self.assertTrue(ready, "no output before the deadline")
+                data = os.read(read_end, 4096)
+                if not data:
+                    self.fail(f"wsl closed stdout without writing a line; stderr:\n{proc.communicate(timeout=TIMEOUT)[1]}")
+                first += data
+            self.assertTrue(first.startswith(b"line 0\n"))
+        finally:
+            os.close(read_end)  # like `| head -n 1`; -n keeps wsl receiving, so it must notice
+        try:
+            _, stderr = proc.communicate(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, stderr)
+        self.assertEqual(stderr, b"")
+
+
+class Server(unittest.TestCase):
+    """Servers that close, refuse, never answer or record what they see."""
+
+    def setUp(self):
+        if PEER == "wsl":
+            self.skipTest("needs a test peer")
+
+    def server_closes(self, code: int, reason: str, *options: str):
+        script = [{"text": "first"}, {"hex": INVALID_UTF8.hex()}, {"text": "third ünï"}, {"hex": ""}]
+        with Peer(PEER, "script", "--send", json.dumps(script), "--close-code", str(code), "--close-reason",
+                  reason) as peer:
+            with Wsl("pipe", *options, peer.url) as wsl:  # stdin stays open: the server closes first
+                status = wsl.wait()
+                self.assertEqual(wsl.stdout.data(), b"first\n" + INVALID_UTF8 + b"\nthird \xc3\xbcn\xc3\xaf\n\n")
+                return status, wsl.stderr_text()
+
+    def test_server_closes_with_1000(self):
+        status, stderr = self.server_closes(1000, "")
+        self.assertEqual(status, 0, stderr)
+        self.assertRegex(stderr, r"server closed the connection: 1000\b")
+
+    def test_server_closes_with_1001(self):
+        status, stderr = self.server_closes(1001, "restarting")
+        self.assertEqual(status, 0, stderr)
+        self.assertRegex(stderr, r"server closed the connection: 1001 .*\"restarting\"")
+
+    def test_server_closes_with_4000(self):
+        status, stderr = self.server_closes(4000, "bye now")
+        self.assertEqual(status, 76, stderr)
+        self.assertRegex(stderr, r"server closed the connection: 4000 \"bye now\"")
+
+    def test_server_closes_with_4000_quietly(self):
+        status, stderr = self.server_closes(4000, "bye now", "-q")
+        self.assertEqual(status, 76, stderr)
+        self.assertEqual(stderr, "")
+
+    def test_close_code_and_reason_at_end_of_stdin(self):
+        with Peer(PEER) as peer:
+            exchange(self, peer.url, b"x\n", b"x\n", "--close-code", "4001", "--close-reason", "done here")
+            close = peer.wait_event("close")
+            self.assertEqual((close["code"], close["reason"]), (4001, "done here"))
+
+    def test_messages_sent_as_text_and_binary(self):
+        with Peer(PEER) as peer:
+            data = b"text line\n" + INVALID_UTF8 + b"\n"
+            exchange(self, peer.url, data, data)
+            got = [(m["type"], bytes.fromhex(m["hex"])) for m in peer.messages(2)]
+            self.assertEqual(got, [("text", b"text line"), ("binary", INVALID_UTF8)])
+
+    def test_binary_messages_of_at_most_chunk_bytes(self):
+        data = bytes(range(256)) * 16
+        with Peer(PEER) as peer:
+            exchange(self, peer.url, data, data, "--binary", "--chunk", "1000")
+            messages = peer.messages_totalling(len(data))
+            self.assertEqual(b"".join(bytes.fromhex(m["hex"]) for m in messages), data)
+            self.assertTrue(all(m["type"] == "binary" and 0 < len(m["hex"]) <= 2000 for m in messages), messages)
+
+    def test_nul_mode_messages(self):
+        with Peer(PEER) as peer:
+            with Wsl("pipe", "--null", peer.url) as wsl:
+                wsl.send(b"a\0b\nc\0\0tail")
+                wsl.output(len(b"a\0b\nc\0\0"))
+                wsl.end_input()  # sends "tail", then the close
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            got = [bytes.fromhex(m["hex"]) for m in peer.messages(4)]
+            self.assertEqual(got, [b"a", b"b\nc", b"", b"tail"])
+
+    def test_once_closes_with_1000(self):
+        with Peer(PEER) as peer:
+            with Wsl("pipe", "-1", peer.url) as wsl:
+                wsl.send(b"only\n")
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            self.assertEqual(peer.wait_event("close")["code"], 1000)
+
+    def test_linger_waits_for_replies_before_closing(self):
+        with Peer(PEER) as peer:
+            done = pipe(peer.url, "--linger", "0.3", input=b"one\ntwo\nthree\n")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(done.stdout, b"one\ntwo\nthree\n")
+
+    def test_headers_origin_subprotocol(self):
+        with Peer(PEER, "echo", "--subprotocols", "chat.v2") as peer:
+            done = pipe(peer.url + "chat?room=1", "-v", "-H", "X-Test: 42", "-H", "Authorization: Bearer abc",
+                        "--origin", "http://example.test", "--subprotocol", "other", "--subprotocol", "chat.v2",
+                        input=b"x\n")
+            stderr = done.stderr.decode()
+            self.assertEqual(done.returncode, 0, stderr)
+            opened = peer.wait_event("open")
+            headers = {name.lower(): value for name, value in opened["headers"]}
+            self.assertEqual(opened["path"], "/chat?room=1")
+            self.assertEqual(headers.get("x-test"), "42")
+            self.assertEqual(headers.get("authorization"), "Bearer abc")
+            self.assertEqual(headers.get("origin"), "http://example.test")
+            self.assertEqual(headers.get("sec-websocket-protocol"), "other, chat.v2")
+            self.assertEqual(opened["subprotocol"], "chat.v2")
+            # -v shows both heads.
+            self.assertIn("> GET /chat?room=1 HTTP/1.1", stderr)
+            self.assertIn("> X-Test: 42", stderr)
+            self.assertRegex(stderr, r"< HTTP/1.1 101 ")
+            self.assertRegex(stderr, r"(?i)< Sec-WebSocket-Protocol: chat.v2")
+
+    def test_vv_shows_frames(self):
+        with Peer(PEER) as peer:
+            stderr = exchange(self, peer.url, b"abc\n", b"abc\n", "-vv")
+            self.assertIn("> text message, 3 bytes", stderr)
+            self.assertIn("< text message, 3 bytes", stderr)
+            self.assertIn("> close 1000", stderr)
+            self.assertIn("< close 1000", stderr)
+
+    def test_wss(self):
+        with tempfile.TemporaryDirectory() as directory:
+            files = make_certificate(directory)
+            if not files:
+                self.skipTest("no openssl to make a certificate")
+            with Peer(PEER, "echo", "--tls", *files) as peer:
+                self.assertTrue(peer.url.startswith("wss://"), peer.url)
+                exchange(self, peer.url, b"over TLS\n", b"over TLS\n", "--cacert", files[0])
+                exchange(self, peer.url, b"unverified\n", b"unverified\n", "--insecure")
+                done = pipe(peer.url, input=b"x\n")  # the system's CAs do not know this certificate
+                self.assertEqual(done.returncode, 77, done.stderr)
+                self.assertIn(b"TLS verification failed", done.stderr)
+
+    def test_deflate(self):
+        line = b"compressible " * 10000
+        with Peer(PEER, "echo", "--deflate") as peer:
+            stderr = exchange(self, peer.url, line + b"\n", line + b"\n", "--deflate", "-v")
+            self.assertRegex(stderr, r"(?i)< Sec-WebSocket-Extensions: permessage-deflate")
+            headers = {name.lower(): value for name, value in peer.wait_event("open")["headers"]}
+            self.assertIn("permessage-deflate", headers.get("sec-websocket-extensions", ""))
+
+    def test_handshake_refused_403(self):
+        with Peer(PEER, "refuse") as peer:
+            done = pipe(peer.url, input=b"x\n")
+            stderr = done.stderr.decode()
+            self.assertEqual(done.returncode, 76, stderr)
+            self.assertIn("HTTP 403", stderr)
+            self.assertIn("forbidden: no token for this test", stderr)
+
+    def test_sigint_during_the_handshake(self):
+        with Peer(PEER, "silent") as peer, Wsl("pipe", peer.url) as wsl:
+            peer.wait_event("tcp")
+            wsl.signal(signal.SIGINT)
+            self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+
+    def test_server_never_answers_the_handshake(self):
+        with Peer(PEER, "silent") as peer:
+            done = pipe(peer.url, "--handshake-timeout", "1", input=b"x\n")
+            self.assertEqual(done.returncode, 75, done.stderr)
+            self.assertIn(b"timed out", done.stderr)
+            self.assertGreater(done.elapsed, 0.9)
+            self.assertLess(done.elapsed, 1 + TIMEOUT / 2)
+
+
+class NoServer(unittest.TestCase):
+    """What does not depend on the server."""
+
+    @peer_independent
+    def test_nobody_listening(self):
+        done = pipe(f"ws://127.0.0.1:{unused_port()}/", input=b"x\n")
+        self.assertEqual(done.returncode, 69, done.stderr)
+        self.assertIn(b"refused", done.stderr)
+
+    @peer_independent
+    def test_usage_errors(self):
+        url = f"ws://127.0.0.1:{unused_port()}/"
+        for options in (["--close-code", "1005"], ["--close-code", "999"], ["-0", "--binary"], ["-H", "no colon"],
+                        ["--chunk", "0", "--binary"], ["--close-reason", "x" * 124]):
+            with self.subTest(options=options):
+                done = pipe(url, *options)
+                self.assertEqual(done.returncode, 64, done.stderr)
+        done = pipe("http//nowhere")
+        self.assertEqual(done.returncode, 64, done.stderr)
+
+    @peer_independent
+    def test_terminal_on_stdin(self):
+        with Peer("websockets") as peer:
+            master, slave = pty.openpty()
+            try:
+                wsl = Wsl("pipe", peer.url, stdin=slave)
+                os.close(slave)
+                with wsl:
+                    os.write(master, b"typed line\n")
+                    self.assertEqual(wsl.line(), b"typed line\n")  # echoed while the terminal stays open
+                    os.write(master, b"\x04")  # Ctrl-D: end of input
+                    self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                    self.assertEqual(wsl.stdout.data(), b"typed line\n")
+            finally:
+                os.close(master)
+
+    @peer_independent
+    def test_second_sigint_exits_at_once(self):
+        with Peer("websockets", "deaf") as peer:  # never answers our close
+            with Wsl("pipe", "-v", "--close-timeout", "60", peer.url) as wsl:
+                wsl.stderr_until("connected to")
+                wsl.signal(signal.SIGINT)
+                wsl.stderr_until("SIGINT: closing with 1001")
+                started = time.monotonic()
+                wsl.signal(signal.SIGINT)
+                self.assertEqual(wsl.wait(), 130)
+                self.assertLess(time.monotonic() - started, TIMEOUT / 2)
+
+    @peer_independent
+    def test_close_not_answered_is_bounded(self):
+        with Peer("websockets", "deaf") as peer:
+            done = pipe(peer.url, "--close-timeout", "0.5", input=b"x\n")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn(b"did not answer our close within 500ms", done.stderr)
+            self.assertLess(done.elapsed, 0.5 + TIMEOUT / 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
