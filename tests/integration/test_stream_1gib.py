@@ -23,7 +23,8 @@ from harness import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, TIMEOUT, Ser
 
 MIB = 1 << 20
 MESSAGE_MIB = int(os.environ.get("WSL_STREAM_MIB", "1024"))
-MAX_SERVER_RSS_MIB = int(os.environ.get("WSL_STREAM_MAX_RSS_MIB", "64"))
+# How much the server's peak RSS may grow while the message passes through.
+MAX_SERVER_RSS_MIB = int(os.environ.get("WSL_STREAM_MAX_RSS_MIB", "32"))
 BLOCKS = [os.urandom(MIB) for _ in range(17)]
 BLOCK_INTS = [int.from_bytes(b, "little") for b in BLOCKS]
 
@@ -118,6 +119,9 @@ class StreamOneGiB(unittest.TestCase):
     def test_1gib_message_echoed_exactly_with_bounded_server_memory(self):
         size = MESSAGE_MIB * MIB
         with Server("--max-message-size", "0") as server, open_client(server.port) as client:
+            # Memory before the message (the process, its threads and, under ASan, its shadow) is
+            # not what this test is about: the bound is on how much the peak grows over it.
+            baseline_mib = server.proc_status("VmRSS") / 1024
             send_error = []
 
             def send_all():
@@ -146,10 +150,12 @@ class StreamOneGiB(unittest.TestCase):
             self.assertEqual(receiver.offset, size, "the echo has the wrong length")
 
             peak_rss_mib = server.proc_status("VmHWM") / 1024
+            growth_mib = peak_rss_mib - baseline_mib
             print(f"\n{MESSAGE_MIB} MiB echoed in {elapsed:.1f} s ({2 * MESSAGE_MIB / elapsed:.0f} MiB/s both ways), "
-                  f"in {receiver.frames} frames; server peak RSS {peak_rss_mib:.1f} MiB; client peak RSS "
+                  f"in {receiver.frames} frames; server peak RSS {peak_rss_mib:.1f} MiB ({growth_mib:+.1f} MiB over "
+                  f"{baseline_mib:.1f} before it); client peak RSS "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", file=sys.stderr)
-            self.assertLess(peak_rss_mib, MAX_SERVER_RSS_MIB, "the server does not stream: its memory grew")
+            self.assertLess(growth_mib, MAX_SERVER_RSS_MIB, "the server does not stream: its memory grew")
 
             reply = client.close(1000)
             self.assertEqual(reply.close_code, 1000)
