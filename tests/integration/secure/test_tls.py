@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""wss:// with real peers: python3-websockets and node `ws` clients against `wsl echo --tls-cert`, and the
+`wsl` clients (loadtest, pipe, latency) against python3-websockets and node `ws` wss servers.
+
+Certificates come from a CA made for the run (secure_harness.make_pki). Verification failures,
+client certificates, TLS versions and the handshake timeout are in test_tls_policy.py.
+"""
+
+import json
+import os
+import tempfile
+import unittest
+
+import secure_harness as h
+
+pki: h.Pki = None
+_tmp = None
+
+
+def setUpModule():
+    global pki, _tmp
+    _tmp = tempfile.TemporaryDirectory(prefix="wsl-secure-")
+    pki = h.make_pki(_tmp.name)
+
+
+def tearDownModule():
+    _tmp.cleanup()
+
+
+# Text and binary messages from 0 B to 1 MiB, across the frame length encodings (125/126, 65535/65536).
+SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
+SIZES_PLAN = [{"type": t, "kind": "random", "size": n} for n in SIZES for t in ("text", "binary")]
+
+
+class ClientsAgainstWslEcho(unittest.TestCase):
+    """python3-websockets and node ws clients, verifying the server against the test CA."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.plain = h.wsl_echo(pki=pki)
+        cls.deflate = h.wsl_echo("--deflate", pki=pki)
+        cls.plain.start()
+        cls.deflate.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.plain.kill()
+        cls.deflate.kill()
+
+    def tearDown(self):
+        self.plain.assert_alive()
+        self.deflate.assert_alive()
+
+    def test_servers_announce_wss(self):
+        for server in (self.plain, self.deflate):
+            self.assertTrue(server.url.startswith("wss://127.0.0.1:"), server.url)
+
+    def check_python(self, server, deflate, host="127.0.0.1"):
+        url = server.url.replace("127.0.0.1", host)
+        result = h.py_client(url, SIZES_PLAN, ssl_context=h.client_context(pki.ca), deflate=deflate)
+        self.assertIsNone(result.error)
+        self.assertEqual(result.echoes, [True] * len(SIZES_PLAN))
+        self.assertEqual(result.close, 1000)
+        return result
+
+    def test_python_client_without_compression(self):
+        result = self.check_python(self.plain, None)
+        self.assertIsNone(result.response)
+
+    def test_python_client_with_compression(self):
+        result = self.check_python(self.deflate, {})
+        self.assertEqual(result.response, "permessage-deflate")
+        # Under the 64-byte threshold uncompressed, above it compressed (RSV1).
+        self.assertEqual([size is not None for size in result.compressed],
+                         [spec["size"] >= 64 for spec in SIZES_PLAN])
+
+    def test_python_client_offering_compression_to_a_server_without_it(self):
+        result = self.check_python(self.plain, {})
+        self.assertIsNone(result.response)
+        self.assertEqual(result.compressed, [None] * len(SIZES_PLAN))
+
+    def test_python_client_verifies_the_name_localhost(self):
+        self.check_python(self.plain, None, host="localhost")
+
+    def test_node_client_with_and_without_compression(self):
+        cases = [
+            {"name": "plain", "url": self.plain.url, "tls": {"ca": pki.ca}, "messages": SIZES_PLAN},
+            {"name": "deflate", "url": self.deflate.url, "tls": {"ca": pki.ca}, "deflate": {"threshold": 0},
+             "messages": SIZES_PLAN},
+            {"name": "localhost", "url": self.plain.url.replace("127.0.0.1", "localhost"), "tls": {"ca": pki.ca},
+             "messages": SIZES_PLAN[:4]},
+        ]
+        results = h.node_clients(cases)
+        for case in cases:
+            with self.subTest(case=case["name"]):
+                r = results[case["name"]]
+                self.assertIsNone(r["error"])
+                self.assertTrue(r["opened"])
+                self.assertEqual([e["ok"] for e in r["echoes"]], [True] * len(case["messages"]))
+                self.assertEqual(r["close"], 1000)
+        self.assertIsNone(results["plain"]["response"])
+        self.assertEqual(results["deflate"]["response"], "permessage-deflate")
+        self.assertEqual([e["compressed"] is not None for e in results["deflate"]["echoes"]],
+                         [spec["size"] >= 64 for spec in SIZES_PLAN])
+
+
+class WslClientsAgainstPeers(unittest.TestCase):
+    """`wsl loadtest --verify`, `wsl pipe` and `wsl latency` against python3-websockets and node ws
+    wss echo servers, with and without permessage-deflate, trusting the test CA with --cacert."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.py = h.PyServers()
+        tls = h.server_context(pki.server, pki.server_key)
+        cls.urls = {
+            "websockets": cls.py.start("websockets", tls),
+            "websockets-deflate": cls.py.start("websockets-deflate", tls, deflate={}),
+        }
+        cls.node = h.NodeServers([
+            {"name": "ws", "tls": {"cert": pki.server, "key": pki.server_key}},
+            {"name": "ws-deflate", "tls": {"cert": pki.server, "key": pki.server_key}, "deflate": {"threshold": 0}},
+        ])
+        cls.node.start()
+        cls.urls.update(cls.node.urls)
+        cls.events = {"websockets": cls.py, "websockets-deflate": cls.py, "ws": cls.node, "ws-deflate": cls.node}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.node.kill()
+        cls.py.close()
+
+    def opened(self, name):
+        """The next open event of server `name`: what wsl offered and what the server answered."""
+        predicate = lambda e: e["server"] == name and e["event"] == "open"  # noqa: E731
+        return self.events[name].wait_event(predicate)
+
+    def test_servers_are_wss(self):
+        for name, url in self.urls.items():
+            self.assertTrue(url.startswith("wss://127.0.0.1:"), f"{name}: {url}")
+
+    def test_loadtest_verify(self):
+        for name, url in self.urls.items():
+            deflate = name.endswith("deflate")
+            with self.subTest(server=name):
+                args = ["loadtest", url, "--cacert", pki.ca, "-c", "3", "-d", "300ms", "-s", "3000", "--verify", "--json"]
+                result = h.run_wsl(*args, *(["--deflate"] if deflate else []))
+                self.assertEqual(result.returncode, 0, h.describe(result))
+                stats = json.loads(result.stdout)
+                self.assertEqual((stats["opened"], stats["failed"], stats["errors"], stats["failures"]), (3, 0, 0, {}))
+                self.assertGreater(stats["received"], 0)
+                self.assertEqual(stats["close_codes"], {"1000": 3})
+                for _ in range(3):
+                    opened = self.opened(name)
+                    if deflate:
+                        self.assertEqual(opened["offer"], "permessage-deflate; client_max_window_bits")
+                        self.assertTrue(opened["response"].startswith("permessage-deflate"), opened)
+                    else:
+                        self.assertIsNone(opened["offer"])
+
+    def test_pipe(self):
+        lines = [b"first line", b"x" * 5000, "caf\u00e9 \u2603".encode(), os.urandom(3000).hex().encode()]
+        for name, url in self.urls.items():
+            deflate = name.endswith("deflate")
+            with self.subTest(server=name):
+                result = h.run_wsl("pipe", url, "--cacert", pki.ca, "-n", "--max-messages", str(len(lines)),
+                                   *(["--deflate"] if deflate else []), stdin=b"\n".join(lines) + b"\n")
+                self.assertEqual(result.returncode, 0, h.describe(result))
+                self.assertEqual(result.stdout.split(b"\n"), lines + [b""])
+                opened = self.opened(name)
+                self.assertEqual(opened["response"] is not None, deflate, opened)
+
+    def test_latency_pings_and_messages(self):
+        for name, url in self.urls.items():
+            deflate = name.endswith("deflate")
+            for mode in ([], ["--message"]):
+                with self.subTest(server=name, mode=mode):
+                    result = h.run_wsl("latency", url, "--cacert", pki.ca, "-c", "3", "-i", "0", "-s", "100", "--json",
+                                       *mode, *(["--deflate"] if deflate else []))
+                    self.assertEqual(result.returncode, 0, h.describe(result))
+                    stats = json.loads(result.stdout)
+                    self.assertEqual((stats["sent"], stats["received"], stats["lost"]), (3, 3, 0))
+                    self.opened(name)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
