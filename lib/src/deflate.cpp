@@ -47,6 +47,7 @@ class compressor final : public payload_transform {
       initialized_ = true;
     }
     held_ = 0;
+    message_bytes_ = 0;
     return true;
   }
 
@@ -81,8 +82,13 @@ class compressor final : public payload_transform {
         held_ = 0;
         r.done = true;
         if (agreement_.our_no_takeover) deflateReset(&z_);
+        // zlib writes nothing for an empty message right after a flush, and an empty payload would
+        // leave the peer's inflater reading the tail as a block header: send the empty stored block's
+        // first byte (RFC 7692 section 7.2.3.6: an empty message is the single octet 00).
+        if (message_bytes_ + used == 0) out[used++] = 0x00;
       }
     }
+    message_bytes_ += used;
     r.produced = used;
     return r;
   }
@@ -94,6 +100,7 @@ class compressor final : public payload_transform {
   bool initialized_ = false;
   std::uint8_t held_bytes_[sizeof sync_tail] = {};
   std::size_t held_ = 0;
+  std::size_t message_bytes_ = 0;  // produced for the current message
 };
 
 // Decompresses one message at a time; the removed tail is fed back at its end.
