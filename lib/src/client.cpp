@@ -11,6 +11,7 @@
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/ssl/error.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <openssl/rand.h>
@@ -240,6 +241,18 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   }
   if (limit.expired()) ec = error::handshake_timeout;
   if (!ec && head_end + 4 > o.max_handshake_size) ec = error::handshake_too_large;
+  if (ec && u.secure && used == 0) {
+    // TLS 1.3 finishes the client's handshake before the server has checked its certificate: a
+    // refusal arrives as an alert (or a hang-up) in place of the HTTP answer.
+    const auto* d = tls_details_of(*stream);
+    if (ec.category() == asio::error::get_ssl_category()) {
+      rep.tls_error = ec.message();
+      ec = error::tls_handshake_failed;
+    } else if (d && d->certificate_requested && ec != error::handshake_timeout) {
+      rep.tls_error = "the server asked for a client certificate and none was given (" + ec.message() + ")";
+      ec = error::tls_handshake_failed;
+    }
+  }
   if (ec) {
     if (ec == asio::error::eof) ec = error::bad_response;
     co_return websocket{};

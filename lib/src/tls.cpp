@@ -32,6 +32,20 @@ std::string openssl_reason() {
   return colon == std::string::npos ? s : s.substr(colon + 1);
 }
 
+// Where a client's SSL finds its tls_details (asio keeps the app data slot for itself).
+int details_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// Called by OpenSSL when the server asks for a certificate and the client has none: remembered, so
+// that a server hanging up right after the handshake (TLS 1.3 checks the certificate late) is
+// explained.
+int no_client_certificate(SSL* ssl, X509**, EVP_PKEY**) {
+  if (auto* d = static_cast<tls_details*>(SSL_get_ex_data(ssl, details_index()))) d->certificate_requested = true;
+  return 0;
+}
+
 class tls_stream final : public transport {
  public:
   tls_stream(asio::ip::tcp::socket socket, asio::ssl::context& ctx, role r, std::string host, bool verify)
@@ -45,6 +59,7 @@ class tls_stream final : public transport {
     ec = {};
     SSL* ssl = stream_.native_handle();
     if (role_ == role::client) {
+      SSL_set_ex_data(ssl, details_index(), &details_);
       std::error_code not_ip;
       asio::ip::make_address(host_, not_ip);
       if (not_ip && !host_.empty()) SSL_set_tlsext_host_name(ssl, host_.c_str());  // SNI
@@ -72,7 +87,7 @@ class tls_stream final : public transport {
       } else {
         details_.error = ec.category() == asio::error::get_ssl_category() ? openssl_reason() : ec.message();
         if (details_.error.empty() || details_.error == "unknown OpenSSL error") details_.error = ec.message();
-        ec = ec == asio::error::eof ? make_error_code(error::tls_handshake_failed) : make_error_code(error::tls_handshake_failed);
+        ec = error::tls_handshake_failed;
       }
       co_return;
     }
@@ -217,6 +232,7 @@ std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_optio
     if (names) SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
+  if (r == role::client && o.certificate_chain_file.empty()) SSL_CTX_set_client_cert_cb(ctx, no_client_certificate);
   if (r == role::client && o.verify_peer) {
     if (!o.ca_file.empty()) {
       if (SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1)

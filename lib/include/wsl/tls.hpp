@@ -44,6 +44,7 @@ struct tls_details {
   std::string cipher;      // "TLS_AES_256_GCM_SHA384"
   std::string peer_subject;
   std::string error;       // why the handshake failed, in OpenSSL's words
+  bool certificate_requested = false;  // client: the server asked for a certificate we did not have
 };
 const tls_details* tls_details_of(const transport& t) noexcept;
 
