@@ -135,9 +135,10 @@ class session {
       failed_ = ec;
       co_return false;
     }
-    in_flight_.push_back(due);
+    const bool counted = recording(s_);
+    in_flight_.push_back({due, counted});
     w_.payload_total_sent += s_.payload.size();
-    if (recording(s_)) {
+    if (counted) {
       w_.sent.add();
       w_.bytes_sent.add(s_.payload.size());
     }
@@ -167,13 +168,15 @@ class session {
       mismatch_ = true;
       co_return false;
     }
-    const auto due = in_flight_.front();
+    const auto sent = in_flight_.front();
     in_flight_.pop_front();
     w_.payload_total_received += bytes;
-    if (recording(s_)) {
+    // An echo counts when its message did: sent within the measurement, received by the end of the
+    // drain. So against an echo server received equals sent, and no round trip is cut short.
+    if (sent.counted) {
       w_.received.add();
       w_.bytes_received.add(bytes);
-      w_.rtt.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - due).count()));
+      w_.rtt.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - sent.due).count()));
     }
     co_return true;
   }
@@ -259,7 +262,11 @@ class session {
   shared_state& s_;
   websocket& ws_;
   timer sender_timer_, receiver_timer_;
-  std::deque<clock::time_point> in_flight_;
+  struct outstanding {
+    clock::time_point due;  // when it was sent, or due to be in open loop
+    bool counted;           // sent during the measurement
+  };
+  std::deque<outstanding> in_flight_;
   bool sender_stop_ = false;
   bool sender_running_ = false;
   bool sender_waiting_ = false;

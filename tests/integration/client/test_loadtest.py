@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""`wsl loadtest` against a server we did not write (or `wsl echo`).
+
+    test_loadtest.py --peer websockets|ws|wsl [unittest options]
+
+Against an echo server every message sent during the measurement comes back, so the figures are
+checked exactly where they can be (messages received equal messages sent, every connection opened
+and closed with 1000, echoed bytes equal sent bytes) and for plausibility elsewhere (round trips
+above zero, below a second, percentiles in order; an open-loop rate close to the one asked for).
+"""
+
+import json
+import re
+import signal
+import sys
+import unittest
+
+from client_harness import TIMEOUT, Peer, Wsl, peer_from_argv, run_wsl, unused_port
+
+PEER = peer_from_argv(sys.argv)
+SANE_RTT_NS = 1e9  # loopback; generous for a loaded machine or a sanitizer build
+
+PROGRESS = re.compile(r"^\[ *\d+\.\ds\] open \d+  sent [\d.]+k?/s  received [\d.]+k?/s  errors \d+$")
+
+
+def loadtest(url, *options, timeout=TIMEOUT * 3):
+    return run_wsl("loadtest", url, *options, timeout=timeout)
+
+
+class Figures(unittest.TestCase):
+    def assert_percentiles(self, h: dict, count: int):
+        self.assertEqual(h["count"], count, h)
+        self.assertGreater(h["min"], 0, h)
+        self.assertLess(h["max"], SANE_RTT_NS, h)
+        self.assertTrue(h["min"] <= h["p50"] <= h["p90"] <= h["p99"] <= h["p999"] <= h["max"], h)
+        # The histogram reports values within 1% of the recorded ones: the mean lies within the range.
+        self.assertTrue(h["min"] * 0.99 <= h["mean"] <= h["max"] * 1.01, h)
+
+    def run_json(self, url, *options):
+        done = loadtest(url, "--json", *options)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        lines = done.stdout.decode().splitlines()
+        self.assertEqual(len(lines), 1, "one JSON object and nothing else on stdout")
+        return json.loads(lines[0]), done
+
+    def assert_all_echoed(self, r: dict, connections: int, size: int):
+        self.assertEqual((r["opened"], r["failed"], r["errors"], r["failures"]), (connections, 0, 0, {}), r)
+        self.assertGreater(r["sent"], 0, r)
+        self.assertEqual(r["received"], r["sent"], "every message sent in the measurement is echoed and counted")
+        self.assertEqual(r["close_codes"], {"1000": connections})
+        self.assertFalse(r["interrupted"])
+        self.assertEqual(r["payload_bytes_received"], r["payload_bytes_sent"])
+        self.assertGreaterEqual(r["payload_bytes_sent"], r["sent"] * size)
+        self.assertEqual(r["payload_bytes_sent"] % size if size else 0, 0)
+        # Frames add at least 2 bytes a message each way; a client masks (4 bytes more).
+        self.assertGreaterEqual(r["wire_bytes_sent"], r["payload_bytes_sent"] + 6 * (r["payload_bytes_sent"] // max(size, 1)))
+        # Rates over the window ("seconds" is printed to the millisecond: 0.2% slack).
+        rate = r["sent"] / r["seconds"]
+        self.assertAlmostEqual(r["sent_per_second"], rate, delta=max(1, 0.002 * rate))
+        self.assertAlmostEqual(r["bytes_sent_per_second"], rate * size, delta=max(size, 0.002 * rate * size))
+        self.assert_percentiles(r["rtt_ns"], r["received"])
+        self.assert_percentiles(r["handshake_ns"], connections)
+
+
+class Echo(Figures):
+    """Against an echo server."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.peer = Peer(PEER).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.peer.__exit__()
+
+    def test_closed_loop_text(self):
+        r, done = self.run_json(self.peer.url, "-c", "4", "-d", "500ms", "-s", "32", "--verify")
+        self.assertEqual((r["connections"], r["size"], r["binary"], r["rate"], r["inflight"]), (4, 32, False, 0, 1))
+        self.assertEqual(r["url"], self.peer.url)
+        self.assertAlmostEqual(r["seconds"], 0.5, delta=0.25)
+        self.assert_all_echoed(r, 4, 32)
+        self.assertGreater(r["cpu_seconds"], 0)
+
+    def test_closed_loop_binary_with_several_in_flight(self):
+        r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "400ms", "-s", "3000", "--binary", "--inflight", "4",
+                             "--verify", "--threads", "2")
+        self.assertEqual((r["binary"], r["inflight"], r["threads"]), (True, 4, 2))
+        self.assert_all_echoed(r, 2, 3000)
+
+    def test_large_messages(self):
+        # Above the inline path's limit: a sender and a receiver per connection.
+        r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "400ms", "-s", "200K", "--binary", "--verify")
+        self.assertEqual(r["size"], 200 * 1024)
+        self.assert_all_echoed(r, 2, 200 * 1024)
+
+    def test_open_loop_keeps_the_rate(self):
+        r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "1s", "-r", "200", "--warmup", "200ms")
+        self.assertEqual(r["rate"], 200)
+        self.assert_all_echoed(r, 2, 32)
+        # Sends are scheduled by time, not by replies: about 200 in the second.
+        self.assertTrue(150 <= r["sent"] <= 250, r["sent"])
+
+    def test_human_summary_and_progress_lines(self):
+        done = loadtest(self.peer.url, "-c", "3", "-d", "1200ms")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        out = done.stdout.decode()
+        self.assertRegex(out, rf"^{re.escape(self.peer.url)}: 3 connections, 32-byte text messages, closed loop, "
+                              r"1 in flight per connection, 1\.\d s\n")
+        self.assertRegex(out, r"\n  connections  3 opened, 0 failed\n")
+        sent, received = map(int, re.search(r"\n  messages     sent (\d+) \(.*\)  received (\d+) ", out).groups())
+        self.assertEqual(sent, received)
+        self.assertGreater(sent, 0)
+        self.assertRegex(out, r"\n  round trip   p50 [\d.]+ [um]?s  p90 .* p99 .* p99\.9 .* max ")
+        self.assertRegex(out, r"\n  close codes  1000 x 3\n")
+        # Not a terminal: one plain progress line a second on stderr.
+        progress = [line for line in done.stderr.decode().splitlines() if PROGRESS.match(line)]
+        self.assertGreaterEqual(len(progress), 1, done.stderr)
+        self.assertEqual(done.stderr.decode().count("\r"), 0)
+
+    def test_quiet_prints_no_progress(self):
+        done = loadtest(self.peer.url, "-c", "1", "-d", "1100ms", "-q")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stderr, b"")
+        self.assertIn(b"  messages     sent", done.stdout)
+
+    def test_sigint_prints_the_summary_so_far(self):
+        with Wsl("loadtest", self.peer.url, "-c", "2", "-d", "60s", "--json", stdin=None) as wsl:
+            wsl.stderr_until("open 2", timeout=TIMEOUT)  # the first progress line: measuring
+            wsl.signal(signal.SIGINT)
+            self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+            r = json.loads(wsl.stdout.data())
+            self.assertTrue(r["interrupted"])
+            self.assertEqual(r["opened"], 2)
+            self.assertGreater(r["received"], 0)
+            self.assertLessEqual(r["sent"] - r["received"], 2, "at most the messages in flight are missing")
+            self.assertLess(r["seconds"], 30)
+
+
+class Server(Figures):
+    """Servers that refuse, never answer, or are not there."""
+
+    def setUp(self):
+        if PEER == "wsl":
+            self.skipTest("needs a test peer")
+
+    def test_handshake_refused_403(self):
+        with Peer(PEER, "refuse") as peer:
+            done = loadtest(peer.url, "-c", "3", "-d", "200ms", "--json")
+            self.assertEqual(done.returncode, 76, done.stderr)
+            self.assertIn(b"handshake refused: HTTP 403", done.stderr)
+            r = json.loads(done.stdout)
+            self.assertEqual((r["opened"], r["failed"], r["failures"], r["sent"]), (0, 3, {"HTTP 403": 3}, 0))
+
+    def test_server_never_answers_the_handshake(self):
+        with Peer(PEER, "silent") as peer:
+            done = loadtest(peer.url, "-c", "2", "-d", "200ms", "--handshake-timeout", "1")
+            self.assertEqual(done.returncode, 75, done.stderr)
+            self.assertIn(b"timed out", done.stderr)
+            self.assertLess(done.elapsed, 1 + TIMEOUT / 2)
+            self.assertRegex(done.stdout.decode(), r"\n  connections  0 opened, 2 failed, 2 x ")
+
+    def test_nobody_listening(self):
+        port = unused_port()
+        done = loadtest(f"ws://127.0.0.1:{port}/", "-c", "2", "-d", "200ms", "--json")
+        self.assertEqual(done.returncode, 69, done.stderr)
+        r = json.loads(done.stdout)
+        self.assertEqual((r["opened"], r["failed"]), (0, 2))
+        self.assertEqual(sum(r["failures"].values()), 2)
+
+    def test_usage_errors(self):
+        for args in (["-c", "x"], ["-d", "soon"], ["--threads", "0"], ["--bogus"], []):
+            with self.subTest(args=args):
+                done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
+                self.assertEqual(done.returncode, 64, done.stderr)
+                self.assertEqual(len(done.stderr.decode().strip().splitlines()), 1, done.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
