@@ -241,14 +241,12 @@ wsl::listener_options server_options(std::vector<std::shared_ptr<const wsl::mess
   return o;
 }
 
-class negotiated {
+class negotiated : public connection_harness {
  public:
   // Negotiates with a request carrying one Sec-WebSocket-Extensions field per element of `offers`.
-  negotiated(const wsl::listener_options& options, const std::vector<std::string>& offers) {
-    wsl::test_clock::enable();
-    auto pipe = make_memory_pipe(ctx);
-    peer = std::move(pipe.peer);
-    auto accepting = spawn(ctx, accept_on(std::move(pipe.stream), options));
+  negotiated(const wsl::listener_options& options, const std::vector<std::string>& offers)
+      : connection_harness(pipe_only{}) {
+    auto accepting = spawn(accept_on(std::move(stream_), options));
     std::string request =
         "GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
@@ -271,31 +269,7 @@ class negotiated {
       }
     }
   }
-  ~negotiated() {
-    ws.abort();
-    try {
-      run_until_idle(ctx);
-    } catch (...) {
-    }
-  }
-  negotiated(const negotiated&) = delete;
-  negotiated& operator=(const negotiated&) = delete;
 
-  template <typename T>
-  task<T> spawn_task(asio::awaitable<T> coroutine) {
-    return spawn(ctx, std::move(coroutine));
-  }
-  void send(std::string_view bytes) {
-    BOOST_REQUIRE(peer->inject(bytes));
-    run_until_idle(ctx);
-  }
-  std::vector<wire_frame> received() {
-    pending_ += peer->take();
-    std::size_t consumed = 0;
-    auto frames = parse_frames(pending_, &consumed);
-    pending_.erase(0, consumed);
-    return frames;
-  }
   // The next whole message the server sent: its frames.
   std::vector<wire_frame> received_message() {
     auto frames = received();
@@ -304,14 +278,8 @@ class negotiated {
     return frames;
   }
 
-  asio::io_context ctx;
-  std::unique_ptr<memory_stream> peer;
-  wsl::websocket ws;
   std::string response;                   // the HTTP response head
   std::optional<std::string> extensions;  // its Sec-WebSocket-Extensions
-
- private:
-  std::string pending_;
 };
 
 std::string payload_of(const std::vector<wire_frame>& frames) {
@@ -396,7 +364,7 @@ BOOST_AUTO_TEST_CASE(offers_the_factory_declines_are_left_out) {
 BOOST_AUTO_TEST_CASE(messages_are_transformed_both_ways) {
   auto factory = std::make_shared<xor_factory>(90);
   negotiated n(server_options({deflate_with(), factory}), {"x-xor; key=42"});
-  auto reading = n.spawn_task(read_whole_message(n.ws));
+  auto reading = n.spawn(read_whole_message(n.ws));
   n.send(client_frame(op::text, xored("hello, x-xor", 42), true, rsv2));
   BOOST_REQUIRE(reading.done());
   BOOST_TEST(!reading.get().ec);
@@ -420,7 +388,7 @@ BOOST_AUTO_TEST_CASE(rsv2_is_on_the_first_frame_only_both_ways) {
   // In: a message in three fragments, RSV2 on the first.
   const auto message = words(1000);
   const auto wire = xored(message, 42);
-  auto reading = n.spawn_task(read_whole_message(n.ws));
+  auto reading = n.spawn(read_whole_message(n.ws));
   n.send(client_frame(op::text, wire.substr(0, 300), false, rsv2) +
          client_frame(op::continuation, wire.substr(300, 300), false) + client_frame(op::continuation, wire.substr(600)));
   BOOST_REQUIRE(reading.done());
@@ -443,7 +411,7 @@ BOOST_AUTO_TEST_CASE(rsv2_is_on_the_first_frame_only_both_ways) {
 BOOST_AUTO_TEST_CASE(a_message_without_rsv2_passes_untransformed) {
   auto factory = std::make_shared<xor_factory>(90);
   negotiated n(server_options({factory}), {"x-xor; key=42"});
-  auto reading = n.spawn_task(read_whole_message(n.ws));
+  auto reading = n.spawn(read_whole_message(n.ws));
   n.send(client_frame(op::binary, "as it is", false) + client_frame(op::continuation, ", all of it"));
   BOOST_REQUIRE(reading.done());
   BOOST_TEST(!reading.get().ec);
@@ -466,7 +434,7 @@ BOOST_AUTO_TEST_CASE(misplaced_rsv_bits_fail_with_1002) {
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.what) {
       negotiated n(server_options({deflate_with(), std::make_shared<xor_factory>(90)}), {"x-xor; key=42"});
-      auto reading = n.spawn_task(read_whole_message(n.ws));
+      auto reading = n.spawn(read_whole_message(n.ws));
       n.send(c.bytes);
       expect_failed(n, reading, 1002, wsl::error::reserved_bits);
     }
@@ -477,7 +445,7 @@ BOOST_AUTO_TEST_CASE(rsv2_without_the_extension_fails_with_1002) {
   // The server has x-xor, but the client did not offer it.
   negotiated n(server_options({std::make_shared<xor_factory>(90)}), {});
   BOOST_TEST(!n.extensions);
-  auto reading = n.spawn_task(read_whole_message(n.ws));
+  auto reading = n.spawn(read_whole_message(n.ws));
   n.send(client_frame(op::text, xored("x", 42), true, rsv2));
   expect_failed(n, reading, 1002, wsl::error::reserved_bits);
 }
@@ -595,7 +563,7 @@ BOOST_AUTO_TEST_CASE(a_message_larger_than_the_read_buffer_is_inflated_in_pieces
   const auto half = frame.size() / 2;
 
   auto progress = std::make_shared<chunk_progress>();
-  auto reading = n.spawn_task(read_chunks(n.ws, progress));
+  auto reading = n.spawn(read_chunks(n.ws, progress));
   n.send(frame.substr(0, half));
   // Half of the compressed frame is in: part of the message is out already, in pieces that fit the
   // read buffer.
@@ -622,7 +590,7 @@ BOOST_AUTO_TEST_CASE(a_decompression_bomb_fails_with_1009_after_at_most_max_mess
   BOOST_REQUIRE(bomb.size() < options.max_message_size);  // small as it travels
 
   auto progress = std::make_shared<chunk_progress>();
-  auto reading = n.spawn_task(read_chunks(n.ws, progress));
+  auto reading = n.spawn(read_chunks(n.ws, progress));
   n.send(client_frame(op::binary, bomb, true, rsv1));
   const auto frames = n.received();
   BOOST_REQUIRE_EQUAL(frames.size(), 1u);
@@ -643,7 +611,7 @@ BOOST_AUTO_TEST_CASE(corrupt_compressed_data_fails_with_1007) {
   for (const auto& [what, payload] : cases) {
     BOOST_TEST_CONTEXT(what) {
       negotiated n(server_options({deflate_with()}), {"permessage-deflate"});
-      auto reading = n.spawn_task(read_whole_message(n.ws));
+      auto reading = n.spawn(read_whole_message(n.ws));
       n.send(client_frame(op::binary, payload, true, rsv1));
       expect_failed(n, reading, 1007, wsl::error::bad_compressed_data);
     }
@@ -737,7 +705,7 @@ BOOST_AUTO_TEST_CASE(window_8_round_trip) {
   // In: zlib cannot make a 256-byte window; run-length matches (distance 1) fit in one.
   deflater d(9, Z_RLE);
   for (const auto& message : messages) {
-    auto reading = n.spawn_task(read_whole_message(n.ws));
+    auto reading = n.spawn(read_whole_message(n.ws));
     n.send(client_frame(op::binary, d.message(message), true, rsv1));
     BOOST_REQUIRE(reading.done());
     BOOST_TEST(!reading.get().ec);
@@ -753,7 +721,7 @@ BOOST_AUTO_TEST_CASE(context_takeover_spans_messages_both_ways) {
   const auto first = d.message(block), second = d.message(block);
   BOOST_TEST(second.size() < 100u);
   for (const auto* payload : {&first, &second}) {
-    auto reading = n.spawn_task(read_whole_message(n.ws));
+    auto reading = n.spawn(read_whole_message(n.ws));
     n.send(client_frame(op::binary, *payload, true, rsv1));
     BOOST_REQUIRE(reading.done());
     BOOST_TEST(!reading.get().ec);

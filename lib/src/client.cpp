@@ -244,11 +244,11 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   if (ec && u.secure && used == 0) {
     // TLS 1.3 finishes the client's handshake before the server has checked its certificate: a
     // refusal arrives as an alert (or a hang-up) in place of the HTTP answer.
-    const auto* d = tls_details_of(*stream);
     if (ec.category() == asio::error::get_ssl_category()) {
       rep.tls_error = ec.message();
       ec = error::tls_handshake_failed;
-    } else if (d && d->certificate_requested && ec != error::handshake_timeout) {
+    } else if (const auto* d = tls_details_of(*stream);
+               d && d->certificate_requested && ec != error::handshake_timeout) {
       rep.tls_error = "the server asked for a client certificate and none was given (" + ec.message() + ")";
       ec = error::tls_handshake_failed;
     }

@@ -105,6 +105,18 @@ class connection_harness {
   std::unique_ptr<memory_stream> peer;
   websocket ws;
 
+ protected:
+  // For harnesses that make `ws` themselves (by a negotiation): only the pipe; its other end is
+  // left in `stream_`.
+  struct pipe_only {};
+  explicit connection_harness(pipe_only) {
+    test_clock::enable();
+    auto pipe = make_memory_pipe(ctx);
+    peer = std::move(pipe.peer);
+    stream_ = std::move(pipe.stream);
+  }
+  std::unique_ptr<memory_stream> stream_;
+
  private:
   std::string pending_;
 };
