@@ -604,6 +604,145 @@ BOOST_AUTO_TEST_CASE(pongs_are_sent_while_a_message_is_being_written) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// A peer that pipelines: answers to messages already buffered leave together (the cork)
+
+namespace {
+
+// Echoes `count` messages, then stops reading.
+asio::awaitable<std::error_code> echo_messages(wsl::websocket& ws, int count) {
+  std::error_code ec;
+  for (int i = 0; i < count && !ec; ++i) {
+    auto reader = co_await ws.read_message(ec);
+    if (ec) break;
+    const auto type = reader.type();
+    const auto data = co_await reader.read_all(ec);
+    if (ec) break;
+    co_await ws.write_message(type, asio::buffer(data), ec);
+  }
+  co_return ec;
+}
+
+std::string pipelined(int count, std::uint8_t opcode = op::text,
+                      std::string (*frame)(std::uint8_t, std::string_view, bool, std::uint8_t) = nullptr) {
+  std::string bytes;
+  for (int i = 0; i < count; ++i) {
+    const auto payload = "message " + std::to_string(i);
+    bytes += frame ? frame(opcode, payload, true, 0) : client_frame(opcode, payload);
+  }
+  return bytes;
+}
+
+// Answers one message, then closes at once: its answer is still corked when close() starts.
+asio::awaitable<std::error_code> echo_one_then_close(wsl::websocket& ws) {
+  std::error_code ec;
+  auto reader = co_await ws.read_message(ec);
+  if (ec) co_return ec;
+  const auto data = co_await reader.read_all(ec);
+  if (ec) co_return ec;
+  co_await ws.write_message(wsl::message_type::text, asio::buffer(data), ec);
+  if (ec) co_return ec;
+  co_await ws.close(1000, "done", ec);
+  co_return ec;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(echoes_of_pipelined_messages_leave_in_one_write_in_order) {
+  connection_harness h;
+  auto echoing = h.spawn(echo_messages(h.ws, 5));
+  const auto writes_before = h.peer->other_write_count();
+  h.send(pipelined(5));
+  BOOST_REQUIRE(echoing.done());
+  BOOST_TEST(!echoing.get());
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), 5u);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    BOOST_TEST(frames[i].opcode == op::text);
+    BOOST_TEST(frames[i].fin);
+    BOOST_TEST(!frames[i].masked);
+    BOOST_TEST(frames[i].payload == "message " + std::to_string(i));
+  }
+  BOOST_TEST(h.peer->other_write_count() - writes_before == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_message_that_arrives_alone_is_answered_by_a_write_of_its_own) {
+  connection_harness h;
+  auto echoing = h.spawn(echo_messages(h.ws, 3));
+  for (int i = 0; i < 3; ++i) {
+    const auto writes_before = h.peer->other_write_count();
+    h.send(client_frame(op::binary, "alone"));
+    BOOST_TEST(h.peer->other_write_count() - writes_before == 1u);
+    const auto frames = h.received();
+    BOOST_REQUIRE_EQUAL(frames.size(), 1u);
+    BOOST_TEST(frames[0].payload == "alone");
+  }
+  BOOST_TEST(echoing.done());
+}
+
+BOOST_AUTO_TEST_CASE(a_client_corks_masked_frames_each_with_its_own_key) {
+  connection_harness h(quiet_options(), wsl::role::client);
+  auto echoing = h.spawn(echo_messages(h.ws, 4));
+  h.send(pipelined(4, op::binary, unmasked_frame));
+  BOOST_REQUIRE(echoing.done());
+  BOOST_TEST(!echoing.get());
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), 4u);
+  std::set<std::array<std::uint8_t, 4>> keys;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    BOOST_TEST(frames[i].masked);
+    keys.insert(frames[i].mask);
+    BOOST_TEST(frames[i].opcode == op::binary);
+    BOOST_TEST(frames[i].payload == "message " + std::to_string(i));
+  }
+  BOOST_TEST(keys.size() == 4u);
+  BOOST_TEST(h.peer->other_write_count() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_corked_answer_goes_out_even_when_the_reader_stops) {
+  connection_harness h;
+  // Reads one of the two messages, answers it and reads no further: its answer must not wait for
+  // a read that never comes.
+  auto echoing = h.spawn(echo_messages(h.ws, 1));
+  h.send(pipelined(2));
+  BOOST_REQUIRE(echoing.done());
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), 1u);
+  BOOST_TEST(frames[0].payload == "message 0");
+  // The second message is still there for the next reader.
+  auto reading = h.spawn(read_whole_message(h.ws));
+  h.settle();
+  BOOST_REQUIRE(reading.done());
+  BOOST_TEST(reading.get().data == "message 1");
+}
+
+BOOST_AUTO_TEST_CASE(a_pong_keeps_its_place_between_corked_answers) {
+  connection_harness h;
+  auto echoing = h.spawn(echo_messages(h.ws, 2));
+  h.send(client_frame(op::text, "first") + client_frame(op::ping, "between") + client_frame(op::text, "second"));
+  BOOST_REQUIRE(echoing.done());
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), 3u);
+  BOOST_TEST(frames[0].payload == "first");
+  BOOST_TEST(frames[1].opcode == op::pong);
+  BOOST_TEST(frames[1].payload == "between");
+  BOOST_TEST(frames[2].payload == "second");
+}
+
+BOOST_AUTO_TEST_CASE(a_close_goes_out_behind_the_corked_answers) {
+  connection_harness h;
+  BOOST_REQUIRE(h.peer->inject(pipelined(2)));  // both messages are there before the first read
+  auto closing = h.spawn(echo_one_then_close(h.ws));
+  h.settle();
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), 2u);
+  BOOST_TEST(frames[0].payload == "message 0");
+  BOOST_TEST(frames[1].is_close());
+  BOOST_TEST(frames[1].close_code() == 1000);
+  BOOST_TEST(h.peer->other_write_count() == 1u);  // the close took the corked answer along
+  BOOST_TEST(!closing.done());                     // it waits for the peer's close
+}
+
+// ------------------------------------------------------------------------------------------------
 // The client role
 
 BOOST_AUTO_TEST_CASE(a_client_masks_every_frame_with_a_fresh_key) {

@@ -2,6 +2,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -81,6 +82,9 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   if (!ec && rpos_ == rend_ && !control_pending()) {
     // Nothing buffered: the usual state between messages, and where idle connections wait. Waiting
     // here rather than two calls deeper keeps their coroutine frames (memory) to a minimum.
+    if (cork_used_ != 0 && !socket_busy_) co_await flush_pending(ec);
+  }
+  if (!ec && rpos_ == rend_ && !control_pending()) {
     prepare_read_space();
     begin_read();
     const auto n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
@@ -316,8 +320,8 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
 // is repeated rather than called, so that an idle connection waits one coroutine frame less deep.)
 asio::awaitable<void> connection::fill(std::error_code& ec) {
   prepare_read_space();
-  if (control_pending() && !socket_busy_) {
-    co_await flush_control(ec);
+  if (flush_needed()) {
+    co_await flush_pending(ec);
     if (ec) co_return;
   }
   begin_read();
@@ -368,8 +372,8 @@ void connection::use_small_buffer() noexcept {
 }
 
 asio::awaitable<std::size_t> connection::receive(asio::mutable_buffer buffer, std::error_code& ec) {
-  if (control_pending() && !socket_busy_) {
-    co_await flush_control(ec);
+  if (flush_needed()) {
+    co_await flush_pending(ec);
     if (ec) co_return 0;
   }
   begin_read();
@@ -624,9 +628,11 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   if (socket_busy_) co_await wait_for_socket(ec);
   if (!ec && (close_sent_ || state_ != state::open)) ec = state_ == state::closed ? end_error() : error::closed;
   if (ec) co_return;
+  if (rpos_ != rend_ && try_cork(op, fin, rsv, a, b)) co_return;
   socket_busy_ = true;
-  std::array<asio::const_buffer, 4> bufs;
+  std::array<asio::const_buffer, 5> bufs;
   std::size_t count = 0;
+  if (cork_used_ != 0) bufs[count++] = asio::buffer(cork_.data(), cork_used_);
   if (control_pending()) {
     take_pending_control();
     bufs[count++] = asio::buffer(control_inflight_);
@@ -648,6 +654,7 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
     co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
   }
   control_inflight_.clear();
+  release_cork();
   release_socket();
   if (ec) {
     abort(error::connection_lost);
@@ -656,6 +663,41 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   }
   bytes_out_ += wire;
   if (control_pending()) schedule_flush();
+}
+
+// More of the peer's input waits in the receive buffer, so the reader will be back before it
+// needs the socket: a small frame joins the cork instead of costing a send of its own.
+bool connection::try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a, asio::const_buffer b) {
+  const std::size_t length = a.size() + b.size();
+  if (control_pending() || length + max_header_size > cork_capacity - cork_used_) return false;
+  if (!cork_) cork_ = pooled_buffer(cork_capacity);
+  auto* out = cork_.data() + cork_used_;
+  std::size_t n;
+  if (role_ == wsl::role::server) {
+    n = write_frame_header(out, op, fin, length, nullptr, rsv);
+    if (a.size() != 0) std::memcpy(out + n, a.data(), a.size());
+    if (b.size() != 0) std::memcpy(out + n + a.size(), b.data(), b.size());
+  } else {
+    std::uint8_t mask[4];
+    fill_mask(mask);
+    n = write_frame_header(out, op, fin, length, mask, rsv);
+    copy_masked(out + n, static_cast<const std::uint8_t*>(a.data()), a.size(), mask, 0);
+    copy_masked(out + n + a.size(), static_cast<const std::uint8_t*>(b.data()), b.size(), mask, a.size());
+  }
+  cork_used_ += n + length;
+  bytes_out_ += n + length;
+  if (!uncork_posted_) post_uncork();
+  return true;
+}
+
+// The cork's deadline: when the reader did not come back to the socket within this turn of the
+// executor (it waits on something else), the frames go out anyway.
+void connection::post_uncork() {
+  uncork_posted_ = true;
+  asio::post(executor_, [self = shared_from_this()] {
+    self->uncork_posted_ = false;
+    if (self->flush_needed() && self->state_ != state::closed) self->schedule_flush();
+  });
 }
 
 // The client role masks a copy of the payload, a scratch buffer at a time; the first piece goes
@@ -736,10 +778,12 @@ asio::awaitable<void> connection::write_control(opcode op, asio::const_buffer pa
   socket_busy_ = true;
   take_pending_control();
   queue_control(control_inflight_, op, static_cast<const std::uint8_t*>(payload.data()), payload.size());
-  const asio::const_buffer buf = asio::buffer(control_inflight_);
-  co_await transport_->write(std::span(&buf, 1), ec);
-  if (!ec) bytes_out_ += buf.size();
+  const asio::const_buffer bufs[2] = {asio::buffer(cork_.data(), cork_used_), asio::buffer(control_inflight_)};
+  const auto skip = cork_used_ == 0 ? 1 : 0;
+  co_await transport_->write(std::span(bufs + skip, 2 - skip), ec);
+  if (!ec) bytes_out_ += bufs[1].size();
   control_inflight_.clear();
+  release_cork();
   release_socket();
   if (ec) {
     abort(error::connection_lost);
@@ -762,15 +806,18 @@ asio::awaitable<void> connection::send_close_frame(std::uint16_t code, std::stri
   co_await write_control(opcode::close, asio::buffer(payload, n), ec);
 }
 
-asio::awaitable<void> connection::flush_control(std::error_code& ec) {
+asio::awaitable<void> connection::flush_pending(std::error_code& ec) {
   ec = {};
-  if (socket_busy_ || !control_pending() || state_ == state::closed) co_return;
+  if (!flush_needed() || state_ == state::closed) co_return;
   socket_busy_ = true;
   take_pending_control();
-  const asio::const_buffer buf = asio::buffer(control_inflight_);
-  co_await transport_->write(std::span(&buf, 1), ec);
-  if (!ec) bytes_out_ += buf.size();
+  const asio::const_buffer bufs[2] = {asio::buffer(cork_.data(), cork_used_), asio::buffer(control_inflight_)};
+  const auto skip = cork_used_ == 0 ? 1 : 0;
+  const auto count = control_inflight_.empty() ? 1 : 2;
+  co_await transport_->write(std::span(bufs + skip, count - skip), ec);
+  if (!ec) bytes_out_ += bufs[1].size();
   control_inflight_.clear();
+  release_cork();
   release_socket();
   if (ec) {
     abort(error::connection_lost);
@@ -786,7 +833,7 @@ void connection::schedule_flush() {
       [self = shared_from_this()]() -> asio::awaitable<void> {
         self->flush_scheduled_ = false;
         std::error_code ec;
-        co_await self->flush_control(ec);
+        co_await self->flush_pending(ec);
       },
       asio::detached);
 }

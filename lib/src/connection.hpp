@@ -123,7 +123,16 @@ class connection : public std::enable_shared_from_this<connection> {
                                      asio::const_buffer a, asio::const_buffer b, std::error_code& ec);
   asio::awaitable<void> write_control(opcode op, asio::const_buffer payload, std::error_code& ec);
   asio::awaitable<void> send_close_frame(std::uint16_t code, std::string_view reason, std::error_code& ec);
-  asio::awaitable<void> flush_control(std::error_code& ec);
+  // Sends what waits: corked frames, then queued pongs and ping.
+  asio::awaitable<void> flush_pending(std::error_code& ec);
+  bool flush_needed() const noexcept { return (cork_used_ != 0 || control_pending()) && !socket_busy_; }
+  bool try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a, asio::const_buffer b);
+  void post_uncork();
+  // After a write that carried the cork (in front of everything else).
+  void release_cork() noexcept {
+    cork_.reset();
+    cork_used_ = 0;
+  }
   void queue_control(std::vector<std::uint8_t>& out, opcode op, const std::uint8_t* p, std::size_t n);
   bool control_pending() const noexcept { return !pending_pongs_.empty() || !pending_ping_.empty(); }
   void take_pending_control();
@@ -182,6 +191,14 @@ class connection : public std::enable_shared_from_this<connection> {
   payload_transform* encoder_ = nullptr;
   std::uint8_t out_rsv_ = 0;
   bool flush_scheduled_ = false;
+  // The cork: small frames written while more of the peer's input is already buffered (a peer
+  // that pipelines) gather here and leave in one send: before the next socket read, in front of
+  // the next write, or at the latest one turn of the executor later. Borrowed from the pool only
+  // while it holds something.
+  static constexpr std::size_t cork_capacity = 16 << 10;
+  pooled_buffer cork_;
+  std::size_t cork_used_ = 0;
+  bool uncork_posted_ = false;
   std::uint32_t waiters_ = 0;
   // Never expires; cancel() wakes every waiter, which re-checks its condition. Made on first use.
   std::unique_ptr<timer> wake_;

@@ -141,6 +141,8 @@ class memory_stream final : public wsl::transport {
   void deliver_in_pieces_of(std::size_t n) noexcept { other().read_limit = std::max<std::size_t>(n, 1); }
   // write() calls made on this end (a gathered write counts once).
   std::size_t write_count() const noexcept { return state_->ends[side_].writes; }
+  // write() calls made on the other end.
+  std::size_t other_write_count() const noexcept { return state_->ends[1 - side_].writes; }
 
  private:
   detail::end_state& own() noexcept { return state_->ends[side_]; }

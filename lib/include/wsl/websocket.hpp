@@ -168,7 +168,10 @@ class websocket {
   // A writer for a new message; its first write fails with error::write_in_progress while
   // another writer of this websocket is unfinished.
   message_writer create_message_writer(message_type type);
-  // A whole message in one frame.
+  // A whole message in one frame. Completes when the frame is handed to the kernel; or, while
+  // more of the peer's input is already buffered (a peer that pipelines), when a small frame has
+  // joined the connection's cork: corked frames leave together in one send, before the next read
+  // from the socket, in front of any later write, or one turn of the executor later at the latest.
   asio::awaitable<void> write_message(message_type type, asio::const_buffer data, std::error_code& ec);
   asio::awaitable<void> write_message(message_type type, asio::const_buffer data);
 
