@@ -604,6 +604,64 @@ BOOST_AUTO_TEST_CASE(pongs_are_sent_while_a_message_is_being_written) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// Between messages: an idle connection does not hold the large receive buffer
+
+namespace {
+
+std::string joined(const chunked_result& r) {
+  std::string all;
+  for (const auto& c : r.chunks) all += c;
+  return all;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_connection_quiet_between_messages_gives_back_its_large_buffer) {
+  connection_harness h;  // no pings, no idle timeout: the buffer goes back all the same
+  const auto big = pattern(100000);
+  for (int round = 0; round < 2; ++round) {
+    // read_chunk() hands out the receive buffer itself, so it has grown to hold big pieces.
+    auto reading = h.spawn(read_in_chunks(h.ws));
+    h.send(client_frame(op::binary, big));
+    BOOST_REQUIRE(reading.done());
+    BOOST_TEST(!reading.get().ec);
+    BOOST_TEST(joined(reading.get()) == big);
+    BOOST_TEST(reading.get().chunks.size() < 10u, "the buffer did not grow");
+
+    auto next = h.spawn(read_whole_message(h.ws));
+    h.settle();
+    BOOST_TEST(h.peer->other_read_capacity() > 4096u);  // right after the traffic: kept
+    h.advance(std::chrono::milliseconds(900));
+    BOOST_TEST(h.peer->other_read_capacity() > 4096u);
+    h.advance(std::chrono::milliseconds(200));
+    // Quiet for a second: the wait goes on with the small inline buffer (256 bytes).
+    BOOST_TEST(h.peer->other_read_capacity() <= 256u);
+    BOOST_TEST(!next.done());
+    h.send(client_frame(op::text, "after"));
+    BOOST_REQUIRE(next.done());
+    BOOST_TEST(!next.get().ec);
+    BOOST_TEST(next.get().data == "after");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_giving_back_its_buffer_still_completes_a_close_handshake) {
+  connection_harness h;
+  auto reading = h.spawn(read_in_chunks(h.ws));
+  h.send(client_frame(op::binary, pattern(100000)));
+  BOOST_REQUIRE(reading.done());
+  auto next = h.spawn(read_whole_message(h.ws));
+  h.settle();
+  h.advance(std::chrono::milliseconds(1100));
+  BOOST_REQUIRE(h.peer->other_read_capacity() <= 256u);
+  h.send(client_frame(op::close, close_payload(1000)));
+  BOOST_REQUIRE(next.done());
+  BOOST_TEST(next.get().ec == wsl::error::closed);
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), 1u);
+  BOOST_TEST(frames[0].close_code() == 1000);
+}
+
+// ------------------------------------------------------------------------------------------------
 // A peer that pipelines: answers to messages already buffered leave together (the cork)
 
 namespace {

@@ -87,7 +87,16 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   if (!ec && rpos_ == rend_ && !control_pending()) {
     prepare_read_space();
     begin_read();
-    const auto n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
+    idle_wait_ = true;
+    auto n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
+    while (ec == asio::error::operation_aborted && release_requested_ && state_ != state::closed) {
+      // The keepalive found this connection quiet with a large buffer: wait with the small one.
+      release_requested_ = false;
+      use_small_buffer();
+      n = co_await transport_->read_some(asio::buffer(rbuf_, rcap_), ec);
+    }
+    idle_wait_ = false;
+    release_requested_ = false;
     if (end_read(ec)) account_read(n);
   }
   while (!ec) {
@@ -357,11 +366,13 @@ void connection::use_big_buffer() {
   std::memcpy(b.data(), rbuf_ + rpos_, rend_ - rpos_);
   rend_ -= rpos_;
   rpos_ = 0;
+  const bool first = !big_;
   big_ = std::move(b);
   rbuf_ = big_.data();
   rcap_ = big_.size();
   quiet_reads_ = 0;
   grow_ = false;
+  if (first) arm_keepalive();  // so that the buffer goes back once the connection is quiet
 }
 
 void connection::use_small_buffer() noexcept {
@@ -938,6 +949,13 @@ void connection::arm_keepalive() {
   if (pinging)
     next = opts_.ping == ping_mode::latency ? next_ping_
                                             : std::max(next_ping_, last_activity_ + opts_.ping_interval);
+  // A large receive buffer is looked at every buffer_release_delay, and given back once the
+  // connection has waited that long between messages.
+  if (big_) {
+    auto at = (idle_wait_ ? last_activity_ : now) + buffer_release_delay;
+    if (at <= now) at = now + buffer_release_delay;
+    next = std::min(next, at);
+  }
   if (opts_.idle_timeout.count() > 0) {
     auto idle_deadline = last_activity_ + opts_.idle_timeout;
     // Not reading: the application holds the data back, the peer is not to blame. Look again later.
@@ -970,6 +988,11 @@ void connection::on_keepalive() {
     schedule_flush();
     next_ping_ = now + opts_.ping_interval;
   }
+  // Waiting between messages for a while with a large buffer: the read is cancelled and made
+  // again with the small one (read_message()), so that a quiet connection holds no large buffer.
+  if (idle_wait_ && big_ && !socket_busy_ && !release_requested_ && now - last_activity_ >= buffer_release_delay &&
+      transport_->cancel_read())
+    release_requested_ = true;
   arm_keepalive();
 }
 

@@ -159,6 +159,10 @@ class connection : public std::enable_shared_from_this<connection> {
   pooled_buffer big_;
   std::uint8_t quiet_reads_ = 0;  // short reads in a row while holding big_
   bool grow_ = false;             // the last read filled the buffer
+  bool idle_wait_ = false;        // read_message() waits for the next message
+  bool release_requested_ = false;  // its read was cancelled to give back big_
+  // How long a connection waits between messages before it gives back its large buffer.
+  static constexpr clock::duration buffer_release_delay = std::chrono::seconds(1);
 
   // The data frame being read and the message it belongs to.
   frame_header frame_;

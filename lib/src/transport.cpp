@@ -51,6 +51,12 @@ class tcp_transport final : public transport {
     co_await asio::async_write(socket_, rest, asio::redirect_error(asio::use_awaitable, ec));
   }
 
+  bool cancel_read() noexcept override {
+    std::error_code ec;
+    socket_.cancel(ec);
+    return !ec;
+  }
+
   void shutdown_send() noexcept override {
     std::error_code ignored;
     socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);

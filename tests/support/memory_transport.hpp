@@ -51,6 +51,9 @@ struct end_state {
   bool closed = false;
   std::size_t read_limit = std::numeric_limits<std::size_t>::max();
   std::size_t writes = 0;
+  std::size_t last_read_capacity = 0;  // the buffer size of the latest read_some()
+  bool reading = false;                // a read_some() is pending
+  bool cancel_read = false;            // cancel_read() was called: the pending read ends
 };
 
 struct pipe_state {
@@ -75,24 +78,28 @@ class memory_stream final : public wsl::transport {
     if (buffer.size() == 0) co_return 0;
     auto state = state_;  // keeps the pipe alive while this read waits, whatever happens to *this
     auto& self = state->ends[side_];
+    self.last_read_capacity = buffer.size();
+    self.reading = true;
     for (;;) {
-      if (self.closed) {
+      if (std::exchange(self.cancel_read, false)) {
         ec = asio::error::operation_aborted;
+        self.reading = false;
         co_return 0;
       }
-      if (!self.inbound.data.empty()) {
-        const auto n = std::min({buffer.size(), self.inbound.data.size(), self.read_limit});
-        std::memcpy(buffer.data(), self.inbound.data.data(), n);
-        self.inbound.data.erase(0, n);
+      const auto n = take_now(*state, buffer, ec);
+      if (ec != asio::error::would_block) {
+        self.reading = false;
         co_return n;
       }
-      if (self.inbound.write_closed) {
-        ec = asio::error::eof;
-        co_return 0;
-      }
-      std::error_code woken;
-      co_await self.inbound.readable.async_wait(asio::redirect_error(asio::use_awaitable, woken));
+      ec = {};  // the caller may look at it while this read waits
+      co_await wait(*state);
     }
+  }
+
+  bool cancel_read() noexcept override {
+    if (own().reading) own().cancel_read = true;  // like a socket: only a pending read ends
+    own().inbound.wake();
+    return true;
   }
 
   asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) override {
@@ -143,10 +150,38 @@ class memory_stream final : public wsl::transport {
   std::size_t write_count() const noexcept { return state_->ends[side_].writes; }
   // write() calls made on the other end.
   std::size_t other_write_count() const noexcept { return state_->ends[1 - side_].writes; }
+  // The buffer size of the other end's latest read: what a waiting reader holds.
+  std::size_t other_read_capacity() const noexcept { return state_->ends[1 - side_].last_read_capacity; }
 
  private:
   detail::end_state& own() noexcept { return state_->ends[side_]; }
   detail::end_state& other() noexcept { return state_->ends[1 - side_]; }
+
+  // What a non-blocking read would give: bytes, eof, operation_aborted, or would_block.
+  std::size_t take_now(detail::pipe_state& state, asio::mutable_buffer buffer, std::error_code& ec) {
+    ec = {};
+    auto& self = state.ends[side_];
+    if (self.closed) {
+      ec = asio::error::operation_aborted;
+      return 0;
+    }
+    if (!self.inbound.data.empty()) {
+      const auto n = std::min({buffer.size(), self.inbound.data.size(), self.read_limit});
+      std::memcpy(buffer.data(), self.inbound.data.data(), n);
+      self.inbound.data.erase(0, n);
+      return n;
+    }
+    if (self.inbound.write_closed) {
+      ec = asio::error::eof;
+      return 0;
+    }
+    ec = asio::error::would_block;
+    return 0;
+  }
+  asio::awaitable<void> wait(detail::pipe_state& state) {
+    std::error_code woken;
+    co_await state.ends[side_].inbound.readable.async_wait(asio::redirect_error(asio::use_awaitable, woken));
+  }
 
   bool deliver(std::string_view bytes) {
     auto& out = other().inbound;
