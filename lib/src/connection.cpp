@@ -82,18 +82,19 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   if (!ec && rpos_ == rend_ && !control_pending()) {
     // Nothing buffered: the usual state between messages, and where idle connections wait. Waiting
     // here rather than two calls deeper keeps their coroutine frames (memory) to a minimum.
-    if (cork_used_ != 0 && !socket_busy_) co_await flush_pending(ec);
+    if (cork_used_ != 0 && flush_before_read()) co_await flush_pending(ec);
   }
   if (!ec && rpos_ == rend_ && !control_pending()) {
     prepare_read_space();
     begin_read();
     idle_wait_ = true;
-    auto n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
-    while (ec == asio::error::operation_aborted && release_requested_ && state_ != state::closed) {
+    std::size_t n;
+    for (;;) {  // one co_await only: every idle connection's coroutine frame holds its awaiter
+      n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
+      if (ec != asio::error::operation_aborted || !release_requested_ || state_ == state::closed) break;
       // The keepalive found this connection quiet with a large buffer: wait with the small one.
       release_requested_ = false;
       use_small_buffer();
-      n = co_await transport_->read_some(asio::buffer(rbuf_, rcap_), ec);
     }
     idle_wait_ = false;
     release_requested_ = false;
@@ -329,7 +330,7 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
 // is repeated rather than called, so that an idle connection waits one coroutine frame less deep.)
 asio::awaitable<void> connection::fill(std::error_code& ec) {
   prepare_read_space();
-  if (flush_needed()) {
+  if (flush_before_read()) {
     co_await flush_pending(ec);
     if (ec) co_return;
   }
@@ -383,7 +384,7 @@ void connection::use_small_buffer() noexcept {
 }
 
 asio::awaitable<std::size_t> connection::receive(asio::mutable_buffer buffer, std::error_code& ec) {
-  if (flush_needed()) {
+  if (flush_before_read()) {
     co_await flush_pending(ec);
     if (ec) co_return 0;
   }
@@ -639,7 +640,7 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   if (socket_busy_) co_await wait_for_socket(ec);
   if (!ec && (close_sent_ || state_ != state::open)) ec = state_ == state::closed ? end_error() : error::closed;
   if (ec) co_return;
-  if (rpos_ != rend_ && try_cork(op, fin, rsv, a, b)) co_return;
+  if (input_at_hand() && try_cork(op, fin, rsv, a, b)) co_return;
   socket_busy_ = true;
   std::array<asio::const_buffer, 5> bufs;
   std::size_t count = 0;
@@ -676,8 +677,8 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   if (control_pending()) schedule_flush();
 }
 
-// More of the peer's input waits in the receive buffer, so the reader will be back before it
-// needs the socket: a small frame joins the cork instead of costing a send of its own.
+// More of the peer's input is at hand (in the receive buffer, or held by TLS), so the reader will
+// be back before it needs the socket: a small frame joins the cork instead of a send of its own.
 bool connection::try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a, asio::const_buffer b) {
   const std::size_t length = a.size() + b.size();
   if (control_pending() || length + max_header_size > cork_capacity - cork_used_) return false;
@@ -695,7 +696,7 @@ bool connection::try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buf
     copy_masked(out + n, static_cast<const std::uint8_t*>(a.data()), a.size(), mask, 0);
     copy_masked(out + n + a.size(), static_cast<const std::uint8_t*>(b.data()), b.size(), mask, a.size());
   }
-  cork_used_ += n + length;
+  cork_used_ += static_cast<std::uint32_t>(n + length);
   bytes_out_ += n + length;
   if (!uncork_posted_) post_uncork();
   return true;

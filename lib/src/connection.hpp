@@ -126,6 +126,13 @@ class connection : public std::enable_shared_from_this<connection> {
   // Sends what waits: corked frames, then queued pongs and ping.
   asio::awaitable<void> flush_pending(std::error_code& ec);
   bool flush_needed() const noexcept { return (cork_used_ != 0 || control_pending()) && !socket_busy_; }
+  // Before a read from the transport: the cork waits only when that read will not (TLS input
+  // already buffered), so that answers to what it holds join it.
+  bool flush_before_read() noexcept {
+    return !socket_busy_ && (control_pending() || (cork_used_ != 0 && !transport_->has_buffered_input()));
+  }
+  // More of the peer's input is at hand: in the receive buffer or inside the transport.
+  bool input_at_hand() noexcept { return rpos_ != rend_ || transport_->has_buffered_input(); }
   bool try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a, asio::const_buffer b);
   void post_uncork();
   // After a write that carried the cork (in front of everything else).
@@ -201,7 +208,7 @@ class connection : public std::enable_shared_from_this<connection> {
   // while it holds something.
   static constexpr std::size_t cork_capacity = 16 << 10;
   pooled_buffer cork_;
-  std::size_t cork_used_ = 0;
+  std::uint32_t cork_used_ = 0;
   bool uncork_posted_ = false;
   std::uint32_t waiters_ = 0;
   // Never expires; cancel() wakes every waiter, which re-checks its condition. Made on first use.

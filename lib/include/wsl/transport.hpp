@@ -21,6 +21,9 @@ class transport {
   virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) = 0;
   // Writes all of the buffers, gathered, or fails.
   virtual asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) = 0;
+  // Whether a read_some() would return without waiting because the transport itself holds input
+  // (TLS records already taken from the socket). Lets the connection batch its answers to them.
+  virtual bool has_buffered_input() noexcept { return false; }
   // Ends a pending read_some() with asio::error::operation_aborted, the stream staying open; false
   // when the transport cannot (TLS). Called only while no write is in progress.
   virtual bool cancel_read() noexcept { return false; }

@@ -82,6 +82,21 @@ class ClientsAgainstWslEcho(unittest.TestCase):
     def test_python_client_verifies_the_name_localhost(self):
         self.check_python(self.plain, None, host="localhost")
 
+    def test_a_client_that_pipelines_gets_every_echo_in_order(self):
+        # 300 small messages with a 100 KiB one in the middle, all written before reading anything:
+        # wsl answers records it already holds together, and must keep them whole and in order.
+        messages = [(h.harness.OP_TEXT, os.urandom(1 + i % 200).hex().encode()) if i % 2 else
+                    (h.harness.OP_BINARY, os.urandom(1 + i % 200)) for i in range(300)]
+        messages[150] = (h.harness.OP_BINARY, os.urandom(100 * 1024))
+        for server in (self.plain, self.deflate):
+            with self.subTest(server=server.url), h.harness.RawClient(server.port) as client:
+                client.sock = h.client_context(pki.ca).wrap_socket(client.sock, server_hostname="127.0.0.1")
+                client.handshake()
+                client.send(b"".join(h.harness.build_frame(op, data) for op, data in messages))
+                echoes = [client.recv_message() for _ in messages]
+                self.assertEqual(echoes, messages)
+                self.assertEqual(client.close(1000).close_code, 1000)
+
     def test_node_client_with_and_without_compression(self):
         cases = [
             {"name": "plain", "url": self.plain.url, "tls": {"ca": pki.ca}, "messages": SIZES_PLAN},
