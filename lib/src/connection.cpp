@@ -82,23 +82,23 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   if (!ec && rpos_ == rend_ && !control_pending()) {
     // Nothing buffered: the usual state between messages, and where idle connections wait. Waiting
     // here rather than two calls deeper keeps their coroutine frames (memory) to a minimum.
-    if (cork_used_ != 0 && flush_before_read()) co_await flush_pending(ec);
-  }
-  if (!ec && rpos_ == rend_ && !control_pending()) {
-    prepare_read_space();
-    begin_read();
-    idle_wait_ = true;
-    std::size_t n;
-    for (;;) {  // one co_await only: every idle connection's coroutine frame holds its awaiter
-      n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
-      if (ec != asio::error::operation_aborted || !release_requested_ || state_ == state::closed) break;
-      // The keepalive found this connection quiet with a large buffer: wait with the small one.
+    if (flush_before_read()) co_await flush_pending(ec);  // corked answers: no control is pending
+    if (!ec) {
+      prepare_read_space();
+      begin_read();
+      idle_wait_ = true;
+      std::size_t n;
+      for (;;) {  // one co_await only: every idle connection's coroutine frame holds its awaiter
+        n = co_await transport_->read_some(asio::buffer(rbuf_ + rend_, rcap_ - rend_), ec);
+        if (ec != asio::error::operation_aborted || !release_requested_ || state_ == state::closed) break;
+        // The keepalive found this connection quiet with a large buffer: wait with the small one.
+        release_requested_ = false;
+        use_small_buffer();
+      }
+      idle_wait_ = false;
       release_requested_ = false;
-      use_small_buffer();
+      if (end_read(ec)) account_read(n);
     }
-    idle_wait_ = false;
-    release_requested_ = false;
-    if (end_read(ec)) account_read(n);
   }
   while (!ec) {
     co_await read_frame(ec);
@@ -708,7 +708,7 @@ void connection::post_uncork() {
   uncork_posted_ = true;
   asio::post(executor_, [self = shared_from_this()] {
     self->uncork_posted_ = false;
-    if (self->flush_needed() && self->state_ != state::closed) self->schedule_flush();
+    if (self->flush_needed()) self->schedule_flush();
   });
 }
 
@@ -790,17 +790,7 @@ asio::awaitable<void> connection::write_control(opcode op, asio::const_buffer pa
   socket_busy_ = true;
   take_pending_control();
   queue_control(control_inflight_, op, static_cast<const std::uint8_t*>(payload.data()), payload.size());
-  const asio::const_buffer bufs[2] = {asio::buffer(cork_.data(), cork_used_), asio::buffer(control_inflight_)};
-  const auto skip = cork_used_ == 0 ? 1 : 0;
-  co_await transport_->write(std::span(bufs + skip, 2 - skip), ec);
-  if (!ec) bytes_out_ += bufs[1].size();
-  control_inflight_.clear();
-  release_cork();
-  release_socket();
-  if (ec) {
-    abort(error::connection_lost);
-    ec = end_error();
-  }
+  co_await send_cork_and_control(ec);
 }
 
 asio::awaitable<void> connection::send_close_frame(std::uint16_t code, std::string_view reason, std::error_code& ec) {
@@ -823,11 +813,18 @@ asio::awaitable<void> connection::flush_pending(std::error_code& ec) {
   if (!flush_needed() || state_ == state::closed) co_return;
   socket_busy_ = true;
   take_pending_control();
+  co_await send_cork_and_control(ec);
+}
+
+// Writes the cork, then control_inflight_ (either may be empty), on the socket the caller took;
+// gives the socket back. The cork's bytes were counted when they joined it.
+asio::awaitable<void> connection::send_cork_and_control(std::error_code& ec) {
   const asio::const_buffer bufs[2] = {asio::buffer(cork_.data(), cork_used_), asio::buffer(control_inflight_)};
-  const auto skip = cork_used_ == 0 ? 1 : 0;
-  const auto count = control_inflight_.empty() ? 1 : 2;
-  co_await transport_->write(std::span(bufs + skip, count - skip), ec);
-  if (!ec) bytes_out_ += bufs[1].size();
+  std::span<const asio::const_buffer> out(bufs);
+  if (cork_used_ == 0) out = out.subspan(1);
+  if (control_inflight_.empty()) out = out.first(out.size() - 1);
+  co_await transport_->write(out, ec);
+  if (!ec) bytes_out_ += control_inflight_.size();
   control_inflight_.clear();
   release_cork();
   release_socket();

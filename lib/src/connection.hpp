@@ -125,6 +125,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<void> send_close_frame(std::uint16_t code, std::string_view reason, std::error_code& ec);
   // Sends what waits: corked frames, then queued pongs and ping.
   asio::awaitable<void> flush_pending(std::error_code& ec);
+  asio::awaitable<void> send_cork_and_control(std::error_code& ec);
   bool flush_needed() const noexcept { return (cork_used_ != 0 || control_pending()) && !socket_busy_; }
   // Before a read from the transport: the cork waits only when that read will not (TLS input
   // already buffered), so that answers to what it holds join it.
