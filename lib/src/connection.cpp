@@ -343,6 +343,7 @@ void connection::account_read(std::size_t n) noexcept {
   grow_ = rend_ + n == rcap_;
   if (big_) quiet_reads_ = n <= small_buffer_size ? static_cast<std::uint8_t>(quiet_reads_ + 1) : 0;
   rend_ += n;
+  if (!watching_memory_ && transport_->holds_idle_memory()) arm_keepalive();  // TLS input grew
 }
 
 // Before a read: unread bytes (at most a partial header or control frame) move to the front; the
@@ -949,7 +950,8 @@ void connection::arm_keepalive() {
                                             : std::max(next_ping_, last_activity_ + opts_.ping_interval);
   // A large receive buffer is looked at every buffer_release_delay, and given back once the
   // connection has waited that long between messages.
-  if (big_) {
+  watching_memory_ = holds_memory();
+  if (watching_memory_) {
     auto at = (idle_wait_ ? last_activity_ : now) + buffer_release_delay;
     if (at <= now) at = now + buffer_release_delay;
     next = std::min(next, at);
@@ -988,7 +990,7 @@ void connection::on_keepalive() {
   }
   // Waiting between messages for a while with a large buffer: the read is cancelled and made
   // again with the small one (read_message()), so that a quiet connection holds no large buffer.
-  if (idle_wait_ && big_ && !socket_busy_ && !release_requested_ && now - last_activity_ >= buffer_release_delay &&
+  if (idle_wait_ && holds_memory() && !socket_busy_ && !release_requested_ && now - last_activity_ >= buffer_release_delay &&
       transport_->cancel_read())
     release_requested_ = true;
   arm_keepalive();

@@ -104,6 +104,8 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<asio::const_buffer> next_decoded_chunk(std::size_t max, std::error_code& ec);
   void prepare_read_space();
   void use_big_buffer();
+  // A large receive buffer, ours or the transport's (TLS input), that an idle connection gives back.
+  bool holds_memory() const noexcept { return big_ || transport_->holds_idle_memory(); }
   void use_small_buffer() noexcept;
   asio::awaitable<void> drain_until_eof();
 
@@ -169,6 +171,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool grow_ = false;             // the last read filled the buffer
   bool idle_wait_ = false;        // read_message() waits for the next message
   bool release_requested_ = false;  // its read was cancelled to give back big_
+  bool watching_memory_ = false;    // the keepalive timer looks for buffers to give back
   // How long a connection waits between messages before it gives back its large buffer.
   static constexpr clock::duration buffer_release_delay = std::chrono::seconds(1);
 

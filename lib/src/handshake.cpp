@@ -25,6 +25,17 @@ bool response_safe(const http_response& res) noexcept {
   });
 }
 
+// After a refusal: our FIN, then what the peer still sends is read and dropped until it closes
+// too (at most a second), since closing with unread input would send a reset that can destroy
+// the refusal before the peer read it.
+asio::awaitable<void> linger(transport& stream, deadline& timeout, const listener_options& opts) {
+  stream.shutdown_send();
+  timeout.arm(std::min<clock::duration>(std::chrono::seconds(1), opts.handshake_timeout));
+  char sink[512];
+  std::error_code read_ec;
+  while (!read_ec) co_await stream.read_some(asio::buffer(sink), read_ec);
+}
+
 void plain_body(http_response& res, int status, std::string_view text) {
   res.status = status;
   res.reason.clear();
@@ -49,7 +60,13 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     timeout.on_expiry([t = stream.get()] { t->close(); });
     co_await stream->start(ec);
     if (ec) {
-      if (timeout.expired()) ec = error::handshake_timeout;
+      if (timeout.expired()) {
+        ec = error::handshake_timeout;
+      } else {
+        const auto why = ec;
+        co_await linger(*stream, timeout, opts);  // the alert that says why reaches the client
+        ec = why;
+      }
       co_return websocket{};
     }
   }
@@ -75,11 +92,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     co_await stream->write(std::span(&buf, 1), write_ec);
     report.bytes_sent = text.size();
     if (write_ec) co_return;
-    stream->shutdown_send();
-    timeout.arm(std::min<clock::duration>(std::chrono::seconds(1), opts.handshake_timeout));
-    char sink[512];
-    std::error_code read_ec;
-    while (!read_ec) co_await stream->read_some(asio::buffer(sink), read_ec);
+    co_await linger(*stream, timeout, opts);
   };
 
   // 1. The request head, bounded in size and time.

@@ -1,6 +1,7 @@
-// TLS through asio::ssl (OpenSSL): the connection extension and its stream.
+// TLS through OpenSSL (configured with asio::ssl::context): the connection extension and its stream.
 #include "wsl/tls.hpp"
 
+#include "wsl/detail/buffer_pool.hpp"
 #include "wsl/error.hpp"
 #include "wsl/websocket.hpp"
 
@@ -14,9 +15,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <climits>
+#include <algorithm>
 #include <cstring>
-#include <vector>
+#include <new>
+#include <utility>
 
 namespace wsl {
 namespace {
@@ -47,54 +49,137 @@ int no_client_certificate(SSL* ssl, X509**, EVP_PKEY**) {
   return 0;
 }
 
+// Bytes in order, in a block from the buffer pool that grows by doubling. An emptied queue gives
+// its block back, so an idle connection holds none.
+class byte_queue {
+ public:
+  const std::uint8_t* data() const noexcept { return block_.data() + head_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
+  bool empty() const noexcept { return head_ == tail_; }
+
+  void append(const void* p, std::size_t n) {
+    if (tail_ + n > block_.size()) {
+      detail::pooled_buffer bigger(std::max(size() + n, std::size_t{4096}));
+      if (!empty()) std::memcpy(bigger.data(), data(), size());
+      tail_ = size();
+      head_ = 0;
+      block_ = std::move(bigger);
+    }
+    std::memcpy(block_.data() + tail_, p, n);
+    tail_ += n;
+  }
+
+  void consume(std::size_t n) noexcept {
+    head_ += n;
+    if (head_ == tail_) clear();
+  }
+
+  void clear() noexcept {
+    block_.reset();
+    head_ = tail_ = 0;
+  }
+
+  void swap(byte_queue& o) noexcept {
+    std::swap(block_, o.block_);
+    std::swap(head_, o.head_);
+    std::swap(tail_, o.tail_);
+  }
+
+ private:
+  detail::pooled_buffer block_;
+  std::size_t head_ = 0, tail_ = 0;
+};
+
+// TLS over a TCP socket, with OpenSSL reading and writing records through a BIO of ours that
+// copies from and to this stream's buffers:
+// - one recv() takes in as many records as the socket holds, up to 64 KiB (asio's ssl::stream
+//   reads 17 KB at a time, and copies each byte twice more through its BIO pair);
+// - what a write() encrypts leaves in one send();
+// - OpenSSL keeps its record buffers while traffic flows (no malloc per record), and a read
+//   waiting on the socket holds no OpenSSL state, so it can be cancelled: an idle connection
+//   gives back our 64 KiB input and OpenSSL's buffers (transport::holds_idle_memory()).
+// OpenSSL's calls never block here: it sees "retry" when our input is used up and is called
+// again once the socket gave more.
 class tls_stream final : public transport {
  public:
   tls_stream(asio::ip::tcp::socket socket, asio::ssl::context& ctx, role r, std::string host, bool verify)
-      : stream_(std::move(socket), ctx), role_(r), host_(std::move(host)), verify_(verify) {
+      : socket_(std::move(socket)), ssl_(SSL_new(ctx.native_handle())), role_(r), host_(std::move(host)), verify_(verify) {
+    if (!ssl_) throw std::bad_alloc();
+    BIO* bio = BIO_new(bio_method());
+    if (!bio) {
+      SSL_free(ssl_);
+      throw std::bad_alloc();
+    }
+    BIO_set_data(bio, this);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(ssl_, bio, bio);  // one reference, owned by ssl_ from here
     std::error_code ignored;
-    remote_ = stream_.lowest_layer().remote_endpoint(ignored);
-    local_ = stream_.lowest_layer().local_endpoint(ignored);
+    socket_.non_blocking(true, ignored);  // writes are tried at once (see flush())
+    remote_ = socket_.remote_endpoint(ignored);
+    local_ = socket_.local_endpoint(ignored);
   }
+  ~tls_stream() override { SSL_free(ssl_); }
+  tls_stream(const tls_stream&) = delete;
+  tls_stream& operator=(const tls_stream&) = delete;
 
   asio::awaitable<void> start(std::error_code& ec) override {
     ec = {};
-    SSL* ssl = stream_.native_handle();
     if (role_ == role::client) {
-      SSL_set_ex_data(ssl, details_index(), &details_);
+      SSL_set_ex_data(ssl_, details_index(), &details_);
       std::error_code not_ip;
       asio::ip::make_address(host_, not_ip);
-      if (not_ip && !host_.empty()) SSL_set_tlsext_host_name(ssl, host_.c_str());  // SNI
+      if (not_ip && !host_.empty()) SSL_set_tlsext_host_name(ssl_, host_.c_str());  // SNI
       if (verify_) {
-        X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+        X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
         if (!not_ip) {
           X509_VERIFY_PARAM_set1_ip_asc(param, host_.c_str());
         } else {
           X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
           X509_VERIFY_PARAM_set1_host(param, host_.c_str(), 0);
         }
-        stream_.set_verify_mode(asio::ssl::verify_peer);
-      } else {
-        stream_.set_verify_mode(asio::ssl::verify_none);
       }
+      SSL_set_verify(ssl_, verify_ ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+      SSL_set_connect_state(ssl_);
+    } else {
+      SSL_set_accept_state(ssl_);
     }
-    co_await stream_.async_handshake(role_ == role::client ? asio::ssl::stream_base::client
-                                                           : asio::ssl::stream_base::server,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      const long verify = SSL_get_verify_result(ssl);
-      if (verify != X509_V_OK && ec.category() == asio::error::get_ssl_category()) {
+    std::error_code io;
+    bool tls_failed = false;
+    for (;;) {
+      ERR_clear_error();
+      const int r = SSL_do_handshake(ssl_);
+      const int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+      if (err == SSL_ERROR_SSL) {
+        // Keep OpenSSL's reason: the alert it queued goes out first (the peer learns why).
+        details_.error = openssl_reason();
+        tls_failed = true;
+      }
+      co_await flush(io);
+      if (err == SSL_ERROR_NONE && !io) break;
+      if (err == SSL_ERROR_WANT_READ && !io) {
+        co_await fill(io);
+        if (!io) continue;
+      } else if (err != SSL_ERROR_NONE && err != SSL_ERROR_WANT_READ) {
+        tls_failed = true;
+      }
+      break;
+    }
+    if (tls_failed || io) {
+      handshake_failed_ = true;
+      const long verify = SSL_get_verify_result(ssl_);
+      if (tls_failed && verify != X509_V_OK) {
         details_.error = X509_verify_cert_error_string(verify);
         ec = error::tls_verification_failed;
       } else {
-        details_.error = ec.category() == asio::error::get_ssl_category() ? openssl_reason() : ec.message();
-        if (details_.error.empty() || details_.error == "unknown OpenSSL error") details_.error = ec.message();
+        if (!tls_failed || details_.error.empty() || details_.error == "unknown OpenSSL error")
+          details_.error = io ? io.message() : "the TLS handshake failed";
         ec = error::tls_handshake_failed;
       }
       co_return;
     }
-    details_.protocol = SSL_get_version(ssl);
-    details_.cipher = SSL_get_cipher_name(ssl);
-    if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+    details_.protocol = SSL_get_version(ssl_);
+    details_.cipher = SSL_get_cipher_name(ssl_);
+    if (X509* peer = SSL_get1_peer_certificate(ssl_)) {
       char name[256];
       X509_NAME_oneline(X509_get_subject_name(peer), name, sizeof name);
       details_.peer_subject = name;
@@ -102,88 +187,257 @@ class tls_stream final : public transport {
     }
   }
 
-  asio::any_io_executor get_executor() override { return stream_.get_executor(); }
+  asio::any_io_executor get_executor() override { return socket_.get_executor(); }
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) override {
     ec = {};
-    if (buffer.size() != 0 && has_buffered_input()) {
-      // A whole record is already here: OpenSSL gives it without any I/O, and without the trip
-      // through the scheduler that asio's read takes, so a batch of records is answered in one go.
-      SSL* ssl = stream_.native_handle();
-      const int n = SSL_read(ssl, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)));
-      if (n > 0) co_return static_cast<std::size_t>(n);
-      ERR_clear_error();  // asio's read below meets the same state and reports it
+    if (buffer.size() == 0) co_return 0;
+    if (handshake_failed_)  // lingering: the raw bytes (see transport::start())
+      co_return co_await socket_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+    // Nothing for OpenSSL to decrypt: wait for the socket first. (An SSL_read now would only say
+    // "want read", after taking its record buffer back while we wait.)
+    bool need_input = in_pos_ == in_end_ && !SSL_has_pending(ssl_);
+    for (;;) {
+      if (need_input) {
+        co_await fill(ec);
+        if (ec) co_return 0;
+      }
+      ERR_clear_error();
+      std::size_t n = 0;
+      const int r = SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n);
+      ssl_buffers_ = true;
+      if (!pending_.empty() && !sending_) send_now();  // OpenSSL answered something (a key update)
+      if (r == 1) co_return n;
+      const int err = SSL_get_error(ssl_, r);
+      if (err == SSL_ERROR_WANT_READ) {  // it took all of our input
+        need_input = true;
+        continue;
+      }
+      if (err == SSL_ERROR_ZERO_RETURN) {
+        ec = asio::error::eof;  // close_notify
+      } else {
+        const auto e = ERR_get_error();
+        ec = e != 0 ? std::error_code(static_cast<int>(e), asio::error::get_ssl_category())
+                    : std::error_code(asio::error::connection_aborted);
+        ERR_clear_error();
+      }
+      co_return 0;
     }
-    co_return co_await stream_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
   }
 
-  // Decrypted bytes, or a whole record waiting in the BIO pair between the socket and OpenSSL
-  // (OpenSSL reads no further ahead than the record it decrypts).
+  // Decrypted bytes, or a whole record in our input (OpenSSL takes no more than the record it
+  // decrypts). A record begun inside OpenSSL counts as not here.
   bool has_buffered_input() noexcept override {
-    SSL* ssl = stream_.native_handle();
-    if (SSL_pending(ssl) > 0) return true;
-    char* p = nullptr;
-    const int n = BIO_nread0(SSL_get_rbio(ssl), &p);
-    if (n < 5 || p == nullptr) return false;  // a record split by the pair's ring buffer counts as not here
-    const auto length = static_cast<std::size_t>(static_cast<std::uint8_t>(p[3]) << 8 | static_cast<std::uint8_t>(p[4]));
-    return static_cast<std::size_t>(n) >= 5 + length;
+    if (SSL_pending(ssl_) > 0) return true;
+    if (SSL_has_pending(ssl_)) return false;
+    const std::size_t n = in_end_ - in_pos_;
+    if (n < 5) return false;
+    const auto* p = in_ + in_pos_;
+    return n >= 5 + (static_cast<std::size_t>(p[3]) << 8 | p[4]);
   }
 
-  // Each buffer handed to OpenSSL becomes records of its own: a frame header written apart from its
-  // payload would be a 5-byte TLS record with 22 bytes of overhead and a system call. So the
-  // pieces are gathered, up to a few records at a time (a copy is cheap next to the cipher).
+  // Each SSL_write makes records of its own: a frame header written apart from its payload would
+  // be a record with 22 bytes of overhead. So small pieces are gathered up to a record's 16 KiB;
+  // larger ones are encrypted straight from the caller's memory.
   asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) override {
     ec = {};
-    if (buffers.size() == 1) {
-      co_await asio::async_write(stream_, buffers[0], asio::redirect_error(asio::use_awaitable, ec));
-      co_return;
-    }
-    constexpr std::size_t chunk = 64 << 10;
-    gather_.clear();
+    detail::pooled_buffer staging;
+    std::size_t staged = 0;
     for (const auto& b : buffers) {
       const auto* p = static_cast<const std::uint8_t*>(b.data());
       std::size_t left = b.size();
       while (left != 0) {
-        const auto n = std::min(left, chunk - gather_.size());
-        gather_.insert(gather_.end(), p, p + n);
+        std::size_t n;
+        if (staged == 0 && left >= record_size) {
+          n = std::min(left, flush_size);
+          if (!encrypt(p, n, ec)) co_return;
+        } else {
+          if (!staging) staging = detail::pooled_buffer(record_size);
+          n = std::min(left, record_size - staged);
+          std::memcpy(staging.data() + staged, p, n);
+          staged += n;
+          if (staged == record_size) {
+            if (!encrypt(staging.data(), staged, ec)) co_return;
+            staged = 0;
+          }
+        }
         p += n;
         left -= n;
-        if (gather_.size() == chunk) {
-          co_await asio::async_write(stream_, asio::buffer(gather_), asio::redirect_error(asio::use_awaitable, ec));
+        if (pending_.size() >= flush_size) {
+          co_await flush(ec);
           if (ec) co_return;
-          gather_.clear();
         }
       }
     }
-    if (!gather_.empty())
-      co_await asio::async_write(stream_, asio::buffer(gather_), asio::redirect_error(asio::use_awaitable, ec));
-    gather_.clear();
+    if (staged != 0 && !encrypt(staging.data(), staged, ec)) co_return;
+    co_await flush(ec);
   }
+
+  // Cancels a read waiting on the socket; OpenSSL is never inside one.
+  bool cancel_read() noexcept override {
+    std::error_code ec;
+    socket_.cancel(ec);
+    return !ec;
+  }
+
+  bool holds_idle_memory() const noexcept override { return in_big_ || ssl_buffers_; }
 
   // A FIN without close_notify: the WebSocket close handshake already delimits the data.
   void shutdown_send() noexcept override {
     std::error_code ignored;
-    stream_.lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   }
 
   void close() noexcept override {
     std::error_code ignored;
-    stream_.lowest_layer().close(ignored);
+    socket_.close(ignored);
   }
 
-  bool is_open() const noexcept override { return stream_.lowest_layer().is_open(); }
+  bool is_open() const noexcept override { return socket_.is_open(); }
   asio::ip::tcp::endpoint remote_endpoint() const noexcept override { return remote_; }
   asio::ip::tcp::endpoint local_endpoint() const noexcept override { return local_; }
   bool is_secure() const noexcept override { return true; }
   const tls_details& details() const noexcept { return details_; }
 
  private:
-  asio::ssl::stream<asio::ip::tcp::socket> stream_;
+  static constexpr std::size_t record_size = 16 << 10;   // a TLS record's plaintext at most
+  static constexpr std::size_t flush_size = 64 << 10;    // encrypted bytes held before a send
+  static constexpr std::size_t big_input_size = 64 << 10;
+  static constexpr std::size_t small_input_size = 512;   // records of small messages, and idle waits
+
+  // Reads more from the socket into the input, which OpenSSL has used up (it asks for more only
+  // then). The input grows to 64 KiB after a read that filled it and shrinks back after four
+  // small reads in a row, or when a waiting read was cancelled (an idle connection).
+  asio::awaitable<void> fill(std::error_code& ec) {
+    in_pos_ = in_end_ = 0;
+    if (grow_ && !in_big_) {
+      in_big_ = detail::pooled_buffer(big_input_size);
+      in_ = in_big_.data();
+      in_cap_ = in_big_.size();
+    }
+    const auto n = co_await socket_.async_read_some(asio::buffer(in_, in_cap_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::operation_aborted) {
+      // An idle connection (transport::cancel_read()): buffers go back, ours and OpenSSL's.
+      if (in_big_) use_small_input();
+      if (SSL_free_buffers(ssl_) == 1) ssl_buffers_ = false;
+      co_return;
+    }
+    grow_ = n == in_cap_;
+    if (in_big_) {
+      quiet_reads_ = n <= small_input_size ? static_cast<std::uint8_t>(quiet_reads_ + 1) : 0;
+      if (quiet_reads_ >= 4) {
+        std::memcpy(in_small_, in_, n);
+        use_small_input();
+      }
+    }
+    in_end_ = n;
+  }
+
+  void use_small_input() noexcept {
+    in_big_.reset();
+    in_ = in_small_;
+    in_cap_ = small_input_size;
+    quiet_reads_ = 0;
+  }
+
+  bool encrypt(const std::uint8_t* p, std::size_t n, std::error_code& ec) {
+    ERR_clear_error();
+    std::size_t written = 0;
+    ssl_buffers_ = true;
+    if (SSL_write_ex(ssl_, p, n, &written) == 1) return true;
+    const auto e = ERR_get_error();
+    ec = e != 0 ? std::error_code(static_cast<int>(e), asio::error::get_ssl_category())
+                : std::error_code(asio::error::connection_aborted);
+    ERR_clear_error();
+    return false;
+  }
+
+  // Sends what OpenSSL wrote: at once when the socket takes it, else through the reactor, while
+  // OpenSSL's further output (a read may produce some) collects in pending_ again.
+  asio::awaitable<void> flush(std::error_code& ec) {
+    while (!ec && !pending_.empty()) {
+      if (sending_) co_return;  // the send in progress takes pending_ along when it is done
+      const auto sent = socket_.write_some(asio::buffer(pending_.data(), pending_.size()), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
+      if (ec) co_return;
+      pending_.consume(sent);
+      if (pending_.empty()) co_return;
+      byte_queue out;
+      out.swap(pending_);
+      sending_ = true;
+      co_await asio::async_write(socket_, asio::buffer(out.data(), out.size()), asio::redirect_error(asio::use_awaitable, ec));
+      sending_ = false;
+    }
+  }
+
+  // For output a read produced while no write is under way: what the socket takes now; the rest
+  // goes first with the next write.
+  void send_now() noexcept {
+    std::error_code ec;
+    const auto sent = socket_.write_some(asio::buffer(pending_.data(), pending_.size()), ec);
+    if (!ec) pending_.consume(sent);
+  }
+
+  static int bio_write(BIO* b, const char* data, std::size_t n, std::size_t* written) {
+    auto* self = static_cast<tls_stream*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    try {
+      self->pending_.append(data, n);
+    } catch (...) {
+      return 0;
+    }
+    *written = n;
+    return 1;
+  }
+
+  static int bio_read(BIO* b, char* out, std::size_t n, std::size_t* read) {
+    auto* self = static_cast<tls_stream*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    const std::size_t available = self->in_end_ - self->in_pos_;
+    if (available == 0) {
+      BIO_set_retry_read(b);
+      return 0;
+    }
+    n = std::min(n, available);
+    std::memcpy(out, self->in_ + self->in_pos_, n);
+    self->in_pos_ += n;
+    *read = n;
+    return 1;
+  }
+
+  static long bio_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+  static BIO_METHOD* bio_method() {
+    static BIO_METHOD* const method = [] {
+      BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wsl tls_stream");
+      if (m) {
+        BIO_meth_set_write_ex(m, bio_write);
+        BIO_meth_set_read_ex(m, bio_read);
+        BIO_meth_set_ctrl(m, bio_ctrl);
+      }
+      return m;
+    }();
+    return method;
+  }
+
+  asio::ip::tcp::socket socket_;
+  SSL* ssl_;
   role role_;
   std::string host_;
   bool verify_;
   asio::ip::tcp::endpoint remote_, local_;
-  std::vector<std::uint8_t> gather_;
+  // Input: records from the socket not yet taken by OpenSSL, in_[in_pos_, in_end_).
+  std::uint8_t in_small_[small_input_size];
+  detail::pooled_buffer in_big_;
+  std::uint8_t* in_ = in_small_;
+  std::size_t in_cap_ = small_input_size, in_pos_ = 0, in_end_ = 0;
+  bool grow_ = false;
+  std::uint8_t quiet_reads_ = 0;
+  // Output: records written by OpenSSL and not yet handed to the socket.
+  byte_queue pending_;
+  bool sending_ = false;  // a send through the reactor is under way
+  bool handshake_failed_ = false;
+  bool ssl_buffers_ = true;  // OpenSSL may hold its record buffers (2 x 17 KB) since the last idle wait
   tls_details details_;
 };
 
@@ -221,7 +475,6 @@ std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_optio
   SSL_CTX* ctx = ext->context().native_handle();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // no idle 2 x 16 KiB per connection
   // AES-128-GCM first: as safe for this use and faster than AES-256 (ChaCha20 for CPUs without
   // AES instructions); the server's order decides.
   SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");

@@ -281,10 +281,12 @@ def handshake_request(port: int, key: Optional[str] = None, version: str = "13",
 class RawClient:
     """One TCP connection to the server; reads are buffered and every read has a deadline."""
 
-    def __init__(self, port: int, timeout: float = TIMEOUT) -> None:
+    def __init__(self, port: int, timeout: float = TIMEOUT, ssl_context=None) -> None:
         self.timeout = timeout
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:  # wss://: the same client over TLS
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname="127.0.0.1")
         self.port = port
         self.buffer = bytearray()
 
@@ -447,8 +449,8 @@ class RawClient:
         return reply
 
 
-def open_client(port: int, timeout: float = TIMEOUT) -> RawClient:
-    client = RawClient(port, timeout)
+def open_client(port: int, timeout: float = TIMEOUT, ssl_context=None) -> RawClient:
+    client = RawClient(port, timeout, ssl_context)
     client.handshake()
     return client
 

@@ -27,6 +27,9 @@ class transport {
   // Ends a pending read_some() with asio::error::operation_aborted, the stream staying open; false
   // when the transport cannot (TLS). Called only while no write is in progress.
   virtual bool cancel_read() noexcept { return false; }
+  // Whether the transport holds buffers it would give back if its waiting read were cancelled
+  // (TLS input): the connection then cancels an idle read as it does for its own large buffer.
+  virtual bool holds_idle_memory() const noexcept { return false; }
   // Sends a FIN (or TLS close_notify) after what was written; reading goes on.
   virtual void shutdown_send() noexcept = 0;
   // Closes at once; pending operations complete with operation_aborted. Idempotent.
@@ -35,7 +38,9 @@ class transport {
   virtual asio::ip::tcp::endpoint remote_endpoint() const noexcept = 0;
   virtual asio::ip::tcp::endpoint local_endpoint() const noexcept = 0;
   virtual bool is_secure() const noexcept { return false; }
-  // The stream's own handshake (TLS), run once before HTTP; nothing for plain TCP.
+  // The stream's own handshake (TLS), run once before HTTP; nothing for plain TCP. After it
+  // failed, read_some() returns what still arrives, undecoded: the caller may read it away
+  // before closing, so that the close sends no reset in place of the alert that says why.
   virtual asio::awaitable<void> start(std::error_code& ec) {
     ec = {};
     co_return;

@@ -249,12 +249,13 @@ class Listening:
             collector.pipe.close()
 
 
-def wsl_echo(*options: str, pki: Optional[Pki] = None, cert: Optional[str] = None, key: Optional[str] = None) -> Listening:
+def wsl_echo(*options: str, pki: Optional[Pki] = None, cert: Optional[str] = None, key: Optional[str] = None,
+             env: Optional[Dict[str, str]] = None) -> Listening:
     """`wsl echo --port 0 OPTIONS`, with --tls-cert/--tls-key when pki (or cert and key) is given."""
     argv = [WSL, "echo", "--host", "127.0.0.1", "--port", "0", *options]
     if pki or cert:
         argv += ["--tls-cert", cert or pki.server, "--tls-key", key or pki.server_key]
-    return Listening(argv)
+    return Listening(argv, env=env)
 
 
 def run_wsl(*args: str, stdin: bytes = b"", timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
