@@ -38,8 +38,8 @@ struct connection_options {
   std::uint64_t max_message_size = 64 << 20;
   // The receive buffer grows up to this size while data streams in and shrinks back to a few
   // hundred bytes when the traffic turns to small messages, or once the connection has waited a
-  // second for its next message (plain TCP; over TLS only the former), so idle connections stay
-  // small.
+  // second for its next message, so idle connections stay small. (Over TLS, the stream's 64 KiB
+  // input and OpenSSL's record buffers go back the same way.)
   std::size_t read_buffer_size = 64 << 10;
   // A message_writer sends a fragment each time this many bytes are buffered. Larger fragments
   // mean fewer frames and system calls; this is also the unit of memory a writing connection holds.
