@@ -1,6 +1,10 @@
 // The byte-stream contract of wsl::transport (transport.hpp), checked on the TCP transport over
-// loopback and on the memory pipe the other suites use, so that the pipe stays a faithful stand-in.
+// loopback, on the TLS stream over it (tls.hpp, a certificate made for the run), and on the memory
+// pipe the other suites use, so that the pipe stays a faithful stand-in.
 #include "wsl/transport.hpp"
+
+#include "wsl/tls.hpp"
+#include "wsl/websocket.hpp"
 
 #define BOOST_TEST_MODULE transport
 #include <boost/test/unit_test.hpp>
@@ -11,8 +15,16 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -31,6 +43,84 @@ transport_pair tcp_pair(asio::io_context& ctx) {
   client.connect(acceptor.local_endpoint());
   auto server = acceptor.accept();
   return {wsl::make_tcp_transport(std::move(server)), wsl::make_tcp_transport(std::move(client))};
+}
+
+// A self-signed EC certificate for 127.0.0.1 and its key, in PEM files made once per run.
+class test_identity {
+ public:
+  static const test_identity& get() {
+    static const test_identity id;
+    return id;
+  }
+  std::string cert, key;
+
+ private:
+  test_identity() {
+    char dir_template[] = "/tmp/wsl-transport-test-XXXXXX";
+    if (!mkdtemp(dir_template)) throw std::runtime_error("mkdtemp failed");
+    dir_ = dir_template;
+    cert = (dir_ / "cert.pem").string();
+    key = (dir_ / "key.pem").string();
+    EVP_PKEY* pkey = EVP_EC_gen("P-256");
+    X509* x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, pkey);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    const bool made = pkey && X509_sign(x, pkey, EVP_sha256()) > 0 && write_pem(cert, [&](FILE* f) {
+      return PEM_write_X509(f, x) == 1;
+    }) && write_pem(key, [&](FILE* f) { return PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr) == 1; });
+    X509_free(x);
+    EVP_PKEY_free(pkey);
+    if (!made) throw std::runtime_error("cannot make the test certificate");
+  }
+  ~test_identity() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  template <typename Write>
+  static bool write_pem(const std::string& path, Write write) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) return false;
+    const bool ok = write(f);
+    return std::fclose(f) == 0 && ok;
+  }
+  std::filesystem::path dir_;
+};
+
+asio::awaitable<std::error_code> start(wsl::transport& t) {
+  std::error_code ec;
+  co_await t.start(ec);
+  co_return ec;
+}
+
+// TLS over tcp_pair(): the server with the test certificate, the client without verification
+// (what is under test here is the stream, not the checks of test_tls_policy.py).
+transport_pair tls_pair(asio::io_context& ctx) {
+  auto [server_tcp, client_tcp] = tcp_pair(ctx);
+  std::string problem;
+  wsl::tls_options server_options;
+  server_options.certificate_chain_file = test_identity::get().cert;
+  server_options.private_key_file = test_identity::get().key;
+  const auto server_tls = wsl::make_tls_extension(wsl::role::server, server_options, problem);
+  wsl::tls_options client_options;
+  client_options.verify_peer = false;
+  const auto client_tls = wsl::make_tls_extension(wsl::role::client, client_options, problem);
+  if (!server_tls || !client_tls) throw std::runtime_error("TLS extension: " + problem);
+  std::error_code ec;
+  auto server = server_tls->wrap(std::move(server_tcp), wsl::role::server, {}, ec);
+  auto client = client_tls->wrap(std::move(client_tcp), wsl::role::client, "127.0.0.1", ec);
+  if (!server || !client) throw std::runtime_error("wrap: " + ec.message());
+  auto server_started = wsl::test::spawn(ctx, start(*server));
+  auto client_started = wsl::test::spawn(ctx, start(*client));
+  if (!wsl::test::run_until(ctx, [&] { return server_started.done() && client_started.done(); }) ||
+      server_started.get() || client_started.get())
+    throw std::runtime_error("the TLS handshake failed");
+  return {std::move(server), std::move(client)};
 }
 
 struct read_result {
@@ -66,7 +156,7 @@ asio::awaitable<std::error_code> write_all(wsl::transport& t, std::vector<std::s
 }
 
 using factory = transport_pair (*)(asio::io_context&);
-const std::pair<const char*, factory> kinds[] = {{"memory", memory_pair}, {"tcp", tcp_pair}};
+const std::pair<std::string_view, factory> kinds[] = {{"memory", memory_pair}, {"tcp", tcp_pair}, {"tls", tls_pair}};
 
 }  // namespace
 
@@ -134,7 +224,7 @@ BOOST_AUTO_TEST_CASE(the_endpoints_mirror_each_other) {
       BOOST_TEST(a->local_endpoint() == b->remote_endpoint());
       BOOST_TEST(a->remote_endpoint() == b->local_endpoint());
       BOOST_TEST(a->local_endpoint().address().is_loopback());
-      BOOST_TEST(!a->is_secure());
+      BOOST_TEST(a->is_secure() == (kind == "tls"));
     }
   }
 }
@@ -156,4 +246,45 @@ BOOST_AUTO_TEST_CASE(the_memory_pipe_can_deliver_in_pieces) {
   BOOST_TEST(pipe.peer->received_eof());
   BOOST_TEST(pipe.peer->other_end_closed());
   BOOST_TEST(!pipe.peer->inject("to nobody"));
+}
+
+// A waiting TLS read holds no OpenSSL state: it can be cancelled (an idle connection does so to
+// give back its buffers) and the stream goes on, with nothing lost.
+BOOST_AUTO_TEST_CASE(a_waiting_tls_read_can_be_cancelled_and_gives_back_the_buffers) {
+  asio::io_context ctx;
+  auto [a, b] = tls_pair(ctx);
+  std::string big(200000, '\0');
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 251);
+  auto reading = wsl::test::spawn(ctx, read_exactly(*b, big.size()));
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {big})));
+  BOOST_REQUIRE(wsl::test::run_until(ctx, [&] { return reading.done(); }));
+  BOOST_TEST((reading.get().data == big));
+  BOOST_TEST(b->holds_idle_memory());  // a 64 KiB input and OpenSSL's record buffers
+
+  auto waiting = wsl::test::spawn(ctx, read_some_from(*b));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(!waiting.done());
+  BOOST_TEST(b->cancel_read());
+  BOOST_REQUIRE(wsl::test::run_until(ctx, [&] { return waiting.done(); }));
+  BOOST_TEST(waiting.get().ec == asio::error::operation_aborted);
+  BOOST_TEST(!b->holds_idle_memory());
+
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"after the pause"})));
+  BOOST_TEST(wsl::test::run(ctx, read_exactly(*b, 15)).data == "after the pause");
+}
+
+// Two records that arrived together: after the first is read, the second is at hand (the
+// connection answers such a batch with one write), and after it nothing is.
+BOOST_AUTO_TEST_CASE(a_whole_tls_record_in_the_input_counts_as_buffered) {
+  asio::io_context ctx;
+  auto [a, b] = tls_pair(ctx);
+  BOOST_TEST(!b->has_buffered_input());
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"first"})));
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"second"})));
+  BOOST_TEST(wsl::test::run(ctx, read_some_from(*b)).data == "first");
+  BOOST_TEST(b->has_buffered_input());
+  BOOST_TEST(wsl::test::run(ctx, read_some_from(*b, 3)).data == "sec");
+  BOOST_TEST(b->has_buffered_input());  // decrypted bytes
+  BOOST_TEST(wsl::test::run(ctx, read_some_from(*b)).data == "ond");
+  BOOST_TEST(!b->has_buffered_input());
 }
