@@ -274,17 +274,23 @@ BOOST_AUTO_TEST_CASE(a_waiting_tls_read_can_be_cancelled_and_gives_back_the_buff
 }
 
 // Two records that arrived together: after the first is read, the second is at hand (the
-// connection answers such a batch with one write), and after it nothing is.
-BOOST_AUTO_TEST_CASE(a_whole_tls_record_in_the_input_counts_as_buffered) {
+// connection answers such a batch with one write), and after it nothing is. A read with room for
+// both gets both, as a plain read would.
+BOOST_AUTO_TEST_CASE(whole_tls_records_in_the_input_count_as_buffered_and_are_read_together) {
   asio::io_context ctx;
   auto [a, b] = tls_pair(ctx);
   BOOST_TEST(!b->has_buffered_input());
   BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"first"})));
   BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"second"})));
-  BOOST_TEST(wsl::test::run(ctx, read_some_from(*b)).data == "first");
+  BOOST_TEST(wsl::test::run(ctx, read_some_from(*b, 5)).data == "first");
   BOOST_TEST(b->has_buffered_input());
   BOOST_TEST(wsl::test::run(ctx, read_some_from(*b, 3)).data == "sec");
   BOOST_TEST(b->has_buffered_input());  // decrypted bytes
   BOOST_TEST(wsl::test::run(ctx, read_some_from(*b)).data == "ond");
+  BOOST_TEST(!b->has_buffered_input());
+
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"third"})));
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"fourth"})));
+  BOOST_TEST(wsl::test::run(ctx, read_some_from(*b)).data == "thirdfourth");
   BOOST_TEST(!b->has_buffered_input());
 }

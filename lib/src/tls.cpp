@@ -206,6 +206,15 @@ class tls_stream final : public transport {
       std::size_t n = 0;
       const int r = SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n);
       ssl_buffers_ = true;
+      // Whole records already here go into the rest of the buffer: the caller gets what a plain
+      // read would have given, e.g. a 16 KiB message whose frame spans two records, at once.
+      for (std::size_t more = 0; r == 1 && n < buffer.size() && has_buffered_input(); n += more) {
+        ERR_clear_error();
+        if (SSL_read_ex(ssl_, static_cast<char*>(buffer.data()) + n, buffer.size() - n, &more) != 1) {
+          ERR_clear_error();  // the next read meets it again
+          break;
+        }
+      }
       if (!pending_.empty() && !sending_) send_now();  // OpenSSL answered something (a key update)
       if (r == 1) co_return n;
       const int err = SSL_get_error(ssl_, r);
