@@ -36,6 +36,22 @@ asio::awaitable<void> linger(transport& stream, deadline& timeout, const listene
   while (!read_ec) co_await stream.read_some(asio::buffer(sink), read_ec);
 }
 
+// The stream's own handshake (TLS). After a failure it lingers, so that the alert saying why
+// reaches the client. (A coroutine of its own: server_handshake's frame, which every connection
+// allocates, stays as small as it was.)
+asio::awaitable<void> start_stream(transport& stream, deadline& timeout, const listener_options& opts,
+                                   std::error_code& ec) {
+  co_await stream.start(ec);
+  if (!ec) co_return;
+  if (timeout.expired()) {
+    ec = error::handshake_timeout;
+    co_return;
+  }
+  const auto why = ec;
+  co_await linger(stream, timeout, opts);
+  ec = why;
+}
+
 void plain_body(http_response& res, int status, std::string_view text) {
   res.status = status;
   res.reason.clear();
@@ -58,17 +74,8 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     stream = opts.transport_extension->wrap(std::move(stream), role::server, {}, ec);
     if (ec) co_return websocket{};
     timeout.on_expiry([t = stream.get()] { t->close(); });
-    co_await stream->start(ec);
-    if (ec) {
-      if (timeout.expired()) {
-        ec = error::handshake_timeout;
-      } else {
-        const auto why = ec;
-        co_await linger(*stream, timeout, opts);  // the alert that says why reaches the client
-        ec = why;
-      }
-      co_return websocket{};
-    }
+    co_await start_stream(*stream, timeout, opts, ec);
+    if (ec) co_return websocket{};
   }
   const auto registry = opts.standards ? opts.standards : standard_registry::defaults();
 
