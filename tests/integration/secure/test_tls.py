@@ -202,20 +202,22 @@ class IdleConnections(unittest.TestCase):
     """What a quiet wss:// connection costs the server after large traffic.
 
     While large messages stream through, a TLS connection holds a 64 KiB input buffer and OpenSSL's
-    two record buffers (about 17 KB each). Once it has waited a second for its next message, it
-    gives them back, as a plain connection gives back its receive buffer (test_idle_memory.py).
+    two record buffers (about 17 KB each), besides the connection's own receive buffer. Once it has
+    waited a second for its next message, it gives them back, as a plain connection gives back its
+    receive buffer (test_idle_memory.py).
 
-    Two waves of clients each send a 128 KiB message, read its echo and stay connected; between
-    them the documented second passes (the time is what is under test, not a synchronisation).
-    The second wave must cost the server no more than the few KiB of an idle TLS connection each:
-    the buffers the first wave gave back serve it. Kept buffers would add about 100 KiB each."""
+    Two waves of clients each send a 128 KiB message, read its echo and stay connected; after each
+    wave the documented second passes, with room to spare (the time is what is under test, not a
+    synchronisation). RSS is read after each pause: the second wave's quiet connections must cost
+    the server no more than an idle TLS connection's state each (OpenSSL's objects, mostly). With
+    kept buffers each costs about 130 KiB. (Unlike test_idle_memory.py, the reading is not taken
+    while the second wave still holds its buffers: OpenSSL's come from malloc, whose reuse of the
+    first wave's is too uneven to measure.)"""
 
     CLIENTS = 50
     MESSAGE = 128 * 1024
     RELEASE_DELAY = 1.0
-    # OpenSSL's per-connection state (SSL object, session, keys) is most of what stays; sanitizer
-    # builds allocate more for it.
-    MAX_KIB_PER_CONNECTION = 64 if h.TIME_SCALE > 1 else 40
+    MAX_KIB_PER_CONNECTION = 64 if h.TIME_SCALE > 1 else 48  # sanitizer builds allocate more
 
     def wave(self, server, clients):
         context = h.client_context(pki.ca)
@@ -225,6 +227,7 @@ class IdleConnections(unittest.TestCase):
             payload = os.urandom(self.MESSAGE)
             client.send_frame(h.harness.OP_BINARY, payload)
             self.assertEqual(client.recv_message(), (h.harness.OP_BINARY, payload))
+        time.sleep(self.RELEASE_DELAY * 3 * h.TIME_SCALE)
 
     def test_quiet_connections_give_back_their_buffers(self):
         # ASan keeps freed blocks in its quarantine, which RSS would count: the server keeps none.
@@ -233,7 +236,6 @@ class IdleConnections(unittest.TestCase):
         with h.wsl_echo(pki=pki, env={"ASAN_OPTIONS": asan}) as server:
             try:
                 self.wave(server, clients)
-                time.sleep(self.RELEASE_DELAY * 2 * h.TIME_SCALE)
                 before_kib = server.vm_kib("VmRSS")
                 self.wave(server, clients)
                 after_kib = server.vm_kib("VmRSS")
