@@ -25,12 +25,13 @@ class transport {
   // (TLS records already taken from the socket). Lets the connection batch its answers to them.
   virtual bool has_buffered_input() noexcept { return false; }
   // Ends a pending read_some() with asio::error::operation_aborted, the stream staying open; false
-  // when the transport cannot (TLS). Called only while no write is in progress.
+  // when the transport cannot. Called only while no write is in progress.
   virtual bool cancel_read() noexcept { return false; }
   // Whether the transport holds buffers it would give back if its waiting read were cancelled
   // (TLS input): the connection then cancels an idle read as it does for its own large buffer.
   virtual bool holds_idle_memory() const noexcept { return false; }
-  // Sends a FIN (or TLS close_notify) after what was written; reading goes on.
+  // Sends a FIN after what was written (over TLS too, without close_notify: the WebSocket close
+  // handshake delimits the data); reading goes on.
   virtual void shutdown_send() noexcept = 0;
   // Closes at once; pending operations complete with operation_aborted. Idempotent.
   virtual void close() noexcept = 0;
