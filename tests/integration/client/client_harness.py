@@ -261,11 +261,16 @@ class Wsl:
         self.proc.send_signal(signum)
 
     def wait(self, timeout: float = TIMEOUT) -> int:
+        """Its exit status, once it ended and everything it wrote has been read: stdout.data() after
+        wait() is the whole output (the readers may lag behind the exit on a busy machine)."""
         try:
-            return self.proc.wait(timeout=timeout)
+            status = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"wsl {' '.join(self.args)} still running after {timeout:.1f} s; stderr:\n"
                                  f"{self.stderr.data().decode(errors='replace')}") from None
+        for output in (self.stdout, self.stderr):
+            output.join(TIMEOUT)
+        return status
 
     def stderr_text(self) -> str:
         self.stderr.join(TIMEOUT)
