@@ -343,7 +343,6 @@ void connection::account_read(std::size_t n) noexcept {
   grow_ = rend_ + n == rcap_;
   if (big_) quiet_reads_ = n <= small_buffer_size ? static_cast<std::uint8_t>(quiet_reads_ + 1) : 0;
   rend_ += n;
-  if (!watching_memory_ && transport_->holds_idle_memory()) arm_keepalive();  // TLS input grew
 }
 
 // Before a read: unread bytes (at most a partial header or control frame) move to the front; the
@@ -368,13 +367,11 @@ void connection::use_big_buffer() {
   std::memcpy(b.data(), rbuf_ + rpos_, rend_ - rpos_);
   rend_ -= rpos_;
   rpos_ = 0;
-  const bool first = !big_;
   big_ = std::move(b);
   rbuf_ = big_.data();
   rcap_ = big_.size();
   quiet_reads_ = 0;
   grow_ = false;
-  if (first) arm_keepalive();  // so that the buffer goes back once the connection is quiet
 }
 
 void connection::use_small_buffer() noexcept {
@@ -397,6 +394,8 @@ asio::awaitable<std::size_t> connection::receive(asio::mutable_buffer buffer, st
 void connection::begin_read() noexcept {
   read_waiting_ = true;
   last_activity_ = clock::coarse_now();
+  // A large buffer, ours or the transport's (TLS input), goes back if this wait turns out long.
+  if (!watching_memory_ && holds_memory()) arm_keepalive();
 }
 
 bool connection::end_read(std::error_code& ec) noexcept {

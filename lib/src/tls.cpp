@@ -222,14 +222,7 @@ class tls_stream final : public transport {
         need_input = true;
         continue;
       }
-      if (err == SSL_ERROR_ZERO_RETURN) {
-        ec = asio::error::eof;  // close_notify
-      } else {
-        const auto e = ERR_get_error();
-        ec = e != 0 ? std::error_code(static_cast<int>(e), asio::error::get_ssl_category())
-                    : std::error_code(asio::error::connection_aborted);
-        ERR_clear_error();
-      }
+      ec = err == SSL_ERROR_ZERO_RETURN ? std::error_code(asio::error::eof) : ssl_error();  // eof: close_notify
       co_return 0;
     }
   }
@@ -354,18 +347,22 @@ class tls_stream final : public transport {
     std::size_t written = 0;
     ssl_buffers_ = true;
     if (SSL_write_ex(ssl_, p, n, &written) == 1) return true;
-    const auto e = ERR_get_error();
-    ec = e != 0 ? std::error_code(static_cast<int>(e), asio::error::get_ssl_category())
-                : std::error_code(asio::error::connection_aborted);
-    ERR_clear_error();
+    ec = ssl_error();
     return false;
+  }
+
+  // OpenSSL's error in asio's category (what the client reports a refusal by), the queue emptied.
+  static std::error_code ssl_error() noexcept {
+    const auto e = ERR_get_error();
+    ERR_clear_error();
+    return e != 0 ? std::error_code(static_cast<int>(e), asio::error::get_ssl_category())
+                  : std::error_code(asio::error::connection_aborted);
   }
 
   // Sends what OpenSSL wrote: at once when the socket takes it, else through the reactor, while
   // OpenSSL's further output (a read may produce some) collects in pending_ again.
   asio::awaitable<void> flush(std::error_code& ec) {
     while (!ec && !pending_.empty()) {
-      if (sending_) co_return;  // the send in progress takes pending_ along when it is done
       const auto sent = socket_.write_some(asio::buffer(pending_.data(), pending_.size()), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) ec = {};
       if (ec) co_return;
