@@ -9,11 +9,15 @@
 #define BOOST_TEST_MODULE transport
 #include <boost/test/unit_test.hpp>
 
+#include "inq_read.hpp"
 #include "memory_transport.hpp"
 #include "run_coroutine.hpp"
 
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <poll.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -293,4 +297,82 @@ BOOST_AUTO_TEST_CASE(whole_tls_records_in_the_input_count_as_buffered_and_are_re
   BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"fourth"})));
   BOOST_TEST(wsl::test::run(ctx, read_some_from(*b)).data == "thirdfourth");
   BOOST_TEST(!b->has_buffered_input());
+}
+
+// inq_read.hpp: a TCP read reports the socket exhausted, so that the next read waits for epoll
+// without trying a recv() first, only when the socket holds nothing more: no data, and no FIN.
+// A FIN that came with the last data must leave the next read speculative, or it is never seen.
+BOOST_AUTO_TEST_CASE(a_tcp_read_says_exhausted_only_when_neither_data_nor_a_fin_is_left) {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), 0});
+  asio::ip::tcp::socket writer(ctx);
+  writer.connect(acceptor.local_endpoint());
+  auto reader = acceptor.accept();
+  BOOST_REQUIRE(wsl::detail::enable_inq(reader));
+  reader.non_blocking(true);
+
+  using op_type = asio::detail::reactive_socket_recv_op_base<wsl::detail::inq_buffer>;
+  using status = asio::detail::reactor_op::status;
+  struct outcome {
+    status result;
+    std::string data;
+    asio::error_code ec;
+  };
+  auto perform = [&](std::size_t room) {
+    std::array<char, 64> buffer{};
+    op_type op(asio::error_code(), reader.native_handle(), asio::detail::socket_ops::stream_oriented,
+               wsl::detail::inq_buffer{asio::buffer(buffer.data(), room)}, 0, nullptr);
+    const auto result = op.perform();
+    return outcome{result, std::string(buffer.data(), op.bytes_transferred_), op.ec_};
+  };
+  // Waits (bounded) until the reader's socket shows the events: what was written has arrived.
+  auto arrived = [&](short events) {
+    pollfd p{reader.native_handle(), events, 0};
+    return ::poll(&p, 1, 5000) == 1 && (p.revents & events) == events;
+  };
+
+  BOOST_TEST(perform(64).result == status::not_done);  // nothing yet: EAGAIN, the reactor waits
+
+  asio::write(writer, asio::buffer(std::string_view("0123456789")));
+  BOOST_REQUIRE(arrived(POLLIN));
+  auto r = perform(4);
+  BOOST_TEST((r.result == status::done && r.data == "0123" && !r.ec));  // 6 bytes left: read again at once
+  r = perform(64);
+  BOOST_TEST((r.result == status::done_and_exhausted && r.data == "456789" && !r.ec));
+
+  asio::write(writer, asio::buffer(std::string_view("tail")));
+  writer.shutdown(asio::ip::tcp::socket::shutdown_send);
+  BOOST_REQUIRE(arrived(POLLIN | POLLRDHUP));
+  r = perform(64);
+  BOOST_TEST((r.result == status::done && r.data == "tail" && !r.ec));  // the FIN is left: not exhausted
+  r = perform(64);
+  BOOST_TEST((r.result == status::done_and_exhausted && r.data.empty() && r.ec == asio::error::eof));
+}
+
+// After a read that emptied the socket, the next read waits for the reactor: data and a FIN that
+// arrive later are both seen.
+BOOST_AUTO_TEST_CASE(after_a_read_that_emptied_the_socket_later_data_and_the_fin_arrive) {
+  for (const auto& [kind, make] : kinds) {
+    if (kind == "memory") continue;
+    BOOST_TEST_CONTEXT(kind) {
+      asio::io_context ctx;
+      auto [a, b] = make(ctx);
+      for (const auto* word : {"one", "two", "three"}) {
+        BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {word})));
+        BOOST_TEST(wsl::test::run(ctx, read_some_from(*b)).data == word);
+      }
+      auto waiting = wsl::test::spawn(ctx, read_some_from(*b));
+      wsl::test::run_until_idle(ctx);
+      BOOST_TEST(!waiting.done());
+      BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"four"})));
+      BOOST_REQUIRE(wsl::test::run_until(ctx, [&] { return waiting.done(); }));
+      BOOST_TEST(waiting.get().data == "four");
+      auto ending = wsl::test::spawn(ctx, read_some_from(*b));
+      wsl::test::run_until_idle(ctx);
+      BOOST_TEST(!ending.done());
+      a->shutdown_send();
+      BOOST_REQUIRE(wsl::test::run_until(ctx, [&] { return ending.done(); }));
+      BOOST_TEST(ending.get().ec == asio::error::eof);
+    }
+  }
 }

@@ -1,6 +1,8 @@
 // TLS through OpenSSL (configured with asio::ssl::context): the connection extension and its stream.
 #include "wsl/tls.hpp"
 
+#include "inq_read.hpp"
+
 #include "wsl/detail/buffer_pool.hpp"
 #include "wsl/error.hpp"
 #include "wsl/websocket.hpp"
@@ -115,6 +117,7 @@ class tls_stream final : public transport {
     SSL_set_bio(ssl_, bio, bio);  // one reference, owned by ssl_ from here
     std::error_code ignored;
     socket_.non_blocking(true, ignored);  // writes are tried at once (see flush())
+    detail::enable_inq(socket_);          // no recv() that would fail (inq_read.hpp)
     remote_ = socket_.remote_endpoint(ignored);
     local_ = socket_.local_endpoint(ignored);
   }
@@ -193,7 +196,7 @@ class tls_stream final : public transport {
     ec = {};
     if (buffer.size() == 0) co_return 0;
     if (handshake_failed_)  // lingering: the raw bytes (see transport::start())
-      co_return co_await socket_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+      co_return co_await socket_.async_read_some(detail::inq_buffer{buffer}, asio::redirect_error(asio::use_awaitable, ec));
     // Nothing for OpenSSL to decrypt: wait for the socket first. (An SSL_read now would only say
     // "want read", after taking its record buffer back while we wait.)
     bool need_input = in_pos_ == in_end_ && !SSL_has_pending(ssl_);
@@ -317,7 +320,7 @@ class tls_stream final : public transport {
       in_ = in_big_.data();
       in_cap_ = in_big_.size();
     }
-    const auto n = co_await socket_.async_read_some(asio::buffer(in_, in_cap_), asio::redirect_error(asio::use_awaitable, ec));
+    const auto n = co_await socket_.async_read_some(detail::inq_buffer{asio::buffer(in_, in_cap_)}, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted) {
       // An idle connection (transport::cancel_read()): buffers go back, ours and OpenSSL's.
       if (in_big_) use_small_input();

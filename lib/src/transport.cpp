@@ -1,5 +1,7 @@
 #include "wsl/transport.hpp"
 
+#include "inq_read.hpp"
+
 #include <asio/error.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
@@ -18,6 +20,9 @@ class tcp_transport final : public transport {
     // Writes are tried synchronously first and only fall back to the reactor when the kernel's
     // buffer is full: one send() per frame batch, no extra trip through the scheduler.
     socket_.non_blocking(true, ignored);
+    // Each read then says whether the socket is empty, and the next one waits for epoll at once
+    // instead of trying a recv() that fails (inq_read.hpp).
+    detail::enable_inq(socket_);
     remote_ = socket_.remote_endpoint(ignored);
     local_ = socket_.local_endpoint(ignored);
   }
@@ -26,7 +31,7 @@ class tcp_transport final : public transport {
 
   // No coroutine of its own: one frame less per read, and less memory per idle connection.
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) override {
-    return socket_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+    return socket_.async_read_some(detail::inq_buffer{buffer}, asio::redirect_error(asio::use_awaitable, ec));
   }
 
   asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) override {
