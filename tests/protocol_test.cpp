@@ -820,6 +820,12 @@ BOOST_AUTO_TEST_CASE(a_client_masks_every_frame_with_a_fresh_key) {
   run(h.ctx, writer.write(asio::buffer(long_text), ec));
   run(h.ctx, writer.finish(ec));
   BOOST_TEST(!ec);
+  // A small frame made of two parts: what the writer holds and what finish() adds.
+  auto small_writer = h.ws.create_message_writer(wsl::message_type::text);
+  const std::string part_one = "part one, ", part_two = "part two";
+  run(h.ctx, small_writer.write(asio::buffer(part_one), ec));
+  run(h.ctx, small_writer.finish(asio::buffer(part_two), ec));
+  BOOST_TEST(!ec);
   h.send(unmasked_frame(op::ping, "from server"));
 
   const auto frames = h.received();
@@ -840,7 +846,10 @@ BOOST_AUTO_TEST_CASE(a_client_masks_every_frame_with_a_fresh_key) {
     }
   }
   BOOST_TEST(pong_seen);
-  BOOST_TEST(text == long_text);
+  BOOST_TEST(text == long_text + part_one + part_two);
+  BOOST_REQUIRE(!frames.empty());
+  const auto& last_data = frames.back().opcode == op::pong ? frames[frames.size() - 2] : frames.back();
+  BOOST_TEST(last_data.payload == part_one + part_two);
   // Random 32-bit keys: a repeat among these few frames would be a 1 in 10^7 event.
   BOOST_TEST(keys.size() == frames.size());
   // A key of all zeroes would leave the payload readable on the wire.
