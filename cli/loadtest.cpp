@@ -79,7 +79,9 @@ struct shared_state {
 };
 
 struct worker {
-  asio::io_context context{1};
+  // One thread runs it and owns its sockets and timers; other threads only post (stop_workers()),
+  // which keeps the scheduler's lock: the reactor's per-socket locks can go.
+  asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Live figures (read by the progress printer).
   counter sent, received, bytes_sent, bytes_received, opened, failed, errors, open_now;
   // Results, touched only by this worker's thread until it is joined.
@@ -162,7 +164,7 @@ class session {
       failed_ = ec;
       co_return false;
     }
-    const auto now = clock::now();
+    const auto now = received_at_ = clock::now();
     if (in_flight_.empty() || in.type() != type() || bytes != s_.payload.size() || !same) {
       failed_ = make_error_code(error::bad_response);
       mismatch_ = true;
@@ -187,8 +189,15 @@ class session {
     bool ok = true;
     for (std::size_t i = 0; ok && i < s_.opts.inflight; ++i) ok = co_await send_one(clock::now());
     while (ok && (!in_flight_.empty() || sending(s_))) {
-      if (!in_flight_.empty()) ok = co_await receive_one();
-      if (ok && sending(s_)) ok = co_await send_one(clock::now());
+      // The next message is due when the echo came: one clock read per message, not two.
+      auto due = clock::time_point{};
+      if (!in_flight_.empty()) {
+        ok = co_await receive_one();
+        due = received_at_;
+      } else {
+        due = clock::now();
+      }
+      if (ok && sending(s_)) ok = co_await send_one(due);
     }
   }
 
@@ -267,6 +276,7 @@ class session {
     bool counted;           // sent during the measurement
   };
   std::deque<outstanding> in_flight_;
+  clock::time_point received_at_;  // of the last echo
   bool sender_stop_ = false;
   bool sender_running_ = false;
   bool sender_waiting_ = false;

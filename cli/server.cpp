@@ -20,7 +20,10 @@ namespace wsl::cli {
 namespace {
 
 struct worker {
-  asio::io_context context{1};
+  // One thread runs it and owns its sockets, timers and child-process pipes; other threads only
+  // post to it (signals, serve --pipe's stdin reader), which keeps the scheduler's lock: the
+  // reactor's per-socket locks can go.
+  asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unique_ptr<listener> server;
   struct session {
     websocket* ws;
