@@ -226,18 +226,68 @@ BOOST_AUTO_TEST_CASE(frames_after_our_close_are_discarded) {
   BOOST_TEST(h.received().empty());  // no pong, no second close
 }
 
-BOOST_AUTO_TEST_CASE(frames_after_our_close_are_not_delivered_to_a_concurrent_reader) {
+// RFC 6455 section 1.4 discards only what follows the peer's close: what the peer sent before it
+// saw ours still reaches a reader (`wsl pipe` writes out the replies to its last lines).
+BOOST_AUTO_TEST_CASE(messages_after_our_close_reach_a_concurrent_reader_until_the_peers_close) {
   connection_harness h;
   auto reading = h.spawn(read_whole_message(h.ws));
   h.settle();
   auto closing = h.spawn(close_websocket(h.ws, 1000));
   h.settle();
   BOOST_TEST(sole_close_frame(h).close_code() == 1000);
-  h.send(client_frame(op::text, "late") + client_frame(op::close, close_payload(1000)));
+  h.send(client_frame(op::text, "late", false) + client_frame(op::ping, "between") +
+         client_frame(op::continuation, " reply"));
+  BOOST_REQUIRE(reading.done());
+  BOOST_TEST(!reading.get().ec);
+  BOOST_TEST(reading.get().data == "late reply");
+  BOOST_TEST(!closing.done());
+  auto reading_on = h.spawn(read_whole_message(h.ws));
+  h.send(client_frame(op::close, close_payload(1000)) + client_frame(op::text, "after the close"));
+  BOOST_REQUIRE(reading_on.done());
+  BOOST_TEST(reading_on.get().ec == wsl::error::closed);
+  BOOST_TEST(reading_on.get().data == "");
+  BOOST_REQUIRE(closing.done());
+  BOOST_TEST(!closing.get());
+  BOOST_TEST(h.received().empty());  // no pong after our close, no second close
+}
+
+// A reader that takes a message and does not come back: close() reads in its place, so the
+// handshake ends with the peer's close, not with the close timeout.
+BOOST_AUTO_TEST_CASE(close_reads_in_place_of_a_reader_that_stopped) {
+  connection_harness h;
+  auto reading = h.spawn(read_whole_message(h.ws));
+  h.settle();
+  auto closing = h.spawn(close_websocket(h.ws, 1000));
+  h.settle();
+  BOOST_TEST(sole_close_frame(h).close_code() == 1000);
+  h.send(client_frame(op::text, "late"));
+  BOOST_REQUIRE(reading.done());
+  BOOST_TEST(reading.get().data == "late");
+  h.send(client_frame(op::binary, "unread") + client_frame(op::close, close_payload(1000)));
+  BOOST_REQUIRE(closing.done());
+  BOOST_TEST(!closing.get());
+  // A read asked for now finds the connection closed.
+  auto late_read = h.spawn(read_whole_message(h.ws));
+  h.settle();
+  BOOST_REQUIRE(late_read.done());
+  BOOST_TEST(late_read.get().ec == wsl::error::closed);
+}
+
+// A read asked for while close() reads in the application's place waits for the handshake and
+// ends with it, rather than failing with read_in_progress.
+BOOST_AUTO_TEST_CASE(a_read_while_close_reads_ends_with_the_handshake) {
+  connection_harness h;
+  auto closing = h.spawn(close_websocket(h.ws, 1000));
+  h.settle();
+  BOOST_TEST(sole_close_frame(h).close_code() == 1000);
+  auto reading = h.spawn(read_whole_message(h.ws));
+  h.settle();
+  BOOST_TEST(!reading.done());
+  h.send(client_frame(op::close, close_payload(1000)));
+  BOOST_REQUIRE(closing.done());
+  BOOST_TEST(!closing.get());
   BOOST_REQUIRE(reading.done());
   BOOST_TEST(reading.get().ec == wsl::error::closed);
-  BOOST_TEST(reading.get().data == "");
-  BOOST_TEST(closing.done());
 }
 
 BOOST_AUTO_TEST_CASE(close_refuses_what_may_not_be_sent) {

@@ -19,10 +19,24 @@ namespace {
 constexpr std::uint8_t ping_tag[4] = {'w', 's', 'l', 1};
 constexpr std::size_t latency_ping_size = 12;
 
-struct flag_guard {
-  bool& flag;
-  ~flag_guard() { flag = false; }
+}  // namespace
+
+// Marks the reads of the application (read_message(), read_chunk(), read_some()).
+struct connection::reader_guard {
+  connection& c;
+  ~reader_guard() { c.reader_done(); }
 };
+
+// Marks close() reading in the application's place.
+struct connection::closer_guard {
+  connection& c;
+  ~closer_guard() {
+    c.closer_reading_ = false;
+    c.reading_ = false;
+  }
+};
+
+namespace {
 
 void cancel_timer(timer& t) noexcept {
   try {
@@ -68,7 +82,10 @@ void connection::start() {
 asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   ec = {};
   if (reading_) {
-    ec = error::read_in_progress;
+    if (closer_reading_)
+      co_await wait_for_closer(ec);
+    else
+      ec = error::read_in_progress;
     co_return message_reader{};
   }
   if (state_ == state::closed) {
@@ -76,7 +93,7 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
     co_return message_reader{};
   }
   reading_ = true;
-  flag_guard guard{reading_};
+  reader_guard guard{*this};
   if (msg_open_) co_await skip_message(ec);
   decoded_.reset();  // chunks of the last message are void now; a pooled buffer comes back when needed
   if (!ec && rpos_ == rend_ && !control_pending()) {
@@ -100,14 +117,11 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
       if (end_read(ec)) account_read(n);
     }
   }
-  while (!ec) {
-    co_await read_frame(ec);
-    if (!ec) ec = start_data_frame(frame_, true);
-    // After our close frame, messages are discarded while the peer's close is awaited: the
-    // reader ends with the close, and close() does not depend on anyone reading further.
-    if (ec || !close_sent_) break;
-    co_await skip_message(ec);
-  }
+  // After our close frame, messages that come before the peer's close still reach a reader: the
+  // peer sent them before it saw ours (RFC 6455 section 1.4 discards only what follows the peer's
+  // close). close() reads and discards them itself only when nobody reads.
+  if (!ec) co_await read_frame(ec);
+  if (!ec) ec = start_data_frame(frame_, true);
   if (ec) {
     co_await fail(ec);
     co_return message_reader{};
@@ -119,11 +133,14 @@ asio::awaitable<asio::const_buffer> connection::read_chunk(std::uint64_t seq, st
   ec = {};
   if (seq != seq_ || !msg_open_) co_return asio::const_buffer{};
   if (reading_) {
-    ec = error::read_in_progress;
+    if (closer_reading_)
+      co_await wait_for_closer(ec);
+    else
+      ec = error::read_in_progress;
     co_return asio::const_buffer{};
   }
   reading_ = true;
-  flag_guard guard{reading_};
+  reader_guard guard{*this};
   const auto chunk = co_await next_chunk(SIZE_MAX, ec);
   if (ec) {
     co_await fail(ec);
@@ -138,11 +155,14 @@ asio::awaitable<std::size_t> connection::read_some(std::uint64_t seq, asio::muta
   ec = {};
   if (seq != seq_ || !msg_open_ || buffer.size() == 0) co_return 0;
   if (reading_) {
-    ec = error::read_in_progress;
+    if (closer_reading_)
+      co_await wait_for_closer(ec);
+    else
+      ec = error::read_in_progress;
     co_return 0;
   }
   reading_ = true;
-  flag_guard guard{reading_};
+  reader_guard guard{*this};
   std::size_t n = 0;
   if (!decoder_ && frame_left_ >= small_buffer_size && rpos_ == rend_ && buffer.size() >= small_buffer_size) {
     // A large payload goes straight from the socket into the caller's buffer.
@@ -897,35 +917,48 @@ asio::awaitable<void> connection::close(std::shared_ptr<connection> self, std::u
     co_await c.send_close_frame(code, reason, ec);
     if (ec) co_return;
   }
+  // A reader gets the messages that come before the peer's close, and finishes the handshake
+  // when it reads that close. While no read is in progress, close() reads and discards itself.
+  while (c.reading_ && c.state_ != state::closed) co_await c.wait_for_wake();
   if (c.state_ != state::closed) {
-    if (c.reading_) {
-      // The reader will see the peer's close frame and finish the handshake.
-      co_await c.wait_until_closed();
-    } else {
-      c.reading_ = true;
-      flag_guard guard{c.reading_};
-      std::error_code read_ec;
-      while (c.state_ != state::closed && !read_ec) {
-        if (c.msg_open_)
-          co_await c.skip_message(read_ec);
-        else {
-          co_await c.read_frame(read_ec);
-          if (!read_ec) read_ec = c.start_data_frame(c.frame_, true);
-        }
+    c.reading_ = true;
+    c.closer_reading_ = true;
+    closer_guard guard{c};
+    std::error_code read_ec;
+    while (c.state_ != state::closed && !read_ec) {
+      if (c.msg_open_)
+        co_await c.skip_message(read_ec);
+      else {
+        co_await c.read_frame(read_ec);
+        if (!read_ec) read_ec = c.start_data_frame(c.frame_, true);
       }
-      if (read_ec) co_await c.fail(read_ec);
     }
+    if (read_ec) co_await c.fail(read_ec);
   }
   if (c.end_reason_ != error::closed) ec = c.end_error();
 }
 
 asio::awaitable<void> connection::wait_until_closed() {
-  while (state_ != state::closed) {
-    ++waiters_;
-    std::error_code ignored;
-    co_await waker().async_wait(use_ec(ignored));
-    --waiters_;
-  }
+  while (state_ != state::closed) co_await wait_for_wake();
+}
+
+asio::awaitable<void> connection::wait_for_wake() {
+  ++waiters_;
+  std::error_code ignored;
+  co_await waker().async_wait(use_ec(ignored));
+  --waiters_;
+}
+
+// A read has ended. During the close handshake a close() may be waiting to read in its place.
+void connection::reader_done() noexcept {
+  reading_ = false;
+  if (close_sent_ && waiters_) cancel_timer(*wake_);
+}
+
+// A read was asked for while close() reads in its place: it ends with the handshake.
+asio::awaitable<void> connection::wait_for_closer(std::error_code& ec) {
+  co_await wait_until_closed();
+  ec = end_error();
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -155,6 +155,11 @@ class connection : public std::enable_shared_from_this<connection> {
   void start_close_timer();
   void record_pong(const std::uint8_t* p, std::size_t n) noexcept;
   asio::awaitable<void> wait_until_closed();
+  asio::awaitable<void> wait_for_wake();
+  asio::awaitable<void> wait_for_closer(std::error_code& ec);
+  void reader_done() noexcept;
+  struct reader_guard;
+  struct closer_guard;
 
   asio::any_io_executor executor_;
   std::unique_ptr<transport> transport_;
@@ -186,6 +191,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool msg_open_ = false;
   utf8_validator utf8_;
   bool reading_ = false;
+  bool closer_reading_ = false;  // close() reads in the application's place (reading_ is set too)
   bool read_waiting_ = false;
 
   // The negotiated message extension; a message it transforms is decoded into decoded_.

@@ -178,8 +178,11 @@ class websocket {
   // Sends a ping (payload up to 125 bytes). Its pong is reported to the control callback.
   asio::awaitable<void> ping(asio::const_buffer payload, std::error_code& ec);
   // The close handshake: sends a close frame, waits for the peer's (at most close_timeout) and
-  // closes the connection. Safe while another coroutine is reading: that read then ends with
-  // error::closed. Does nothing on a websocket already closed.
+  // closes the connection. Does nothing on a websocket already closed. Messages the peer sent
+  // before it saw our close still come: while another coroutine reads, they go to it (RFC 6455
+  // section 1.4 discards only what follows the peer's close), and its read after the last one
+  // ends with error::closed. While no read is in progress, close() reads and discards them
+  // itself; a read asked for meanwhile waits and ends with the handshake (error::closed).
   asio::awaitable<void> close(std::uint16_t code, std::string_view reason, std::error_code& ec);
   asio::awaitable<void> close(std::uint16_t code = close_code::normal, std::string_view reason = {});
   // Drops the connection without a close handshake.

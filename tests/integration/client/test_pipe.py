@@ -97,6 +97,20 @@ class Echo(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout, data)
 
+    def test_replies_that_arrive_after_our_close_are_written(self):
+        # stdin ends at once: the close frame follows the lines, and the echoes come back after it.
+        # They came before the server's close, so none may be lost (RFC 6455 1.4 discards only
+        # what follows the peer's close). python3-websockets answers nothing that it reads after
+        # receiving our close, which here is everything: it runs this with an empty answer.
+        lines = b"".join(b"line %d\n" % i for i in range(50))
+        for attempt in range(5):
+            done = pipe(self.peer.url, input=lines)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            if PEER == "websockets":
+                self.assertTrue(lines.startswith(done.stdout), done.stdout)
+            else:
+                self.assertEqual(done.stdout, lines, f"attempt {attempt + 1}")
+
     def test_a_long_line_is_one_message(self):
         line = b"a" * (3 << 20)
         exchange(self, self.peer.url, line + b"\n", line + b"\n")
