@@ -211,11 +211,21 @@ BOOST_AUTO_TEST_CASE(close_timeout_also_ends_a_concurrent_read) {
   BOOST_TEST(reading.get().ec == wsl::error::close_timeout);
 }
 
-BOOST_AUTO_TEST_CASE(frames_after_our_close_are_discarded) {
-  connection_harness h;
+namespace {
+
+// Starts close(1000) and checks that its close frame went out, alone.
+auto start_close(connection_harness& h) {
   auto closing = h.spawn(close_websocket(h.ws, 1000));
   h.settle();
   BOOST_TEST(sole_close_frame(h).close_code() == 1000);
+  return closing;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(frames_after_our_close_are_discarded) {
+  connection_harness h;
+  auto closing = start_close(h);
   // The peer had these on the way before it saw our close.
   h.send(client_frame(op::text, "late") + client_frame(op::ping, "are you there") +
          client_frame(op::binary, "later", false) + client_frame(op::continuation, "!"));
@@ -232,9 +242,7 @@ BOOST_AUTO_TEST_CASE(messages_after_our_close_reach_a_concurrent_reader_until_th
   connection_harness h;
   auto reading = h.spawn(read_whole_message(h.ws));
   h.settle();
-  auto closing = h.spawn(close_websocket(h.ws, 1000));
-  h.settle();
-  BOOST_TEST(sole_close_frame(h).close_code() == 1000);
+  auto closing = start_close(h);
   h.send(client_frame(op::text, "late", false) + client_frame(op::ping, "between") +
          client_frame(op::continuation, " reply"));
   BOOST_REQUIRE(reading.done());
@@ -257,9 +265,7 @@ BOOST_AUTO_TEST_CASE(close_reads_in_place_of_a_reader_that_stopped) {
   connection_harness h;
   auto reading = h.spawn(read_whole_message(h.ws));
   h.settle();
-  auto closing = h.spawn(close_websocket(h.ws, 1000));
-  h.settle();
-  BOOST_TEST(sole_close_frame(h).close_code() == 1000);
+  auto closing = start_close(h);
   h.send(client_frame(op::text, "late"));
   BOOST_REQUIRE(reading.done());
   BOOST_TEST(reading.get().data == "late");
@@ -277,9 +283,7 @@ BOOST_AUTO_TEST_CASE(close_reads_in_place_of_a_reader_that_stopped) {
 // ends with it, rather than failing with read_in_progress.
 BOOST_AUTO_TEST_CASE(a_read_while_close_reads_ends_with_the_handshake) {
   connection_harness h;
-  auto closing = h.spawn(close_websocket(h.ws, 1000));
-  h.settle();
-  BOOST_TEST(sole_close_frame(h).close_code() == 1000);
+  auto closing = start_close(h);
   auto reading = h.spawn(read_whole_message(h.ws));
   h.settle();
   BOOST_TEST(!reading.done());
@@ -324,9 +328,7 @@ BOOST_AUTO_TEST_CASE(close_on_a_closed_websocket_does_nothing) {
 
 BOOST_AUTO_TEST_CASE(writing_after_our_close_fails) {
   connection_harness h;
-  auto closing = h.spawn(close_websocket(h.ws, 1000));
-  h.settle();
-  BOOST_TEST(sole_close_frame(h).close_code() == 1000);
+  auto closing = start_close(h);
   BOOST_TEST(run(h.ctx, write_whole_message(h.ws, wsl::message_type::text, "too late")) == wsl::error::closed);
   BOOST_TEST(h.received().empty());
   h.send(client_frame(op::close, close_payload(1000)));
