@@ -82,10 +82,7 @@ void connection::start() {
 asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   ec = {};
   if (reading_) {
-    if (closer_reading_)
-      co_await wait_for_closer(ec);
-    else
-      ec = error::read_in_progress;
+    co_await refuse_read(ec);
     co_return message_reader{};
   }
   if (state_ == state::closed) {
@@ -133,10 +130,7 @@ asio::awaitable<asio::const_buffer> connection::read_chunk(std::uint64_t seq, st
   ec = {};
   if (seq != seq_ || !msg_open_) co_return asio::const_buffer{};
   if (reading_) {
-    if (closer_reading_)
-      co_await wait_for_closer(ec);
-    else
-      ec = error::read_in_progress;
+    co_await refuse_read(ec);
     co_return asio::const_buffer{};
   }
   reading_ = true;
@@ -155,10 +149,7 @@ asio::awaitable<std::size_t> connection::read_some(std::uint64_t seq, asio::muta
   ec = {};
   if (seq != seq_ || !msg_open_ || buffer.size() == 0) co_return 0;
   if (reading_) {
-    if (closer_reading_)
-      co_await wait_for_closer(ec);
-    else
-      ec = error::read_in_progress;
+    co_await refuse_read(ec);
     co_return 0;
   }
   reading_ = true;
@@ -955,8 +946,13 @@ void connection::reader_done() noexcept {
   if (close_sent_ && waiters_) cancel_timer(*wake_);
 }
 
-// A read was asked for while close() reads in its place: it ends with the handshake.
-asio::awaitable<void> connection::wait_for_closer(std::error_code& ec) {
+// A read asked for while another is in progress fails with read_in_progress; while close()
+// reads in the application's place, it ends with the handshake instead.
+asio::awaitable<void> connection::refuse_read(std::error_code& ec) {
+  if (!closer_reading_) {
+    ec = error::read_in_progress;
+    co_return;
+  }
   co_await wait_until_closed();
   ec = end_error();
 }

@@ -156,7 +156,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void record_pong(const std::uint8_t* p, std::size_t n) noexcept;
   asio::awaitable<void> wait_until_closed();
   asio::awaitable<void> wait_for_wake();
-  asio::awaitable<void> wait_for_closer(std::error_code& ec);
+  asio::awaitable<void> refuse_read(std::error_code& ec);
   void reader_done() noexcept;
   struct reader_guard;
   struct closer_guard;
