@@ -164,11 +164,16 @@ class Server:
         self.proc.send_signal(signum)
 
     def wait(self, timeout: float = TIMEOUT) -> int:
-        """The exit status (negative for a signal); AssertionError if still running at the timeout."""
+        """The exit status (negative for a signal), once everything it wrote has been read (the
+        readers may lag behind the exit on a busy machine); AssertionError if still running at the
+        timeout."""
         try:
-            return self.proc.wait(timeout=timeout)
+            status = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"wsl (pid {self.pid}) still running after {timeout:.1f} s") from None
+        for collector in (self.stderr, self.stdout):
+            collector.join(TIMEOUT)
+        return status
 
     def kill(self) -> Optional[int]:
         """Kills the server if it still runs, reaps it and returns its exit status."""

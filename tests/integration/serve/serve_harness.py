@@ -115,11 +115,17 @@ class Serve:
         self.proc.stdin.close()
 
     def wait(self, timeout: float = TIMEOUT) -> int:
+        """Its exit status, once it ended and everything it wrote has been read: the readers of
+        stdout and stderr may lag behind the exit on a busy machine."""
         try:
-            return self.proc.wait(timeout=timeout)
+            status = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"wsl serve still running after {timeout:.1f} s; stderr:\n"
                                  f"{self.stderr.text()}") from None
+        for collector in (self.stdout, self.stderr):
+            if collector is not None:
+                collector.join(TIMEOUT)
+        return status
 
     def wait_stdout(self, predicate: Callable[[bytes], bool], timeout: float = TIMEOUT) -> bytes:
         return self.stdout.wait(predicate, timeout)
