@@ -133,9 +133,15 @@ class session {
   asio::awaitable<bool> send_one(clock::time_point due) {
     std::error_code ec;
     co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
+    co_return sent(ec, due);
+  }
+
+  // After a send: books the message as outstanding. (Plain functions around the co_awaits, so the
+  // closed loop runs without a coroutine frame of its own per message.)
+  bool sent(std::error_code ec, clock::time_point due) {
     if (ec) {
       failed_ = ec;
-      co_return false;
+      return false;
     }
     const bool counted = recording(s_);
     in_flight_.push_back({due, counted});
@@ -144,43 +150,55 @@ class session {
       w_.sent.add();
       w_.bytes_sent.add(s_.payload.size());
     }
-    co_return true;
+    return true;
   }
 
   // One echo: checks it and records its round trip from the time it was due.
   asio::awaitable<bool> receive_one() {
     std::error_code ec;
     auto in = co_await ws_.read_message(ec);
-    std::uint64_t bytes = 0;
-    bool same = true;
+    echo_check check;
     while (!ec && !in.done()) {
       const auto chunk = co_await in.read_chunk(ec);
-      if (s_.opts.verify && !ec && chunk.size() != 0)
-        same = same && bytes + chunk.size() <= s_.payload.size() &&
-               std::memcmp(chunk.data(), s_.payload.data() + bytes, chunk.size()) == 0;
+      if (!ec) check.add(s_, chunk);
+    }
+    co_return received(ec, in, check);
+  }
+
+  // What arrived so far of an echo, against the payload sent.
+  struct echo_check {
+    std::uint64_t bytes = 0;
+    bool same = true;
+    void add(const shared_state& s, asio::const_buffer chunk) noexcept {
+      if (s.opts.verify && chunk.size() != 0)
+        same = same && bytes + chunk.size() <= s.payload.size() &&
+               std::memcmp(chunk.data(), s.payload.data() + bytes, chunk.size()) == 0;
       bytes += chunk.size();
     }
+  };
+
+  bool received(std::error_code ec, const message_reader& in, const echo_check& check) {
     if (ec) {
       failed_ = ec;
-      co_return false;
+      return false;
     }
     const auto now = received_at_ = clock::now();
-    if (in_flight_.empty() || in.type() != type() || bytes != s_.payload.size() || !same) {
+    if (in_flight_.empty() || in.type() != type() || check.bytes != s_.payload.size() || !check.same) {
       failed_ = make_error_code(error::bad_response);
       mismatch_ = true;
-      co_return false;
+      return false;
     }
     const auto sent = in_flight_.front();
     in_flight_.pop_front();
-    w_.payload_total_received += bytes;
+    w_.payload_total_received += check.bytes;
     // An echo counts when its message did: sent within the measurement, received by the end of the
     // drain. So against an echo server received equals sent, and no round trip is cut short.
     if (sent.counted) {
       w_.received.add();
-      w_.bytes_received.add(bytes);
+      w_.bytes_received.add(check.bytes);
       w_.rtt.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - sent.due).count()));
     }
-    co_return true;
+    return true;
   }
 
   // The common case: small messages in closed loop, sent and received by one coroutine.
@@ -188,16 +206,26 @@ class session {
   asio::awaitable<void> closed_loop_inline() {
     bool ok = true;
     for (std::size_t i = 0; ok && i < s_.opts.inflight; ++i) ok = co_await send_one(clock::now());
+    std::error_code ec;
     while (ok && (!in_flight_.empty() || sending(s_))) {
       // The next message is due when the echo came: one clock read per message, not two.
       auto due = clock::time_point{};
       if (!in_flight_.empty()) {
-        ok = co_await receive_one();
+        auto in = co_await ws_.read_message(ec);
+        echo_check check;
+        while (!ec && !in.done()) {
+          const auto chunk = co_await in.read_chunk(ec);
+          if (!ec) check.add(s_, chunk);
+        }
+        ok = received(ec, in, check);
         due = received_at_;
       } else {
         due = clock::now();
       }
-      if (ok && sending(s_)) ok = co_await send_one(due);
+      if (ok && sending(s_)) {
+        co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
+        ok = sent(ec, due);
+      }
     }
   }
 
