@@ -117,7 +117,8 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   // After our close frame, messages that come before the peer's close still reach a reader: the
   // peer sent them before it saw ours (RFC 6455 section 1.4 discards only what follows the peer's
   // close). close() reads and discards them itself only when nobody reads.
-  if (!ec) co_await read_frame(ec);
+  // The common case, a data frame whose header is buffered, needs no coroutine of read_frame().
+  if (!ec && !try_data_frame(ec)) co_await read_frame(ec);
   if (!ec) ec = start_data_frame(frame_, true);
   if (ec) {
     co_await fail(ec);
@@ -135,7 +136,9 @@ asio::awaitable<asio::const_buffer> connection::read_chunk(std::uint64_t seq, st
   }
   reading_ = true;
   reader_guard guard{*this};
-  const auto chunk = co_await next_chunk(SIZE_MAX, ec);
+  // Bytes of the current frame at hand (the common case) need no coroutine of next_chunk().
+  asio::const_buffer chunk;
+  if (!try_next_chunk(SIZE_MAX, chunk, ec)) chunk = co_await next_chunk(SIZE_MAX, ec);
   if (ec) {
     co_await fail(ec);
     co_return asio::const_buffer{};
@@ -199,15 +202,26 @@ asio::awaitable<asio::const_buffer> connection::next_chunk(std::size_t max, std:
       co_await fill(ec);
       if (ec) break;
     }
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>({rend_ - rpos_, frame_left_, max}));
-    auto* p = rbuf_ + rpos_;
-    rpos_ += n;
-    take_raw(p, n);
-    ec = deliver(p, n);
-    if (!ec && frame_left_ == 0 && frame_.fin) ec = end_message();
-    co_return asio::const_buffer(p, n);
+    co_return take_chunk(max, ec);
   }
   co_return asio::const_buffer{};
+}
+
+bool connection::try_next_chunk(std::size_t max, asio::const_buffer& chunk, std::error_code& ec) noexcept {
+  if (decoder_ || !msg_open_ || frame_left_ == 0 || rpos_ == rend_) return false;
+  chunk = take_chunk(max, ec);
+  return true;
+}
+
+// Up to max buffered bytes of the current frame (some are buffered, some are left).
+asio::const_buffer connection::take_chunk(std::size_t max, std::error_code& ec) noexcept {
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>({rend_ - rpos_, frame_left_, max}));
+  auto* p = rbuf_ + rpos_;
+  rpos_ += n;
+  take_raw(p, n);
+  ec = deliver(p, n);
+  if (!ec && frame_left_ == 0 && frame_.fin) ec = end_message();
+  return asio::const_buffer(p, n);
 }
 
 // The same for a message the extension transforms: raw payload goes through the decoder and the
@@ -302,20 +316,11 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
   for (;;) {
     frame_header h;
     std::size_t header_size;
-    while ((header_size = parse_frame_header(rbuf_ + rpos_, rend_ - rpos_, h, ec)) == 0) {
+    while ((header_size = parse_checked_header(h, ec)) == 0) {
       if (ec) co_return;
       co_await fill(ec);
       if (ec) co_return;
     }
-    // Extension bits only where the extension may put them: a data frame (the first of a
-    // message; start_data_frame checks that) and never a control frame.
-    if (h.rsv != 0 && (is_control(h.op) || (h.rsv & ~allowed_rsv_) != 0))
-      ec = error::reserved_bits;
-    else if (role_ == wsl::role::server && !h.masked)
-      ec = error::unmasked_frame;
-    else if (role_ == wsl::role::client && h.masked)
-      ec = error::masked_frame;
-    if (ec) co_return;
     rpos_ += header_size;
     bytes_in_ += header_size;
     if (!is_control(h.op)) {
@@ -335,6 +340,35 @@ asio::awaitable<void> connection::read_frame(std::error_code& ec) {
     co_await handle_control(h.op, p, n, ec);
     if (ec) co_return;
   }
+}
+
+// The frame header at rpos_, parsed and checked: its size, or 0 when it is incomplete (ec clear)
+// or breaks a rule (ec set).
+std::size_t connection::parse_checked_header(frame_header& h, std::error_code& ec) noexcept {
+  const auto size = parse_frame_header(rbuf_ + rpos_, rend_ - rpos_, h, ec);
+  if (size == 0) return 0;
+  // Extension bits only where the extension may put them: a data frame (the first of a
+  // message; start_data_frame checks that) and never a control frame.
+  if (h.rsv != 0 && (is_control(h.op) || (h.rsv & ~allowed_rsv_) != 0))
+    ec = error::reserved_bits;
+  else if (role_ == wsl::role::server && !h.masked)
+    ec = error::unmasked_frame;
+  else if (role_ == wsl::role::client && h.masked)
+    ec = error::masked_frame;
+  return ec ? 0 : size;
+}
+
+// read_frame() without waiting: true when it is done (a data frame's header taken into frame_, or
+// ec set), false when it would have to read more or handle a control frame first.
+bool connection::try_data_frame(std::error_code& ec) noexcept {
+  frame_header h;
+  const auto size = parse_checked_header(h, ec);
+  if (size == 0) return static_cast<bool>(ec);
+  if (is_control(h.op)) return false;
+  rpos_ += size;
+  bytes_in_ += size;
+  frame_ = h;
+  return true;
 }
 
 // Reads more into the receive buffer. (receive() does the same into a caller's buffer; the code
@@ -560,17 +594,20 @@ void connection::end_writer() noexcept {
   encoder_ = nullptr;
 }
 
+// The extension decides per message whether it encodes it; the size is known when the first part
+// is the last.
+void connection::choose_encoder(std::uint64_t size, bool fin) {
+  if (encoder_chosen_) return;
+  encoder_chosen_ = true;
+  if (ext_) {
+    encoder_ = ext_->begin_encode(out_type_, fin ? std::optional<std::uint64_t>(size) : std::nullopt, out_rsv_);
+    if (!encoder_) out_rsv_ = 0;
+  }
+}
+
 asio::awaitable<void> connection::write_data(asio::const_buffer a, asio::const_buffer b, bool fin,
                                              std::error_code& ec) {
-  if (!encoder_chosen_) {
-    // The extension decides per message; the size is known when the first part is the last.
-    encoder_chosen_ = true;
-    if (ext_) {
-      const auto size = fin ? std::optional<std::uint64_t>(a.size() + b.size()) : std::nullopt;
-      encoder_ = ext_->begin_encode(out_type_, size, out_rsv_);
-      if (!encoder_) out_rsv_ = 0;
-    }
-  }
+  choose_encoder(a.size() + b.size(), fin);
   if (encoder_) {
     co_await write_encoded(a, b, fin, ec);
     co_return;
@@ -641,7 +678,18 @@ void connection::release_socket() noexcept {
 asio::awaitable<void> connection::write_message(message_type type, asio::const_buffer data, std::error_code& ec) {
   ec = begin_writer(type);
   if (ec) co_return;
-  co_await write_data(data, {}, true, ec);
+  choose_encoder(data.size(), true);
+  if (encoder_) {
+    co_await write_data(data, {}, true, ec);
+  } else {
+    // A message that is one plain frame: write_frame() straight away, and a small one joins the
+    // cork without even that coroutine when write_frame() would put it there (see try_cork).
+    const auto op = out_type_ == message_type::text ? opcode::text : opcode::binary;
+    const bool corked = !socket_busy_ && !close_sent_ && state_ == state::open && input_at_hand() &&
+                        try_cork(op, true, 0, data, {});
+    if (!corked) co_await write_frame(op, true, 0, data, {}, ec);
+    out_started_ = true;
+  }
   end_writer();
 }
 

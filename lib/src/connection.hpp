@@ -52,6 +52,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void end_writer() noexcept;
   // Sends the next part of the outgoing message: a followed by b (either may be empty), through
   // the extension's encoder when it has one; fin ends the message.
+  void choose_encoder(std::uint64_t size, bool fin);
   asio::awaitable<void> write_data(asio::const_buffer a, asio::const_buffer b, bool fin, std::error_code& ec);
   asio::awaitable<void> write_message(message_type type, asio::const_buffer data, std::error_code& ec);
   std::size_t write_buffer_size() const noexcept { return opts_.write_buffer_size; }
@@ -88,6 +89,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   // Reading internals.
   asio::awaitable<void> read_frame(std::error_code& ec);
+  std::size_t parse_checked_header(frame_header& h, std::error_code& ec) noexcept;
+  bool try_data_frame(std::error_code& ec) noexcept;
   asio::awaitable<void> fill(std::error_code& ec);
   asio::awaitable<std::size_t> receive(asio::mutable_buffer buffer, std::error_code& ec);
   void begin_read() noexcept;
@@ -95,6 +98,8 @@ class connection : public std::enable_shared_from_this<connection> {
   bool end_read(std::error_code& ec) noexcept;
   asio::awaitable<void> skip_message(std::error_code& ec);
   asio::awaitable<asio::const_buffer> next_chunk(std::size_t max, std::error_code& ec);
+  bool try_next_chunk(std::size_t max, asio::const_buffer& chunk, std::error_code& ec) noexcept;
+  asio::const_buffer take_chunk(std::size_t max, std::error_code& ec) noexcept;
   asio::awaitable<void> handle_control(opcode op, std::uint8_t* payload, std::size_t n, std::error_code& ec);
   asio::awaitable<void> on_close_frame(const std::uint8_t* payload, std::size_t n, std::error_code& ec);
   std::error_code start_data_frame(const frame_header& h, bool first) noexcept;
