@@ -720,9 +720,20 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   } else {
     std::uint8_t mask[4];
     fill_mask(mask);
-    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask, rsv));
-    wire += bufs[count - 1].size();
-    co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
+    if (length <= small_masked_size) {
+      // A small payload is masked right behind its header: no scratch buffer, no further call.
+      std::uint8_t frame[max_header_size + small_masked_size];
+      const auto n = write_frame_header(frame, op, fin, length, mask, rsv);
+      copy_masked(frame + n, static_cast<const std::uint8_t*>(a.data()), a.size(), mask, 0);
+      copy_masked(frame + n + a.size(), static_cast<const std::uint8_t*>(b.data()), b.size(), mask, a.size());
+      bufs[count++] = asio::buffer(frame, n + length);
+      wire += n;
+      co_await transport_->write(std::span(bufs.data(), count), ec);
+    } else {
+      bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask, rsv));
+      wire += bufs[count - 1].size();
+      co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
+    }
   }
   control_inflight_.clear();
   release_cork();

@@ -86,6 +86,7 @@ class connection : public std::enable_shared_from_this<connection> {
   // Inline receive buffer: holds any control frame (131 bytes) with a partial header, and small
   // messages whole. Larger traffic grows into pooled buffers.
   static constexpr std::size_t small_buffer_size = 256;
+  static constexpr std::size_t small_masked_size = 128;  // client frames masked on the stack
 
   // Reading internals.
   asio::awaitable<void> read_frame(std::error_code& ec);
