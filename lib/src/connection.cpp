@@ -717,23 +717,19 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
     if (a.size() != 0) bufs[count++] = a;
     if (b.size() != 0) bufs[count++] = b;
     co_await transport_->write(std::span(bufs.data(), count), ec);
+  } else if (length <= small_masked_size) {
+    // A small payload is masked right behind its header: no scratch buffer, no further call.
+    std::uint8_t frame[max_header_size + small_masked_size];
+    const auto n = put_frame(frame, op, fin, rsv, a, b);
+    bufs[count++] = asio::buffer(frame, n);
+    wire += n - length;
+    co_await transport_->write(std::span(bufs.data(), count), ec);
   } else {
     std::uint8_t mask[4];
     fill_mask(mask);
-    if (length <= small_masked_size) {
-      // A small payload is masked right behind its header: no scratch buffer, no further call.
-      std::uint8_t frame[max_header_size + small_masked_size];
-      const auto n = write_frame_header(frame, op, fin, length, mask, rsv);
-      copy_masked(frame + n, static_cast<const std::uint8_t*>(a.data()), a.size(), mask, 0);
-      copy_masked(frame + n + a.size(), static_cast<const std::uint8_t*>(b.data()), b.size(), mask, a.size());
-      bufs[count++] = asio::buffer(frame, n + length);
-      wire += n;
-      co_await transport_->write(std::span(bufs.data(), count), ec);
-    } else {
-      bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask, rsv));
-      wire += bufs[count - 1].size();
-      co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
-    }
+    bufs[count++] = asio::buffer(header, write_frame_header(header, op, fin, length, mask, rsv));
+    wire += bufs[count - 1].size();
+    co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
   }
   control_inflight_.clear();
   release_cork();
@@ -753,7 +749,18 @@ bool connection::try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buf
   const std::size_t length = a.size() + b.size();
   if (control_pending() || length + max_header_size > cork_capacity - cork_used_) return false;
   if (!cork_) cork_ = pooled_buffer(cork_capacity);
-  auto* out = cork_.data() + cork_used_;
+  const auto n = put_frame(cork_.data() + cork_used_, op, fin, rsv, a, b);
+  cork_used_ += static_cast<std::uint32_t>(n);
+  bytes_out_ += n;
+  if (!uncork_posted_) post_uncork();
+  return true;
+}
+
+// A whole frame at out: header, then a followed by b (masked with a fresh key in the client
+// role). Returns its size; out has room for max_header_size more than the payload.
+std::size_t connection::put_frame(std::uint8_t* out, opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a,
+                                  asio::const_buffer b) noexcept {
+  const std::size_t length = a.size() + b.size();
   std::size_t n;
   if (role_ == wsl::role::server) {
     n = write_frame_header(out, op, fin, length, nullptr, rsv);
@@ -766,10 +773,7 @@ bool connection::try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buf
     copy_masked(out + n, static_cast<const std::uint8_t*>(a.data()), a.size(), mask, 0);
     copy_masked(out + n + a.size(), static_cast<const std::uint8_t*>(b.data()), b.size(), mask, a.size());
   }
-  cork_used_ += static_cast<std::uint32_t>(n + length);
-  bytes_out_ += n + length;
-  if (!uncork_posted_) post_uncork();
-  return true;
+  return n + length;
 }
 
 // The cork's deadline: when the reader did not come back to the socket within this turn of the

@@ -143,6 +143,8 @@ class connection : public std::enable_shared_from_this<connection> {
   // More of the peer's input is at hand: in the receive buffer or inside the transport.
   bool input_at_hand() noexcept { return rpos_ != rend_ || transport_->has_buffered_input(); }
   bool try_cork(opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a, asio::const_buffer b);
+  std::size_t put_frame(std::uint8_t* out, opcode op, bool fin, std::uint8_t rsv, asio::const_buffer a,
+                        asio::const_buffer b) noexcept;
   void post_uncork();
   // After a write that carried the cork (in front of everything else).
   void release_cork() noexcept {
