@@ -123,6 +123,8 @@ std::string format_size(std::uint64_t bytes) {
 }
 
 std::string format_duration(clock::duration d) {
+  if (d % std::chrono::milliseconds(1) != clock::duration::zero())
+    return fmt::format("{}us", std::chrono::duration_cast<std::chrono::microseconds>(d).count());
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
   return fmt::format("{}ms", ms);

@@ -51,6 +51,7 @@ struct loadtest_options {
   std::uint64_t size = 32;
   bool binary = false;
   double rate = 0;
+  clock::duration send_window = 250us;
   std::size_t inflight = 1;
   double connect_rate = 0;
   std::size_t max_connecting = 64;
@@ -110,8 +111,8 @@ std::string reason_of(std::error_code ec, const connect_report& report) {
 // Sends and receives on one connection until the run drains.
 class session {
  public:
-  session(worker& w, shared_state& s, websocket& ws)
-      : w_(w), s_(s), ws_(ws), sender_timer_(ws.get_executor()), receiver_timer_(ws.get_executor()) {}
+  session(worker& w, shared_state& s, websocket& ws, std::size_t index)
+      : w_(w), s_(s), ws_(ws), index_(index), sender_timer_(ws.get_executor()), receiver_timer_(ws.get_executor()) {}
 
   asio::awaitable<void> run() {
     const bool small = s_.opts.size * s_.opts.inflight <= (64u << 10);
@@ -230,45 +231,72 @@ class session {
   }
 
   asio::awaitable<void> receiver() {
+    const bool open = s_.opts.rate > 0;
     while (!failed_) {
       if (in_flight_.empty()) {
         if (!sending(s_) || !sender_running_) break;
-        co_await wait(receiver_timer_, receiver_waiting_);
-        continue;
+        // Open loop: read on while nothing is outstanding, rather than wait to be woken by each
+        // send; when the sending ends with nothing outstanding, the sender closes to end this read.
+        if (!open) {
+          co_await wait(receiver_timer_, receiver_waiting_);
+          continue;
+        }
       }
       const bool ok = co_await receive_one();
       if (!ok) break;
-      wake(sender_timer_, sender_waiting_);
+      if (sender_wants_room_) wake(sender_timer_, sender_waiting_);
     }
   }
 
   asio::awaitable<void> sender() {
-    const double per_connection = s_.opts.rate / static_cast<double>(s_.opts.connections);
-    const auto interval = per_connection > 0 ? duration_cast<clock::duration>(duration<double>(1.0 / per_connection))
-                                             : clock::duration::zero();
-    auto due = clock::now();
+    const bool open = s_.opts.rate > 0;
+    auto due = open ? first_due() : clock::time_point{};
+    const auto interval = open ? per_connection_interval() : clock::duration::zero();
+    const auto window = s_.opts.send_window;
     while (sending(s_) && !sender_stop_ && !failed_ && ws_.is_open()) {
-      if (s_.opts.rate > 0) {
-        if (clock::now() < due) {
-          co_await wait(sender_timer_, sender_waiting_, due);
+      const auto now = clock::now();
+      if (open) {
+        // Messages due in the same window leave together at its start: one timer expiry (one
+        // wake-up, one timer reprogramming) for all of them, not one per message.
+        const auto leave = window > clock::duration::zero() ? due - (due - s_.start) % window : due;
+        if (now < leave) {
+          co_await wait(sender_timer_, sender_waiting_, leave);
           continue;
         }
-        if (in_flight_.size() >= max_backlog) {  // hopelessly behind: wait for echoes
-          co_await wait(sender_timer_, sender_waiting_);
-          continue;
-        }
-      } else if (in_flight_.size() >= s_.opts.inflight) {
+      }
+      if (in_flight_.size() >= (open ? max_backlog : s_.opts.inflight)) {  // open loop: hopelessly behind
+        sender_wants_room_ = true;
         co_await wait(sender_timer_, sender_waiting_);
+        sender_wants_room_ = false;
         continue;
       }
-      const auto stamp = s_.opts.rate > 0 ? due : clock::now();
+      // The round trip counts from when the message was due, or from when it left if that was
+      // earlier (sent at its window's start): never from a late send (no coordinated omission).
+      const auto stamp = open ? std::min(due, now) : now;
       const bool ok = co_await send_one(stamp);
       if (!ok) break;
       due += interval;
       wake(receiver_timer_, receiver_waiting_);
     }
+    if (open && in_flight_.empty() && !failed_ && ws_.is_open() && s_.current.load() != phase::done) {
+      std::error_code ignored;
+      co_await ws_.close(close_code::normal, {}, ignored);
+    }
     sender_running_ = false;
     wake(receiver_timer_, receiver_waiting_);
+  }
+
+  // Open loop: each connection sends every connections/rate seconds, and connection i's schedule is
+  // offset by i/rate, so together they send evenly spaced messages, not bursts of one per connection.
+  clock::duration per_connection_interval() const {
+    return duration_cast<clock::duration>(duration<double>(static_cast<double>(s_.opts.connections) / s_.opts.rate));
+  }
+  clock::time_point first_due() const {
+    const auto interval = per_connection_interval();
+    auto due = s_.start + duration_cast<clock::duration>(duration<double>(static_cast<double>(index_) / s_.opts.rate));
+    const auto now = clock::now();
+    if (due < now && interval > clock::duration::zero()) due += ((now - due) / interval + 1) * interval;
+    return due;
   }
 
   // The two coroutines wake each other by cancelling the other's timer.
@@ -298,6 +326,7 @@ class session {
   worker& w_;
   shared_state& s_;
   websocket& ws_;
+  std::size_t index_;  // of the connection, among all of them
   timer sender_timer_, receiver_timer_;
   struct outstanding {
     clock::time_point due;  // when it was sent, or due to be in open loop
@@ -308,6 +337,7 @@ class session {
   bool sender_stop_ = false;
   bool sender_running_ = false;
   bool sender_waiting_ = false;
+  bool sender_wants_room_ = false;  // waits for an echo to free a slot, not for its time
   bool receiver_waiting_ = false;
 };
 
@@ -360,7 +390,7 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
   w.handshake.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(clock::now() - started).count()));
   w.sockets.push_back(&ws);
 
-  session sess(w, s, ws);
+  session sess(w, s, ws, index);
   co_await sess.run();
 
   std::error_code close_ec;
@@ -628,21 +658,24 @@ int run_loadtest(loadtest_options o) {
                          h.max(), h.mean(), h.stddev());
     };
     fmt::print(
-        "{{\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"inflight\":{},"
-        "\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
+        "{{\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"send_window_ns\":{},"
+        "\"inflight\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
         "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"interrupted\":{}}}\n",
-        json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, o.inflight, seconds,
+        json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate,
+        duration_cast<nanoseconds>(o.send_window).count(), o.inflight, seconds,
         duration<double>(connect_time).count(), t.opened, t.failed, f, t.errors, t.sent, t.received,
         static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
         static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, pct(rtt),
         pct(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
         interrupted.load() != 0);
   } else {
-    std::string mode = o.rate > 0 ? fmt::format("open loop at {} msgs/s", o.rate)
+    std::string mode = o.rate > 0 ? fmt::format("open loop at {} msgs/s, {}", o.rate,
+                                                o.send_window.count() ? "sent in " + format_duration(o.send_window) + " windows"
+                                                                      : std::string("each at its own time"))
                                   : fmt::format("closed loop, {} in flight per connection", o.inflight);
     fmt::print("{}: {} connections, {}-byte {} messages, {}, {:.1f} s{}\n", url, o.connections, o.size,
                o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
@@ -709,6 +742,9 @@ subcommand register_loadtest(CLI::App& parent) {
   add_size_option(*app, "-s,--size", o->size, "Message size");
   app->add_flag("--binary", o->binary, "Send binary messages (default: text)");
   app->add_option("-r,--rate", o->rate, "Total messages per second; 0 = closed loop")->capture_default_str();
+  add_duration_option(*app, "--send-window", o->send_window,
+                      "Open loop: messages due within one such window leave together at its start; 0 = each at "
+                      "its own time");
   app->add_option("--inflight", o->inflight, "Messages outstanding per connection in closed loop")
       ->capture_default_str();
   app->add_option("--connect-rate", o->connect_rate, "Connections opened per second while ramping up; 0 = at once")

@@ -3,9 +3,12 @@
 
     peer_websockets.py MODE [--send JSON] [--close-code N] [--close-reason TEXT]
                             [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
+                            [--stall SECONDS]
 
 Modes:
-  echo     every message goes back with its type (--no-pong: pings are left unanswered)
+  echo     every message goes back with its type (--no-pong: pings are left unanswered);
+           --stall S: the first connection reads nothing for S seconds after its handshake (its
+           buffers kept small, so a sender blocks) and emits no message events
   script   sends the messages of --send (a JSON list of {"text": str} or {"hex": str}), then
            closes with --close-code/--close-reason
   refuse   answers the upgrade with 403 Forbidden and a text body
@@ -54,6 +57,7 @@ async def no_pong(data: bytes = b"") -> None:
 
 def make_handler(args):
     script = decode_script(args.send)
+    stalls = [args.stall] if args.stall else []
 
     async def handler(ws, path=None):
         emit(event="open", path=ws.path, headers=[[k, v] for k, v in ws.request_headers.raw_items()],
@@ -65,6 +69,11 @@ def make_handler(args):
                 for message in script:
                     await ws.send(message)
                 await ws.close(args.close_code, args.close_reason)
+            elif args.stall:
+                if stalls:
+                    await asyncio.sleep(stalls.pop())
+                async for message in ws:
+                    await ws.send(message)
             else:
                 async for message in ws:
                     emit(event="message", type="text" if isinstance(message, str) else "binary",
@@ -110,6 +119,7 @@ async def main() -> None:
     parser.add_argument("--no-pong", action="store_true")
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--stall", type=float, default=0)
     args = parser.parse_args()
     context = None
     if args.tls:
@@ -122,6 +132,8 @@ async def main() -> None:
     else:
         server = await websockets.serve(
             make_handler(args), "127.0.0.1", 0, max_size=None, ping_interval=None, ssl=context,
+            # A stalled connection holds at most one message and a small read buffer.
+            **({"max_queue": 1, "read_limit": 1 << 14} if args.stall else {}),
             compression="deflate" if args.deflate else None,
             subprotocols=[p for p in args.subprotocols.split(",") if p] or None,
             process_request=refuse if args.mode == "refuse" else None)

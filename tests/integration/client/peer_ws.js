@@ -4,11 +4,14 @@
 //
 //   NODE_PATH=.deps/node/node_modules node peer_ws.js MODE [--send JSON] [--close-code N]
 //       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
+//       [--stall SECONDS]
 //
 // Modes: echo (every message back with its type; --no-pong leaves pings unanswered), script
 // (sends --send, a JSON list of {"text": s} or {"hex": h}, then closes with --close-code and
 // --close-reason), refuse (403 with a text body), silent (accepts TCP, never answers).
 // --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
+// --stall S (echo): the first connection reads nothing for S seconds after its handshake, and no
+// message events are emitted.
 // Prints `listening on ws://127.0.0.1:PORT/` on stderr when ready and one JSON object per event
 // on stdout. Runs until killed.
 'use strict';
@@ -22,7 +25,7 @@ const { WebSocketServer } = require('ws');
 
 function parse(argv) {
   const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
-                 deflate: false, tls: null };
+                 deflate: false, tls: null, stall: 0 };
   for (let i = 1; i < argv.length; ++i) {
     switch (argv[i]) {
       case '--send': args.send = argv[++i]; break;
@@ -31,6 +34,7 @@ function parse(argv) {
       case '--subprotocols': args.subprotocols = argv[++i].split(',').filter((p) => p); break;
       case '--no-pong': args.noPong = true; break;
       case '--deflate': args.deflate = true; break;
+      case '--stall': args.stall = Number(argv[++i]); break;
       case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -57,6 +61,7 @@ if (args.mode === 'silent') {
   });
   server.listen(0, '127.0.0.1', () => listening(server));
 } else {
+  let stalls = args.stall ? 1 : 0;
   const script = JSON.parse(args.send).map((m) => ('text' in m ? m.text : Buffer.from(m.hex, 'hex')));
   const wss = new WebSocketServer({
     noServer: true,
@@ -86,6 +91,15 @@ if (args.mode === 'silent') {
       if (args.mode === 'script') {
         for (const m of script) ws.send(m, { binary: Buffer.isBuffer(m) });
         ws.close(args.closeCode, args.closeReason);
+        return;
+      }
+      if (args.stall) {
+        if (stalls > 0) {
+          --stalls;
+          ws.pause();  // stops reading the socket
+          setTimeout(() => ws.resume(), args.stall * 1000);
+        }
+        ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
         return;
       }
       ws.on('message', (data, isBinary) => {

@@ -136,6 +136,27 @@ class Echo(Figures):
             self.assertLess(r["seconds"], 30)
 
 
+class Stall(Figures):
+    """Open loop against a server that stops reading: round trips count from when messages were due."""
+
+    def test_a_stall_is_charged_to_the_server(self):
+        # 50 messages/s of 256 KiB for 2 s on one connection; the server reads nothing for its first
+        # 1.5 s. The few messages that fit in the socket buffers leave on time, the rest the moment
+        # the server reads again. Counted from when each was due, the round trips spread over the
+        # whole stall: 75 of the 100 were due during it, so half of them exceed 0.3 s. Counted from
+        # when they left (coordinated omission), only those few buffered ones would.
+        kind = "websockets" if PEER == "wsl" else PEER  # wsl echo does not stall
+        with Peer(kind, "echo", "--stall", "1.5") as peer:
+            r, _ = self.run_json(peer.url, "-c", "1", "-d", "2s", "-r", "50", "-s", "256K", "--binary")
+        self.assertEqual((r["opened"], r["errors"], r["received"]), (1, 0, r["sent"]), r)
+        self.assertTrue(95 <= r["sent"] <= 101, r["sent"])  # sent by the schedule, late or not
+        rtt = r["rtt_ns"]
+        self.assertEqual(rtt["count"], r["received"])
+        self.assertGreater(rtt["p50"], 0.3e9, rtt)
+        self.assertGreater(rtt["max"], 1.2e9, rtt)  # the first message waited out the whole stall
+        self.assertLess(rtt["max"], 1.5e9 + TIMEOUT * 1e9, rtt)
+
+
 class Server(Figures):
     """Servers that refuse, never answer, or are not there."""
 
@@ -168,7 +189,7 @@ class Server(Figures):
         self.assertEqual(sum(r["failures"].values()), 2)
 
     def test_usage_errors(self):
-        for args in (["-c", "x"], ["-d", "soon"], ["--threads", "0"], ["--bogus"], []):
+        for args in (["-c", "x"], ["-d", "soon"], ["--send-window", "soon"], ["--threads", "0"], ["--bogus"], []):
             with self.subTest(args=args):
                 done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
                 self.assertEqual(done.returncode, 64, done.stderr)
