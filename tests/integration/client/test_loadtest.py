@@ -124,16 +124,20 @@ class Echo(Figures):
         self.assertIn(b"  messages     sent", done.stdout)
 
     def test_sigint_prints_the_summary_so_far(self):
-        with Wsl("loadtest", self.peer.url, "-c", "2", "-d", "60s", "--json", stdin=None) as wsl:
-            wsl.stderr_until("open 2", timeout=TIMEOUT)  # the first progress line: measuring
-            wsl.signal(signal.SIGINT)
-            self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
-            r = json.loads(wsl.stdout.data())
-            self.assertTrue(r["interrupted"])
-            self.assertEqual(r["opened"], 2)
-            self.assertGreater(r["received"], 0)
-            self.assertLessEqual(r["sent"] - r["received"], 2, "at most the messages in flight are missing")
-            self.assertLess(r["seconds"], 30)
+        for mode in ([], ["-r", "400"]):  # closed loop, open loop
+            with self.subTest(mode=mode), Wsl("loadtest", self.peer.url, "-c", "2", "-d", "60s", "--json", *mode,
+                                              stdin=None) as wsl:
+                wsl.stderr_until("open 2", timeout=TIMEOUT)  # the first progress line: measuring
+                wsl.signal(signal.SIGINT)
+                self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+                r = json.loads(wsl.stdout.data())
+                self.assertTrue(r["interrupted"])
+                self.assertEqual(r["opened"], 2)
+                self.assertGreater(r["received"], 0)
+                self.assertLessEqual(r["sent"] - r["received"], 2, "at most the messages in flight are missing")
+                self.assertLess(r["seconds"], 30)
+                # Dropping the connections is our doing, not a failure of the server's.
+                self.assertEqual((r["errors"], r["failures"]), (0, {}), r)
 
 
 class Stall(Figures):
