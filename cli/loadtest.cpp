@@ -80,6 +80,8 @@ struct shared_state {
   std::string payload;      // the message body, shared by all connections
 };
 
+class session;
+
 struct worker {
   // One thread runs it and owns its sockets and timers; other threads only post (stop_workers()),
   // which keeps the scheduler's lock: the reactor's per-socket locks can go.
@@ -99,6 +101,7 @@ struct worker {
   std::size_t waiters = 0;
   std::unique_ptr<timer> slot_free;  // cancelled when a handshake slot frees up
   std::vector<websocket*> sockets;   // open ones, for stopping early
+  std::vector<session*> sessions;    // running ones, told when the sending ends
 };
 
 bool recording(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) == phase::measuring; }
@@ -127,6 +130,11 @@ class session {
       wake(sender_timer_, sender_waiting_);
       while (sender_running_) co_await wait(receiver_timer_, receiver_waiting_);
     }
+  }
+
+  // The measurement is over: a sender asleep until its next message is due stops now, not then.
+  void stop_sending() {
+    if (!sender_wants_room_) wake(sender_timer_, sender_waiting_);
   }
 
  private:
@@ -392,7 +400,9 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
   w.sockets.push_back(&ws);
 
   session sess(w, s, ws, index);
+  w.sessions.push_back(&sess);
   co_await sess.run();
+  std::erase(w.sessions, &sess);
 
   std::error_code close_ec;
   if (ws.is_open()) {
@@ -497,6 +507,14 @@ totals sum(const std::vector<std::unique_ptr<worker>>& workers) {
 }
 
 // Tells every worker to stop: timers in closed loops wake, open connections close.
+// After the phase has moved on from sending.
+void stop_sending(std::vector<std::unique_ptr<worker>>& workers) {
+  for (auto& w : workers)
+    asio::post(w->context, [&w = *w] {
+      for (auto* sess : w.sessions) sess->stop_sending();
+    });
+}
+
 void stop_workers(std::vector<std::unique_ptr<worker>>& workers) {
   for (auto& w : workers)
     asio::post(w->context, [&w = *w] {
@@ -616,6 +634,7 @@ int run_loadtest(loadtest_options o) {
 
   // Drain and close.
   s.current = interrupted ? phase::done : phase::draining;
+  stop_sending(workers);
   if (!interrupted) {
     const auto drain_end = clock::now() + o.drain;
     while (!interrupted && clock::now() < drain_end && sum(workers).open_now > 0) {

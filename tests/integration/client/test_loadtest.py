@@ -15,7 +15,7 @@ import signal
 import sys
 import unittest
 
-from client_harness import TIMEOUT, Peer, Wsl, peer_from_argv, run_wsl, unused_port
+from client_harness import TIME_SCALE, TIMEOUT, Peer, Wsl, peer_from_argv, run_wsl, unused_port
 
 PEER = peer_from_argv(sys.argv)
 SANE_RTT_NS = 1e9  # loopback; generous for a loaded machine or a sanitizer build
@@ -99,6 +99,16 @@ class Echo(Figures):
         self.assert_all_echoed(r, 2, 32)
         # Sends are scheduled by time, not by replies: about 200 in the second.
         self.assertTrue(150 <= r["sent"] <= 250, r["sent"])
+
+    def test_open_loop_at_a_low_rate_ends_with_the_measurement(self):
+        # Each connection's next message is 20 s away when the 300 ms measurement ends: its sender
+        # must stop then, and the connections close cleanly, well within the 30 s drain.
+        done = loadtest(self.peer.url, "--json", "-c", "2", "-d", "300ms", "-r", "0.1", "--drain", "30s")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        r = json.loads(done.stdout)
+        self.assertEqual((r["opened"], r["errors"], r["failures"], r["close_codes"]), (2, 0, {}, {"1000": 2}), r)
+        self.assertEqual(r["received"], r["sent"])
+        self.assertLess(done.elapsed, 5 * TIME_SCALE, "the run waited for the next message's time")
 
     def test_human_summary_and_progress_lines(self):
         done = loadtest(self.peer.url, "-c", "3", "-d", "1200ms")
