@@ -506,8 +506,8 @@ totals sum(const std::vector<std::unique_ptr<worker>>& workers) {
   return t;
 }
 
-// Tells every worker to stop: timers in closed loops wake, open connections close.
-// After the phase has moved on from sending.
+// Tells every worker's senders that the phase has moved on from sending: those asleep until their
+// next message is due stop now.
 void stop_sending(std::vector<std::unique_ptr<worker>>& workers) {
   for (auto& w : workers)
     asio::post(w->context, [&w = *w] {
@@ -515,6 +515,7 @@ void stop_sending(std::vector<std::unique_ptr<worker>>& workers) {
     });
 }
 
+// Tells every worker to stop: timers in closed loops wake, open connections close.
 void stop_workers(std::vector<std::unique_ptr<worker>>& workers) {
   for (auto& w : workers)
     asio::post(w->context, [&w = *w] {
