@@ -4,6 +4,11 @@
 
 #include "common.hpp"
 
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -32,5 +37,27 @@ int report_connect_failure(std::string_view url, std::error_code ec, const conne
 
 // -v: the request sent and the response head received, as curl -v shows them.
 void trace_handshake(const connect_report& report);
+
+// Runs ctx on this thread until session.run() has ended, with SIGINT and SIGTERM posted to
+// session.interrupt(signal) meanwhile. An exception that escapes the session is reported as the
+// one fatal line, and the result is false.
+template <typename Session>
+bool run_interruptible(asio::io_context& ctx, Session& session) {
+  set_signal_handler([&ctx, &session](int signal_number) {
+    asio::post(ctx, [&session, signal_number] { session.interrupt(signal_number); });
+  });
+  asio::co_spawn(ctx, session.run(), [](std::exception_ptr e) {
+    if (e) std::rethrow_exception(e);
+  });
+  bool ended = true;
+  try {
+    ctx.run();
+  } catch (const std::exception& e) {
+    diagnostics::fatal(e.what());
+    ended = false;
+  }
+  set_signal_handler(nullptr);  // what it refers to ends with the caller's block
+  return ended;
+}
 
 }  // namespace wsl::cli

@@ -2,6 +2,7 @@
 
 #include <asio/error.hpp>
 
+#include <poll.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -293,6 +295,29 @@ void raise_descriptor_limit() noexcept {
 void add_verbosity_options(CLI::App& app, int& verbosity, bool& quiet) {
   app.add_flag("-v,--verbose", verbosity, "More diagnostics on stderr (repeat for more)");
   app.add_flag("-q,--quiet", quiet, "No diagnostics on stderr");
+}
+
+int write_fully(int fd, iovec* parts, int count) noexcept {
+  while (count > 0 && parts->iov_len == 0) ++parts, --count;
+  while (count > 0) {
+    const auto n = ::writev(fd, parts, count);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        pollfd p{fd, POLLOUT, 0};
+        ::poll(&p, 1, -1);
+        continue;
+      }
+      return errno;
+    }
+    auto left = static_cast<std::size_t>(n);
+    while (count > 0 && left >= parts->iov_len) left -= parts->iov_len, ++parts, --count;
+    if (count > 0) {
+      parts->iov_base = static_cast<char*>(parts->iov_base) + left;
+      parts->iov_len -= left;
+    }
+  }
+  return 0;
 }
 
 }  // namespace wsl::cli

@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -74,6 +76,11 @@ void start_signal_thread();
 void set_signal_handler(std::function<void(int)> handler);
 void set_abort_hook(std::function<void()> hook);
 int exit_status_for_signal(int signal) noexcept;
+
+// Writes all of parts[0..count) to fd, blocking, whatever fd is: EINTR is retried, and EAGAIN (a
+// non-blocking descriptor shared with another process) waits in poll(). Consumes the parts.
+// Returns 0, or the errno of the first failure (EPIPE: the reader went away).
+int write_fully(int fd, iovec* parts, int count) noexcept;
 
 // Many connections need many descriptors: the soft limit is raised to the hard one.
 void raise_descriptor_limit() noexcept;

@@ -403,20 +403,7 @@ int run_latency(latency_options& o) {
     // which keeps its lock: the reactor's locks can go.
     asio::io_context ctx(ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     latency_session session(o, ctx);
-    set_signal_handler([&ctx, &session](int signal_number) {
-      asio::post(ctx, [&session, signal_number] { session.interrupt(signal_number); });
-    });
-    asio::co_spawn(ctx, session.run(), [](std::exception_ptr e) {
-      if (e) std::rethrow_exception(e);
-    });
-    try {
-      ctx.run();
-    } catch (const std::exception& e) {
-      set_signal_handler(nullptr);
-      diagnostics::fatal(e.what());
-      return exit_failure;
-    }
-    set_signal_handler(nullptr);
+    if (!run_interruptible(ctx, session)) return exit_failure;
     status = session.exit_status();
   }
   std::fflush(stdout);

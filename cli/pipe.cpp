@@ -254,29 +254,8 @@ class stdout_sink {
     if (error_ != 0) return false;
     iovec parts[2] = {{const_cast<void*>(data.data()), data.size()},
                       {const_cast<char*>(tail.data()), tail.size()}};
-    iovec* next = parts;
-    int count = 2;
-    while (count > 0 && next->iov_len == 0) ++next, --count;
-    while (count > 0) {
-      const auto n = ::writev(STDOUT_FILENO, next, count);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {  // a non-blocking stdout shared with another process
-          pollfd p{STDOUT_FILENO, POLLOUT, 0};
-          ::poll(&p, 1, -1);
-          continue;
-        }
-        error_ = errno;
-        return false;
-      }
-      auto left = static_cast<std::size_t>(n);
-      while (count > 0 && left >= next->iov_len) left -= next->iov_len, ++next, --count;
-      if (count > 0) {
-        next->iov_base = static_cast<char*>(next->iov_base) + left;
-        next->iov_len -= left;
-      }
-    }
-    return true;
+    error_ = write_fully(STDOUT_FILENO, parts, 2);
+    return error_ == 0;
   }
   int error() const noexcept { return error_; }
 
@@ -591,20 +570,7 @@ int run_pipe(pipe_options& o) {
   {
     asio::io_context ctx(1);
     pipe_session session(o, ctx);
-    set_signal_handler([&ctx, &session](int signal_number) {
-      asio::post(ctx, [&session, signal_number] { session.interrupt(signal_number); });
-    });
-    asio::co_spawn(ctx, session.run(), [](std::exception_ptr e) {
-      if (e) std::rethrow_exception(e);
-    });
-    try {
-      ctx.run();
-    } catch (const std::exception& e) {
-      set_signal_handler(nullptr);
-      diagnostics::fatal(e.what());
-      return exit_failure;
-    }
-    set_signal_handler(nullptr);
+    if (!run_interruptible(ctx, session)) return exit_failure;
     status = session.report_end();
   }
   return status;

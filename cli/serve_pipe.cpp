@@ -202,28 +202,7 @@ class stdout_writer {
   int error() const noexcept { return error_; }
 
  private:
-  void write_all(iovec* next, int count) {
-    while (count > 0 && next->iov_len == 0) ++next, --count;
-    while (count > 0) {
-      const auto n = ::writev(STDOUT_FILENO, next, count);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) {  // a non-blocking stdout shared with another process
-          pollfd p{STDOUT_FILENO, POLLOUT, 0};
-          ::poll(&p, 1, -1);
-          continue;
-        }
-        error_ = errno;
-        return;
-      }
-      auto left = static_cast<std::size_t>(n);
-      while (count > 0 && left >= next->iov_len) left -= next->iov_len, ++next, --count;
-      if (count > 0) {
-        next->iov_base = static_cast<char*>(next->iov_base) + left;
-        next->iov_len -= left;
-      }
-    }
-  }
+  void write_all(iovec* parts, int count) { error_ = write_fully(STDOUT_FILENO, parts, count); }
 
   timer wake_;
   bool locked_ = false;
