@@ -195,6 +195,9 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       std_ = registry->find(version);
   }
   if (!std_) {
+    // A 426 names the protocol to upgrade to (RFC 7231 section 6.5.15: "MUST send an Upgrade
+    // header field"), as the 426 to a plain request does.
+    res.headers.add("Upgrade", "websocket");
     res.headers.add("Sec-WebSocket-Version", registry->versions());
     plain_body(res, 426, "unsupported Sec-WebSocket-Version; supported: " + registry->versions());
     co_await refuse(res, error::unsupported_version);
