@@ -229,6 +229,10 @@ std::error_code parse_response(std::string_view head, http_status_line& status, 
   if (std::from_chars(code.data(), code.data() + 3, status.status).ptr != code.data() + 3 || status.status < 100)
     return error::bad_response;
   status.reason = line.size() > 13 ? std::string(line.substr(13)) : std::string();
+  // reason-phrase = *( HTAB / SP / VCHAR / obs-text ), the characters of a field value (RFC 7230
+  // section 3.1.2). A bare LF or an escape sequence in it is a malformed head, and a refusal's
+  // reason must not carry one to whoever prints it.
+  if (!valid_field_value(status.reason)) return error::bad_response;
   if (parse_fields(head.substr(eol + 2), headers)) return error::bad_response;
   return {};
 }
