@@ -236,8 +236,12 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
     }
     const auto n = co_await stream->read_some(asio::buffer(buf.data() + used, buf.size() - used), ec);
     if (ec) break;
-    head_end = detail::find_head_end(std::string_view(buf.data(), used + n), used);
+    const auto scanned = used;
     used += n;
+    head_end = detail::find_head_end(std::string_view(buf.data(), used), scanned);
+    // A head with LF line ends never ends for a CRLF reader: refuse it now, not at the time limit.
+    if (head_end == std::string::npos && detail::has_bare_lf(std::string_view(buf.data(), used), scanned))
+      ec = error::bad_response;
   }
   if (limit.expired()) ec = error::handshake_timeout;
   if (!ec && head_end + 4 > o.max_handshake_size) ec = error::handshake_too_large;

@@ -122,6 +122,14 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       co_return websocket{};
     }
     head_end = find_head_end(std::string_view(buf.data(), used + n), used);
+    if (head_end == std::string::npos && has_bare_lf(std::string_view(buf.data(), used + n), used)) {
+      // A head written with LF line ends never ends for a CRLF reader: without this it would be
+      // answered by nothing, once handshake_timeout ran out.
+      http_response res;
+      plain_body(res, 400, "malformed HTTP request");
+      co_await refuse(res, error::bad_request);
+      co_return websocket{};
+    }
     used += n;
   }
   const std::size_t head_size = head_end + 4;

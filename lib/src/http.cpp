@@ -193,6 +193,12 @@ std::size_t find_head_end(std::string_view data, std::size_t from) noexcept {
   return data.find("\r\n\r\n", from > 3 ? from - 3 : 0);
 }
 
+bool has_bare_lf(std::string_view data, std::size_t from) noexcept {
+  for (auto at = data.find('\n', from); at != std::string_view::npos; at = data.find('\n', at + 1))
+    if (at == 0 || data[at - 1] != '\r') return true;
+  return false;
+}
+
 std::error_code parse_request(std::string_view head, http_request& out) {
   const auto eol = head.find("\r\n");
   if (eol == std::string_view::npos) return error::bad_request;

@@ -118,5 +118,10 @@ std::string serialize_response(const http_response& res);
 // Where the head ends ("\r\n\r\n"), or npos; `from` lets a caller resume a scan.
 std::size_t find_head_end(std::string_view data, std::size_t from = 0) noexcept;
 
+// Whether data holds, at `from` or after, an LF that no CR precedes. The parsers want CRLF line
+// ends, so a head with one can never parse: a reader need not wait for its end (which, written
+// with LF alone, never comes) to refuse it.
+bool has_bare_lf(std::string_view data, std::size_t from = 0) noexcept;
+
 }  // namespace detail
 }  // namespace wsl
