@@ -189,7 +189,8 @@ http_reply expect_refusal(const std::string& request, int status, const wsl::lis
   BOOST_TEST(!result.ws);
   BOOST_TEST(result.ec);
   BOOST_TEST(n.server_shut_down);
-  BOOST_TEST(n.reply.get("Connection").value_or("") == "close");
+  // A 426 carries Upgrade, and so "upgrade" in Connection too (RFC 7230 section 6.7).
+  BOOST_TEST(n.reply.get("Connection").value_or("") == (status == 426 ? "upgrade, close" : "close"));
   BOOST_TEST(n.after_reply.empty());
   return n.reply;
 }

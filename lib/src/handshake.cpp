@@ -91,7 +91,9 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     for (const auto* name : {"Connection", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"})
       res.headers.remove(name);
     if (res.status != 426) res.headers.remove("Upgrade");
-    res.headers.add("Connection", "close");
+    // A 426 names the protocol in Upgrade, and whoever sends Upgrade lists "upgrade" in Connection
+    // (RFC 7230 section 6.7), so that no intermediary forwards it.
+    res.headers.add("Connection", res.status == 426 ? "upgrade, close" : "close");
     report.status = res.status;
     const auto text = serialize_response(res);
     const asio::const_buffer buf = asio::buffer(text);
