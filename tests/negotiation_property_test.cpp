@@ -1234,6 +1234,8 @@ void check_mutated_request(generator& g) {
       BOOST_TEST(reply.all("Upgrade") == std::vector<std::string>{"websocket"});
     else
       BOOST_TEST(reply.all("Upgrade").empty());
+    // Whoever sends Upgrade lists "upgrade" in Connection (RFC 7230 section 6.7); nobody else does.
+    BOOST_TEST(reply.has_token("Connection", "upgrade") == m.expect.upgrade_websocket);
     BOOST_TEST(reply.after.empty());
     BOOST_TEST(result.ec == m.expect.error);
     BOOST_TEST(result.ec == wsl::condition::handshake_failed);
@@ -1703,9 +1705,17 @@ mutated_response mutate_response(generator& g, client_case& c) {
       remove("Content-Length");
       const auto body_size = pick(g, std::vector<std::size_t>{0, between(g, 1, 200), between(g, 1, 6000)});
       plan.after_head = random_string(g, letters, body_size, body_size);
-      const bool length = coin(g);
-      if (length) add("Content-Length", std::to_string(body_size));
-      m.what = "status " + std::to_string(status) + (length ? " with" : " without") + " Content-Length";
+      // A Content-Length that is not all digits bounds nothing: the body is read as without one,
+      // here to the end of the connection.
+      const auto length_form = between(g, 0, 2);
+      const bool length = length_form == 1;
+      if (length_form == 1) add("Content-Length", std::to_string(body_size));
+      if (length_form == 2) {
+        add("Content-Length", std::to_string(body_size / 2) + "abc");
+        c.script.ending = server_ending::close;
+      }
+      m.what = "status " + std::to_string(status) +
+               (length ? " with" : length_form == 2 ? " with a malformed" : " without") + " Content-Length";
       m.expect.error = wsl::error::bad_status;
       m.expect.refusal = true;
       m.expect.status = status;
@@ -1802,6 +1812,7 @@ mutated_response mutate_response(generator& g, client_case& c) {
           pick(g, std::vector<std::string>{"HTTP/1.1 1O1 Switching Protocols", "HTTP/1.1 101Switching Protocols",
                                            "HTTP/1.1  101 Switching Protocols", "HTTP/1.1 10 Switching Protocols",
                                            "HTTP/x.1 101 Switching Protocols", "ICY 101 OK", "HTTP/1.1 1010 Switching",
+                                           "HTTP/2.0 101 Switching Protocols", "HTTP/0.9 101 Switching Protocols",
                                            "http/1.1 101 Switching Protocols", "HTTP/1.1 -01 Switching Protocols",
                                            std::string("HTTP/1.1 101 Switching\x01Protocols"),
                                            std::string("HTTP/1.1 101 Switching\x1b[31mProtocols"),
@@ -2035,6 +2046,19 @@ BOOST_AUTO_TEST_CASE(connect_refuses_a_status_line_with_a_control_character) {
     BOOST_TEST(out.report.reason ==
                "Verboten\tnicht \xfc"
                "berall");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(connect_refuses_a_101_that_is_not_http_1) {
+  // RFC 6455 section 4.1: the answer is an HTTP/1.1 response. "HTTP/2.0 101" was accepted.
+  loopback lb;
+  for (const char* line : {"HTTP/2.0 101 Switching Protocols", "HTTP/0.9 101 Switching Protocols"}) {
+    BOOST_TEST_CONTEXT(line) {
+      auto plan = rfc_101();
+      plan->status_line = line;
+      const auto out = connect_to(lb, plan, server_ending::close);
+      BOOST_TEST(out.ec == wsl::error::bad_response);
+    }
   }
 }
 

@@ -229,7 +229,7 @@ std::error_code parse_response(std::string_view head, http_status_line& status, 
   // status-line = HTTP-version SP status-code SP [reason-phrase]
   int major = 0;
   if (line.size() < 12 || !parse_http_version(line.substr(0, 8), major, status.version_minor) || line[8] != ' ' ||
-      (line.size() > 12 && line[12] != ' '))
+      (line.size() > 12 && line[12] != ' ') || major != 1)  // a text head is HTTP/1.x
     return error::bad_response;
   const auto code = line.substr(9, 3);
   if (std::from_chars(code.data(), code.data() + 3, status.status).ptr != code.data() + 3 || status.status < 100)
