@@ -12,20 +12,20 @@
 //   - one mutation of it fails with the documented error, and a refusal's status, reason, headers
 //     and body are in the connect_report.
 //
-// Each iteration has a generator of its own, seeded with the case's seed plus the iteration number;
-// a failure names both, and WSL_PROPERTY_SEED=<seed + iteration> WSL_PROPERTY_ITERATIONS=1 replays
-// it alone (more iterations widen a run). Expected values (accept keys, cookies, statuses, bodies)
-// are computed here from the RFCs and the documentation, never by the library. At the end, the
-// reductions of the bugs these cases found, one small case each.
+// Each iteration has a generator of its own, with a seed of its own that a failure names
+// (property.hpp: WSL_PROPERTY_SEED=<seed> replays it alone, WSL_PROPERTY_SCALE=<k> widens a run).
+// Expected values (accept keys, cookies, statuses, bodies) are computed here from the RFCs and the
+// documentation, never by the library. At the end, the reductions of the bugs these cases found,
+// one small case each.
 #include "wsl/client.hpp"
 #include "wsl/listener.hpp"
 
 #define BOOST_TEST_MODULE negotiation_property
-#include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include "connection_harness.hpp"
 #include "memory_transport.hpp"
+#include "property.hpp"
 #include "run_coroutine.hpp"
 #include "test_printing.hpp"
 #include "wire_frames.hpp"
@@ -69,32 +69,7 @@ constexpr auto time_margin = 250ms;
 // Iterations, seeds and what a failure prints
 
 using generator = std::mt19937_64;
-
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* text = std::getenv(name);
-  return text && *text ? std::strtoull(text, nullptr, 10) : fallback;
-}
-
-bool this_case_failed() {
-  namespace ut = boost::unit_test;
-  return !ut::results_collector.results(ut::framework::current_test_case().p_id).passed();
-}
-
-// Runs check(generator) once per iteration; stops at the first failing iteration, so that one bug
-// reports once, with the seed that replays it.
-template <typename Check>
-void for_each_iteration(std::uint64_t default_seed, std::uint64_t default_iterations, Check check) {
-  const auto seed = env_number("WSL_PROPERTY_SEED", default_seed);
-  const auto iterations = env_number("WSL_PROPERTY_ITERATIONS", default_iterations);
-  for (std::uint64_t i = 0; i < iterations; ++i) {
-    BOOST_TEST_CONTEXT("seed " << seed << " iteration " << i << " (replay alone: WSL_PROPERTY_SEED=" << seed + i
-                               << " WSL_PROPERTY_ITERATIONS=1)") {
-      generator g(seed + i);
-      check(g);
-    }
-    if (this_case_failed()) break;
-  }
-}
+using wsl::test::for_each_seed;
 
 // Bytes as a C string literal would show them, for failure messages.
 std::string printable(std::string_view s, std::size_t limit = 2000) {
@@ -1715,7 +1690,10 @@ mutated_response mutate_response(generator& g, client_case& c) {
         c.script.ending = server_ending::close;
       }
       m.what = "status " + std::to_string(status) +
-               (length ? " with" : length_form == 2 ? " with a malformed" : " without") + " Content-Length";
+               (length             ? " with"
+                : length_form == 2 ? " with a malformed"
+                                   : " without") +
+               " Content-Length";
       m.expect.error = wsl::error::bad_status;
       m.expect.refusal = true;
       m.expect.status = status;
@@ -1921,21 +1899,33 @@ BOOST_AUTO_TEST_CASE(the_independent_accept_key_matches_the_rfc_example) {
 }
 
 BOOST_AUTO_TEST_CASE(valid_requests_in_random_pieces_are_upgraded_and_the_hook_sees_them_as_sent) {
-  for_each_iteration(0x5eed'0001, 600, check_valid_request);
+  for_each_seed(0x5eed'0001, 600, [](std::uint64_t seed) {
+    generator g(seed);
+    check_valid_request(g);
+  });
 }
 
 BOOST_AUTO_TEST_CASE(a_request_with_one_mutation_gets_the_documented_answer_and_never_a_101) {
-  for_each_iteration(0x5eed'0002, 1000, check_mutated_request);
+  for_each_seed(0x5eed'0002, 1000, [](std::uint64_t seed) {
+    generator g(seed);
+    check_mutated_request(g);
+  });
 }
 
 BOOST_AUTO_TEST_CASE(valid_responses_in_random_pieces_are_accepted_by_connect) {
   loopback lb;
-  for_each_iteration(0x5eed'0003, 500, [&](generator& g) { check_valid_response(g, lb); });
+  for_each_seed(0x5eed'0003, 500, [&](std::uint64_t seed) {
+    generator g(seed);
+    check_valid_response(g, lb);
+  });
 }
 
 BOOST_AUTO_TEST_CASE(a_response_with_one_mutation_fails_connect_with_the_documented_error) {
   loopback lb;
-  for_each_iteration(0x5eed'0004, 700, [&](generator& g) { check_mutated_response(g, lb); });
+  for_each_seed(0x5eed'0004, 700, [&](std::uint64_t seed) {
+    generator g(seed);
+    check_mutated_response(g, lb);
+  });
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -18,11 +18,10 @@
 #include "wsl/websocket.hpp"
 
 #define BOOST_TEST_MODULE stream_property
-#include <boost/test/execution_monitor.hpp>
-#include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include "connection_harness.hpp"
+#include "property.hpp"
 #include "test_printing.hpp"
 #include "wsl/detail/utf8.hpp"
 
@@ -46,17 +45,6 @@ constexpr auto npos = std::string_view::npos;
 
 // ------------------------------------------------------------------------------------------------
 // Seeds and random choices
-
-// The seeds of a test case: base, base + 1, ... or only the one named by WSL_PROPERTY_SEED.
-// WSL_PROPERTY_SCALE=k runs k times as many (a longer hunt, by hand; the seeds stay fixed).
-std::vector<std::uint64_t> iteration_seeds(std::uint64_t base, std::size_t count) {
-  if (const char* only = std::getenv("WSL_PROPERTY_SEED")) return {std::strtoull(only, nullptr, 0)};
-  if (const char* scale = std::getenv("WSL_PROPERTY_SCALE"))
-    count *= std::max<std::size_t>(std::strtoull(scale, nullptr, 0), 1);
-  std::vector<std::uint64_t> seeds;
-  for (std::size_t i = 0; i < count; ++i) seeds.push_back(base + i);
-  return seeds;
-}
 
 // Uniform in [lo, hi]. Plain modulo rather than std::uniform_int_distribution, whose algorithm each
 // standard library chooses: a seed must replay the same case with any of them.
@@ -655,34 +643,6 @@ wsl::connection_options property_options() {
   // iteration reaches, every ping must get its own pong.
   o.max_control_queue = 1 << 20;
   return o;
-}
-
-std::size_t failed_assertions() {
-  using namespace boost::unit_test;
-  return results_collector.results(framework::current_test_case().p_id).p_assertions_failed;
-}
-
-// Runs a test case's iterations, each in the context of its seed. A fatal assertion ends only its
-// own iteration (BOOST_REQUIRE throws execution_aborted once it has recorded the failure), and so
-// does an exception, so that every failing seed is named; after a few of them the case stops, its
-// point made.
-template <typename Iteration>
-void for_each_seed(std::uint64_t base, std::size_t count, Iteration iteration) {
-  const auto seeds = iteration_seeds(base, count);
-  std::size_t failing = 0;
-  for (std::size_t i = 0; i < seeds.size() && failing < 5; ++i) {
-    const auto before = failed_assertions();
-    BOOST_TEST_CONTEXT("seed " << seeds[i] << " (iteration " << i << "; replay with WSL_PROPERTY_SEED=" << seeds[i]
-                               << ")") {
-      try {
-        iteration(seeds[i]);
-      } catch (const boost::execution_aborted&) {
-      } catch (const std::exception& e) {
-        BOOST_ERROR("exception: " << e.what());  // parse_frames() on a wire that ends inside a frame, say
-      }
-    }
-    if (failed_assertions() != before) ++failing;
-  }
 }
 
 // ------------------------------------------------------------------------------------------------

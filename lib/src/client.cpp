@@ -275,7 +275,8 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
     if (const auto cl = rep.response_headers.get("Content-Length")) {
       std::size_t n = 0;
       const auto end = cl->data() + cl->size();
-      if (const auto r = std::from_chars(cl->data(), end, n); r.ec == std::errc() && r.ptr == end) want = std::min(want, n);
+      if (const auto r = std::from_chars(cl->data(), end, n); r.ec == std::errc() && r.ptr == end)
+        want = std::min(want, n);
     }
     rep.body.assign(buf.data() + head_size, std::min(used - head_size, want));
     limit.arm(std::chrono::milliseconds(500));
