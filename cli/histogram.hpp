@@ -15,7 +15,8 @@ class histogram {
  public:
   static constexpr int sub_bucket_bits = 7;
   static constexpr std::uint64_t sub_buckets = 1u << sub_bucket_bits;
-  static constexpr int max_exponent = 46;  // values up to 2^46 ns (about 19 hours)
+  // Values up to 2^53 ns (about 104 days) get their bucket; larger ones count in the last.
+  static constexpr int max_exponent = 46;
 
   histogram() : counts_((max_exponent + 1) * sub_buckets, 0) {}
 
@@ -51,6 +52,7 @@ class histogram {
   std::uint64_t percentile(double p) const noexcept {
     if (count_ == 0) return 0;
     const auto rank = static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
+    if (rank >= count_) return max_;  // the largest value is known exactly
     std::uint64_t seen = 0;
     for (std::size_t i = 0; i < counts_.size(); ++i) {
       seen += counts_[i];
@@ -63,7 +65,8 @@ class histogram {
   // Values below 128 have their own bucket; above, the top 7 bits after the leading one pick it.
   static std::size_t index(std::uint64_t v) noexcept {
     if (v < sub_buckets) return static_cast<std::size_t>(v);
-    const int exponent = std::min(63 - std::countl_zero(v) - sub_bucket_bits + 1, max_exponent);
+    const int exponent = 63 - std::countl_zero(v) - sub_bucket_bits + 1;
+    if (exponent > max_exponent) return (max_exponent + 1) * sub_buckets - 1;
     const auto mantissa = (v >> (exponent - 1)) & (sub_buckets - 1);
     return static_cast<std::size_t>(exponent) * sub_buckets + static_cast<std::size_t>(mantissa);
   }
