@@ -280,7 +280,11 @@ std::error_code connection::start_data_frame(const frame_header& h, bool first) 
   } else if (h.rsv != 0) {
     return error::reserved_bits;  // only the first frame of a message carries extension bits
   }
-  if (opts_.max_message_size != 0 && h.length > opts_.max_message_size - msg_size_) return error::message_too_large;
+  // The announced lengths bound a plain message at once. A compressed one counts by its inflated
+  // size (deliver()), as deflate.hpp documents: its compressed form may be the larger (incompressible
+  // data, a sender that flushes often), and it is inflated a buffer at a time, never held whole.
+  if (opts_.max_message_size != 0 && !decoder_ && h.length > opts_.max_message_size - msg_size_)
+    return error::message_too_large;
   msg_size_ += h.length;
   frame_left_ = h.length;
   frame_offset_ = 0;
