@@ -22,6 +22,7 @@
 
 #include "connection_harness.hpp"
 #include "property.hpp"
+#include "random_choice.hpp"
 #include "test_printing.hpp"
 #include "wsl/detail/utf8.hpp"
 
@@ -40,21 +41,10 @@ using namespace wsl::test;
 
 namespace {
 
-using rng_type = std::mt19937_64;
 constexpr auto npos = std::string_view::npos;
 
 // ------------------------------------------------------------------------------------------------
-// Seeds and random choices
-
-// Uniform in [lo, hi]. Plain modulo rather than std::uniform_int_distribution, whose algorithm each
-// standard library chooses: a seed must replay the same case with any of them.
-std::uint64_t between(rng_type& r, std::uint64_t lo, std::uint64_t hi) { return lo + r() % (hi - lo + 1); }
-bool percent(rng_type& r, unsigned p) { return r() % 100 < p; }
-
-template <typename T, std::size_t N>
-T pick(rng_type& r, const T (&choices)[N]) {
-  return choices[between(r, 0, N - 1)];
-}
+// Random sizes and contents (the choices themselves: random_choice.hpp)
 
 // Mostly small messages, so that an iteration stays cheap, with enough of the sizes around the
 // 7-, 16- and 64-bit length encodings that every iteration has a fair chance of meeting them.
@@ -67,15 +57,6 @@ std::size_t random_message_size(rng_type& r) {
   if (roll < 88) return between(r, 4097, 65535);
   if (roll < 94) return pick(r, edges);
   return between(r, 65536, 70000);
-}
-
-std::string random_bytes(rng_type& r, std::size_t n) {
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; i += 8) {
-    const auto v = r();
-    for (std::size_t k = 0; k < 8 && i + k < n; ++k) s[i + k] = static_cast<char>(v >> (8 * k));
-  }
-  return s;
 }
 
 mask_key random_key(rng_type& r) {
@@ -564,16 +545,6 @@ asio::awaitable<read_outcome> read_messages(wsl::websocket& ws, std::uint64_t se
     }
   }
   co_return out;
-}
-
-// "" when equal; otherwise where they differ, without printing 70 KB payloads.
-std::string difference(std::string_view expected, std::string_view actual) {
-  if (expected == actual) return {};
-  const auto mismatch = std::mismatch(expected.begin(), expected.end(), actual.begin(), actual.end());
-  std::ostringstream s;
-  s << "expected " << expected.size() << " bytes, got " << actual.size() << "; first difference at byte "
-    << (mismatch.first - expected.begin());
-  return s.str();
 }
 
 // The messages read equal the model's first `complete` messages; a message after them that was

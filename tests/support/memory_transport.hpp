@@ -11,6 +11,16 @@
 // asio::error::eof once the other end has shut down its send side (or closed) and everything it
 // wrote has been read; close() makes a pending read on the same end end with operation_aborted.
 // Writes complete at once (the pipe has no capacity limit), so nothing here depends on timing.
+//
+// A busy peer, for tests of backpressure: the test may give an end a receive capacity,
+//
+//   peer->set_receive_capacity(100);   // the websocket's writes wait while 100 bytes are unread here
+//   ... run ...                        // a write of more than that has delivered what fits and waits
+//   peer->take_some(40);               // the test reads 40 bytes: the write goes on with 40 more
+//
+// so that a write waits, as on a socket whose send buffer is full, until the other end reads.
+// Nothing happens by time: the write goes on only when the test (or the other end's read_some())
+// takes bytes, so a test still decides every interleaving. Without a capacity nothing changes.
 #pragma once
 
 #include "wsl/transport.hpp"
@@ -36,13 +46,20 @@ namespace detail {
 
 // One direction of the pipe: bytes written by one end and not yet read by the other.
 struct channel {
-  explicit channel(asio::any_io_executor executor) : readable(executor) {
+  explicit channel(asio::any_io_executor executor) : readable(executor), writable(executor) {
     readable.expires_at(asio::steady_timer::time_point::max());
+    writable.expires_at(asio::steady_timer::time_point::max());
   }
   std::string data;
   bool write_closed = false;    // the writing end shut down its send side or closed
   asio::steady_timer readable;  // never expires; cancel() wakes the reader, which looks again
+  // Unread bytes beyond which a write() into this channel waits; and the timer that wakes it
+  // (never expires either) when bytes are taken or an end closes.
+  std::size_t capacity = std::numeric_limits<std::size_t>::max();
+  asio::steady_timer writable;
   void wake() { readable.cancel(); }
+  void wake_writer() { writable.cancel(); }
+  std::size_t room() const noexcept { return data.size() >= capacity ? 0 : capacity - data.size(); }
 };
 
 struct end_state {
@@ -54,6 +71,8 @@ struct end_state {
   std::size_t last_read_capacity = 0;  // the buffer size of the latest read_some()
   bool reading = false;                // a read_some() is pending
   bool cancel_read = false;            // cancel_read() was called: the pending read ends
+  bool write_waiting = false;          // a write() waits for room in the other end's channel
+  std::size_t waited_writes = 0;       // write() calls that had to wait for room
 };
 
 struct pipe_state {
@@ -106,11 +125,37 @@ class memory_stream final : public wsl::transport {
     ec = {};
     std::string bytes;
     for (const auto& b : buffers) bytes.append(static_cast<const char*>(b.data()), b.size());
-    if (own().closed)
+    if (own().closed) {
       ec = asio::error::bad_descriptor;
-    else if (!deliver(bytes))
-      ec = asio::error::broken_pipe;
-    co_return;
+      co_return;
+    }
+    if (!deliver(bytes, true)) ec = asio::error::broken_pipe;
+    if (ec || sent_ == bytes.size()) co_return;
+    // The other end's capacity is reached: the rest waits for it to read, as a socket's would.
+    auto state = state_;  // keeps the pipe alive while this write waits
+    auto& self = state->ends[side_];
+    auto& out = state->ends[1 - side_].inbound;
+    std::string_view rest = std::string_view(bytes).substr(sent_);
+    ++self.waited_writes;
+    self.write_waiting = true;
+    while (!rest.empty()) {
+      std::error_code woken;
+      co_await out.writable.async_wait(asio::redirect_error(asio::use_awaitable, woken));
+      if (self.closed) {
+        ec = asio::error::operation_aborted;
+        break;
+      }
+      if (out.write_closed || state->ends[1 - side_].closed) {
+        ec = asio::error::broken_pipe;
+        break;
+      }
+      const auto n = std::min(out.room(), rest.size());
+      if (n == 0) continue;
+      out.data.append(rest.substr(0, n));
+      rest.remove_prefix(n);
+      out.wake();
+    }
+    self.write_waiting = false;
   }
 
   void shutdown_send() noexcept override {
@@ -122,7 +167,9 @@ class memory_stream final : public wsl::transport {
   void close() noexcept override {
     if (own().closed) return;
     own().closed = true;
-    own().inbound.wake();  // a pending read ends with operation_aborted
+    own().inbound.wake();           // a pending read ends with operation_aborted
+    own().inbound.wake_writer();    // so does the other end's waiting write (broken_pipe)
+    other().inbound.wake_writer();  // and ours (operation_aborted)
     shutdown_send();
   }
 
@@ -135,10 +182,38 @@ class memory_stream final : public wsl::transport {
   // end shut down or closed, or the other end closed).
   bool inject(std::string_view bytes) {
     if (own().closed) return false;
-    return deliver(bytes);
+    return deliver(bytes, false);
   }
   // Everything received and not read yet, removed from the pipe.
-  std::string take() { return std::exchange(own().inbound.data, std::string()); }
+  std::string take() {
+    own().inbound.wake_writer();
+    return std::exchange(own().inbound.data, std::string());
+  }
+  // At most n bytes of it: a busy peer that reads a little at a time.
+  std::string take_some(std::size_t n) {
+    auto& in = own().inbound;
+    auto bytes = in.data.substr(0, n);
+    in.data.erase(0, bytes.size());
+    if (!bytes.empty()) in.wake_writer();
+    return bytes;
+  }
+  // The other end's writes wait while n bytes of theirs are unread here (n >= 1).
+  void set_receive_capacity(std::size_t n) noexcept { own().inbound.capacity = std::max<std::size_t>(n, 1); }
+  // inject_some() sends no more than the other end has room for: n bytes unread there (n >= 1).
+  void set_send_capacity(std::size_t n) noexcept { other().inbound.capacity = std::max<std::size_t>(n, 1); }
+  // Sends what the other end has room for of bytes, as a write on a busy socket would take it; 0
+  // when the pipe is closed.
+  std::size_t inject_some(std::string_view bytes) {
+    const auto n = std::min(other().inbound.room(), bytes.size());
+    if (n == 0 || own().closed) return 0;
+    return deliver(bytes.substr(0, n), false) ? n : 0;
+  }
+  // A write() of the other end waits for room here.
+  bool other_write_waiting() const noexcept { return state_->ends[1 - side_].write_waiting; }
+  // write() calls of the other end that had to wait for room.
+  std::size_t other_waited_writes() const noexcept { return state_->ends[1 - side_].waited_writes; }
+  // Bytes sent to the other end that it has not read yet.
+  std::size_t other_unread() const noexcept { return state_->ends[1 - side_].inbound.data.size(); }
   std::size_t available() const noexcept { return state_->ends[side_].inbound.data.size(); }
   // The other end shut down its send side or closed: nothing more will arrive.
   bool received_eof() const noexcept { return state_->ends[side_].inbound.write_closed; }
@@ -169,6 +244,7 @@ class memory_stream final : public wsl::transport {
       const auto n = std::min({buffer.size(), self.inbound.data.size(), self.read_limit});
       std::memcpy(buffer.data(), self.inbound.data.data(), n);
       self.inbound.data.erase(0, n);
+      self.inbound.wake_writer();
       return n;
     }
     if (self.inbound.write_closed) {
@@ -183,11 +259,14 @@ class memory_stream final : public wsl::transport {
     co_await state.ends[side_].inbound.readable.async_wait(asio::redirect_error(asio::use_awaitable, woken));
   }
 
-  bool deliver(std::string_view bytes) {
+  // Appends bytes to the other end's channel, with `bounded` only what fits its capacity, and
+  // notes in sent_ how many; false when they cannot be delivered.
+  bool deliver(std::string_view bytes, bool bounded) {
     auto& out = other().inbound;
     if (out.write_closed || other().closed) return false;
     ++own().writes;
-    out.data.append(bytes);
+    sent_ = bounded ? std::min(out.room(), bytes.size()) : bytes.size();
+    out.data.append(bytes.substr(0, sent_));
     out.wake();
     return true;
   }
@@ -196,6 +275,7 @@ class memory_stream final : public wsl::transport {
   int side_;
   asio::any_io_executor executor_;
   asio::ip::tcp::endpoint local_, remote_;
+  std::size_t sent_ = 0;  // what the latest deliver() appended
 };
 
 struct memory_pipe {
