@@ -1239,3 +1239,40 @@ BOOST_AUTO_TEST_CASE(a_decompression_bomb_fails_with_1009_within_max_message_siz
   report(cov);
 }
 
+// ------------------------------------------------------------------------------------------------
+// Found by the cases above, reduced
+
+BOOST_AUTO_TEST_CASE(a_ping_waiting_for_the_socket_does_not_follow_the_close_frame) {
+  // A client's pongs hold the socket (the peer reads nothing); ping() waits behind them; the
+  // server's close arrives. When the pongs are out, the reader handles the close at once and its
+  // close frame takes the socket before the waiting ping runs; the client then waits for the
+  // server to end the TCP connection, and the ping must not go out meanwhile, after the close.
+  flow_harness h(quiet_options(), wsl::role::client);
+  h.peer->set_receive_capacity(1);
+  auto reading = h.spawn(read_all_messages(h.ws, 1));
+  BOOST_REQUIRE(h.peer->inject(unmasked_frame(op::ping, "are you there")));
+  h.settle();
+  BOOST_REQUIRE(h.peer->other_write_waiting());  // the pong
+  auto pinging = h.spawn(ping_with(h.ws, "late ping"));
+  BOOST_REQUIRE(h.peer->inject(unmasked_frame(op::close, close_payload(1000))));
+  h.settle();
+  std::string wire;
+  for (int i = 0; i < 100 && !pinging.done(); ++i) {
+    wire += h.peer->take();
+    h.settle();
+  }
+  wire += h.peer->take();
+  std::size_t consumed = 0;
+  const auto frames = parse_frames(wire, &consumed);
+  BOOST_TEST(consumed == wire.size(), "the wire ends inside a frame");
+  BOOST_REQUIRE(frames.size() >= 2u);
+  BOOST_TEST(frames[0].opcode == op::pong);
+  BOOST_TEST(frames.back().is_close(), "frame " << frames.size() - 1 << " has opcode " << int(frames.back().opcode));
+  BOOST_TEST(frames.size() == 2u);
+  BOOST_REQUIRE(pinging.done());
+  BOOST_TEST(pinging.get() == wsl::error::closed);
+  h.peer->shutdown_send();
+  h.settle();
+  BOOST_REQUIRE(reading.done());
+  BOOST_TEST(reading.get().ec == wsl::error::closed);
+}

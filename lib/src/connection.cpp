@@ -864,6 +864,11 @@ asio::awaitable<void> connection::write_control(opcode op, asio::const_buffer pa
   ec = {};
   if (socket_busy_) co_await wait_for_socket(ec);
   if (!ec && state_ == state::closed) ec = end_error();
+  // A ping that waited for the socket while our close frame took it goes no further, as ping()
+  // refuses once the close is sent: nothing may follow our close frame (RFC 6455 section 1.4),
+  // and the connection may end while the ping is half written. (The close frame itself sets
+  // close_sent_ before it waits.)
+  if (!ec && op != opcode::close && close_sent_) ec = error::closed;
   if (ec) co_return;
   socket_busy_ = true;
   take_pending_control();
