@@ -162,7 +162,9 @@ class zlib_inflater {
   // One message, or nullopt when zlib finds the data corrupt. Stops at `limit` bytes of output. A
   // block with BFINAL set ends the deflate stream and what follows starts a new one (RFC 7692
   // section 7.2.3.4 lets a sender do so; a corruption may make one).
-  std::optional<std::string> message(std::string payload, std::size_t limit = SIZE_MAX) {
+  // With `before_error`: how many bytes it inflated to before zlib found it corrupt.
+  std::optional<std::string> message(std::string payload, std::size_t limit = SIZE_MAX,
+                                     std::size_t* before_error = nullptr) {
     payload += sync_tail;
     std::string out;
     z_.next_in = reinterpret_cast<Bytef*>(payload.data());
@@ -176,7 +178,10 @@ class zlib_inflater {
         inflateReset(&z_);
         rc = Z_OK;
       }
-      if (rc != Z_OK && rc != Z_BUF_ERROR) return std::nullopt;
+      if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        if (before_error) *before_error = out.size() + sizeof buffer - z_.avail_out;
+        return std::nullopt;
+      }
       out.append(buffer, sizeof buffer - z_.avail_out);
       if (out.size() > limit) return out;
       if (z_.avail_in == 0 && z_.avail_out != 0) break;
@@ -449,14 +454,19 @@ void add_message(rng_type& r, peer_side& p, inbound& in, const message& m, const
 
 // The payload of the corrupt message: one random byte changed where zlib, inflating in the
 // websocket decoder's state (`shadow`), finds the data corrupt; failing that, the first block's
-// type set to the reserved 11 (RFC 1951 section 3.2.3), which is corrupt whatever follows.
-std::string corrupt(rng_type& r, const std::string& compressed, const zlib_inflater& shadow, inbound& in) {
+// type set to the reserved 11 (RFC 1951 section 3.2.3), which is corrupt whatever follows. A
+// corruption that inflates to more than max_message_size (`limit`) before zlib sees the error is
+// passed over: it is a bomb as well, and which of 1009 and 1007 comes first depends on how much
+// the reader asks for at a time.
+std::string corrupt(rng_type& r, const std::string& compressed, const zlib_inflater& shadow, std::uint64_t limit,
+                    inbound& in) {
   for (int attempt = 0; attempt < 20 && !compressed.empty(); ++attempt) {
     auto bad = compressed;
     const auto at = between(r, 0, bad.size() - 1);
     bad[at] = static_cast<char>(bad[at] ^ static_cast<char>(between(r, 1, 255)));
     zlib_inflater probe(shadow);
-    if (!probe.message(bad)) {
+    std::size_t garbage = 0;
+    if (!probe.message(bad, SIZE_MAX, &garbage) && (limit == 0 || garbage <= limit)) {
       ++in.random_corruptions;
       return bad;
     }
@@ -834,7 +844,7 @@ void run_flow(std::uint64_t seed, const flow_config& cfg, flow_coverage& cov) {
         add_message(r, p, in, bad, z, true, ping_chance);
         ++cov.bombs;
       } else {
-        const auto z = corrupt(r, compress(bad.payload), *shadow, in);
+        const auto z = corrupt(r, compress(bad.payload), *shadow, options.max_message_size, in);
         add_message(r, p, in, bad, z, true, ping_chance);
         ++cov.corrupt;
         cov.random_corruptions += in.random_corruptions;
