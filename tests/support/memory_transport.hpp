@@ -10,7 +10,8 @@
 // Each end is a wsl::transport. A read completes when the other end writes; it ends with
 // asio::error::eof once the other end has shut down its send side (or closed) and everything it
 // wrote has been read; close() makes a pending read on the same end end with operation_aborted.
-// Writes complete at once (the pipe has no capacity limit), so nothing here depends on timing.
+// Writes complete at once unless the test gives the pipe a capacity (below), so nothing here
+// depends on timing.
 //
 // A busy peer, for tests of backpressure: the test may give an end a receive capacity,
 //
