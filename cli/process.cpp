@@ -174,9 +174,11 @@ std::string find_program(const std::string& name) {
   std::string_view rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
   for (;;) {
     const auto colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
-    if (dir.empty()) dir = ".";
-    const auto candidate = dir + "/" + name;
+    // An empty entry is the current directory. (Built with append(): GCC 12 warns falsely
+    // (-Wrestrict) about assigning a literal to the string.)
+    const auto dir = rest.substr(0, colon);
+    std::string candidate(dir.empty() ? std::string_view(".") : dir);
+    candidate.append("/").append(name);
     if (is_executable_file(candidate)) return candidate;
     if (colon == std::string_view::npos) return {};
     rest.remove_prefix(colon + 1);

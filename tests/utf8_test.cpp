@@ -109,7 +109,7 @@ void check_against_reference(const bytes& s) {
   const auto expected = reference_first_invalid(s);
   if (got != expected || (got == npos && complete != reference_valid(s)) || valid(s) != reference_valid(s)) {
     std::string hex;
-    for (auto b : s) hex += " " + std::to_string(b);
+    for (auto b : s) hex.append(" ").append(std::to_string(b));  // (GCC 12 warns falsely about " " + string)
     BOOST_ERROR("bytes" << hex << ": rejected at " << static_cast<long>(got) << ", reference "
                         << static_cast<long>(expected));
   }
