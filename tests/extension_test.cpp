@@ -11,6 +11,7 @@
 #define BOOST_TEST_MODULE extension
 #include <boost/test/unit_test.hpp>
 
+#include "accept.hpp"
 #include "connection_harness.hpp"
 #include "memory_transport.hpp"
 #include "run_coroutine.hpp"
@@ -222,16 +223,6 @@ std::string words(std::size_t n) {
 // A server websocket negotiated by wsl::accept_websocket from a raw request, the test playing the
 // client on the other end of a memory pipe.
 
-struct accepted {
-  std::error_code ec;
-  wsl::websocket ws;
-};
-
-asio::awaitable<accepted> accept_on(std::unique_ptr<wsl::transport> stream, wsl::listener_options options) {
-  accepted r;
-  r.ws = co_await wsl::accept_websocket(std::move(stream), options, r.ec);
-  co_return r;
-}
 
 wsl::listener_options server_options(std::vector<std::shared_ptr<const wsl::message_extension_factory>> extensions,
                                      wsl::connection_options connection = quiet_options()) {

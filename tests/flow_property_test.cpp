@@ -28,6 +28,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "connection.hpp"  // the client role over a memory pipe, with a negotiated extension
+#include "accept.hpp"
 #include "connection_harness.hpp"
 #include "property.hpp"
 #include "random_choice.hpp"
@@ -252,16 +253,6 @@ wsl::deflate_options random_deflate_options(rng_type& r) {
 // ------------------------------------------------------------------------------------------------
 // The websocket under test, over a memory pipe, with or without permessage-deflate
 
-struct accepted {
-  std::error_code ec;
-  wsl::websocket ws;
-};
-
-asio::awaitable<accepted> accept_on(std::unique_ptr<wsl::transport> stream, wsl::listener_options options) {
-  accepted a;
-  a.ws = co_await wsl::accept_websocket(std::move(stream), options, a.ec);
-  co_return a;
-}
 
 class flow_harness : public connection_harness {
  public:

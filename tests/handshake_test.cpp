@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE handshake
 #include <boost/test/unit_test.hpp>
 
+#include "accept.hpp"
 #include "connection_harness.hpp"
 #include "memory_transport.hpp"
 #include "run_coroutine.hpp"
@@ -121,16 +122,8 @@ http_reply parse_reply(std::string_view raw, std::string* rest = nullptr) {
 
 // ---- the server side of a negotiation, with the test as the client
 
-struct accept_result {
-  std::error_code ec;
-  wsl::websocket ws;
-};
-
-asio::awaitable<accept_result> accept_on(std::unique_ptr<wsl::transport> stream, wsl::listener_options options) {
-  accept_result r;
-  r.ws = co_await wsl::accept_websocket(std::move(stream), options, r.ec);
-  co_return r;
-}
+using wsl::test::accept_on;
+using wsl::test::accept_result;
 
 class negotiation {
  public:
