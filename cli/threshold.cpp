@@ -1,0 +1,114 @@
+#include "threshold.hpp"
+
+#include "common.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+namespace wsl::cli {
+namespace {
+
+struct metric_info {
+  std::string_view name;
+  threshold_unit unit;
+};
+
+// Keep in step with the metrics run_loadtest() measures and man/wsl-loadtest.1.
+constexpr std::array metrics{
+    metric_info{"p50", threshold_unit::duration},           metric_info{"p90", threshold_unit::duration},
+    metric_info{"p99", threshold_unit::duration},           metric_info{"p99.9", threshold_unit::duration},
+    metric_info{"max", threshold_unit::duration},           metric_info{"mean", threshold_unit::duration},
+    metric_info{"handshake.p50", threshold_unit::duration}, metric_info{"handshake.p90", threshold_unit::duration},
+    metric_info{"handshake.p99", threshold_unit::duration}, metric_info{"handshake.max", threshold_unit::duration},
+    metric_info{"sent/s", threshold_unit::count},           metric_info{"received/s", threshold_unit::count},
+    metric_info{"sent", threshold_unit::count},             metric_info{"received", threshold_unit::count},
+    metric_info{"lost", threshold_unit::count},             metric_info{"opened", threshold_unit::count},
+    metric_info{"failed", threshold_unit::count},           metric_info{"errors", threshold_unit::count},
+};
+
+// "50k" -> 50000; decimal multiples, as counts and rates are printed.
+double parse_count(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.')) ++digits;
+  double number = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
+  if (digits == 0 || ec != std::errc() || end != text.data() + digits || !std::isfinite(number))
+    throw std::invalid_argument(fmt::format("'{}' is not a count", text));
+  const auto suffix = text.substr(digits);
+  if (suffix.empty()) return number;
+  if (suffix == "k" || suffix == "K") return number * 1e3;
+  if (suffix == "M") return number * 1e6;
+  if (suffix == "G") return number * 1e9;
+  throw std::invalid_argument(fmt::format("'{}' is not a count (a number with an optional k, M or G suffix)", text));
+}
+
+}  // namespace
+
+std::string_view threshold_metric_names() noexcept {
+  return "p50, p90, p99, p99.9, max, mean (round trips); handshake.p50, handshake.p90, handshake.p99, "
+         "handshake.max; sent/s, received/s, sent, received, lost, opened, failed, errors";
+}
+
+threshold parse_threshold(std::string_view text) {
+  threshold t;
+  for (char c : text)
+    if (c != ' ' && c != '\t') t.text += c;
+  const auto op_at = t.text.find_first_of("<>=");
+  if (op_at == std::string::npos || op_at == 0)
+    throw std::invalid_argument(fmt::format("'{}' is not METRIC OP VALUE (e.g. p99<5ms, lost==0)", text));
+  t.metric = t.text.substr(0, op_at);
+  const std::string_view rest = std::string_view(t.text).substr(op_at);
+  std::size_t op_size = 2;
+  if (rest.starts_with("<="))
+    t.op = threshold::comparison::less_equal;
+  else if (rest.starts_with(">="))
+    t.op = threshold::comparison::greater_equal;
+  else if (rest.starts_with("=="))
+    t.op = threshold::comparison::equal;
+  else if (rest.starts_with("<"))
+    t.op = threshold::comparison::less, op_size = 1;
+  else if (rest.starts_with(">"))
+    t.op = threshold::comparison::greater, op_size = 1;
+  else
+    throw std::invalid_argument(fmt::format("'{}': the comparison is one of < <= > >= ==", text));
+  const auto value = rest.substr(op_size);
+  if (value.empty()) throw std::invalid_argument(fmt::format("'{}' has no value to compare with", text));
+
+  const metric_info* info = nullptr;
+  for (const auto& m : metrics)
+    if (m.name == t.metric) info = &m;
+  if (!info)
+    throw std::invalid_argument(fmt::format("unknown metric '{}' in '{}' (one of {})", t.metric, text,
+                                            threshold_metric_names()));
+  t.unit = info->unit;
+  if (t.unit == threshold_unit::duration) {
+    try {
+      t.limit = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(parse_duration(value)).count());
+    } catch (const CLI::ValidationError&) {
+      throw std::invalid_argument(fmt::format("'{}' in '{}' is not a duration (e.g. 5ms, 250us, 1.5s)", value, text));
+    }
+  } else {
+    t.limit = parse_count(value);
+  }
+  return t;
+}
+
+bool threshold_holds(const threshold& t, std::optional<double> measured) noexcept {
+  if (!measured) return false;
+  const double v = *measured;
+  switch (t.op) {
+    case threshold::comparison::less: return v < t.limit;
+    case threshold::comparison::less_equal: return v <= t.limit;
+    case threshold::comparison::greater: return v > t.limit;
+    case threshold::comparison::greater_equal: return v >= t.limit;
+    case threshold::comparison::equal: return v == t.limit;
+  }
+  return false;
+}
+
+}  // namespace wsl::cli
