@@ -11,6 +11,7 @@
 
 #include "client.hpp"
 #include "histogram.hpp"
+#include "threshold.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -31,6 +32,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <thread>
@@ -59,6 +61,7 @@ struct loadtest_options {
   bool json = false;
   bool verify = false;
   std::vector<int> server_pids;
+  std::vector<std::string> thresholds;
   int verbosity = 0;
   bool quiet = false;
 };
@@ -506,6 +509,33 @@ totals sum(const std::vector<std::unique_ptr<worker>>& workers) {
   return t;
 }
 
+// What a --threshold compares: the metric's value over the run (nanoseconds for times), or none
+// when nothing was measured (no round trip, no measurement window).
+std::optional<double> threshold_value(std::string_view metric, const totals& t, const histogram& rtt,
+                                      const histogram& handshake, std::optional<double> seconds) {
+  const bool for_handshake = metric.starts_with("handshake.");
+  const histogram& h = for_handshake ? handshake : rtt;
+  const auto stat = for_handshake ? metric.substr(10) : metric;
+  if (stat == "p50" || stat == "p90" || stat == "p99" || stat == "p99.9" || stat == "max" || stat == "mean") {
+    if (h.count() == 0) return std::nullopt;
+    if (stat == "max") return static_cast<double>(h.max());
+    if (stat == "mean") return h.mean();
+    const double p = stat == "p50" ? 50 : stat == "p90" ? 90 : stat == "p99" ? 99 : 99.9;
+    return static_cast<double>(h.percentile(p));
+  }
+  if (metric == "sent/s" || metric == "received/s") {
+    if (!seconds) return std::nullopt;
+    return static_cast<double>(metric == "sent/s" ? t.sent : t.received) / *seconds;
+  }
+  if (metric == "sent") return static_cast<double>(t.sent);
+  if (metric == "received") return static_cast<double>(t.received);
+  if (metric == "lost") return static_cast<double>(t.sent > t.received ? t.sent - t.received : 0);
+  if (metric == "opened") return static_cast<double>(t.opened);
+  if (metric == "failed") return static_cast<double>(t.failed);
+  if (metric == "errors") return static_cast<double>(t.errors);
+  return std::nullopt;  // parse_threshold() accepts no other name
+}
+
 // Tells every worker's senders that the phase has moved on from sending: those asleep until their
 // next message is due stop now.
 void stop_sending(std::vector<std::unique_ptr<worker>>& workers) {
@@ -537,6 +567,15 @@ int run_loadtest(loadtest_options o) {
   if (o.size > (1u << 30)) {
     diagnostics::fatal("-s: messages of at most 1G");
     return exit_usage;
+  }
+  std::vector<threshold> thresholds;
+  for (const auto& text : o.thresholds) {
+    try {
+      thresholds.push_back(parse_threshold(text));
+    } catch (const std::invalid_argument& e) {
+      diagnostics::fatal(fmt::format("--threshold: {}", e.what()));
+      return exit_usage;
+    }
   }
   o.threads = std::max(1u, std::min<unsigned>(o.threads, static_cast<unsigned>(o.connections)));
   raise_descriptor_limit();
@@ -603,7 +642,8 @@ int run_loadtest(loadtest_options o) {
   // Measurement.
   cpu_sample cpu_before, cpu_after;
   clock::time_point window_start = clock::now(), window_end = window_start;
-  if (s.current == phase::warmup && !interrupted) {
+  const bool measured = s.current == phase::warmup && !interrupted;
+  if (measured) {
     cpu_before = sample_cpu(o.server_pids);
     window_start = clock::now();
     s.current = phase::measuring;
@@ -669,10 +709,31 @@ int run_loadtest(loadtest_options o) {
   const double gen_cpu = cpu_after.self - cpu_before.self;
   const auto& url = o.client.url;
 
+  struct threshold_result {
+    const threshold& criterion;
+    std::optional<double> value;
+    bool ok;
+  };
+  std::vector<threshold_result> verdicts;
+  for (const auto& th : thresholds) {
+    const auto value = threshold_value(th.metric, t, rtt, handshake, measured ? std::optional(seconds) : std::nullopt);
+    verdicts.push_back({th, value, threshold_holds(th, value)});
+  }
+  auto show_value = [](const threshold_result& r) -> std::string {
+    if (!r.value) return "nothing measured";
+    if (r.criterion.unit == threshold_unit::duration) return human_time(static_cast<std::uint64_t>(*r.value));
+    if (r.criterion.metric.ends_with("/s")) return human_count(*r.value) + "/s";
+    return fmt::format("{:.0f}", *r.value);
+  };
+
   if (o.json) {
     std::string f, c, servers;
     for (auto& [k, v] : failures) f += fmt::format("{}\"{}\":{}", f.empty() ? "" : ",", json_escape(k), v);
     for (auto& [k, v] : close_codes) c += fmt::format("{}\"{}\":{}", c.empty() ? "" : ",", k, v);
+    std::string verdict_list;
+    for (const auto& r : verdicts)
+      verdict_list += fmt::format("{}{{\"threshold\":\"{}\",\"value\":{},\"ok\":{}}}", verdict_list.empty() ? "" : ",",
+                                  json_escape(r.criterion.text), r.value ? fmt::format("{:.1f}", *r.value) : "null", r.ok);
     for (std::size_t i = 0; i < o.server_pids.size() && i < cpu_after.servers.size(); ++i)
       servers += fmt::format("{}{{\"pid\":{},\"cpu_seconds\":{:.3f}}}", servers.empty() ? "" : ",", o.server_pids[i],
                              cpu_after.servers[i] - cpu_before.servers[i]);
@@ -688,14 +749,14 @@ int run_loadtest(loadtest_options o) {
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
         "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
-        "\"interrupted\":{}}}\n",
+        "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate,
         duration_cast<nanoseconds>(o.send_window).count(), o.inflight, seconds,
         duration<double>(connect_time).count(), t.opened, t.failed, f, t.errors, t.sent, t.received,
         static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
         static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, pct(rtt),
         pct(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
-        interrupted.load() != 0);
+        verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = o.rate > 0 ? fmt::format("open loop at {} msgs/s, {}", o.rate,
                                                 o.send_window.count() ? "sent in " + format_duration(o.send_window) + " windows"
@@ -742,6 +803,8 @@ int run_loadtest(loadtest_options o) {
                  t.received ? cpu * 1e6 / static_cast<double>(t.received) : 0.0);
     }
     fmt::print("\n");
+    for (const auto& r : verdicts)
+      fmt::print("  threshold    {}  {} ({})\n", r.criterion.text, r.ok ? "ok" : "FAILED", show_value(r));
   }
   std::fflush(stdout);
 
@@ -751,6 +814,15 @@ int run_loadtest(loadtest_options o) {
       if (w->first_failure) return report_connect_failure(url, w->first_failure, w->first_report);
     diagnostics::fatal("no connection opened");
     return exit_unavailable;
+  }
+  std::string missed;
+  std::size_t missed_count = 0;
+  for (const auto& r : verdicts)
+    if (!r.ok) missed += fmt::format("{}{} ({})", missed_count++ ? ", " : "", r.criterion.text, show_value(r));
+  if (missed_count) {
+    diagnostics::fatal(missed_count == 1 ? fmt::format("threshold failed: {}", missed)
+                                         : fmt::format("{} thresholds failed: {}", missed_count, missed));
+    return exit_failure;
   }
   return exit_ok;
 }
@@ -783,6 +855,10 @@ subcommand register_loadtest(CLI::App& parent) {
   app->add_flag("--verify", o->verify, "Compare every echoed byte, not only the length and type");
   app->add_option("--server-pid", o->server_pids, "Also report this process's CPU time over the measurement")
       ->type_name("PID");
+  app->add_option("--threshold", o->thresholds,
+                  "Fail (exit 1) unless METRIC OP VALUE holds, e.g. 'p99<5ms', 'received/s>=50k', 'lost==0' "
+                  "(repeatable; metrics in wsl-loadtest(1))")
+      ->type_name("'METRIC OP VALUE'");
   app->add_flag("--json", o->json, "Print one JSON object instead of the summary");
   add_verbosity_options(*app, o->verbosity, o->quiet);
   app->footer(

@@ -115,9 +115,9 @@ class Peer:
         elif kind == "ws":
             self.argv = [NODE, os.path.join(HERE, "peer_ws.js"), mode, *options]
         elif kind == "wsl":
-            if mode != "echo" or options:
+            if mode != "echo":
                 raise ValueError("wsl echo only echoes")
-            self.argv = [WSL, "echo", "--host", "127.0.0.1", "--port", "0"]
+            self.argv = [WSL, "echo", "--host", "127.0.0.1", "--port", "0", *options]  # options of wsl echo
         else:
             raise ValueError(kind)
         self.kind = kind

@@ -150,6 +150,71 @@ class Echo(Figures):
                 self.assertEqual((r["errors"], r["failures"]), (0, {}), r)
 
 
+class Thresholds(Figures):
+    """--threshold METRIC OP VALUE: exit 1 when one is missed, each verdict in the summary and the JSON."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.peer = Peer(PEER).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.peer.__exit__()
+
+    def test_thresholds_that_hold_exit_0_with_the_values_they_compared(self):
+        held = [f"p99<{TIMEOUT}s", "p99.9<=1h", "max<1h", "handshake.max<1h", "lost==0", "opened==3", "failed==0",
+                "errors==0", "received/s>0", "sent>=1"]
+        options = [o for t in held for o in ("--threshold", t)]
+        r, done = self.run_json(self.peer.url, "-c", "3", "-d", "300ms", "-q", *options)
+        self.assert_all_echoed(r, 3, 32)
+        self.assertEqual([v["threshold"] for v in r["thresholds"]], held)
+        self.assertEqual([v["ok"] for v in r["thresholds"]], [True] * len(held))
+        value = {v["threshold"]: v["value"] for v in r["thresholds"]}
+        # Each verdict compared the figure the report shows, not another one.
+        self.assertEqual(value[held[0]], r["rtt_ns"]["p99"])
+        self.assertEqual(value["p99.9<=1h"], r["rtt_ns"]["p999"])
+        self.assertEqual(value["max<1h"], r["rtt_ns"]["max"])
+        self.assertEqual(value["handshake.max<1h"], r["handshake_ns"]["max"])
+        self.assertEqual((value["lost==0"], value["opened==3"], value["failed==0"], value["errors==0"]), (0, 3, 0, 0))
+        self.assertAlmostEqual(value["received/s>0"], r["received_per_second"], delta=0.1)
+        self.assertEqual(value["sent>=1"], r["sent"])
+        self.assertEqual(done.stderr, b"", "nothing on stderr when every threshold holds")
+
+    def test_a_missed_threshold_exits_1_and_says_which(self):
+        done = loadtest(self.peer.url, "-c", "2", "-d", "300ms", "-q", "--threshold", "p50 < 1us",
+                        "--threshold", "lost==0", "--threshold", "received/s>=1G")
+        self.assertEqual(done.returncode, 1, done.stderr)
+        out = done.stdout.decode()
+        p50 = re.search(r"\n  round trip   p50 ([\d.]+ [um]?s) ", out)
+        self.assertIsNotNone(p50, out)
+        rate = re.search(r"received \d+ \(([\d.]+k?)/s\)", out)
+        self.assertIsNotNone(rate, out)
+        # On loopback no round trip takes under a microsecond: the first threshold cannot hold.
+        self.assertIn(f"\n  threshold    p50<1us  FAILED ({p50[1]})\n", out)
+        self.assertIn("\n  threshold    lost==0  ok (0)\n", out)
+        self.assertIn(f"\n  threshold    received/s>=1G  FAILED ({rate[1]}/s)\n", out)
+        self.assertEqual(done.stderr.decode(), f"wsl loadtest: 2 thresholds failed: p50<1us ({p50[1]}), "
+                                               f"received/s>=1G ({rate[1]}/s)\n")
+
+    def test_failed_connections_can_fail_the_run(self):
+        # wsl echo takes 2 connections and answers the third 503: the run itself succeeds (exit 0)
+        # unless the user asked for no failures.
+        with Peer("wsl", "echo", "--max-connections", "2") as server:
+            r, _ = self.run_json(server.url, "-c", "3", "-d", "200ms", "--max-connecting", "1")
+            self.assertEqual((r["opened"], r["failed"], r["failures"]), (2, 1, {"HTTP 503": 1}), r)
+            done = loadtest(server.url, "-c", "3", "-d", "200ms", "--max-connecting", "1", "--json", "-q",
+                            "--threshold", "failed==0")
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["thresholds"], [{"threshold": "failed==0", "value": 1, "ok": False}])
+        self.assertEqual(done.stderr, b"wsl loadtest: threshold failed: failed==0 (1)\n")
+
+    def test_nothing_measured_fails_a_threshold_but_the_connect_failure_decides_the_status(self):
+        port = unused_port()
+        done = loadtest(f"ws://127.0.0.1:{port}/", "-c", "1", "-d", "200ms", "--json", "--threshold", "p99<1h")
+        self.assertEqual(done.returncode, 69, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["thresholds"], [{"threshold": "p99<1h", "value": None, "ok": False}])
+
+
 class Stall(Figures):
     """Open loop against a server that stops reading: round trips count from when messages were due."""
 
@@ -203,7 +268,8 @@ class Server(Figures):
         self.assertEqual(sum(r["failures"].values()), 2)
 
     def test_usage_errors(self):
-        for args in (["-c", "x"], ["-d", "soon"], ["--send-window", "soon"], ["--threads", "0"], ["--bogus"], []):
+        for args in (["-c", "x"], ["-d", "soon"], ["--send-window", "soon"], ["--threads", "0"], ["--bogus"], [],
+                     ["--threshold", "p99=5ms"], ["--threshold", "p98<5ms"], ["--threshold", "lost<=ten"]):
             with self.subTest(args=args):
                 done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
                 self.assertEqual(done.returncode, 64, done.stderr)
