@@ -322,20 +322,20 @@ std::string finish_http_options(http_options& o) {
   return {};
 }
 
-negotiation_hook make_http_hook(const http_options& given, negotiation_hook inner) {
-  if (given.origins.empty() && given.headers.empty() && given.subprotocols.empty() && given.static_dir.empty())
-    return inner;
-  struct parsed_header {
-    std::string name, value;
-  };
-  std::vector<parsed_header> extra;
-  for (const auto& h : given.headers) {
+http_headers response_headers_of(const http_options& o) {
+  http_headers out;
+  for (const auto& h : o.headers) {
     const auto colon = h.find(':');
     auto value = std::string_view(h).substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    extra.push_back({h.substr(0, colon), std::string(value)});
+    out.add(h.substr(0, colon), std::string(value));
   }
-  return [o = given, extra = std::move(extra), inner = std::move(inner)](const http_request& req, http_response& res) {
+  return out;
+}
+
+negotiation_hook make_http_hook(const http_options& given, negotiation_hook inner) {
+  if (given.origins.empty() && given.subprotocols.empty() && given.static_dir.empty()) return inner;
+  return [o = given, inner = std::move(inner)](const http_request& req, http_response& res) {
     if (!req.is_websocket_upgrade()) {
       if (!o.static_dir.empty()) serve_static(o, req, res);
     } else if (const auto origin = req.headers.get("Origin");
@@ -353,7 +353,6 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
           }
       }
     }
-    for (const auto& h : extra) res.headers.add(h.name, h.value);
   };
 }
 

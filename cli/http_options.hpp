@@ -36,9 +36,13 @@ void add_http_options(CLI::App& app, http_options& o);
 std::string finish_http_options(http_options& o);
 
 // The hook that applies the options: for an upgrade request the Origin check, then `inner` (the
-// subcommand's own say, may be empty), then the subprotocol; for a plain request, --static; the
-// --header fields go on every response. Static files served and refused are logged at -v.
+// subcommand's own say, may be empty), then the subprotocol; for a plain request, --static. Static
+// files served and refused are logged at -v.
 negotiation_hook make_http_hook(const http_options& o, negotiation_hook inner);
+
+// The --header fields, for listener_options::response_headers: the library adds them to every
+// response, its own refusals (400, 426, 431, 503) included, which a hook never sees.
+http_headers response_headers_of(const http_options& o);
 
 // True when `origin` (an Origin header value) matches one of the patterns. A pattern with "://"
 // is matched against the whole origin ("https://*.example.com"); one without it against the host

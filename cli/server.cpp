@@ -218,6 +218,7 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_usage;
   }
   o.listener.hook = make_http_hook(o.http, std::move(o.listener.hook));
+  o.listener.response_headers = response_headers_of(o.http);
   o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation)](const negotiation_record& r) {
     log_refused(r);
     if (then) then(r);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -752,4 +753,86 @@ BOOST_AUTO_TEST_CASE(a_request_without_cookies_has_none) {
   wsl::http_request req;
   BOOST_TEST(req.cookies().empty());
   BOOST_TEST(!req.cookie("session"));
+}
+
+// ------------------------------------------------------------------------------------------------
+// listener_options::response_headers
+
+BOOST_AUTO_TEST_CASE(response_headers_go_on_the_101_and_on_every_refusal) {
+  wsl::listener_options options;
+  options.max_handshake_size = 1024;
+  options.response_headers.add("X-Frame-Options", "DENY");
+  options.response_headers.add("Strict-Transport-Security", "max-age=60");
+  auto expect_ours = [](const http_reply& reply) {
+    BOOST_TEST(reply.all("X-Frame-Options") == std::vector<std::string>{"DENY"});
+    BOOST_TEST(reply.all("Strict-Transport-Security") == std::vector<std::string>{"max-age=60"});
+  };
+  BOOST_TEST_CONTEXT("101") {
+    negotiation n(options);
+    n.send(request_builder().str());
+    BOOST_TEST(!n.finish().ec);
+    BOOST_TEST(n.reply.status == 101);
+    expect_ours(n.reply);
+  }
+  // The refusals the library decides itself, before and after the request could be parsed.
+  BOOST_TEST_CONTEXT("400 bad request") {
+    expect_ours(expect_refusal(request_builder().line("GET /chat HTTP/1.0").str(), 400, options));
+  }
+  BOOST_TEST_CONTEXT("400 malformed head") { expect_ours(expect_refusal("GET / HTTP/1.1\r\n\x01\r\n\r\n", 400, options)); }
+  BOOST_TEST_CONTEXT("400 bare LF") { expect_ours(expect_refusal("GET / HTTP/1.1\nHost: a\n\n", 400, options)); }
+  BOOST_TEST_CONTEXT("426 version") {
+    expect_ours(expect_refusal(request_builder().set("Sec-WebSocket-Version", "8").str(), 426, options));
+  }
+  BOOST_TEST_CONTEXT("426 plain GET") {
+    expect_ours(expect_refusal("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 426, options));
+  }
+  BOOST_TEST_CONTEXT("431") {
+    expect_ours(expect_refusal(request_builder().add("X-Filler", std::string(1100, 'f')).str(), 431, options));
+  }
+  BOOST_TEST_CONTEXT("503") {
+    auto busy = options;
+    busy.budget = std::make_shared<wsl::connection_budget>(1);
+    BOOST_REQUIRE(busy.budget->try_acquire());
+    expect_ours(expect_refusal(request_builder().str(), 503, busy));
+  }
+  BOOST_TEST_CONTEXT("the hook's refusal, after the hook's own fields") {
+    auto hooked = options;
+    hooked.hook = [](const wsl::http_request&, wsl::http_response& res) {
+      res.headers.add("X-Why", "members only");
+      res.reject(403, "no\n");
+    };
+    const auto reply = expect_refusal(request_builder().str(), 403, hooked);
+    expect_ours(reply);
+    BOOST_TEST(reply.get("X-Why").value_or("") == "members only");
+    auto position = [&](std::string_view name) {
+      return std::find_if(reply.headers.begin(), reply.headers.end(), [&](const auto& f) { return f.first == name; }) -
+             reply.headers.begin();
+    };
+    BOOST_TEST(position("X-Why") < position("X-Frame-Options"));
+  }
+  BOOST_TEST_CONTEXT("500 for a hook that wrote a line break") {
+    auto broken = options;
+    broken.hook = [](const wsl::http_request&, wsl::http_response& res) { res.headers.add("X-Bad", "a\r\nb: c"); };
+    const auto reply = expect_refusal(request_builder().str(), 500, broken);
+    expect_ours(reply);
+    BOOST_TEST(!reply.get("X-Bad"));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(response_headers_that_could_split_the_response_are_invalid) {
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"X-A", "a\r\nSet-Cookie: x=1"}, {"X-A", "a\nb"}, {"X-A", std::string("a\0b", 3)}, {"X-A\r\nB", "1"},
+           {"X-A: b", "1"}, {"", "1"}}) {
+    BOOST_TEST_CONTEXT("'" << name << "': '" << value << "'") {
+      wsl::listener_options options;
+      options.response_headers.add(name, value);
+      BOOST_TEST(options.validate() == wsl::error::invalid_option);
+      negotiation n(options);  // accept_websocket() refuses to start with them
+      BOOST_TEST(n.finish().ec == wsl::error::invalid_option);
+      BOOST_TEST(n.raw.empty());
+    }
+  }
+  wsl::listener_options fine;
+  fine.response_headers.add("X-A", "any value: even with colons, and \t tabs");
+  BOOST_TEST(!fine.validate());
 }

@@ -94,6 +94,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     // A 426 names the protocol in Upgrade, and whoever sends Upgrade lists "upgrade" in Connection
     // (RFC 7230 section 6.7), so that no intermediary forwards it.
     res.headers.add("Connection", res.status == 426 ? "upgrade, close" : "close");
+    for (const auto& f : opts.response_headers) res.headers.add(f.name, f.value);
     report.status = res.status;
     const auto text = serialize_response(res);
     const asio::const_buffer buf = asio::buffer(text);
@@ -261,6 +262,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     co_return websocket{};
   }
   if (!res.subprotocol.empty()) res.headers.add("Sec-WebSocket-Protocol", res.subprotocol);
+  for (const auto& f : opts.response_headers) res.headers.add(f.name, f.value);
 
   // 4. Switch protocols.
   const auto text = serialize_response(res);

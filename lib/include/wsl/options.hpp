@@ -117,6 +117,10 @@ struct listener_options {
   int backlog = 1024;
   // Runs during each negotiation; see http.hpp.
   negotiation_hook hook;
+  // Header fields added to every response the listener writes, after the hook's: the 101, the
+  // hook's refusals, and the ones the library decides itself (400, 426, 431, 503) alike. Security
+  // or CORS policy headers, say. No CR, LF or NUL, no ':' in a name (validate()).
+  http_headers response_headers;
   // Negotiation failures and other events worth telling; nullptr = silent.
   log_function log;
   // Called after every negotiation, successful or not (an access log); nullptr = none.

@@ -87,6 +87,16 @@ class Headers(unittest.TestCase):
                                                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
                                                             "Origin: http://elsewhere"])
                 self.assertEqual((refused.status, refused.header("X-Served-By")), (403, "wsl test"))
+                # The refusals the library decides itself, which no hook sees, carry them too.
+                upgrade = ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13"]
+                for extra, status in ((upgrade + ["Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                                                  "Sec-WebSocket-Version: 8"], 426),
+                                      (upgrade + ["Sec-WebSocket-Key: short"], 400),
+                                      (["X-Filler: " + "f" * 20000], 431)):
+                    with self.subTest(status=status):
+                        library = raw_get(server.port, "/", extra=extra)
+                        self.assertEqual((library.status, library.header("X-Served-By"),
+                                          library.header("Cache-Control")), (status, "wsl test", "no-store"))
 
 
 class Static(unittest.TestCase):
