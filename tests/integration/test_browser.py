@@ -4,17 +4,20 @@
 (chromium.py). One browser for the whole run, a fresh tab per test.
 
 - Echo: text (ASCII, multi-byte, empty, 140 KB), binary (0 B to 1 MiB of random bytes, a Blob) echoed
-  byte-exact, 1000 messages in order, the close code echoed back, 1009 for a message over
-  --max-message-size (just over it and far over it) while a message of exactly the limit passes.
+  byte-exact, 1000 messages in order, the close code echoed back (1000 for a close without one), 1009
+  for a message over --max-message-size (just over it and far over it) while one of exactly the limit
+  passes.
 - Deflate: Chrome's offer against `wsl echo --deflate` (ws.extensions, exact round trips of compressible
   and random data, and the bytes on the wire from wsl's access log, so both directions really
   compressed); without --deflate no extension and nothing compressed.
 - wss://: a certificate from a test CA, trusted by its key's hash alone (--ignore-certificate-errors-spki-
   list), round trips with compression; a certificate with another key is refused.
-- Subprotocols: wsl's choice reaches ws.protocol.
+- Subprotocols: wsl's choice (in its order of preference) reaches ws.protocol; an offer wsl does not
+  take is accepted without a subprotocol, which the browser fails (1006).
 - Origin: pages served by `wsl serve --static`, so the browser sends its real Origin; --origin lets it
-  through (the command sees HTTP_ORIGIN) or refuses it (403, the browser sees 1006) while others are
-  still served; `serve --pipe`: a stdin line reaches the page, the page's message reaches stdout.
+  through (the command sees HTTP_ORIGIN, and the extension offer) or refuses it (403, the browser sees
+  1006) while others are still served; `serve --pipe`: stdin lines reach the page (a non-UTF-8 one as
+  binary), the page's messages reach stdout, the end of stdin closes with 1000 and wsl exits 0.
 
     WSL_BIN=build/release/cli/wsl WSL_TEST_CHROMIUM=/usr/bin/chromium /usr/bin/python3 \
       tests/integration/test_browser.py -v Echo.test_binary_messages
