@@ -38,6 +38,16 @@ class deadline {
       if (s->action) s->action();
     });
   }
+  // Takes the action now, as if the time had run out (the listener stops, say).
+  void expire_now() {
+    if (state_->done || state_->expired) return;
+    state_->expired = true;
+    try {
+      timer_.cancel();
+    } catch (...) {
+    }
+    if (state_->action) state_->action();
+  }
   // Replaces what happens on expiry.
   void on_expiry(std::function<void()> action) { state_->action = std::move(action); }
   bool expired() const noexcept { return state_->expired; }

@@ -64,11 +64,28 @@ void plain_body(http_response& res, int status, std::string_view text) {
 
 asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
                                             std::shared_ptr<connection_budget> budget, handshake_report& report,
-                                            std::error_code& ec) {
+                                            std::error_code& ec, handshake_control* control) {
   ec = {};
   report = {};
   report.remote = stream->remote_endpoint();
   deadline timeout(stream->get_executor(), opts.handshake_timeout, [t = stream.get()] { t->close(); });
+  bool aborted = false;
+  // Every way out of here (co_return) passes through this: the listener never calls into a finished
+  // negotiation, and one it ended before any answer went out fails as stopped, not timed out.
+  struct control_guard {
+    handshake_control* control;
+    const bool& aborted;
+    const handshake_report& report;
+    std::error_code& ec;
+    ~control_guard() {
+      if (control) control->abort = nullptr;
+      if (aborted && ec && report.status == 0) ec = error::listener_stopped;
+    }
+  } guard{control, aborted, report, ec};
+  if (control) control->abort = [&timeout, &aborted] {
+    aborted = true;
+    timeout.expire_now();
+  };
   if (opts.transport_extension) {
     // TLS, say: the wrapped stream replaces the socket; the deadline covers its handshake too.
     stream = opts.transport_extension->wrap(std::move(stream), role::server, {}, ec);

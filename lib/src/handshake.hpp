@@ -6,6 +6,7 @@
 
 #include <asio/awaitable.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,8 +21,15 @@ struct handshake_report {
   std::size_t bytes_sent = 0;
 };
 
+// Lets the listener end a negotiation in progress when it stops: abort() closes the stream, and the
+// negotiation fails with error::listener_stopped. Set by server_handshake() while it runs.
+struct handshake_control {
+  std::function<void()> abort;
+};
+
+// `control` may be null.
 asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
                                             std::shared_ptr<connection_budget> budget, handshake_report& report,
-                                            std::error_code& ec);
+                                            std::error_code& ec, handshake_control* control);
 
 }  // namespace wsl::detail

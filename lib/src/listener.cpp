@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <deque>
+#include <list>
 
 namespace wsl {
 namespace detail {
@@ -27,6 +28,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   asio::ip::tcp::acceptor acceptor;
   std::shared_ptr<connection_budget> budget;
   std::deque<websocket> ready;
+  std::list<handshake_control> in_progress;  // negotiations running, which stop() ends
   std::size_t negotiating = 0;
   std::size_t waiters = 0;
   bool running = false;
@@ -84,7 +86,11 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
     std::error_code ec;
     handshake_report report;
     const auto started = clock::now();
-    auto ws = co_await server_handshake(make_tcp_transport(std::move(socket)), self->opts, self->budget, report, ec);
+    self->in_progress.emplace_front();
+    const auto control = self->in_progress.begin();
+    auto ws = co_await server_handshake(make_tcp_transport(std::move(socket)), self->opts, self->budget, report, ec,
+                                        &*control);
+    self->in_progress.erase(control);
     --self->negotiating;
     if (self->opts.on_negotiation) {
       try {
@@ -97,7 +103,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
       const auto peer = report.remote.address().is_v6()
                             ? fmt::format("[{}]:{}", report.remote.address().to_string(), report.remote.port())
                             : fmt::format("{}:{}", report.remote.address().to_string(), report.remote.port());
-      const auto level = ec == error::not_upgrade ? log_level::info : log_level::warning;
+      const auto level = ec == error::not_upgrade || ec == error::listener_stopped ? log_level::info : log_level::warning;
       if (report.status != 0 && !report.method.empty())
         self->log(level, fmt::format("{} {} {}: {} ({})", peer, report.method, report.target, report.status, ec.message()));
       else if (report.status != 0)
@@ -150,6 +156,11 @@ void listener::stop() noexcept {
   std::error_code ignored;
   s.acceptor.close(ignored);
   s.ready.clear();
+  // A client that connected but never finished its request (a browser's spare connection, say)
+  // would otherwise hold its negotiation, and whoever waits for the listener's connections to end,
+  // until handshake_timeout.
+  for (auto& negotiation : s.in_progress)
+    if (negotiation.abort) negotiation.abort();
   s.notify();
 }
 
@@ -192,7 +203,7 @@ asio::awaitable<websocket> accept_websocket(std::unique_ptr<transport> stream, c
     co_return websocket{};
   }
   detail::handshake_report report;
-  auto ws = co_await detail::server_handshake(std::move(stream), options, options.budget, report, ec);
+  auto ws = co_await detail::server_handshake(std::move(stream), options, options.budget, report, ec, nullptr);
   if (!ec) ws.impl()->start();
   co_return ws;
 }

@@ -371,10 +371,10 @@ class PageOrigin(BrowserTest):
             self.assertIsNone(server.proc.poll(), server.stderr.text())
 
     def test_serve_pipe_between_stdin_stdout_and_the_page(self):
-        # Chrome may open a spare connection to the page's server that never sends a request, and at
-        # the end of stdin wsl serve waits for it until --handshake-timeout before it exits: keep
-        # that short (the default 10 s is as long as our wait for the exit).
-        with Serve("--static", self.static, "--pipe", "--origin", "127.0.0.1", "--handshake-timeout", "2s") as server:
+        # Chrome may open a spare connection to the page's server that never sends a request. At the
+        # end of stdin wsl ends such a negotiation at once: it must not wait out --handshake-timeout
+        # (longer here than our wait for the exit) before it exits.
+        with Serve("--static", self.static, "--pipe", "--origin", "127.0.0.1", "--handshake-timeout", "60s") as server:
             self.load_page(server)
             self.page.evaluate("window.peer = new Peer(`ws://${location.host}/`); await window.peer.expect('open');")
             server.send("from stdin ✓\n".encode() + b"\xff\xfe not UTF-8\n")

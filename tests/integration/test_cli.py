@@ -52,6 +52,21 @@ class Sigint(unittest.TestCase):
             self.assertEqual(server.wait(5 * TIME_SCALE), EXIT_INTERRUPTED)  # we never answer the Close
             self.assertGreater(time.monotonic() - started, 0.5, "did not wait for the client's Close")
 
+    def test_sigint_does_not_wait_for_a_connection_that_never_sent_its_request(self):
+        # A browser's spare connection, say. The kernel hands connections to accept() in order, so
+        # once the second client is echoed, the first one's negotiation is running; stop must end
+        # it rather than wait out --handshake-timeout.
+        with Server("--handshake-timeout", "60s") as server, RawClient(server.port) as idle, \
+                open_client(server.port) as client:
+            echo_once(client)
+            started = time.monotonic()
+            server.signal(signal.SIGINT)
+            self.assertEqual(client.expect_close().close_code, 1001)
+            client.send_frame(OP_CLOSE, close_payload(1001))
+            self.assertEqual(server.wait(5 * TIME_SCALE), EXIT_INTERRUPTED)
+            self.assertLess(time.monotonic() - started, 5 * TIME_SCALE)
+            self.assertEqual(idle.wait_eof(), b"", "the unfinished negotiation ends without an answer")
+
     def test_second_sigint_exits_at_once(self):
         with Server("--close-timeout", "60s") as server, open_client(server.port) as client:
             echo_once(client)

@@ -62,7 +62,7 @@ enum class error {
   message_abandoned,      // a message_writer was destroyed or failed mid-message
   not_open,               // an operation on a websocket that is not open
   aborted,                // abort() dropped the connection
-  listener_stopped,       // accept() on a stopped listener
+  listener_stopped,       // accept() on a stopped listener; a negotiation its stop() ended
   invalid_option,         // an options struct failed validate()
 };
 

@@ -38,7 +38,10 @@ class listener {
 
   // Binds and listens, then negotiates in the background. Validates the options first.
   std::error_code start(const asio::ip::tcp::endpoint& endpoint);
-  // Stops accepting; accept() ends with error::listener_stopped. Open websockets are untouched.
+  // Stops accepting; accept() ends with error::listener_stopped. Negotiations in progress end at
+  // once (those still reading the request fail with error::listener_stopped; an answer already
+  // sent stands), and negotiated websockets not yet accept()ed are dropped. Websockets accept()
+  // returned are untouched.
   void stop() noexcept;
   bool is_running() const noexcept;
   // The bound endpoint (with the real port when started on port 0).
