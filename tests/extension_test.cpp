@@ -17,6 +17,7 @@
 #include "run_coroutine.hpp"
 #include "test_printing.hpp"
 #include "wire_frames.hpp"
+#include "zlib_peer.hpp"
 
 #include <asio/this_coro.hpp>
 #include <zlib.h>
@@ -137,72 +138,16 @@ std::string xored(std::string s, std::uint8_t key) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// zlib, as an independent peer: raw deflate without the 00 00 ff ff tail (RFC 7692 section 7.2.1).
+// zlib, as an independent peer (zlib_peer.hpp)
 
-constexpr std::string_view sync_tail("\x00\x00\xff\xff", 4);
-
-class deflater {
- public:
-  explicit deflater(int window_bits = 15, int strategy = Z_DEFAULT_STRATEGY) {
-    BOOST_REQUIRE(deflateInit2(&z_, 6, Z_DEFLATED, -window_bits, 8, strategy) == Z_OK);
-  }
-  ~deflater() { deflateEnd(&z_); }
-  deflater(const deflater&) = delete;
-  deflater& operator=(const deflater&) = delete;
-
-  // One message's payload, flushed, with the tail removed.
-  std::string message(std::string_view data) {
-    std::string out;
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    z_.avail_in = static_cast<uInt>(data.size());
-    char buffer[16384];
-    do {
-      z_.next_out = reinterpret_cast<Bytef*>(buffer);
-      z_.avail_out = sizeof buffer;
-      const int rc = deflate(&z_, Z_SYNC_FLUSH);
-      BOOST_REQUIRE(rc == Z_OK || rc == Z_BUF_ERROR);
-      out.append(buffer, sizeof buffer - z_.avail_out);
-    } while (z_.avail_out == 0);
-    BOOST_REQUIRE(out.size() >= 4 && out.substr(out.size() - 4) == sync_tail);
-    out.resize(out.size() - 4);
-    return out;
-  }
-
- private:
-  z_stream z_{};
-};
-
-// Inflates messages one at a time with a window of `window_bits`, keeping the context between
-// them. A message that refers further back than the window fails (zlib checks distances that reach
-// into earlier calls' output against the window).
-class inflater {
- public:
-  explicit inflater(int window_bits = 15) { BOOST_REQUIRE(inflateInit2(&z_, -window_bits) == Z_OK); }
-  ~inflater() { inflateEnd(&z_); }
-  inflater(const inflater&) = delete;
-  inflater& operator=(const inflater&) = delete;
-
-  // The message, or nullopt when zlib finds the data corrupt.
-  std::optional<std::string> message(std::string payload) {
-    payload += sync_tail;
-    std::string out;
-    z_.next_in = reinterpret_cast<Bytef*>(payload.data());
-    z_.avail_in = static_cast<uInt>(payload.size());
-    char buffer[16384];
-    while (z_.avail_in != 0) {
-      z_.next_out = reinterpret_cast<Bytef*>(buffer);
-      z_.avail_out = sizeof buffer;
-      const int rc = inflate(&z_, Z_SYNC_FLUSH);
-      if (rc != Z_OK && rc != Z_BUF_ERROR) return std::nullopt;
-      out.append(buffer, sizeof buffer - z_.avail_out);
-      if (rc == Z_BUF_ERROR && z_.avail_out != 0) break;
-    }
-    return out;
-  }
-
- private:
-  z_stream z_{};
-};
+// One message as zlib deflates it for the frames, the 00 00 ff ff tail removed: a sync flush must
+// have ended with that tail (RFC 7692 section 7.2.1), or the test's own peer is not what it claims.
+std::string deflated(zlib_deflater& d, std::string_view data) {
+  auto out = d.sync_flush(data);
+  BOOST_REQUIRE(ends_with_sync_tail(out));
+  out.resize(out.size() - 4);
+  return out;
+}
 
 std::string random_bytes(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
@@ -547,8 +492,8 @@ BOOST_AUTO_TEST_CASE(a_message_larger_than_the_read_buffer_is_inflated_in_pieces
   negotiated n(server_options({deflate_with()}, options), {"permessage-deflate"});
   BOOST_REQUIRE(n.extensions.value_or("(none)") == "permessage-deflate");
   const auto message = words(1 << 20);
-  deflater d;
-  const auto compressed = d.message(message);
+  zlib_deflater d;
+  const auto compressed = deflated(d, message);
   BOOST_TEST_MESSAGE("1 MiB compressed to " << compressed.size() << " bytes");
   const auto frame = client_frame(op::text, compressed, true, rsv1);
   const auto half = frame.size() / 2;
@@ -575,8 +520,8 @@ BOOST_AUTO_TEST_CASE(a_decompression_bomb_fails_with_1009_after_at_most_max_mess
   auto options = quiet_options();
   options.max_message_size = 1 << 20;
   negotiated n(server_options({deflate_with()}, options), {"permessage-deflate"});
-  deflater d(15);
-  const auto bomb = d.message(std::string(16 << 20, '\0'));  // 16 MiB of zeros
+  zlib_deflater d(15);
+  const auto bomb = deflated(d, std::string(16 << 20, '\0'));  // 16 MiB of zeros
   BOOST_TEST_MESSAGE("16 MiB compressed to " << bomb.size() << " bytes");
   BOOST_REQUIRE(bomb.size() < options.max_message_size);  // small as it travels
 
@@ -613,7 +558,7 @@ BOOST_AUTO_TEST_CASE(messages_under_the_threshold_go_uncompressed) {
   wsl::deflate_options o;
   o.threshold = 64;
   negotiated n(server_options({deflate_with(o)}), {"permessage-deflate"});
-  inflater in;
+  zlib_inflater in;
   for (std::size_t size : {0u, 10u, 63u, 64u, 1000u}) {
     BOOST_TEST_CONTEXT(size << " bytes") {
       const auto message = words(size);
@@ -638,7 +583,7 @@ BOOST_AUTO_TEST_CASE(an_empty_compressed_message_keeps_the_stream_valid) {
   wsl::deflate_options o;
   o.threshold = 0;
   negotiated n(server_options({deflate_with(o)}), {"permessage-deflate"});
-  inflater in;
+  zlib_inflater in;
   for (const std::string& message : {words(100), std::string(), words(100), std::string(), std::string()}) {
     BOOST_TEST_CONTEXT(message.size() << " bytes") {
       BOOST_TEST(!run(n.ctx, write_whole_message(n.ws, wsl::message_type::text, message)));
@@ -655,7 +600,7 @@ BOOST_AUTO_TEST_CASE(an_empty_streamed_message_keeps_the_stream_valid) {
   // A message_writer finished without data: its size is known (0) when its first part is its last,
   // so the threshold applies and it goes uncompressed; the compressed stream around it stays in step.
   negotiated n(server_options({deflate_with()}), {"permessage-deflate"});
-  inflater in;
+  zlib_inflater in;
   BOOST_TEST(!run(n.ctx, write_whole_message(n.ws, wsl::message_type::text, words(100))));
   BOOST_TEST(in.message(n.received_message()[0].payload).value_or("(corrupt)") == words(100));
   for (int i = 0; i < 2; ++i) {
@@ -680,7 +625,7 @@ BOOST_AUTO_TEST_CASE(window_8_round_trip) {
              "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8");
   // Out: the server compresses with a window of 256 bytes. Inflating with exactly that window fails
   // on any match reaching further back into an earlier message (the repeat of `block` would).
-  inflater in(8);
+  zlib_inflater in(8);
   const auto block = random_bytes(1000, 1);
   const std::string messages[] = {block, block, words(5000), std::string(3000, 'z')};
   std::size_t compressed = 0, plain = 0;
@@ -694,10 +639,10 @@ BOOST_AUTO_TEST_CASE(window_8_round_trip) {
   }
   BOOST_TEST(compressed < plain);  // run lengths still shrink
   // In: zlib cannot make a 256-byte window; run-length matches (distance 1) fit in one.
-  deflater d(9, Z_RLE);
+  zlib_deflater d(9, 6, Z_RLE);
   for (const auto& message : messages) {
     auto reading = n.spawn(read_whole_message(n.ws));
-    n.send(client_frame(op::binary, d.message(message), true, rsv1));
+    n.send(client_frame(op::binary, deflated(d, message), true, rsv1));
     BOOST_REQUIRE(reading.done());
     BOOST_TEST(!reading.get().ec);
     BOOST_TEST((reading.get().data == message));
@@ -708,8 +653,8 @@ BOOST_AUTO_TEST_CASE(context_takeover_spans_messages_both_ways) {
   negotiated n(server_options({deflate_with()}), {"permessage-deflate"});
   const auto block = random_bytes(6000, 2);
   // In: the second message is a back-reference into the first.
-  deflater d;
-  const auto first = d.message(block), second = d.message(block);
+  zlib_deflater d;
+  const auto first = deflated(d, block), second = deflated(d, block);
   BOOST_TEST(second.size() < 100u);
   for (const auto* payload : {&first, &second}) {
     auto reading = n.spawn(read_whole_message(n.ws));
@@ -719,7 +664,7 @@ BOOST_AUTO_TEST_CASE(context_takeover_spans_messages_both_ways) {
     BOOST_TEST((reading.get().data == block));
   }
   // Out: likewise.
-  inflater in;
+  zlib_inflater in;
   std::vector<std::size_t> sizes;
   for (int i = 0; i < 2; ++i) {
     BOOST_TEST(!run(n.ctx, write_whole_message(n.ws, wsl::message_type::binary, block)));
@@ -738,9 +683,9 @@ BOOST_AUTO_TEST_CASE(a_compressed_message_counts_against_max_message_size_by_its
   auto options = quiet_options();
   options.max_message_size = 1000;
   negotiated n(server_options({deflate_with()}, options), {"permessage-deflate"});
-  deflater d;
+  zlib_deflater d;
   const auto message = random_bytes(1000, 7);
-  const auto compressed = d.message(message);
+  const auto compressed = deflated(d, message);
   BOOST_REQUIRE(compressed.size() > options.max_message_size);
   auto reading = n.spawn(read_whole_message(n.ws));
   n.send(client_frame(op::binary, compressed.substr(0, 600), false, rsv1) +
@@ -750,6 +695,6 @@ BOOST_AUTO_TEST_CASE(a_compressed_message_counts_against_max_message_size_by_its
   BOOST_TEST((reading.get().data == message));
 
   auto too_large = n.spawn(read_whole_message(n.ws));
-  n.send(client_frame(op::binary, d.message(random_bytes(1001, 8)), true, rsv1));
+  n.send(client_frame(op::binary, deflated(d, random_bytes(1001, 8)), true, rsv1));
   expect_failed(n, too_large, 1009, wsl::error::message_too_large);
 }

@@ -33,6 +33,7 @@
 #include "property.hpp"
 #include "random_choice.hpp"
 #include "test_printing.hpp"
+#include "zlib_peer.hpp"
 
 #include <zlib.h>
 
@@ -107,93 +108,6 @@ std::size_t random_piece_size(rng_type& r) {
   if (roll < 92) return between(r, 301, 4096);
   return between(r, 4097, 40000);
 }
-
-// ------------------------------------------------------------------------------------------------
-// zlib as the test's peer: raw deflate without the 00 00 ff ff tail (RFC 7692 section 7.2.1)
-
-constexpr std::string_view sync_tail("\x00\x00\xff\xff", 4);
-
-class zlib_deflater {
- public:
-  // A window of 8 bits cannot be had from zlib: run-length matches (distance 1) fit in any window.
-  zlib_deflater(int window_bits, int level, int strategy) {
-    const bool tiny = window_bits < 9;
-    BOOST_REQUIRE(deflateInit2(&z_, level, Z_DEFLATED, -std::max(window_bits, 9), 8, tiny ? Z_RLE : strategy) == Z_OK);
-  }
-  ~zlib_deflater() { deflateEnd(&z_); }
-  zlib_deflater(const zlib_deflater&) = delete;
-  zlib_deflater& operator=(const zlib_deflater&) = delete;
-
-  void reset() { deflateReset(&z_); }
-
-  // One message, flushed, the tail removed; an empty result becomes the one octet 00 that RFC 7692
-  // section 7.2.3.6 sends for an empty message (zlib writes nothing right after a flush).
-  std::string message(std::string_view data) {
-    std::string out;
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    z_.avail_in = static_cast<uInt>(data.size());
-    char buffer[16384];
-    do {
-      z_.next_out = reinterpret_cast<Bytef*>(buffer);
-      z_.avail_out = sizeof buffer;
-      const int rc = deflate(&z_, Z_SYNC_FLUSH);
-      BOOST_REQUIRE(rc == Z_OK || rc == Z_BUF_ERROR);
-      out.append(buffer, sizeof buffer - z_.avail_out);
-    } while (z_.avail_out == 0 || z_.avail_in != 0);
-    if (out.size() >= 4 && out.substr(out.size() - 4) == sync_tail) out.resize(out.size() - 4);
-    if (out.empty()) out = std::string(1, '\0');
-    return out;
-  }
-
- private:
-  z_stream z_{};
-};
-
-class zlib_inflater {
- public:
-  explicit zlib_inflater(int window_bits) { BOOST_REQUIRE(inflateInit2(&z_, -window_bits) == Z_OK); }
-  zlib_inflater(const zlib_inflater& other) {
-    BOOST_REQUIRE(inflateCopy(&z_, const_cast<z_stream*>(&other.z_)) == Z_OK);
-  }
-  ~zlib_inflater() { inflateEnd(&z_); }
-  zlib_inflater& operator=(const zlib_inflater&) = delete;
-
-  void reset() { inflateReset(&z_); }
-
-  // One message, or nullopt when zlib finds the data corrupt. Stops at `limit` bytes of output. A
-  // block with BFINAL set ends the deflate stream and what follows starts a new one (RFC 7692
-  // section 7.2.3.4 lets a sender do so; a corruption may make one).
-  // With `before_error`: how many bytes it inflated to before zlib found it corrupt.
-  std::optional<std::string> message(std::string payload, std::size_t limit = SIZE_MAX,
-                                     std::size_t* before_error = nullptr) {
-    payload += sync_tail;
-    std::string out;
-    z_.next_in = reinterpret_cast<Bytef*>(payload.data());
-    z_.avail_in = static_cast<uInt>(payload.size());
-    char buffer[16384];
-    for (;;) {
-      z_.next_out = reinterpret_cast<Bytef*>(buffer);
-      z_.avail_out = sizeof buffer;
-      int rc = inflate(&z_, Z_SYNC_FLUSH);
-      if (rc == Z_STREAM_END) {
-        inflateReset(&z_);
-        rc = Z_OK;
-      }
-      if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        if (before_error) *before_error = out.size() + sizeof buffer - z_.avail_out;
-        return std::nullopt;
-      }
-      out.append(buffer, sizeof buffer - z_.avail_out);
-      if (out.size() > limit) return out;
-      if (z_.avail_in == 0 && z_.avail_out != 0) break;
-      if (rc == Z_BUF_ERROR) break;
-    }
-    return out;
-  }
-
- private:
-  z_stream z_{};
-};
 
 // ------------------------------------------------------------------------------------------------
 // permessage-deflate negotiated with random parameters, as the test understands the agreement
@@ -799,7 +713,7 @@ void run_flow(std::uint64_t seed, const flow_config& cfg, flow_coverage& cov) {
       static constexpr int strategies[] = {Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY, Z_RLE};
       deflater =
           std::make_unique<zlib_deflater>(h.deal.peer_window, static_cast<int>(between(r, 1, 9)), pick(r, strategies));
-      shadow = std::make_unique<zlib_inflater>(15);
+      shadow = std::make_unique<zlib_inflater>(15, final_block::starts_new_stream);
       if (h.deal.ws_no_takeover) ++cov.fresh_contexts;
       if (h.deal.ws_window < 15 || h.deal.peer_window < 15) ++cov.small_windows;
     }
@@ -880,7 +794,7 @@ void run_flow(std::uint64_t seed, const flow_config& cfg, flow_coverage& cov) {
     check.client = client;
     check.plan = plan.get();
     if (cfg.deflate) {
-      check.inflater = std::make_unique<zlib_inflater>(h.deal.ws_window);
+      check.inflater = std::make_unique<zlib_inflater>(h.deal.ws_window, final_block::starts_new_stream);
       check.fresh_context = h.deal.ws_no_takeover;
       check.threshold = h.threshold;
     }
