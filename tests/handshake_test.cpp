@@ -7,6 +7,7 @@
 
 #include "accept.hpp"
 #include "connection_harness.hpp"
+#include "http_reply.hpp"
 #include "memory_transport.hpp"
 #include "run_coroutine.hpp"
 #include "test_printing.hpp"
@@ -70,56 +71,8 @@ struct request_builder {
 
 // ---- responses
 
-struct http_reply {
-  int status = 0;
-  std::string reason;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;
-  bool complete = false;  // the head ended and the body had its Content-Length
-
-  std::vector<std::string> all(std::string_view name) const {
-    std::vector<std::string> out;
-    for (const auto& [n, v] : headers)
-      if (wsl::iequals(n, name)) out.push_back(v);
-    return out;
-  }
-  std::optional<std::string> get(std::string_view name) const {
-    const auto values = all(name);
-    return values.empty() ? std::nullopt : std::optional<std::string>(values.front());
-  }
-};
-
-// Parses a response strictly enough to catch a malformed one; `rest` gets the bytes behind it.
-http_reply parse_reply(std::string_view raw, std::string* rest = nullptr) {
-  http_reply r;
-  const auto head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string_view::npos) return r;
-  std::string_view head = raw.substr(0, head_end + 2);
-  auto next_line = [&] {
-    const auto eol = head.find("\r\n");
-    const auto line = head.substr(0, eol);
-    head.remove_prefix(eol + 2);
-    return line;
-  };
-  const auto status_line = next_line();
-  if (status_line.size() < 12 || status_line.substr(0, 9) != "HTTP/1.1 " || status_line[12] != ' ') return r;
-  r.status = std::stoi(std::string(status_line.substr(9, 3)));
-  r.reason = std::string(status_line.substr(13));
-  while (!head.empty()) {
-    const auto line = next_line();
-    const auto colon = line.find(": ");
-    if (colon == std::string_view::npos) return r;
-    r.headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
-  }
-  std::string_view after = raw.substr(head_end + 4);
-  std::size_t body_size = 0;
-  if (const auto length = r.get("Content-Length")) body_size = std::stoul(*length);
-  if (after.size() < body_size) return r;
-  r.body = after.substr(0, body_size);
-  if (rest) *rest = after.substr(body_size);
-  r.complete = true;
-  return r;
-}
+using wsl::test::http_reply;
+using wsl::test::parse_reply;
 
 // ---- the server side of a negotiation, with the test as the client
 
@@ -159,16 +112,15 @@ class negotiation {
       BOOST_REQUIRE(wsl::test::run_until(ctx, [&] { return accepting->done(); }));
     }
     raw += peer->take();
-    reply = parse_reply(raw, &after_reply);
+    reply = parse_reply(raw);
     return accepting->get();
   }
 
   asio::io_context ctx;
   std::unique_ptr<wsl::test::memory_stream> peer;
   std::optional<wsl::test::task<accept_result>> accepting;
-  std::string raw;          // what the server sent
-  http_reply reply;         // parsed from it
-  std::string after_reply;  // bytes behind the response
+  std::string raw;   // what the server sent
+  http_reply reply;  // parsed from it; reply.after: the bytes behind it
   bool server_shut_down = false;
 };
 
@@ -185,7 +137,7 @@ http_reply expect_refusal(const std::string& request, int status, const wsl::lis
   BOOST_TEST(n.server_shut_down);
   // A 426 carries Upgrade, and so "upgrade" in Connection too (RFC 7230 section 6.7).
   BOOST_TEST(n.reply.get("Connection").value_or("") == (status == 426 ? "upgrade, close" : "close"));
-  BOOST_TEST(n.after_reply.empty());
+  BOOST_TEST(n.reply.after.empty());
   return n.reply;
 }
 
@@ -218,7 +170,7 @@ BOOST_AUTO_TEST_CASE(the_rfc_example_key_gets_the_rfc_example_accept) {
   BOOST_TEST(n.reply.all("Sec-WebSocket-Accept") == std::vector<std::string>{std::string(rfc_accept)});
   BOOST_TEST(!n.reply.get("Sec-WebSocket-Protocol"));  // none offered, none chosen
   BOOST_TEST(n.reply.body.empty());
-  BOOST_TEST(n.after_reply.empty());
+  BOOST_TEST(n.reply.after.empty());
   BOOST_TEST(!n.server_shut_down);
   BOOST_REQUIRE(result.ws);
   BOOST_TEST(result.ws.is_open());
@@ -624,7 +576,7 @@ BOOST_AUTO_TEST_CASE(bytes_pipelined_behind_the_request_are_the_first_frame) {
   auto& result = n.finish();
   BOOST_REQUIRE(!result.ec);
   BOOST_TEST(n.reply.status == 101);
-  BOOST_TEST(n.after_reply.empty());
+  BOOST_TEST(n.reply.after.empty());
   auto first = wsl::test::run(n.ctx, wsl::test::read_whole_message(result.ws));
   BOOST_TEST(!first.ec);
   BOOST_TEST(first.type == wsl::message_type::text);

@@ -25,6 +25,7 @@
 
 #include "accept.hpp"
 #include "connection_harness.hpp"
+#include "http_reply.hpp"
 #include "memory_transport.hpp"
 #include "property.hpp"
 #include "run_coroutine.hpp"
@@ -242,14 +243,7 @@ std::vector<std::string> cut(std::string_view bytes, const std::vector<std::size
 // ------------------------------------------------------------------------------------------------
 // What the library must compute, computed here with OpenSSL and the RFCs
 
-bool same_letters(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
+using wt::same_letters;  // http_reply.hpp
 
 std::string base64(std::string_view bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3), '\0');
@@ -496,77 +490,10 @@ upgrade_request valid_request(generator& g) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Responses, read strictly
+// Responses, read strictly (http_reply.hpp)
 
-struct http_reply {
-  bool complete = false;  // the head ended, and so did the body its Content-Length announced
-  int status = 0;
-  std::string reason;
-  string_pairs headers;
-  std::string body;
-  std::string after;  // bytes behind the response
-
-  std::vector<std::string> all(std::string_view name) const {
-    std::vector<std::string> out;
-    for (const auto& [n, v] : headers)
-      if (same_letters(n, name)) out.push_back(v);
-    return out;
-  }
-  bool has_token(std::string_view name, std::string_view token) const {
-    for (const auto& v : all(name)) {
-      std::string_view rest = v;
-      while (true) {
-        const auto comma = rest.find(',');
-        auto element = rest.substr(0, comma);
-        while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) element.remove_prefix(1);
-        while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) element.remove_suffix(1);
-        if (same_letters(element, token)) return true;
-        if (comma == npos) break;
-        rest.remove_prefix(comma + 1);
-      }
-    }
-    return false;
-  }
-};
-
-// A response as the library writes it: "HTTP/1.1 NNN reason", "Name: value" lines, CRLF ends, and
-// a Content-Length on everything but a 101.
-http_reply parse_reply(std::string_view raw) {
-  http_reply r;
-  const auto head_end = raw.find("\r\n\r\n");
-  if (head_end == npos) return r;
-  std::string_view head = raw.substr(0, head_end + 2);
-  auto next_line = [&] {
-    const auto eol = head.find("\r\n");
-    const auto line = head.substr(0, eol);
-    head.remove_prefix(eol + 2);
-    return line;
-  };
-  const auto status_line = next_line();
-  if (status_line.size() < 13 || status_line.substr(0, 9) != "HTTP/1.1 " || status_line[12] != ' ') return r;
-  for (std::size_t i = 9; i < 12; ++i)
-    if (status_line[i] < '0' || status_line[i] > '9') return r;
-  r.status = std::stoi(std::string(status_line.substr(9, 3)));
-  r.reason = std::string(status_line.substr(13));
-  while (!head.empty()) {
-    const auto line = next_line();
-    const auto colon = line.find(": ");
-    if (colon == npos || colon == 0) return r;
-    r.headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
-  }
-  const std::string_view rest = raw.substr(head_end + 4);
-  std::size_t body_size = 0;
-  const auto lengths = r.all("Content-Length");
-  if (r.status != 101) {
-    if (lengths.size() != 1) return r;
-    body_size = std::stoul(lengths.front());
-  }
-  if (rest.size() < body_size) return r;
-  r.body = rest.substr(0, body_size);
-  r.after = rest.substr(body_size);
-  r.complete = true;
-  return r;
-}
+using wt::http_reply;
+using wt::parse_reply;
 
 // ------------------------------------------------------------------------------------------------
 // The server side of a negotiation, with the test as the client
