@@ -62,8 +62,8 @@ class Figures(unittest.TestCase):
         self.assert_percentiles(r["handshake_ns"], connections)
 
 
-class Echo(Figures):
-    """Against an echo server."""
+class AgainstOneEchoServer(Figures):
+    """One echo server of the kind under test for every test of the class: `self.peer`."""
 
     @classmethod
     def setUpClass(cls):
@@ -72,6 +72,10 @@ class Echo(Figures):
     @classmethod
     def tearDownClass(cls):
         cls.peer.__exit__()
+
+
+class Echo(AgainstOneEchoServer):
+    """Against an echo server."""
 
     def test_closed_loop_text(self):
         r, done = self.run_json(self.peer.url, "-c", "4", "-d", "500ms", "-s", "32", "--verify")
@@ -150,16 +154,8 @@ class Echo(Figures):
                 self.assertEqual((r["errors"], r["failures"]), (0, {}), r)
 
 
-class Thresholds(Figures):
+class Thresholds(AgainstOneEchoServer):
     """--threshold METRIC OP VALUE: exit 1 when one is missed, each verdict in the summary and the JSON."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.peer = Peer(PEER).__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.peer.__exit__()
 
     def test_thresholds_that_hold_exit_0_with_the_values_they_compared(self):
         held = [f"p99<{TIMEOUT}s", "p99.9<=1h", "max<1h", "handshake.max<1h", "lost==0", "opened==3", "failed==0",
