@@ -511,29 +511,38 @@ totals sum(const std::vector<std::unique_ptr<worker>>& workers) {
 
 // What a --threshold compares: the metric's value over the run (nanoseconds for times), or none
 // when nothing was measured (no round trip, no measurement window).
-std::optional<double> threshold_value(std::string_view metric, const totals& t, const histogram& rtt,
+std::optional<double> threshold_value(threshold_metric which, const totals& t, const histogram& rtt,
                                       const histogram& handshake, std::optional<double> seconds) {
-  const bool for_handshake = metric.starts_with("handshake.");
-  const histogram& h = for_handshake ? handshake : rtt;
-  const auto stat = for_handshake ? metric.substr(10) : metric;
-  if (stat == "p50" || stat == "p90" || stat == "p99" || stat == "p99.9" || stat == "max" || stat == "mean") {
+  using m = threshold_metric;
+  auto stat = [](const histogram& h, double p) -> std::optional<double> {  // p 100: the exact max
     if (h.count() == 0) return std::nullopt;
-    if (stat == "max") return static_cast<double>(h.max());
-    if (stat == "mean") return h.mean();
-    const double p = stat == "p50" ? 50 : stat == "p90" ? 90 : stat == "p99" ? 99 : 99.9;
     return static_cast<double>(h.percentile(p));
-  }
-  if (metric == "sent/s" || metric == "received/s") {
+  };
+  auto per_second = [&](std::uint64_t count) -> std::optional<double> {
     if (!seconds) return std::nullopt;
-    return static_cast<double>(metric == "sent/s" ? t.sent : t.received) / *seconds;
+    return static_cast<double>(count) / *seconds;
+  };
+  switch (which) {
+    case m::rtt_p50: return stat(rtt, 50);
+    case m::rtt_p90: return stat(rtt, 90);
+    case m::rtt_p99: return stat(rtt, 99);
+    case m::rtt_p999: return stat(rtt, 99.9);
+    case m::rtt_max: return stat(rtt, 100);
+    case m::rtt_mean: return rtt.count() ? std::optional(rtt.mean()) : std::nullopt;
+    case m::handshake_p50: return stat(handshake, 50);
+    case m::handshake_p90: return stat(handshake, 90);
+    case m::handshake_p99: return stat(handshake, 99);
+    case m::handshake_max: return stat(handshake, 100);
+    case m::sent_per_second: return per_second(t.sent);
+    case m::received_per_second: return per_second(t.received);
+    case m::sent: return static_cast<double>(t.sent);
+    case m::received: return static_cast<double>(t.received);
+    case m::lost: return static_cast<double>(t.sent > t.received ? t.sent - t.received : 0);
+    case m::opened: return static_cast<double>(t.opened);
+    case m::failed: return static_cast<double>(t.failed);
+    case m::errors: return static_cast<double>(t.errors);
   }
-  if (metric == "sent") return static_cast<double>(t.sent);
-  if (metric == "received") return static_cast<double>(t.received);
-  if (metric == "lost") return static_cast<double>(t.sent > t.received ? t.sent - t.received : 0);
-  if (metric == "opened") return static_cast<double>(t.opened);
-  if (metric == "failed") return static_cast<double>(t.failed);
-  if (metric == "errors") return static_cast<double>(t.errors);
-  return std::nullopt;  // parse_threshold() accepts no other name
+  return std::nullopt;
 }
 
 // Tells every worker's senders that the phase has moved on from sending: those asleep until their
@@ -716,13 +725,14 @@ int run_loadtest(loadtest_options o) {
   };
   std::vector<threshold_result> verdicts;
   for (const auto& th : thresholds) {
-    const auto value = threshold_value(th.metric, t, rtt, handshake, measured ? std::optional(seconds) : std::nullopt);
+    const auto value = threshold_value(th.which, t, rtt, handshake, measured ? std::optional(seconds) : std::nullopt);
     verdicts.push_back({th, value, threshold_holds(th, value)});
   }
   auto show_value = [](const threshold_result& r) -> std::string {
     if (!r.value) return "nothing measured";
     if (r.criterion.unit == threshold_unit::duration) return human_time(static_cast<std::uint64_t>(*r.value));
-    if (r.criterion.metric.ends_with("/s")) return human_count(*r.value) + "/s";
+    if (r.criterion.which == threshold_metric::sent_per_second || r.criterion.which == threshold_metric::received_per_second)
+      return human_count(*r.value) + "/s";
     return fmt::format("{:.0f}", *r.value);
   };
 

@@ -15,20 +15,32 @@ namespace {
 
 struct metric_info {
   std::string_view name;
+  threshold_metric which;
   threshold_unit unit;
 };
 
-// Keep in step with the metrics run_loadtest() measures and man/wsl-loadtest.1.
+// Keep in step with threshold_metric_names() and man/wsl-loadtest.1.
+constexpr auto d = threshold_unit::duration, n = threshold_unit::count;
+using m = threshold_metric;
 constexpr std::array metrics{
-    metric_info{"p50", threshold_unit::duration},           metric_info{"p90", threshold_unit::duration},
-    metric_info{"p99", threshold_unit::duration},           metric_info{"p99.9", threshold_unit::duration},
-    metric_info{"max", threshold_unit::duration},           metric_info{"mean", threshold_unit::duration},
-    metric_info{"handshake.p50", threshold_unit::duration}, metric_info{"handshake.p90", threshold_unit::duration},
-    metric_info{"handshake.p99", threshold_unit::duration}, metric_info{"handshake.max", threshold_unit::duration},
-    metric_info{"sent/s", threshold_unit::count},           metric_info{"received/s", threshold_unit::count},
-    metric_info{"sent", threshold_unit::count},             metric_info{"received", threshold_unit::count},
-    metric_info{"lost", threshold_unit::count},             metric_info{"opened", threshold_unit::count},
-    metric_info{"failed", threshold_unit::count},           metric_info{"errors", threshold_unit::count},
+    metric_info{"p50", m::rtt_p50, d},
+    metric_info{"p90", m::rtt_p90, d},
+    metric_info{"p99", m::rtt_p99, d},
+    metric_info{"p99.9", m::rtt_p999, d},
+    metric_info{"max", m::rtt_max, d},
+    metric_info{"mean", m::rtt_mean, d},
+    metric_info{"handshake.p50", m::handshake_p50, d},
+    metric_info{"handshake.p90", m::handshake_p90, d},
+    metric_info{"handshake.p99", m::handshake_p99, d},
+    metric_info{"handshake.max", m::handshake_max, d},
+    metric_info{"sent/s", m::sent_per_second, n},
+    metric_info{"received/s", m::received_per_second, n},
+    metric_info{"sent", m::sent, n},
+    metric_info{"received", m::received, n},
+    metric_info{"lost", m::lost, n},
+    metric_info{"opened", m::opened, n},
+    metric_info{"failed", m::failed, n},
+    metric_info{"errors", m::errors, n},
 };
 
 // "50k" -> 50000; decimal multiples, as counts and rates are printed.
@@ -85,6 +97,7 @@ threshold parse_threshold(std::string_view text) {
   if (!info)
     throw std::invalid_argument(fmt::format("unknown metric '{}' in '{}' (one of {})", t.metric, text,
                                             threshold_metric_names()));
+  t.which = info->which;
   t.unit = info->unit;
   if (t.unit == threshold_unit::duration) {
     try {
