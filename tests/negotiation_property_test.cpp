@@ -792,7 +792,8 @@ mutated_request mutate(generator& g, upgrade_request r, wsl::listener_options& o
     add(name, std::move(value));
   };
   auto& any_field = r.fields[between(g, 0, r.fields.size() - 1)];
-  switch (between(g, 0, 29)) {
+  const auto mutation = between(g, 0, 29);
+  switch (mutation) {
     case 0:
       m.what = "no Sec-WebSocket-Key";
       remove_fields(r.fields, "Sec-WebSocket-Key");
@@ -962,22 +963,15 @@ mutated_request mutate(generator& g, upgrade_request r, wsl::listener_options& o
       }
       m.expect = bad_request();
       break;
-    case 19: {
-      // One line end inside the head, not one of the two that end it.
-      auto head = r.head();
-      const auto ends = crlf_offsets(head);
-      const auto at = ends[between(g, 0, ends.size() - 3)];
-      m.what = "a bare LF at offset " + std::to_string(at);
-      m.bytes = head.replace(at, 2, "\n");
-      m.expect = bad_request();
-      return m;
-    }
+    case 19:
     case 20: {
+      // One line end inside the head, not one of the two that end it, cut to a bare LF (19) or CR.
+      const bool lf = mutation == 19;
       auto head = r.head();
       const auto ends = crlf_offsets(head);
       const auto at = ends[between(g, 0, ends.size() - 3)];
-      m.what = "a bare CR at offset " + std::to_string(at);
-      m.bytes = head.replace(at, 2, "\r");
+      m.what = std::string(lf ? "a bare LF" : "a bare CR") + " at offset " + std::to_string(at);
+      m.bytes = head.replace(at, 2, lf ? "\n" : "\r");
       m.expect = bad_request();
       return m;
     }
