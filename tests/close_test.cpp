@@ -26,18 +26,21 @@ wire_frame sole_close_frame(connection_harness& h) {
   return frames[0];
 }
 
-// The peer sends a close frame with this payload; the websocket answers it with `reply_code`,
-// closes the stream, and the read that was waiting ends with error::closed.
-void expect_close_answered(std::string_view payload, std::uint16_t reply_code) {
+// The peer sends a close frame with this payload; the websocket answers it with `reply_code` and
+// `reply_reason`, closes the stream, and the read that was waiting ends with error::closed.
+void expect_close_answered(std::string_view payload, std::uint16_t reply_code, std::string_view reply_reason) {
   connection_harness h;
   auto reading = h.spawn(read_whole_message(h.ws));
   h.send(client_frame(op::close, payload));
   BOOST_REQUIRE(reading.done());
   BOOST_TEST(reading.get().ec == wsl::error::closed);
-  BOOST_TEST(sole_close_frame(h).close_code() == reply_code);
+  const auto reply = sole_close_frame(h);
+  BOOST_TEST(reply.close_code() == reply_code);
+  BOOST_TEST(reply.close_reason() == reply_reason);
   BOOST_TEST(h.peer->other_end_closed());  // the server closes the TCP connection first (7.1.1)
   BOOST_TEST(!h.ws.is_open());
   BOOST_TEST(h.ws.local_close().code == reply_code);
+  BOOST_TEST(h.ws.local_close().reason == reply_reason);
 }
 
 // The peer sends a close frame with this payload; the websocket fails the connection: a close
@@ -71,7 +74,9 @@ BOOST_AUTO_TEST_CASE(a_peer_close_with_a_code_is_answered_with_that_code) {
   BOOST_TEST(h.ws.peer_close().code == 1001);
   BOOST_TEST(h.ws.peer_close().reason == "going away");
   BOOST_TEST(h.ws.local_close().code == 1001);
-  BOOST_TEST(sole_close_frame(h).close_code() == 1001);
+  const auto reply = sole_close_frame(h);
+  BOOST_TEST(reply.close_code() == 1001);
+  BOOST_TEST(reply.close_reason() == "going away");  // echoed, as node ws and python websockets do
   BOOST_TEST(h.peer->other_end_closed());
   BOOST_TEST(!h.ws.is_open());
   // Reading on says the same.
@@ -88,13 +93,14 @@ BOOST_AUTO_TEST_CASE(a_peer_close_without_a_code_is_answered_with_1000) {
   BOOST_TEST(h.ws.peer_close().reason.empty());
   const auto reply = sole_close_frame(h);
   BOOST_TEST(reply.close_code() == 1000);
+  BOOST_TEST(reply.close_reason().empty());
   BOOST_TEST(h.peer->other_end_closed());
 }
 
 BOOST_AUTO_TEST_CASE(every_valid_close_code_is_accepted_and_echoed) {
   for (std::uint16_t code :
        {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999}) {
-    BOOST_TEST_CONTEXT("code " << code) { expect_close_answered(close_payload(code, "reason"), code); }
+    BOOST_TEST_CONTEXT("code " << code) { expect_close_answered(close_payload(code, "reason"), code, "reason"); }
   }
 }
 
@@ -124,6 +130,7 @@ BOOST_AUTO_TEST_CASE(a_close_reason_of_123_bytes_is_kept_whole) {
   BOOST_REQUIRE(reading.done());
   BOOST_TEST(h.ws.peer_close().code == 4000);
   BOOST_TEST(h.ws.peer_close().reason == reason);
+  BOOST_TEST(sole_close_frame(h).close_reason() == reason);  // and echoed whole
 }
 
 BOOST_AUTO_TEST_CASE(a_close_frame_cut_into_pieces_is_handled_once_whole) {

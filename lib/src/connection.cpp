@@ -504,10 +504,14 @@ asio::awaitable<void> connection::on_close_frame(const std::uint8_t* p, std::siz
   peer_close_ = {code, std::string(reason)};
   close_received_ = true;
   if (!close_sent_) {
-    // Answer with the peer's code, or 1000 when it sent none.
+    // Answer with the peer's code and reason, as node ws and python websockets do, or 1000 when it
+    // sent no code. A browser then sees its own reason come back in the close event.
     start_close_timer();
     std::error_code write_ec;
-    co_await send_close_frame(code == close_code::no_status ? close_code::normal : code, {}, write_ec);
+    if (code == close_code::no_status)
+      co_await send_close_frame(close_code::normal, {}, write_ec);
+    else
+      co_await send_close_frame(code, reason, write_ec);
   }
   // The server closes the TCP connection first (RFC 6455 section 7.1.1); a client waits for it.
   if (role_ == wsl::role::client && state_ != state::closed) co_await drain_until_eof();

@@ -4,9 +4,9 @@
 (chromium.py). One browser for the whole run, a fresh tab per test.
 
 - Echo: text (ASCII, multi-byte, empty, 140 KB), binary (0 B to 1 MiB of random bytes, a Blob) echoed
-  byte-exact, 1000 messages in order, the close code echoed back (1000 for a close without one), 1009
-  for a message over --max-message-size (just over it and far over it) while one of exactly the limit
-  passes.
+  byte-exact, 1000 messages in order, the close code and reason echoed back (1000 for a close without
+  a code), 1009 for a message over --max-message-size (just over it and far over it) while one of
+  exactly the limit passes.
 - Deflate: Chrome's offer against `wsl echo --deflate` (ws.extensions, exact round trips of compressible
   and random data, and the bytes on the wire from wsl's access log, so both directions really
   compressed); without --deflate no extension and nothing compressed.
@@ -133,7 +133,8 @@ class BrowserTest(unittest.TestCase):
         self.assertEqual([e["type"] for e in after], ["close"], f"after the echoes: {after}")
         self.assertTrue(after[0]["wasClean"], f"unclean close: {after[0]}")
         if close:
-            self.assertEqual(after[0]["code"], close[0], "wsl echoes the close code it got")
+            self.assertEqual((after[0]["code"], after[0]["reason"]), tuple(close),
+                             "wsl echoes the close code and reason it got")
         return result
 
     def assert_echoes(self, items: Sequence[Item], echoes: List[Dict[str, Any]]) -> None:
@@ -199,9 +200,9 @@ class Echo(BrowserTest):
         self.round_trip(self.server.url, items)
 
     def test_the_close_code_comes_back(self):
-        # round_trip checks that the close event carries 4000 and is clean (wsl answers with the
-        # code alone; the reason it got is not echoed, and need not be).
-        self.round_trip(self.server.url, [("text", "before the close")], close=(4000, "bye"))
+        # round_trip checks that the close event is clean and carries 4000 and the reason, echoed
+        # (as node ws and python websockets do).
+        self.round_trip(self.server.url, [("text", "before the close")], close=(4000, "bye ✓"))
 
     def test_close_without_a_code_is_answered_with_1000(self):
         # ws.close() sends a close frame without a status code; wsl answers with 1000.

@@ -172,10 +172,11 @@ test('ping between the fragments of a message', async () => {
 });
 
 for (const [code, reason] of [[1000, ''], [3000, 'registered by a library'], [4999, 'private use \u2713']]) {
-  test(`close ${code} is echoed`, async () => {
+  test(`close ${code} is echoed with its reason`, async () => {
     const c = await Client.open();
     const closed = await c.close(code, reason);
-    assert(closed.code === code, `the server answered close ${code} with ${closed.code} (${closed.reason})`);
+    assert(closed.code === code && closed.reason === reason,
+           `the server answered close ${code} '${reason}' with ${closed.code} '${closed.reason}'`);
   });
 }
 

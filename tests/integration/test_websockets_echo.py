@@ -136,9 +136,9 @@ class Messages(EchoCase):
 
 class CloseCodes(EchoCase):
     async def close_with(self, ws, code, reason):
-        """The client starts the closing handshake; the server must answer with the same code."""
+        """The client starts the closing handshake; the server answers with the same code and reason."""
         await asyncio.wait_for(ws.close(code, reason), TIMEOUT)
-        self.assertEqual(ws.close_code, code, f"the server answered close {code} with {ws.close_code}")
+        self.assertEqual((ws.close_code, ws.close_reason), (code, reason), "the server's answer to our close")
 
     @async_test()
     async def test_close_1000(self, ws):

@@ -189,7 +189,8 @@ class websocket {
   void abort() noexcept;
 
   latency_stats latency() const noexcept;
-  // What the peer sent in its close frame (code 0 while none arrived).
+  // What the peer sent in its close frame (code 0 while none arrived). A peer's close that comes
+  // first is answered with its code and reason (1000 and none when it had no code).
   const close_status& peer_close() const noexcept;
   // What we sent in ours (code 0 while none was sent).
   const close_status& local_close() const noexcept;
