@@ -282,7 +282,7 @@ std::string log_time(std::chrono::system_clock::time_point t) {
 void add_http_options(CLI::App& app, http_options& o) {
   app.add_option("--origin", o.origins,
                  "Accept upgrades only from a matching Origin (repeatable; others get 403): "
-                 "'https://*.example.com', 'example.com', 'localhost:*'")
+                 "'https://*.example.com', 'example.com', 'localhost:*', 'null' (file: pages)")
       ->type_name("PATTERN")
       ->allow_extra_args(false);  // one value per occurrence, so that `-- COMMAND` stays the command
   app.add_option("--header", o.headers, "Add 'Name: value' to every HTTP response (repeatable)")

@@ -59,6 +59,16 @@ class Origin(unittest.TestCase):
                    stdin=False) as server:
             self.check(server)
 
+    def test_the_opaque_origin_null_passes_only_when_allowed_by_name(self):
+        # What a page opened from a file: URL sends.
+        async def scenario(url):
+            return [(await status_of(url, origin=origin))[0] for origin in ("null", "http://localhost", None)]
+
+        with Serve("--origin", "null", subcommand="echo", stdin=False) as server:
+            self.assertEqual(run(scenario(server.url)), [101, 403, 101])
+        with Serve("--origin", "*", subcommand="echo", stdin=False) as server:
+            self.assertEqual(run(scenario(server.url)), [101, 101, 101])
+
 
 class Headers(unittest.TestCase):
     def test_headers_go_on_every_response_and_the_subprotocol_is_ours_to_choose(self):
