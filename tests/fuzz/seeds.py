@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seeds of the fuzz targets into corpus/<target>/seed-*: one input per rule
+of RFC 6455 and RFC 7692 worth starting a search from. The rest of the corpus is what libFuzzer
+found from them (scripts/fuzz), minimised; crashes it found are kept as regressions too.
+
+    tests/fuzz/seeds.py            # rewrites the seed-* files; the other files stay
+"""
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MASK = b"\x37\xfa\x21\x3d"
+
+
+def frame(opcode, payload=b"", fin=True, rsv=0, masked=True, length=None):
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv | opcode])
+    m = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([m | n])
+    elif n < 65536:
+        head += bytes([m | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([m | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return head + payload
+    return head + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+
+
+def close(code, reason=b""):
+    return frame(8, struct.pack(">H", code) + reason)
+
+
+def write(target, name, config, piece, data):
+    folder = os.path.join(HERE, "corpus", target)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "seed-" + name), "wb") as f:
+        f.write(bytes([config, piece]) + data)
+
+
+def frames_seeds():
+    # config: bits 0-1 message limit (unlimited, 1, 200, 70000), 4 small read buffer, 8 small
+    # write buffer, 16 control queue of 1; piece: bytes per delivery - 1.
+    w = lambda name, data, config=0, piece=255: write("frames", name, config, piece, data)
+    w("text", frame(1, b"hello") + close(1000, b"bye"))
+    w("binary-empty", frame(2) + close(1000))
+    w("fragmented-ping", frame(1, b"he", fin=False) + frame(9, b"p") + frame(0, b"llo") + close(1001), piece=2)
+    w("close-no-code", frame(8))
+    w("close-one-byte", frame(8, b"\x03"))
+    w("close-bad-code", close(1005))
+    w("close-app-code", close(4321, "é".encode()))
+    w("close-bad-reason", close(1000, b"\xff"))
+    w("unmasked", frame(1, b"x", masked=False))
+    w("opcode-3", frame(3, b"x"))
+    w("rsv1", frame(1, b"x", rsv=0x40))
+    w("long-ping", frame(9, b"p" * 126))
+    w("ping-not-final", frame(9, b"p", fin=False))
+    w("continuation-first", frame(0, b"x"))
+    w("text-in-text", frame(1, b"a", fin=False) + frame(1, b"b"))
+    w("utf8-split", frame(1, b"\xe2\x82", fin=False) + frame(0, b"\xac") + frame(1, b"\xe2\x82", fin=False) + frame(0, b"\x28"), piece=0)
+    w("len64-top-bit", bytes([0x82, 0xFF]) + b"\x80" + b"\0" * 7 + MASK)
+    w("len16", frame(2, bytes(range(256)) + b"x" * 44), config=4 | 8)
+    w("len64", frame(2, b"y" * 70001), config=3)
+    w("too-big", frame(1, b"z" * 201), config=2)
+    w("limit-fragments", frame(2, b"a" * 150, fin=False) + frame(0, b"b" * 60), config=2)
+    w("pings-queue", b"".join(frame(9, bytes([i])) for i in range(20)) + frame(2, b"q" * 40), config=16 | 8)
+    w("pong", frame(10, b"unsolicited") + frame(1, b"ok"))
+
+
+def handshake_seeds():
+    # config: bits 0-1 head limit (64, 512, 4096, 16 KiB), 4 a hook that picks a subprotocol or
+    # refuses /refuse.
+    def req(target="/", extra=b"", version=b"13", key=b"dGhlIHNhbXBsZSBub25jZQ==", method=b"GET"):
+        return (method + b" " + target.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUpgrade: websocket\r\n"
+                b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: "
+                + version + b"\r\n" + extra + b"\r\n")
+    w = lambda name, data, config=3, piece=255: write("handshake", name, config, piece, data)
+    w("upgrade", req())
+    w("upgrade-pieces", req("/chat?room=1"), piece=0)
+    w("hook-subprotocol-cookies", req(extra=b"Sec-WebSocket-Protocol: a, b\r\nCookie: x=1; y=\"2\"\r\n"), config=3 | 4)
+    w("hook-refuse", req("/refuse"), config=3 | 4)
+    w("version-8", req(version=b"8"))
+    w("bad-key", req(key=b"short"))
+    w("post", req(method=b"POST"))
+    w("plain-get", b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    w("http-1.0", b"GET / HTTP/1.0\r\n\r\n")
+    w("too-long", req(extra=b"X-Pad: " + b"p" * 600 + b"\r\n"), config=1)
+    w("bare-lf", req().replace(b"\r\n", b"\n"))
+    w("obs-fold", req(extra=b"X-A: a\r\n b\r\n"))
+    w("duplicate-key", req(extra=b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"))
+    w("deflate-offer", req(extra=b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-y\r\n"))
+    w("pipelined-frame", req() + frame(1, b"early"))
+    w("garbage", bytes(range(256)))
+
+
+def compress(data, wbits=15, level=6):
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def inflate_seeds():
+    # config: 1 threshold 0, 2 our window 9, 4 our no_context_takeover, 8 level 1, 16 message
+    # limit 1000, 32 client_max_window_bits=9, 64 client_no_context_takeover, 128
+    # server_max_window_bits=10. Then frames: [flags: FIN 0x80, RSV1 0x40, opcode index][length][payload].
+    def fr(payload, op=2, fin=True, rsv1=True):
+        chunks = [payload[i:i + 255] for i in range(0, len(payload), 255)] or [b""]
+        out = b""
+        for i, c in enumerate(chunks):
+            last = i == len(chunks) - 1
+            flags = (0x80 if fin and last else 0) | (0x40 if rsv1 and i == 0 else 0) | (op if i == 0 else 0)
+            out += bytes([flags, len(c)]) + c
+        return out
+    w = lambda name, data, config=1, piece=255: write("inflate", name, config, piece, data)
+    text = b"the quick brown fox jumps over the lazy dog " * 20
+    w("binary", fr(compress(text)))
+    w("text", fr(compress(text), op=1))
+    w("uncompressed", fr(b"plain", rsv1=False))
+    w("two-messages-takeover", fr(compress(text)) + fr(compress(text)))
+    w("window-9", fr(compress(text, wbits=9)), config=1 | 32)
+    w("no-takeover", fr(compress(text)) + fr(compress(text)), config=1 | 4 | 64 | 128)
+    w("bomb", fr(compress(b"\0" * 200000)), config=1 | 16)
+    w("corrupt", fr(b"\xff\xff\xff\xff"))
+    w("empty", fr(b""))
+    w("rsv1-on-ping", bytes([0x80 | 0x40 | 3, 1]) + b"p")
+    w("ping-between", fr(compress(text), fin=False) + bytes([0x80 | 3, 1, ord("p")]) + bytes([0x80 | 0, 0]))
+    w("text-bad-utf8", fr(compress(b"\xc3\x28"), op=1))
+    w("close", fr(compress(text)) + bytes([0x80 | 5, 2]) + struct.pack(">H", 1000), config=0)
+    w("level-1-window-9", fr(compress(text)), config=1 | 2 | 8)
+
+
+if __name__ == "__main__":
+    frames_seeds()
+    handshake_seeds()
+    inflate_seeds()
