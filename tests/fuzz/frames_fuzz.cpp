@@ -1,6 +1,7 @@
-// Fuzz target: the frame reader and the message streams of an open server connection (RFC 6455
-// sections 5 to 8), behind an echo. The input is the client's bytes after the handshake, cut into
-// pieces of a size the input chooses; its first bytes choose the limits. Whatever arrives, the
+// Fuzz target: the frame reader and the message streams of an open connection (RFC 6455 sections 5
+// to 8), behind an echo, in the server role or (configuration bit 32) the client role. The input
+// is the peer's bytes after the handshake, cut into pieces of a size the input chooses; its first
+// bytes choose the role and the limits. Whatever arrives, the
 // connection must end (no hang once the client's side is closed), and what the server wrote must
 // be well-formed (fuzz_support.hpp); a message the client sent whole and valid is echoed intact
 // is left to the property tests, which know what they sent.
@@ -23,12 +24,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (config & 8) options.write_buffer_size = 16;
   options.max_control_queue = (config & 16) ? 1 : 4096;
 
-  test::connection_harness h(options);
+  const auto r = config & 32 ? role::client : role::server;
+  test::connection_harness h(options, r);
   auto echoing = h.spawn(fuzz::echo(h.ws));
   fuzz::feed(h, in.rest(), piece);
-  fuzz::check(echoing.done(), "the connection did not end after the client's side closed");
+  fuzz::check(echoing.done(), "the connection did not end after the peer's side closed");
   const auto ended = echoing.get();
   fuzz::check(static_cast<bool>(ended), "the read loop ended without an error");
-  fuzz::check_server_output(h.peer->take(), false);
+  fuzz::check_output(h.peer->take(), r, false);
   return 0;
 }

@@ -99,13 +99,14 @@ inline bool valid_utf8(std::string_view s) {
   return v.feed(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()) && v.complete();
 }
 
-// What a server wrote: whole frames, unmasked, control frames short and final, text valid UTF-8,
-// at most one close frame, last, with a code it may send and a UTF-8 reason. `rsv1_allowed` when
-// permessage-deflate was negotiated. Returns the close code sent (0 when none was).
-inline std::uint16_t check_server_output(std::string_view wire, bool rsv1_allowed) {
+// What the websocket wrote: whole frames, masked by a client and not by a server, control frames
+// short and final, text valid UTF-8, at most one close frame, last, with a code it may send and a
+// UTF-8 reason. `rsv1_allowed` when permessage-deflate was negotiated. Returns the close code sent
+// (0 when none was).
+inline std::uint16_t check_output(std::string_view wire, role r, bool rsv1_allowed) {
   std::size_t consumed = 0;
   const auto frames = test::parse_frames(wire, &consumed);
-  check(consumed == wire.size(), "the server's output ends inside a frame");
+  check(consumed == wire.size(), "the output ends inside a frame");
   std::uint16_t close_code = 0;
   bool closed = false;
   bool in_message = false;
@@ -114,7 +115,8 @@ inline std::uint16_t check_server_output(std::string_view wire, bool rsv1_allowe
   bool is_text = false;
   for (const auto& f : frames) {
     check(!closed, "a frame after the close frame");
-    check(!f.masked, "a server frame is masked");
+    check(f.masked == (r == role::client),
+          r == role::client ? "a client frame is not masked" : "a server frame is masked");
     check((f.rsv & ~(rsv1_allowed ? 0x40 : 0)) == 0, "reserved bits set", std::to_string(f.rsv));
     if (f.opcode >= 8) {
       check(f.fin && f.payload.size() <= 125 && f.rsv == 0, "a control frame fragmented, long or with RSV bits");

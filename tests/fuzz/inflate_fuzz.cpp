@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::feed(h, frames, piece);
   fuzz::check(echoing.done(), "the connection did not end after the client's side closed");
   fuzz::check(static_cast<bool>(echoing.get()), "the read loop ended without an error");
-  fuzz::check_server_output(h.peer->take(), true);
+  fuzz::check_output(h.peer->take(), role::server, true);
   ws.abort();
   h.settle();
   return 0;

@@ -41,7 +41,7 @@ def write(target, name, config, piece, data):
 
 def frames_seeds():
     # config: bits 0-1 message limit (unlimited, 1, 200, 70000), 4 small read buffer, 8 small
-    # write buffer, 16 control queue of 1; piece: bytes per delivery - 1.
+    # write buffer, 16 control queue of 1, 32 client role; piece: bytes per delivery - 1.
     w = lambda name, data, config=0, piece=255: write("frames", name, config, piece, data)
     w("text", frame(1, b"hello") + close(1000, b"bye"))
     w("binary-empty", frame(2) + close(1000))
@@ -66,6 +66,13 @@ def frames_seeds():
     w("limit-fragments", frame(2, b"a" * 150, fin=False) + frame(0, b"b" * 60), config=2)
     w("pings-queue", b"".join(frame(9, bytes([i])) for i in range(20)) + frame(2, b"q" * 40), config=16 | 8)
     w("pong", frame(10, b"unsolicited") + frame(1, b"ok"))
+    # The client role: the server's frames come unmasked, and a masked one is an error.
+    s = lambda *a, **k: frame(*a, masked=False, **k)
+    w("client-text", s(1, b"hello") + s(9, b"p") + s(8, struct.pack(">H", 1000)), config=32)
+    w("client-fragmented", s(2, b"a" * 300, fin=False) + s(0, b"b" * 10) + s(8), config=32 | 4 | 8, piece=7)
+    w("client-masked", frame(1, b"masked"), config=32)
+    w("client-bad-utf8", s(1, b"\xed\xa0\x80"), config=32)
+    w("client-too-big", s(2, b"z" * 201), config=32 | 2)
 
 
 def handshake_seeds():
