@@ -2,7 +2,9 @@
 #include "wsl/client.hpp"
 
 #include "connection.hpp"
+#include "credentials.hpp"
 #include "deadline.hpp"
+#include "proxy.hpp"
 #include "wsl/detail/base64.hpp"
 #include "wsl/extension.hpp"
 #include "wsl/standard.hpp"
@@ -46,6 +48,7 @@ std::string build_request(const url& u, const client_options& o, const std::stri
   h.add("Connection", "Upgrade");
   h.add("Sec-WebSocket-Key", key);
   h.add("Sec-WebSocket-Version", "13");
+  if (u.has_credentials) h.add("Authorization", detail::basic_credentials(u.user, u.password));
   if (!o.origin.empty()) h.add("Origin", o.origin);
   if (!o.subprotocols.empty()) {
     std::string list;
@@ -82,25 +85,30 @@ std::string url::authority() const {
   return out;
 }
 
-std::string url::to_string() const { return (secure ? "wss://" : "ws://") + authority() + target; }
+std::string url::to_string() const {
+  std::string out = secure ? "wss://" : "ws://";
+  if (has_credentials) out += detail::percent_encode_userinfo(user) + ":***@";
+  return out + authority() + target;
+}
 
-std::error_code parse_url(std::string_view text, url& out) {
-  out = url{};
-  const auto scheme_end = text.find("://");
-  if (scheme_end == std::string_view::npos) return error::bad_url;
-  const auto scheme = lowercase(text.substr(0, scheme_end));
-  if (scheme == "ws" || scheme == "http")
-    out.secure = false;
-  else if (scheme == "wss" || scheme == "https")
-    out.secure = true;
-  else
-    return error::bad_url;
-  text.remove_prefix(scheme_end + 3);
-  const auto path_start = text.find_first_of("/?#");
-  auto authority = text.substr(0, path_start);
-  auto rest = path_start == std::string_view::npos ? std::string_view() : text.substr(path_start);
-  if (authority.find('@') != std::string_view::npos) return error::bad_url;  // no user info
-  std::string_view port_text;
+namespace {
+
+// "user:password@host:port": the user info (if any) into out's credentials, the host into out.host,
+// and port_text the digits after the host's ':' (empty when there is none).
+std::error_code parse_authority(std::string_view authority, url& out, std::string_view& port_text) {
+  // The last '@' ends the user info: a host never holds one, a password may.
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const auto info = authority.substr(0, at);
+    authority.remove_prefix(at + 1);
+    const auto colon = info.find(':');
+    out.has_credentials = true;
+    if (!detail::percent_decode_userinfo(info.substr(0, colon), out.user) || out.user.empty() ||
+        out.user.find(':') != std::string::npos)
+      return error::bad_userinfo;
+    if (colon != std::string_view::npos && !detail::percent_decode_userinfo(info.substr(colon + 1), out.password))
+      return error::bad_userinfo;
+  }
+  port_text = {};
   if (!authority.empty() && authority.front() == '[') {
     const auto close = authority.find(']');
     if (close == std::string_view::npos) return error::bad_url;
@@ -109,15 +117,18 @@ std::error_code parse_url(std::string_view text, url& out) {
     if (!after.empty()) {
       if (after.front() != ':') return error::bad_url;
       port_text = after.substr(1);
+      if (port_text.empty()) return error::bad_url;
     }
   } else {
     const auto colon = authority.rfind(':');
     out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) return error::bad_url;
+    }
   }
-  if (out.host.empty() || !header_safe(out.host) || out.host.find_first_of(" /\\") != std::string::npos)
+  if (out.host.empty() || !header_safe(out.host) || out.host.find_first_of(" /\\@") != std::string::npos)
     return error::bad_url;
-  out.port = out.secure ? 443 : 80;
   if (!port_text.empty()) {
     unsigned value = 0;
     const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
@@ -125,12 +136,74 @@ std::error_code parse_url(std::string_view text, url& out) {
       return error::bad_url;
     out.port = static_cast<std::uint16_t>(value);
   }
+  return {};
+}
+
+// Splits "scheme://authority" from the rest (path, query, fragment).
+bool split_url(std::string_view text, std::string& scheme, std::string_view& authority, std::string_view& rest) {
+  const auto scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) return false;
+  scheme = lowercase(text.substr(0, scheme_end));
+  text.remove_prefix(scheme_end + 3);
+  const auto path_start = text.find_first_of("/?#");
+  authority = text.substr(0, path_start);
+  rest = path_start == std::string_view::npos ? std::string_view() : text.substr(path_start);
+  return true;
+}
+
+}  // namespace
+
+std::error_code parse_url(std::string_view text, url& out) {
+  out = url{};
+  std::string scheme;
+  std::string_view authority, rest;
+  if (!split_url(text, scheme, authority, rest)) return error::bad_url;
+  if (scheme == "ws" || scheme == "http")
+    out.secure = false;
+  else if (scheme == "wss" || scheme == "https")
+    out.secure = true;
+  else
+    return error::bad_url;
+  std::string_view port_text;
+  if (auto ec = parse_authority(authority, out, port_text)) return ec;
+  if (port_text.empty()) out.port = out.secure ? 443 : 80;
   // The fragment is never sent (RFC 6455 section 3 forbids it in WebSocket URIs; drop it).
   if (const auto hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
   out.target = rest.empty() ? "/" : rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
   if (!std::all_of(out.target.begin(), out.target.end(), [](char c) { return c > 0x20 && c < 0x7f; }))
     return error::bad_url;
   return {};
+}
+
+std::error_code parse_proxy_url(std::string_view text, url& out) {
+  out = url{};
+  std::string scheme;
+  std::string_view authority, rest;
+  if (!split_url(text, scheme, authority, rest) || scheme != "http") return error::bad_url;
+  std::string_view port_text;
+  if (auto ec = parse_authority(authority, out, port_text)) return ec;
+  if (port_text.empty() || !(rest.empty() || rest == "/")) return error::bad_url;
+  out.target = "/";
+  return {};
+}
+
+std::string redact_url(std::string_view text) {
+  const auto scheme_end = text.find("://");
+  const std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  const auto authority_end = std::min(text.find_first_of("/?#", start), text.size());
+  auto at = text.substr(0, authority_end).rfind('@');
+  if (at == std::string_view::npos || at < start) {
+    // No user info where it belongs. An '@' further on is in the path of a URL that parses; in
+    // one that does not, it may end user info with a raw '/' in the password: hide that too.
+    url ignored;
+    const auto end = std::min(text.find_first_of("?#", start), text.size());
+    at = text.substr(0, end).rfind('@');
+    if (at == std::string_view::npos || at < start || !parse_url(text, ignored) || !parse_proxy_url(text, ignored))
+      return std::string(text);
+  }
+  const auto colon = text.find(':', start);
+  if (colon >= at) return std::string(text);  // a user without a password
+  return std::string(text.substr(0, colon + 1)) + "***" + std::string(text.substr(at));
 }
 
 std::error_code client_options::validate() const {
@@ -143,7 +216,34 @@ std::error_code client_options::validate() const {
     if (f.name.empty() || !header_safe(f.name) || !header_safe(f.value) || f.name.find(':') != std::string::npos)
       return error::invalid_option;
   if (!header_safe(origin) || !header_safe(user_agent)) return error::invalid_option;
+  if (url parsed; !proxy.empty() && parse_proxy_url(proxy, parsed)) return error::invalid_option;
   return {};
+}
+
+std::string redact_credentials(std::string_view head) {
+  std::string out;
+  while (!head.empty()) {
+    const auto end = head.find('\n');
+    auto line = head.substr(0, end == std::string_view::npos ? head.size() : end + 1);
+    head.remove_prefix(line.size());
+    const auto colon = line.find(':');
+    const auto name = line.substr(0, colon == std::string_view::npos ? 0 : colon);
+    if (colon != std::string_view::npos &&
+        (lowercase(name) == "authorization" || lowercase(name) == "proxy-authorization")) {
+      // Keep the scheme ("Basic"), which says what kind of credentials went, and hide the rest.
+      auto value = line.substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+      const auto scheme = value.substr(0, std::min(value.find_first_of(" \t\r\n"), value.size()));
+      const bool crlf = line.ends_with("\r\n"), lf = !crlf && line.ends_with('\n');
+      out.append(name).append(": ");
+      if (!scheme.empty() && scheme.size() < value.size() && value[scheme.size()] == ' ')
+        out.append(scheme).append(" ");
+      out.append("***").append(crlf ? "\r\n" : lf ? "\n" : "");
+    } else {
+      out.append(line);
+    }
+  }
+  return out;
 }
 
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url_text,
@@ -171,7 +271,13 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   }
   const auto redirect = [&](std::error_code& e) { return asio::redirect_error(asio::use_awaitable, e); };
 
-  // 1. Resolve and connect, within connect_timeout.
+  // 1. Resolve and connect (to the proxy, and through it to the server), within connect_timeout.
+  url proxy;
+  if (!o.proxy.empty()) {
+    parse_proxy_url(o.proxy, proxy);  // validate() saw it parse
+    rep.proxy = detail::host_and_port(proxy);
+  }
+  const url& first_hop = o.proxy.empty() ? u : proxy;
   asio::ip::tcp::socket socket(executor);
   {
     asio::ip::tcp::resolver resolver(executor);
@@ -183,11 +289,12 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
     auto started = clock::now();
     std::vector<asio::ip::tcp::endpoint> endpoints;
     std::error_code address_ec;
-    const auto address = asio::ip::make_address(u.host, address_ec);
+    const auto address = asio::ip::make_address(first_hop.host, address_ec);
     if (!address_ec) {
-      endpoints.emplace_back(address, u.port);
+      endpoints.emplace_back(address, first_hop.port);
     } else {
-      const auto results = co_await resolver.async_resolve(u.host, std::to_string(u.port), redirect(ec));
+      const auto port = std::to_string(first_hop.port);
+      const auto results = co_await resolver.async_resolve(first_hop.host, port, redirect(ec));
       if (!ec)
         for (const auto& r : results) endpoints.push_back(r.endpoint());
       if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
@@ -196,6 +303,15 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
     if (!ec) {
       started = clock::now();
       rep.remote = co_await asio::async_connect(socket, endpoints, redirect(ec));
+      if (!ec && !o.proxy.empty()) {
+        rep.proxy_request_head = detail::connect_request(u, proxy, o.user_agent);
+        detail::proxy_answer answer;
+        co_await detail::exchange_connect(socket, rep.proxy_request_head, o.max_handshake_size, answer, ec);
+        rep.proxy_status = answer.status.status;
+        rep.proxy_reason = answer.status.reason;
+        rep.proxy_response_headers = std::move(answer.headers);
+        if (!ec && (rep.proxy_status < 200 || rep.proxy_status > 299)) ec = error::proxy_refused;
+      }
       rep.connect_time = clock::now() - started;
     }
     if (limit.expired()) ec = asio::error::timed_out;

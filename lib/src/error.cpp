@@ -30,11 +30,13 @@ class error_category_impl final : public std::error_category {
       case error::not_upgrade: return "not a WebSocket upgrade request";
       case error::too_many_connections: return "too many connections";
       case error::bad_url: return "bad WebSocket URL";
+      case error::bad_userinfo: return "malformed user:password in URL";
       case error::bad_status: return "server did not switch protocols";
       case error::bad_accept: return "wrong Sec-WebSocket-Accept";
       case error::bad_response: return "malformed HTTP response";
       case error::bad_subprotocol: return "server chose a subprotocol that was not offered";
       case error::bad_extension: return "server chose an extension that was not offered";
+      case error::proxy_refused: return "proxy refused the CONNECT request";
       case error::tls_handshake_failed: return "TLS handshake failed";
       case error::tls_verification_failed: return "TLS certificate verification failed";
       case error::unmasked_frame: return "client frame is not masked";

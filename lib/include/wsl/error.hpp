@@ -29,11 +29,13 @@ enum class error {
   too_many_connections,   // max_connections reached (503)
   // --- client side of the negotiation ---
   bad_url,                // not a ws:// or wss:// URL
+  bad_userinfo,           // the user:password@ of a URL is malformed (bad %-escape, control characters)
   bad_status,             // the server answered with something other than 101
   bad_accept,             // Sec-WebSocket-Accept does not match the key
   bad_response,           // malformed or incomplete 101 response
   bad_subprotocol,        // the server chose a subprotocol that was not offered
   bad_extension,          // the server chose an extension or parameters that were not offered
+  proxy_refused,          // the HTTP proxy answered CONNECT with a non-2xx status (connect_report)
   tls_handshake_failed,   // the TLS handshake failed (protocol, cipher, peer gone)
   tls_verification_failed,// the peer's certificate did not verify (untrusted, expired, wrong name)
   // --- framing (RFC 6455 section 5), fail the connection with 1002 ---

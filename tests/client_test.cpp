@@ -1,0 +1,428 @@
+// The client side (client.hpp): URLs with user info and their redaction, the proxy option, and
+// what connect() sends and does through an HTTP CONNECT proxy, over real sockets on 127.0.0.1
+// (the proxies here are a few lines each, answering by hand).
+#include "wsl/client.hpp"
+
+#define BOOST_TEST_MODULE client
+#include <boost/test/unit_test.hpp>
+
+#include "proxy.hpp"
+#include "run_coroutine.hpp"
+#include "test_printing.hpp"
+#include "wsl/error.hpp"
+#include "wsl/listener.hpp"
+
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/read_until.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace std::chrono_literals;
+using wsl::test::run_until;
+using wsl::test::spawn;
+
+namespace {
+
+wsl::url parsed(std::string_view text) {
+  wsl::url u;
+  const auto ec = wsl::parse_url(text, u);
+  BOOST_TEST_INFO(text);
+  BOOST_TEST(!ec, ec.message());
+  return u;
+}
+
+}  // namespace
+
+// --- URLs ---
+
+BOOST_AUTO_TEST_CASE(a_url_without_user_info_has_no_credentials) {
+  const auto u = parsed("ws://127.0.0.1:9000/chat?room=1");
+  BOOST_TEST(!u.has_credentials);
+  BOOST_TEST(u.host == "127.0.0.1");
+  BOOST_TEST(u.port == 9000);
+  BOOST_TEST(u.target == "/chat?room=1");
+  BOOST_TEST(u.to_string() == "ws://127.0.0.1:9000/chat?room=1");
+}
+
+BOOST_AUTO_TEST_CASE(user_info_is_split_from_the_host_and_percent_decoded) {
+  auto u = parsed("ws://bob:secret@127.0.0.1:9000/x");
+  BOOST_TEST(u.has_credentials);
+  BOOST_TEST(u.user == "bob");
+  BOOST_TEST(u.password == "secret");
+  BOOST_TEST(u.host == "127.0.0.1");
+  BOOST_TEST(u.port == 9000);
+  BOOST_TEST(u.target == "/x");
+
+  u = parsed("wss://b%6Fb%20m:p%40ss%3Aw%2Fd%25@example.net/");
+  BOOST_TEST(u.user == "bob m");
+  BOOST_TEST(u.password == "p@ss:w/d%");
+  BOOST_TEST(u.host == "example.net");
+  BOOST_TEST(u.port == 443);
+
+  u = parsed("ws://u:p@[::1]:8443/");
+  BOOST_TEST(u.user == "u");
+  BOOST_TEST(u.host == "::1");
+  BOOST_TEST(u.port == 8443);
+}
+
+BOOST_AUTO_TEST_CASE(the_last_at_sign_before_the_path_ends_the_user_info) {
+  auto u = parsed("ws://bob:p@ss@w@rd@host:81/a@b");
+  BOOST_TEST(u.user == "bob");
+  BOOST_TEST(u.password == "p@ss@w@rd");
+  BOOST_TEST(u.host == "host");
+  BOOST_TEST(u.port == 81);
+  BOOST_TEST(u.target == "/a@b");
+  // A ':' in the password is the password's: only the first one ends the user.
+  u = parsed("ws://bob:a:b:c@host/");
+  BOOST_TEST(u.password == "a:b:c");
+}
+
+BOOST_AUTO_TEST_CASE(a_user_alone_has_an_empty_password) {
+  const auto u = parsed("ws://bob@host/");
+  BOOST_TEST(u.has_credentials);
+  BOOST_TEST(u.user == "bob");
+  BOOST_TEST(u.password == "");
+  const auto empty = parsed("ws://bob:@host/");
+  BOOST_TEST(empty.password == "");
+}
+
+BOOST_AUTO_TEST_CASE(malformed_user_info_is_its_own_error) {
+  for (const std::string_view text : {"ws://:pw@host/",           // no user
+                                      "ws://@host/",              // nothing at all
+                                      "ws://b%zz:p@host/",        // not hex
+                                      "ws://b:p%4@host/",         // cut short
+                                      "ws://b:p%@host/",          //
+                                      "ws://b:p%0d%0aX:1@host/",  // CR LF, decoded
+                                      "ws://b:p%00@host/",        // NUL, decoded
+                                      "ws://b:p\x01@host/",       // a raw control character
+                                      "ws://bo b:p@host/",        // a raw space
+                                      "ws://b%3Aob:p@host/"}) {   // a ':' in the user, decoded
+    BOOST_TEST_CONTEXT(text) {
+      wsl::url u;
+      BOOST_TEST(wsl::parse_url(text, u) == wsl::error::bad_userinfo);
+    }
+  }
+  // What is wrong after the user info is still a bad URL, and both are usage errors to the CLI.
+  wsl::url u;
+  BOOST_TEST(wsl::parse_url("ws://b:p@/", u) == wsl::error::bad_url);
+  BOOST_TEST(wsl::parse_url("ws://b:p@host:/", u) == wsl::error::bad_url);
+  BOOST_TEST(wsl::parse_url("ws://b:p@host:99999/", u) == wsl::error::bad_url);
+  BOOST_TEST(std::error_code(wsl::error::bad_userinfo) == wsl::condition::handshake_failed);
+  BOOST_TEST(std::error_code(wsl::error::bad_userinfo).message() == "malformed user:password in URL");
+}
+
+BOOST_AUTO_TEST_CASE(to_string_never_shows_the_password) {
+  BOOST_TEST(parsed("ws://bob:secret@127.0.0.1:9000/x").to_string() == "ws://bob:***@127.0.0.1:9000/x");
+  BOOST_TEST(parsed("wss://bob@host/").to_string() == "wss://bob:***@host/");
+  // The user as a URL writes it, escapes included.
+  BOOST_TEST(parsed("ws://b%40b%2f:x@host/").to_string() == "ws://b%40b%2F:***@host/");
+}
+
+BOOST_AUTO_TEST_CASE(redact_url_hides_the_password_of_any_text) {
+  BOOST_TEST(wsl::redact_url("ws://bob:secret@127.0.0.1:9000/x") == "ws://bob:***@127.0.0.1:9000/x");
+  BOOST_TEST(wsl::redact_url("ws://bob:p@ss@host/") == "ws://bob:***@host/");
+  BOOST_TEST(wsl::redact_url("http://me:pw@127.0.0.1:3128") == "http://me:***@127.0.0.1:3128");
+  // Nothing to hide: as it is.
+  BOOST_TEST(wsl::redact_url("ws://host:81/a@b:c") == "ws://host:81/a@b:c");
+  BOOST_TEST(wsl::redact_url("ws://bob@host:81/") == "ws://bob@host:81/");
+  BOOST_TEST(wsl::redact_url("http//nowhere") == "http//nowhere");
+  // Text that does not parse still keeps its secrets: a raw '/' in the password, a bad escape,
+  // no scheme.
+  BOOST_TEST(wsl::redact_url("ws://bob:se/cret@host/") == "ws://bob:***@host/");
+  BOOST_TEST(wsl::redact_url("ws://bob:se%zzcret@host/") == "ws://bob:***@host/");
+  BOOST_TEST(wsl::redact_url("bob:secret@host/") == "bob:***@host/");
+}
+
+BOOST_AUTO_TEST_CASE(redact_credentials_hides_authorization_values_and_keeps_their_scheme) {
+  const std::string head =
+      "GET / HTTP/1.1\r\nHost: h\r\nauthorization: Basic Ym9iOnNlY3JldA==\r\nX-Authorization-Hint: keep\r\n"
+      "Proxy-Authorization:Bearer abc.def\r\nCookie: c=1\r\n\r\n";
+  BOOST_TEST(wsl::redact_credentials(head) ==
+             "GET / HTTP/1.1\r\nHost: h\r\nauthorization: Basic ***\r\nX-Authorization-Hint: keep\r\n"
+             "Proxy-Authorization: Bearer ***\r\nCookie: c=1\r\n\r\n");
+  BOOST_TEST(wsl::redact_credentials("Authorization: opaque\r\n") == "Authorization: ***\r\n");
+}
+
+// --- the proxy option ---
+
+BOOST_AUTO_TEST_CASE(the_proxy_is_an_http_url_with_a_port_and_nothing_else) {
+  for (const std::string_view ok :
+       {"http://127.0.0.1:3128", "HTTP://proxy.example:8080/", "http://u:p@[::1]:1", "http://u%40x:p%3a@h:1"}) {
+    BOOST_TEST_CONTEXT(ok) {
+      wsl::client_options o;
+      o.proxy = ok;
+      BOOST_TEST(!o.validate());
+    }
+  }
+  for (const std::string_view bad :
+       {"https://h:3128", "socks5://h:1080", "ws://h:1", "http://h", "h:3128", "http://h:3128/path", "http://h:3128?x",
+        "http://h:0", "http://:p@h:1", "http://u:p%zz@h:1", "http://h:3128#f"}) {
+    BOOST_TEST_CONTEXT(bad) {
+      wsl::client_options o;
+      o.proxy = bad;
+      BOOST_TEST(o.validate() == wsl::error::invalid_option);
+    }
+  }
+  wsl::url p;
+  BOOST_TEST(wsl::parse_proxy_url("http://u:p%zz@h:1", p) == wsl::error::bad_userinfo);
+  BOOST_TEST(!wsl::parse_proxy_url("http://me:s%40id@10.0.0.1:3128", p));
+  BOOST_TEST(p.user == "me");
+  BOOST_TEST(p.password == "s@id");
+  BOOST_TEST(p.host == "10.0.0.1");
+  BOOST_TEST(p.port == 3128);
+}
+
+BOOST_AUTO_TEST_CASE(the_connect_request_names_host_and_port_and_carries_the_proxy_credentials) {
+  wsl::url proxy;
+  BOOST_REQUIRE(!wsl::parse_proxy_url("http://me:pw@127.0.0.1:3128", proxy));
+  BOOST_TEST(wsl::detail::connect_request(parsed("ws://example.com/chat"), proxy, "wsl") ==
+             "CONNECT example.com:80 HTTP/1.1\r\nHost: example.com:80\r\nProxy-Authorization: Basic bWU6cHc=\r\n"
+             "User-Agent: wsl\r\n\r\n");
+  BOOST_REQUIRE(!wsl::parse_proxy_url("http://127.0.0.1:3128", proxy));
+  // The URL's own credentials are for the server, never for the proxy.
+  BOOST_TEST(wsl::detail::connect_request(parsed("wss://bob:x@[::1]/"), proxy, "") ==
+             "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n");
+}
+
+// --- over sockets ---
+
+namespace {
+
+struct connected {
+  std::error_code ec;
+  wsl::websocket ws;
+  wsl::connect_report report;
+};
+
+asio::awaitable<connected> connect_to(std::string url, wsl::client_options options) {
+  connected r;
+  auto executor = co_await asio::this_coro::executor;
+  r.ws = co_await wsl::connect(executor, url, options, r.ec, &r.report);
+  co_return r;
+}
+
+// A proxy that reads one request head, keeps it, and answers with `answer` (nothing when empty).
+struct stub_proxy {
+  explicit stub_proxy(asio::io_context& ctx) : acceptor(ctx, {asio::ip::address_v4::loopback(), 0}) {}
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()); }
+  asio::ip::tcp::acceptor acceptor;
+};
+
+struct proxy_seen {
+  std::string request;
+  asio::ip::tcp::socket socket;  // kept open: the client sees no hang-up
+};
+
+asio::awaitable<std::shared_ptr<proxy_seen>> answer_once(asio::ip::tcp::acceptor& acceptor, std::string answer) {
+  std::error_code ec;
+  auto socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+  auto seen = std::make_shared<proxy_seen>(proxy_seen{{}, std::move(socket)});
+  if (ec) co_return seen;
+  co_await asio::async_read_until(seen->socket, asio::dynamic_buffer(seen->request), "\r\n\r\n",
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (!answer.empty())
+    co_await asio::async_write(seen->socket, asio::buffer(answer), asio::redirect_error(asio::use_awaitable, ec));
+  co_return seen;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(url_credentials_go_as_basic_authorization_unless_a_header_says_otherwise) {
+  asio::io_context ctx;
+  auto seen = std::make_shared<std::vector<std::string>>();
+  wsl::listener_options lo;
+  lo.hook = [seen](const wsl::http_request& req, wsl::http_response&) {
+    std::string all;
+    for (const auto& f : req.headers)
+      if (f.name == "Authorization" || f.name == "authorization") all += (all.empty() ? "" : "|") + f.value;
+    seen->push_back(all);
+  };
+  wsl::listener l(ctx.get_executor(), lo);
+  BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
+  const auto port = std::to_string(l.local_endpoint().port());
+
+  auto first = spawn(ctx, connect_to("ws://b%6Fb:s%40cret@127.0.0.1:" + port + "/", {}));
+  BOOST_REQUIRE(run_until(ctx, [&] { return first.done(); }));
+  BOOST_TEST(!first.get().ec, first.get().ec.message());
+  wsl::client_options explicit_header;
+  explicit_header.headers.add("authorization", "Bearer token");
+  auto second = spawn(ctx, connect_to("ws://bob:secret@127.0.0.1:" + port + "/", explicit_header));
+  BOOST_REQUIRE(run_until(ctx, [&] { return second.done(); }));
+  BOOST_TEST(!second.get().ec, second.get().ec.message());
+  l.stop();
+  wsl::test::run_until_idle(ctx);
+
+  BOOST_REQUIRE(seen->size() == 2u);
+  BOOST_TEST((*seen)[0] == "Basic Ym9iOnNAY3JldA==");  // bob:s@cret
+  BOOST_TEST((*seen)[1] == "Bearer token");            // and no second Authorization
+  BOOST_TEST(second.get().report.request_head.find("authorization: Bearer token\r\n") != std::string::npos);
+  BOOST_TEST(second.get().report.request_head.find("Basic") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_proxy_head_is_taken_from_the_socket_and_not_a_byte_more) {
+  asio::io_context ctx;
+  stub_proxy proxy(ctx);
+  asio::ip::tcp::socket client(ctx);
+  client.connect(proxy.acceptor.local_endpoint());
+  asio::ip::tcp::socket server = proxy.acceptor.accept();
+  // The answer and the tunnel's first bytes in one segment, as a proxy may send them.
+  asio::write(server, asio::buffer(std::string_view("HTTP/1.0 200 Connection established\r\nVia: stub\r\n\r\nTUNNEL")));
+  struct outcome {
+    std::error_code ec;
+    wsl::detail::proxy_answer answer;
+  };
+  auto exchange = spawn(ctx, [](asio::ip::tcp::socket& s) -> asio::awaitable<outcome> {
+    outcome o;
+    const std::string request = "CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n";
+    co_await wsl::detail::exchange_connect(s, request, 16 << 10, o.answer, o.ec);
+    co_return o;
+  }(client));
+  BOOST_REQUIRE(run_until(ctx, [&] { return exchange.done(); }));
+  BOOST_TEST(!exchange.get().ec, exchange.get().ec.message());
+  BOOST_TEST(exchange.get().answer.status.status == 200);
+  BOOST_TEST(exchange.get().answer.status.reason == "Connection established");
+  BOOST_TEST(exchange.get().answer.headers.get("Via").value_or("") == "stub");
+  // Still in the socket (a blocking read would hang the test if they were not).
+  BOOST_REQUIRE(client.available() == 6u);
+  std::string rest(6, '\0');
+  asio::read(client, asio::buffer(rest));
+  BOOST_TEST(rest == "TUNNEL");
+}
+
+BOOST_AUTO_TEST_CASE(a_proxy_head_split_across_segments_and_one_too_large_are_handled) {
+  asio::io_context ctx;
+  stub_proxy proxy(ctx);
+  asio::ip::tcp::socket client(ctx);
+  client.connect(proxy.acceptor.local_endpoint());
+  asio::ip::tcp::socket server = proxy.acceptor.accept();
+  struct outcome {
+    std::error_code ec;
+    wsl::detail::proxy_answer answer;
+  };
+  const auto run_exchange = [](asio::ip::tcp::socket& s, std::size_t limit) -> asio::awaitable<outcome> {
+    outcome o;
+    const std::string request = "CONNECT h:1 HTTP/1.1\r\n\r\n";
+    co_await wsl::detail::exchange_connect(s, request, limit, o.answer, o.ec);
+    co_return o;
+  };
+  auto exchange = spawn(ctx, run_exchange(client, 16 << 10));
+  asio::write(server, asio::buffer(std::string_view("HTTP/1.1 200 OK\r\n\r")));
+  wsl::test::run_until_idle(ctx);
+  BOOST_TEST(!exchange.done());
+  asio::write(server, asio::buffer(std::string_view("\nX")));
+  BOOST_REQUIRE(run_until(ctx, [&] { return exchange.done(); }));
+  BOOST_TEST(!exchange.get().ec, exchange.get().ec.message());
+  BOOST_TEST(exchange.get().answer.status.status == 200);
+  BOOST_REQUIRE(client.available() == 1u);
+  char x = 0;
+  asio::read(client, asio::buffer(&x, 1));
+  BOOST_TEST(x == 'X');
+
+  auto too_large = spawn(ctx, run_exchange(client, 256));
+  asio::write(server, asio::buffer("HTTP/1.1 200 OK\r\nX-Padding: " + std::string(300, 'p') + "\r\n\r\n"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return too_large.done(); }));
+  BOOST_TEST(too_large.get().ec == wsl::error::handshake_too_large);
+}
+
+BOOST_AUTO_TEST_CASE(connect_goes_through_the_proxy_and_reports_its_refusal) {
+  asio::io_context ctx;
+  stub_proxy proxy(ctx);
+  wsl::client_options o;
+  o.proxy = "http://me:pw@127.0.0.1:" + std::to_string(proxy.acceptor.local_endpoint().port());
+  auto proxying = spawn(ctx, answer_once(proxy.acceptor,
+                                         "HTTP/1.1 407 Proxy Authentication Required\r\n"
+                                         "Proxy-Authenticate: Basic realm=\"x\"\r\n\r\n"));
+  auto connecting = spawn(ctx, connect_to("ws://bob:secret@example.invalid:8080/chat", o));
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done() && proxying.done(); }));
+  const auto& r = connecting.get();
+  BOOST_TEST(r.ec == wsl::error::proxy_refused);
+  BOOST_TEST(r.ec == wsl::condition::handshake_failed);
+  BOOST_TEST(r.report.proxy == "127.0.0.1:" + std::to_string(proxy.acceptor.local_endpoint().port()));
+  BOOST_TEST(r.report.proxy_status == 407);
+  BOOST_TEST(r.report.proxy_reason == "Proxy Authentication Required");
+  BOOST_TEST(r.report.proxy_response_headers.get("Proxy-Authenticate").value_or("") == "Basic realm=\"x\"");
+  // The name is the proxy's to resolve; the server's credentials stay out of the CONNECT.
+  BOOST_TEST(proxying.get()->request ==
+             "CONNECT example.invalid:8080 HTTP/1.1\r\nHost: example.invalid:8080\r\n"
+             "Proxy-Authorization: Basic bWU6cHc=\r\nUser-Agent: wsl\r\n\r\n");
+  BOOST_TEST(r.report.request_head.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_proxy_that_never_answers_counts_against_the_connect_timeout) {
+  asio::io_context ctx;
+  stub_proxy proxy(ctx);
+  wsl::client_options o;
+  o.proxy = "http://127.0.0.1:" + std::to_string(proxy.acceptor.local_endpoint().port());
+  o.connect_timeout = 5s;
+  auto proxying = spawn(ctx, answer_once(proxy.acceptor, ""));
+  auto connecting = spawn(ctx, connect_to("ws://127.0.0.1:1/", o));
+  BOOST_REQUIRE(run_until(ctx, [&] { return proxying.done(); }));
+  BOOST_TEST(!connecting.done());
+  wsl::test::advance_clock(ctx, 6s);
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done(); }));
+  BOOST_TEST(connecting.get().ec == asio::error::timed_out);
+  BOOST_TEST(connecting.get().report.proxy_status == 0);
+  BOOST_TEST(!connecting.get().report.proxy_request_head.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_websocket_opens_through_a_tunnel) {
+  asio::io_context ctx;
+  wsl::listener l(ctx.get_executor());
+  BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
+  const auto target = l.local_endpoint();
+  stub_proxy proxy(ctx);
+  // A proxy that relays one connection both ways after answering CONNECT.
+  auto relay = [](asio::ip::tcp::socket& from, asio::ip::tcp::socket& to) -> asio::awaitable<void> {
+    char data[4096];
+    for (;;) {
+      std::error_code ec;
+      const auto n = co_await from.async_read_some(asio::buffer(data), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      co_await asio::async_write(to, asio::buffer(data, n), asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    std::error_code ignored;
+    to.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  };
+  auto upstream = std::make_shared<asio::ip::tcp::socket>(ctx);
+  auto proxying = spawn(ctx, answer_once(proxy.acceptor, ""));
+  wsl::client_options o;
+  o.proxy = "http://127.0.0.1:" + std::to_string(proxy.acceptor.local_endpoint().port());
+  auto connecting = spawn(ctx, connect_to("ws://127.0.0.1:" + std::to_string(target.port()) + "/tunnelled", o));
+  BOOST_REQUIRE(run_until(ctx, [&] { return proxying.done(); }));
+  auto seen = proxying.get();
+  BOOST_TEST(seen->request.starts_with("CONNECT 127.0.0.1:" + std::to_string(target.port()) + " HTTP/1.1\r\n"));
+  upstream->connect(target);
+  asio::write(seen->socket, asio::buffer(std::string_view("HTTP/1.1 200 Connection established\r\n\r\n")));
+  auto down = spawn(ctx, relay(seen->socket, *upstream));
+  auto up = spawn(ctx, relay(*upstream, seen->socket));
+  struct accepted {
+    std::error_code ec;
+    wsl::websocket ws;
+  };
+  auto accepting = spawn(ctx, [](wsl::listener& lis) -> asio::awaitable<accepted> {
+    accepted a;
+    a.ws = co_await lis.accept(a.ec);
+    co_return a;
+  }(l));
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done() && accepting.done(); }));
+  BOOST_TEST(!connecting.get().ec, connecting.get().ec.message());
+  BOOST_TEST(!accepting.get().ec, accepting.get().ec.message());
+  BOOST_TEST(connecting.get().report.proxy_status == 200);
+  BOOST_TEST(accepting.get().ws.request().target == "/tunnelled");
+  connecting.get().ws.abort();
+  accepting.get().ws.abort();
+  l.stop();
+  std::error_code ignored;
+  upstream->close(ignored);
+  seen->socket.close(ignored);
+  wsl::test::run_until_idle(ctx);
+}
