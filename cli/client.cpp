@@ -10,6 +10,9 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   app.add_option("-H,--header", o.headers, "Extra request header 'Name: value' (repeatable)");
   app.add_option("--origin", o.origin, "Origin header to send");
   app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)");
+  app.add_option("--proxy", c.proxy,
+                 "Tunnel through this HTTP proxy with CONNECT: http://[user:password@]host:port "
+                 "(http_proxy and https_proxy are never read)");
   add_duration_option(app, "--connect-timeout", c.connect_timeout, "Time allowed to resolve and connect");
   add_duration_option(app, "--handshake-timeout", c.handshake_timeout, "Time allowed for the HTTP upgrade");
   add_size_option(app, "--max-message-size", c.connection.max_message_size,
@@ -33,6 +36,7 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
 
 std::error_code finish_client_options(client_cli_options& o, std::string& problem) {
   auto& c = o.client;
+  o.display_url = redact_url(o.url);
   for (const auto& h : o.headers) {
     const auto colon = h.find(':');
     if (colon == std::string::npos || colon == 0) {
@@ -52,14 +56,30 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
     return error::invalid_option;
   }
   if (auto ec = apply_deflate(o.deflate, c.connection, problem)) return ec;
+  wsl::url parsed;
+  if (!c.proxy.empty()) {
+    if (const auto ec = parse_proxy_url(c.proxy, parsed)) {
+      problem = ec == error::bad_userinfo
+                    ? fmt::format(
+                          "--proxy '{}': malformed user:password (percent-encode '%', '/', '?', '#' and "
+                          "control characters; the user cannot hold ':')",
+                          redact_url(c.proxy))
+                    : fmt::format("--proxy '{}': expected http://[user:password@]host:port", redact_url(c.proxy));
+      return error::invalid_option;
+    }
+  }
   if (auto ec = c.validate()) {
     problem = "invalid header, origin or subprotocol (control characters, or a comma in a subprotocol)";
     return ec;
   }
-  wsl::url parsed;
-  if (parse_url(o.url, parsed)) {
-    problem = fmt::format("not a WebSocket URL: '{}' (expected ws://host[:port]/path)", o.url);
-    return error::bad_url;
+  if (const auto ec = parse_url(o.url, parsed)) {
+    problem = ec == error::bad_userinfo
+                  ? fmt::format(
+                        "malformed user:password in '{}' (percent-encode '%', '/', '?', '#' and control "
+                        "characters; the user cannot hold ':')",
+                        o.display_url)
+                  : fmt::format("not a WebSocket URL: '{}' (expected ws://host[:port]/path)", o.display_url);
+    return ec;
   }
   if (o.tls.certificate_chain_file.empty() != o.tls.private_key_file.empty()) {
     problem = "--cert and --key go together";
@@ -72,7 +92,54 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
   return {};
 }
 
-int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report) {
+namespace {
+
+// Where a proxy's refusal of CONNECT leaves us: a 5xx means it could not reach (or find) the
+// server, as when we cannot ourselves, except 504, where the server did not answer it in time. Any
+// other status (403, 407 wrong or missing credentials) is a refusal, as a server's is.
+int exit_status_for_proxy_status(int status) noexcept {
+  if (status == 504) return exit_timeout;
+  if (status >= 500 && status <= 599) return exit_unavailable;
+  return exit_protocol;
+}
+
+void trace_head(char direction, std::string_view head) {
+  while (!head.empty()) {
+    const auto end = head.find("\r\n");
+    const auto line = head.substr(0, end);
+    if (!line.empty()) diagnostics::info(fmt::format("{} {}", direction, line));
+    if (end == std::string_view::npos) break;
+    head.remove_prefix(end + 2);
+  }
+}
+
+}  // namespace
+
+int report_connect_failure(std::string_view url_text, std::error_code ec, const connect_report& report) {
+  const auto url = redact_url(url_text);
+  if (ec == error::proxy_refused) {
+    diagnostics::fatal(fmt::format("{}: proxy {} refused CONNECT: HTTP {} {}", url, report.proxy, report.proxy_status,
+                                   report.proxy_reason));
+    return exit_status_for_proxy_status(report.proxy_status);
+  }
+  if (!report.proxy.empty() && !report.proxy_request_head.empty() && report.proxy_status == 0) {
+    // Connected to the proxy, no answer to CONNECT.
+    if (ec == asio::error::timed_out) {
+      diagnostics::fatal(fmt::format("{}: timed out (waiting for proxy {} to answer CONNECT)", url, report.proxy));
+      return exit_timeout;
+    }
+    diagnostics::fatal(fmt::format("{}: proxy {}: no valid answer to CONNECT ({})", url, report.proxy, ec.message()));
+    return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
+  }
+  if (!report.proxy.empty() && report.proxy_request_head.empty()) {
+    // Not even connected to the proxy.
+    if (ec == asio::error::timed_out) {
+      diagnostics::fatal(fmt::format("{}: timed out (connecting to proxy {})", url, report.proxy));
+      return exit_timeout;
+    }
+    diagnostics::fatal(fmt::format("{}: proxy {}: {}", url, report.proxy, ec.message()));
+    return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
+  }
   if (ec == error::bad_status) {
     auto body = report.body.substr(0, report.body.find('\n'));
     if (body.size() > 200) body.resize(200);
@@ -99,14 +166,15 @@ int report_connect_failure(std::string_view url, std::error_code ec, const conne
 
 void trace_handshake(const connect_report& report) {
   if (diagnostics::verbosity() < 1) return;
-  std::string_view head = report.request_head;
-  while (!head.empty()) {
-    const auto end = head.find("\r\n");
-    const auto line = head.substr(0, end);
-    if (!line.empty()) diagnostics::info(fmt::format("> {}", line));
-    if (end == std::string_view::npos) break;
-    head.remove_prefix(end + 2);
+  if (!report.proxy_request_head.empty()) {
+    diagnostics::info(fmt::format("* through proxy {}", report.proxy));
+    trace_head('>', redact_credentials(report.proxy_request_head));
+    if (report.proxy_status != 0) {
+      diagnostics::info(fmt::format("< HTTP/1.1 {} {}", report.proxy_status, report.proxy_reason));
+      for (const auto& f : report.proxy_response_headers) diagnostics::info(fmt::format("< {}: {}", f.name, f.value));
+    }
   }
+  trace_head('>', redact_credentials(report.request_head));
   if (!report.tls_protocol.empty()) diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));
   if (report.status == 0) return;
   diagnostics::info(fmt::format("< HTTP/1.1 {} {}", report.status, report.reason));

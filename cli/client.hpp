@@ -16,15 +16,16 @@ namespace wsl::cli {
 
 struct client_cli_options {
   std::string url;
+  std::string display_url;           // url with its password hidden (redact_url): what messages show
   std::vector<std::string> headers;  // "Name: value"
   std::string origin;
   std::vector<std::string> subprotocols;
-  client_options client;  // timeouts and connection limits
+  client_options client;  // timeouts, connection limits, --proxy
   deflate_cli deflate;
   tls_options tls;        // --cacert, --insecure, --cert, --key (for wss://)
 };
 
-// -H/--header, --origin, --subprotocol, --connect-timeout, --handshake-timeout,
+// -H/--header, --origin, --subprotocol, --proxy, --connect-timeout, --handshake-timeout,
 // --max-message-size, --ping-interval, --idle-timeout, --close-timeout. The URL is positional.
 void add_client_options(CLI::App& app, client_cli_options& o);
 
@@ -32,10 +33,13 @@ void add_client_options(CLI::App& app, client_cli_options& o);
 std::error_code finish_client_options(client_cli_options& o, std::string& problem);
 
 // One line on stderr saying why connect() failed, and the exit status for it (69 refused or
-// unknown host, 75 timeout, 76 handshake refused with its status, 1 otherwise).
+// unknown host, 75 timeout, 76 handshake refused with its status, 1 otherwise). A proxy's refusal
+// of CONNECT: 69 for 5xx but 504 (it could not reach the server), 75 for 504, 76 otherwise. The
+// URL is shown with its password hidden.
 int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report);
 
-// -v: the request sent and the response head received, as curl -v shows them.
+// -v: the requests sent (CONNECT to a proxy, then the upgrade) and the response heads received,
+// as curl -v shows them, credentials hidden.
 void trace_handshake(const connect_report& report);
 
 // Runs ctx on this thread until session.run() has ended, with SIGINT and SIGTERM posted to

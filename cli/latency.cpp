@@ -151,9 +151,9 @@ class latency_session {
 };
 
 asio::awaitable<void> latency_session::run() {
-  const auto& url = o_.connection.url;
+  const auto& url = o_.connection.display_url;
   std::error_code ec;
-  ws_ = co_await connect(ctx_.get_executor(), url, o_.connection.client, ec, &report_);
+  ws_ = co_await connect(ctx_.get_executor(), o_.connection.url, o_.connection.client, ec, &report_);
   trace_handshake(report_);
   if (signal_ != 0) co_return;
   if (ec) {
@@ -314,7 +314,7 @@ asio::awaitable<void> latency_session::probe() {
 void latency_session::print_summary() {
   const auto loss = sent_ == 0 ? 0.0 : 100.0 * static_cast<double>(sent_ - received_) / static_cast<double>(sent_);
   const auto rtt = summarize(rtts_);
-  const auto& url = o_.connection.url;
+  const auto& url = o_.connection.display_url;
   if (o_.json) {
     std::string rtt_json = "null";
     if (received_ != 0)

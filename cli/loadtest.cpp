@@ -112,6 +112,7 @@ bool sending(const shared_state& s) noexcept { return s.current.load(std::memory
 
 std::string reason_of(std::error_code ec, const connect_report& report) {
   if (ec == error::bad_status) return fmt::format("HTTP {}", report.status);
+  if (ec == error::proxy_refused) return fmt::format("proxy HTTP {}", report.proxy_status);
   return ec.message();
 }
 
@@ -716,7 +717,7 @@ int run_loadtest(loadtest_options o) {
   const auto t = sum(workers);
   const double seconds = std::max(1e-9, duration<double>(window_end - window_start).count());
   const double gen_cpu = cpu_after.self - cpu_before.self;
-  const auto& url = o.client.url;
+  const auto& url = o.client.display_url;
 
   struct threshold_result {
     const threshold& criterion;

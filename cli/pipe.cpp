@@ -316,10 +316,10 @@ class pipe_session {
 };
 
 asio::awaitable<void> pipe_session::run() {
-  const auto& url = o_.connection.url;
+  const auto& url = o_.connection.display_url;
   connect_report report;
   std::error_code ec;
-  ws_ = co_await connect(ctx_.get_executor(), url, o_.connection.client, ec, &report);
+  ws_ = co_await connect(ctx_.get_executor(), o_.connection.url, o_.connection.client, ec, &report);
   trace_handshake(report);
   if (signal_ != 0) co_return;
   if (ec) {
