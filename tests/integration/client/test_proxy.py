@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""`--proxy`: the client subcommands through an HTTP CONNECT proxy we did not write, Debian's
+tinyproxy, started here with a generated configuration on a free port of 127.0.0.1 (in the
+foreground, `-d`); and, for the one case tinyproxy cannot play, a proxy that never answers.
+
+    test_proxy.py [unittest options]
+
+$WSL_TEST_TINYPROXY is the tinyproxy binary (set by ctest; default: tinyproxy on PATH).
+"""
+
+import base64
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from client_harness import (TIMEOUT, WSL, Peer, Wsl, _die_with_parent, _Output, make_certificate, run_wsl,
+                            unused_port)
+
+TINYPROXY = os.environ.get("WSL_TEST_TINYPROXY") or shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+PROXY_USER, PROXY_PASSWORD = "me", "pr0xyPW"  # tinyproxy's BasicAuth takes letters and digits only
+
+
+class Tinyproxy:
+    """tinyproxy on 127.0.0.1, allowing CONNECT to `ports`, with BasicAuth when `auth` is given:
+
+        with Tinyproxy([peer.port], auth=("me", "pw")) as proxy:
+            run_wsl("pipe", "--proxy", proxy.url("me:pw"), peer.url)
+    """
+
+    def __init__(self, ports, auth=None) -> None:
+        self.ports = list(ports)
+        self.auth = auth
+        self.proc = None
+
+    def __enter__(self) -> "Tinyproxy":
+        self.directory = tempfile.TemporaryDirectory(prefix="wsl-tinyproxy-")
+        # The port must be in the configuration: pick a free one, and take another should someone
+        # else bind it first (tinyproxy then exits at once).
+        for _ in range(5):
+            self.port = unused_port()
+            if self._start():
+                return self
+        self.__exit__()
+        raise AssertionError(f"tinyproxy did not start; it said:\n{self.output.data().decode(errors='replace')}")
+
+    def _start(self) -> bool:
+        config = os.path.join(self.directory.name, "tinyproxy.conf")
+        with open(config, "w") as f:
+            f.write(f"Port {self.port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\n"
+                    "LogLevel Info\n")
+            for port in self.ports:
+                f.write(f"ConnectPort {port}\n")
+            if self.auth:
+                f.write(f"BasicAuth {self.auth[0]} {self.auth[1]}\n")
+        self.proc = subprocess.Popen([TINYPROXY, "-d", "-c", config], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        self.output = _Output(self.proc.stdout)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                line = self.output.next_line(deadline)
+            except TimeoutError:
+                line = None
+            if line is None:  # it exited (or said nothing in time)
+                self._stop()
+                return False
+            if b"Accepting connections" in line:
+                return True
+
+    def _stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+        self.output.join(TIMEOUT)
+        self.proc.stdout.close()
+        self.proc = None
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+        self.directory.cleanup()
+
+    def url(self, userinfo: str = "") -> str:
+        return f"http://{userinfo + '@' if userinfo else ''}127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.output.data().decode(errors="replace")
+
+
+class SilentProxy:
+    """Accepts connections and reads them, never answering: a proxy that hangs."""
+
+    def __enter__(self) -> "SilentProxy":
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.requests = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            data = b""
+            while True:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+                if b"\r\n\r\n" in data:
+                    self.requests.append(data)
+
+    def __exit__(self, *exc) -> None:
+        self.listener.close()
+        self.thread.join(TIMEOUT)
+
+
+def exchange(test, url: str, *options: str) -> str:
+    """`wsl pipe -v OPTIONS URL`: one line there and back, exit 0. Returns stderr."""
+    with Wsl("pipe", "-v", *options, url) as wsl:
+        wsl.send(b"through the tunnel\n")
+        wsl.output(19)
+        wsl.end_input()
+        status = wsl.wait()
+        stderr = wsl.stderr_text()
+        test.assertEqual(status, 0, stderr)
+        test.assertEqual(wsl.stdout.data(), b"through the tunnel\n")
+        return stderr
+
+
+class ThroughTinyproxy(unittest.TestCase):
+
+    def test_pipe_round_trip(self):
+        for kind in ("websockets", "ws", "wsl"):
+            with self.subTest(peer=kind), Peer(kind) as peer, Tinyproxy([peer.port]) as proxy:
+                stderr = exchange(self, peer.url, "--proxy", proxy.url())
+                self.assertIn(f"* through proxy 127.0.0.1:{proxy.port}\n", stderr)
+                self.assertIn(f"> CONNECT 127.0.0.1:{peer.port} HTTP/1.1\n", stderr)
+                self.assertIn("< HTTP/1.1 200 Connection established\n", stderr)
+                self.assertNotIn("Proxy-Authorization", stderr)
+                self.assertIn("Request (file descriptor", proxy.log())  # it did go through tinyproxy
+                self.assertIn(f"CONNECT 127.0.0.1:{peer.port} HTTP/1.1", proxy.log())
+
+    def test_proxy_credentials_and_server_credentials_each_go_to_their_own(self):
+        auth = (PROXY_USER, PROXY_PASSWORD)
+        with Peer("websockets") as peer, Tinyproxy([peer.port], auth=auth) as proxy:
+            # Percent-encoded letters decode to the same password: the decoded one is what is sent.
+            proxy_url = proxy.url(f"{PROXY_USER}:pr0xy%50W")
+            stderr = exchange(self, f"ws://bob:s3cret@127.0.0.1:{peer.port}/", "--proxy", proxy_url)
+            self.assertIn("> Proxy-Authorization: Basic ***\n", stderr)
+            self.assertIn("> Authorization: Basic ***\n", stderr)
+            for secret in ("pr0xy", "s3cret", base64.b64encode(b"me:pr0xyPW").decode()):
+                self.assertNotIn(secret, stderr)
+            headers = {k.lower(): v for k, v in peer.wait_event("open")["headers"]}
+            self.assertEqual(headers["authorization"], "Basic " + base64.b64encode(b"bob:s3cret").decode())
+            self.assertNotIn("proxy-authorization", headers)  # the proxy's stay with the proxy
+
+    def test_latency_and_loadtest_through_the_proxy(self):
+        with Peer("wsl") as peer, Tinyproxy([peer.port]) as proxy:
+            done = run_wsl("latency", "--proxy", proxy.url(), "-c", "3", "-i", "0", peer.url)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn(b"3 sent, 3 received", done.stdout)
+            self.assertIn(f"(127.0.0.1:{proxy.port})".encode(), done.stdout)  # connected to the proxy
+            done = run_wsl("loadtest", peer.url, "--proxy", proxy.url(), "-c", "2", "-d", "300ms")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn(b"connections  2 opened, 0 failed", done.stdout)
+
+    def test_wss_through_the_proxy(self):
+        with tempfile.TemporaryDirectory() as directory:
+            certificate = make_certificate(directory)
+            if certificate is None:
+                self.skipTest("no openssl to make a certificate")
+            cert, key = certificate
+            with Peer("websockets", "echo", "--tls", cert, key) as peer, Tinyproxy([peer.port]) as proxy:
+                stderr = exchange(self, peer.url, "--proxy", proxy.url(), "--cacert", cert)
+                self.assertIn("* TLS TLSv1.", stderr)  # verified against --cacert, through the tunnel
+
+    def test_wrong_or_missing_proxy_credentials_exit_76_with_the_status(self):
+        with Peer("websockets") as peer, Tinyproxy([peer.port], auth=(PROXY_USER, PROXY_PASSWORD)) as proxy:
+            for userinfo, status in ((f"{PROXY_USER}:wrongPW", "401 Unauthorized"),
+                                     ("", "407 Proxy Authentication Required")):
+                with self.subTest(userinfo=userinfo):
+                    done = run_wsl("pipe", "--proxy", proxy.url(userinfo), peer.url, input=b"x\n")
+                    stderr = done.stderr.decode()
+                    self.assertEqual(done.returncode, 76, stderr)
+                    self.assertIn(f"proxy 127.0.0.1:{proxy.port} refused CONNECT: HTTP {status}", stderr)
+                    self.assertNotIn("wrongPW", stderr)
+            self.assertEqual([e for e in peer.events if e["event"] == "open"], [])
+
+    def test_a_proxy_nobody_listens_on_exits_69(self):
+        port = unused_port()
+        done = run_wsl("pipe", "--proxy", f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{unused_port()}/",
+                       input=b"x\n")
+        self.assertEqual(done.returncode, 69, done.stderr)
+        self.assertIn(f"proxy 127.0.0.1:{port}: Connection refused".encode(), done.stderr)
+
+    def test_a_server_the_proxy_cannot_reach_exits_69(self):
+        dead = unused_port()
+        with Tinyproxy([dead]) as proxy:
+            done = run_wsl("pipe", "--proxy", proxy.url(), f"ws://127.0.0.1:{dead}/", input=b"x\n")
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertIn(b"refused CONNECT: HTTP 500 ", done.stderr)  # tinyproxy's "Unable to connect"
+
+    def test_a_port_the_proxy_does_not_allow_exits_76(self):
+        with Peer("websockets") as peer, Tinyproxy([unused_port()]) as proxy:
+            done = run_wsl("pipe", "--proxy", proxy.url(), peer.url, input=b"x\n")
+            self.assertEqual(done.returncode, 76, done.stderr)
+            self.assertIn(b"refused CONNECT: HTTP 403 ", done.stderr)
+
+
+class Others(unittest.TestCase):
+
+    def test_a_proxy_that_never_answers_exits_75_at_the_connect_timeout(self):
+        with SilentProxy() as proxy:
+            started = time.monotonic()
+            done = run_wsl("pipe", "--connect-timeout", "1", "--proxy", f"http://127.0.0.1:{proxy.port}",
+                           "ws://127.0.0.1:9/", input=b"x\n")
+            elapsed = time.monotonic() - started
+            self.assertEqual(done.returncode, 75, done.stderr)
+            self.assertIn(f"timed out (waiting for proxy 127.0.0.1:{proxy.port} to answer CONNECT)".encode(),
+                          done.stderr)
+            self.assertGreater(elapsed, 0.9)
+            self.assertLess(elapsed, 1 + TIMEOUT / 2)
+        self.assertTrue(proxy.requests and proxy.requests[0].startswith(b"CONNECT 127.0.0.1:9 HTTP/1.1\r\n"),
+                        proxy.requests)
+
+    def test_proxies_other_than_http_host_port_are_usage_errors(self):
+        url = f"ws://127.0.0.1:{unused_port()}/"
+        for proxy in ("https://127.0.0.1:3128", "socks5://127.0.0.1:1080", "http://127.0.0.1",
+                      "127.0.0.1:3128", "http://127.0.0.1:3128/path", "http://me:s3cr%zz@127.0.0.1:3128"):
+            with self.subTest(proxy=proxy):
+                done = run_wsl("pipe", "--proxy", proxy, url)
+                self.assertEqual(done.returncode, 64, done.stderr)
+                self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
+                self.assertIn(b"--proxy", done.stderr)
+                self.assertNotIn(b"s3cr", done.stderr)
+
+    def test_proxy_variables_in_the_environment_are_not_used(self):
+        with SilentProxy() as proxy, Peer("wsl") as peer:
+            env = dict(os.environ)
+            for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+                env[name] = f"http://127.0.0.1:{proxy.port}"
+            done = subprocess.run([WSL, "pipe", peer.url],
+                                  input=b"direct\n", capture_output=True, timeout=TIMEOUT, env=env,
+                                  preexec_fn=_die_with_parent)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(proxy.requests, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
