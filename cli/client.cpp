@@ -6,13 +6,15 @@ namespace wsl::cli {
 
 void add_client_options(CLI::App& app, client_cli_options& o) {
   auto& c = o.client;
-  app.add_option("URL", o.url, "ws:// URL to connect to")->required();
+  app.add_option("URL", o.url, "ws:// or wss:// URL to connect to; user:password@ in it is sent as Basic auth")
+      ->required();
   app.add_option("-H,--header", o.headers, "Extra request header 'Name: value' (repeatable)");
   app.add_option("--origin", o.origin, "Origin header to send");
   app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)");
   app.add_option("--proxy", c.proxy,
                  "Tunnel through this HTTP proxy with CONNECT: http://[user:password@]host:port "
-                 "(http_proxy and https_proxy are never read)");
+                 "(http_proxy and https_proxy are never read)")
+      ->type_name("URL");
   add_duration_option(app, "--connect-timeout", c.connect_timeout, "Time allowed to resolve and connect");
   add_duration_option(app, "--handshake-timeout", c.handshake_timeout, "Time allowed for the HTTP upgrade");
   add_size_option(app, "--max-message-size", c.connection.max_message_size,
