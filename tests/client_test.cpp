@@ -50,6 +50,7 @@ BOOST_AUTO_TEST_CASE(a_url_without_user_info_has_no_credentials) {
   BOOST_TEST(u.port == 9000);
   BOOST_TEST(u.target == "/chat?room=1");
   BOOST_TEST(u.to_string() == "ws://127.0.0.1:9000/chat?room=1");
+  BOOST_TEST(parsed("ws://host:/").port == 80);  // an empty port is the default one (RFC 3986)
 }
 
 BOOST_AUTO_TEST_CASE(user_info_is_split_from_the_host_and_percent_decoded) {
@@ -113,7 +114,7 @@ BOOST_AUTO_TEST_CASE(malformed_user_info_is_its_own_error) {
   // What is wrong after the user info is still a bad URL, and both are usage errors to the CLI.
   wsl::url u;
   BOOST_TEST(wsl::parse_url("ws://b:p@/", u) == wsl::error::bad_url);
-  BOOST_TEST(wsl::parse_url("ws://b:p@host:/", u) == wsl::error::bad_url);
+  BOOST_TEST(wsl::parse_url("ws://b:p@host:x/", u) == wsl::error::bad_url);
   BOOST_TEST(wsl::parse_url("ws://b:p@host:99999/", u) == wsl::error::bad_url);
   BOOST_TEST(std::error_code(wsl::error::bad_userinfo) == wsl::condition::handshake_failed);
   BOOST_TEST(std::error_code(wsl::error::bad_userinfo).message() == "malformed user:password in URL");
@@ -163,8 +164,8 @@ BOOST_AUTO_TEST_CASE(the_proxy_is_an_http_url_with_a_port_and_nothing_else) {
     }
   }
   for (const std::string_view bad :
-       {"https://h:3128", "socks5://h:1080", "ws://h:1", "http://h", "h:3128", "http://h:3128/path", "http://h:3128?x",
-        "http://h:0", "http://:p@h:1", "http://u:p%zz@h:1", "http://h:3128#f"}) {
+       {"https://h:3128", "socks5://h:1080", "ws://h:1", "http://h", "http://h:", "h:3128", "http://h:3128/path",
+        "http://h:3128?x", "http://h:0", "http://:p@h:1", "http://u:p%zz@h:1", "http://h:3128#f"}) {
     BOOST_TEST_CONTEXT(bad) {
       wsl::client_options o;
       o.proxy = bad;

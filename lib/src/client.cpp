@@ -94,7 +94,7 @@ std::string url::to_string() const {
 namespace {
 
 // "user:password@host:port": the user info (if any) into out's credentials, the host into out.host,
-// and port_text the digits after the host's ':' (empty when there is none).
+// and port_text the digits after the host's ':' (empty when there are none: "host" or "host:").
 std::error_code parse_authority(std::string_view authority, url& out, std::string_view& port_text) {
   // The last '@' ends the user info: a host never holds one, a password may.
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
@@ -117,17 +117,13 @@ std::error_code parse_authority(std::string_view authority, url& out, std::strin
     if (!after.empty()) {
       if (after.front() != ':') return error::bad_url;
       port_text = after.substr(1);
-      if (port_text.empty()) return error::bad_url;
     }
   } else {
     const auto colon = authority.rfind(':');
     out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port_text = authority.substr(colon + 1);
-      if (port_text.empty()) return error::bad_url;
-    }
+    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
   }
-  if (out.host.empty() || !header_safe(out.host) || out.host.find_first_of(" /\\@") != std::string::npos)
+  if (out.host.empty() || !header_safe(out.host) || out.host.find_first_of(" /\\") != std::string::npos)
     return error::bad_url;
   if (!port_text.empty()) {
     unsigned value = 0;
