@@ -11,6 +11,7 @@
 #include "pipe.hpp"
 
 #include "client.hpp"
+#include "records.hpp"
 
 #include <wsl/detail/utf8.hpp>
 
@@ -273,7 +274,8 @@ class pipe_session {
         ctx_(ctx),
         delimiter_(o.null_delimited ? std::string_view("\0", 1) : std::string_view("\n")),
         limit_(o.once ? 1 : o.max_messages),
-        linger_(ctx) {}
+        linger_(ctx),
+        records_(delimiter_[0]) {}
 
   asio::awaitable<void> run();
   // Called on the io_context for the first SIGINT or SIGTERM.
@@ -299,7 +301,7 @@ class pipe_session {
   timer linger_;
   std::unique_ptr<stdin_feed> feed_;
   stdout_sink out_;
-  std::string line_;  // the part of a line that came before the end of a chunk
+  record_splitter records_;  // stdin's lines
 
   int connect_status_ = exit_ok;
   bool connected_ = false;
@@ -403,8 +405,8 @@ asio::awaitable<void> pipe_session::send_stdin() {
   }
   if (closing_ || receiver_done_ || signal_ != 0) co_return;
   if (input_error_ != 0) diagnostics::error(fmt::format("cannot read stdin: {}", std::strerror(input_error_)));
-  if (!line_.empty()) {  // a last line without its delimiter is a message too
-    co_await send_line(line_, ec);
+  if (const auto last = records_.finish()) {  // a last line without its delimiter is a message too
+    co_await send_line(*last, ec);
     if (ec) co_return;
   }
   diagnostics::info(fmt::format("end of stdin after {} message{}{}", sent_, sent_ == 1 ? "" : "s",
@@ -429,22 +431,12 @@ asio::awaitable<void> pipe_session::linger() {
 }
 
 asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std::error_code& ec) {
-  const char* const end = p + n;
-  while (p != end) {
-    const auto* d = static_cast<const char*>(std::memchr(p, delimiter_[0], static_cast<std::size_t>(end - p)));
-    if (d == nullptr) {
-      line_.append(p, end);
-      co_return;
-    }
-    if (line_.empty()) {  // the whole line is in this chunk: sent from where it lies
-      co_await send_line(std::string_view(p, static_cast<std::size_t>(d - p)), ec);
-    } else {
-      line_.append(p, d);
-      co_await send_line(line_, ec);
-      line_.clear();
-    }
+  records_.feed(std::string_view(p, n));
+  for (;;) {
+    const auto line = records_.next();
+    if (!line) co_return;
+    co_await send_line(*line, ec);
     if (ec) co_return;
-    p = d + 1;
   }
 }
 

@@ -19,6 +19,7 @@
 #include "serve_modes.hpp"
 
 #include "process.hpp"
+#include "records.hpp"
 
 #include <wsl/detail/utf8.hpp>
 
@@ -434,9 +435,9 @@ asio::awaitable<void> command_connection::send_line(std::string_view line) {
 asio::awaitable<void> command_connection::pump_output() {
   const std::size_t size = o_.binary ? static_cast<std::size_t>(o_.chunk) : std::size_t{64} << 10;
   const auto buffer = std::make_unique_for_overwrite<char[]>(size);
-  const char delimiter = o_.null_delimited ? '\0' : '\n';
-  const std::uint64_t max_line = o_.server.listener.connection.max_message_size;
-  std::string line;  // the start of a line whose end has not come yet
+  // Never hold more than a message may be: a longer line goes in pieces.
+  record_splitter lines(o_.null_delimited ? '\0' : '\n',
+                        static_cast<std::size_t>(o_.server.listener.connection.max_message_size));
   std::error_code ec;
   for (;;) {
     const auto n = co_await output_.async_read_some(asio::buffer(buffer.get(), size), use_ec(ec));
@@ -446,28 +447,17 @@ asio::awaitable<void> command_connection::pump_output() {
       co_await send(message_type::binary, std::string_view(buffer.get(), n));
       continue;
     }
-    std::string_view rest(buffer.get(), n);
-    while (!rest.empty() && sending_) {
-      const auto end = rest.find(delimiter);
-      if (end == std::string_view::npos) {
-        line.append(rest);
-        if (max_line != 0 && line.size() >= max_line) {  // never hold more than a message may be
-          co_await send_line(line);
-          line.clear();
-        }
-        break;
-      }
-      if (line.empty()) {
-        co_await send_line(rest.substr(0, end));
-      } else {
-        line.append(rest.substr(0, end));
-        co_await send_line(line);
-        line.clear();
-      }
-      rest.remove_prefix(end + 1);
+    lines.feed(std::string_view(buffer.get(), n));
+    while (sending_) {
+      const auto line = lines.next();
+      if (!line) break;
+      co_await send_line(*line);
     }
   }
-  if (!line.empty()) co_await send_line(line);  // a last line without its newline
+  if (sending_) {
+    const auto last = lines.finish();  // a last line without its newline
+    if (last) co_await send_line(*last);
+  }
   output_done_ = true;
 }
 

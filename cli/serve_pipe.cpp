@@ -19,6 +19,8 @@
 // of different clients never mix.
 #include "serve_modes.hpp"
 
+#include "records.hpp"
+
 #include <wsl/detail/utf8.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -253,7 +255,8 @@ class pipe_server {
         drain_timer_(ctx),
         read_size_(o.binary ? static_cast<std::size_t>(o.chunk) : std::size_t{64} << 10),
         reader_(ctx.get_executor(), read_size_,
-                [this](const char* data, std::size_t n, int error) { on_stdin(data, n, error); }) {}
+                [this](const char* data, std::size_t n, int error) { on_stdin(data, n, error); }),
+        splitter_(o.null_delimited ? '\0' : '\n') {}
 
   // On the io_context: the server listens, stdin may be read.
   void start(server_control& control) {
@@ -295,7 +298,7 @@ class pipe_server {
   void on_sent(pipe_client& c);
   void output_failed();
   bool has_room(const pipe_client& c) const noexcept {
-    return c.queued == 0 || c.queued + partial_.size() + read_size_ <= o_.queue_limit;
+    return c.queued == 0 || c.queued + splitter_.held() + read_size_ <= o_.queue_limit;
   }
   void consider_reading();
   void finish_reading();
@@ -317,7 +320,7 @@ class pipe_server {
   std::list<pipe_client*> active_;     // receiving the broadcast
   std::list<pipe_client*> waiting_;    // --one: waiting for their turn
   std::vector<outgoing_ptr> backlog_;  // read while the last client was leaving: for the next one
-  std::string partial_;                // a record whose end has not been read yet
+  record_splitter splitter_;           // stdin's records; holds one whose end has not been read yet
   bool reading_ = false;               // a read was asked for and has not been delivered
   bool reader_done_ = false;
   bool eof_ = false;
@@ -389,26 +392,10 @@ void pipe_server::on_stdin(const char* data, std::size_t n, int error) {
   if (o_.binary) {
     if (n != 0) add_record(std::string_view(data, n), message_type::binary, batch);
   } else {
-    const char delimiter = o_.null_delimited ? '\0' : '\n';
-    std::string_view rest(data, n);
-    while (!rest.empty()) {
-      const auto end = rest.find(delimiter);
-      if (end == std::string_view::npos) {
-        partial_.append(rest);
-        break;
-      }
-      if (partial_.empty()) {
-        add_line(rest.substr(0, end), batch);
-      } else {
-        partial_.append(rest.substr(0, end));
-        add_line(partial_, batch);
-        partial_.clear();
-      }
-      rest.remove_prefix(end + 1);
-    }
-    if (n == 0 && !partial_.empty()) {  // a last record without its delimiter is a record too
-      add_line(partial_, batch);
-      partial_.clear();
+    splitter_.feed(std::string_view(data, n));
+    while (const auto record = splitter_.next()) add_line(*record, batch);
+    if (n == 0) {
+      if (const auto last = splitter_.finish()) add_line(*last, batch);  // a last record without its delimiter
     }
   }
   if (!batch.empty()) deliver(batch);
