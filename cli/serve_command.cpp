@@ -1,17 +1,12 @@
 // wsl serve -- COMMAND / --dir DIR: one process per connection, as websocketd runs them.
 //
 // Each connection's process gets the client's messages on stdin and its stdout lines go back as
-// messages; its stderr goes to ours, each line prefixed with the connection id. Everything runs on
-// the connection's executor: the pipes and a pidfd (readable once the process has exited, so no
-// SIGCHLD handler and no race with other children) are asio stream_descriptors, and one
-// coroutine per direction moves the data while the session's own coroutine decides how it ends:
-//
-//  - the process exits first: the rest of its stdout is sent, then close 1000 (status 0) or 1011
-//    "exit N" / "signal N (SIGX)"; whatever is left of its process group gets SIGTERM at once and
-//    SIGKILL once its stdout has ended (or --close-grace has passed);
-//  - the client leaves first (or SIGINT): the process's stdin is closed; --close-grace later its
-//    group gets SIGTERM, as long again later SIGKILL.
-// Either way the process is reaped with waitpid() on its own pid before the session ends.
+// messages; its stderr goes to ours, each line prefixed with the connection id. The process's life
+// on its connection is running_command's (running_command.hpp); this file chooses the program,
+// builds its CGI environment, counts processes (--max-forks) and maps its exit to a close code:
+// 1000 for status 0, 1011 "exit N" / "signal N (SIGX)" otherwise. When the client leaves first (or
+// SIGINT) the process's stdin is closed; --close-grace later its group gets SIGTERM, as long again
+// later SIGKILL. Either way the process is reaped before the session ends.
 // serve_modes.hpp first: it brings Asio's config.hpp in before any standard header, as every other
 // file of the program does. Asio decides ASIO_HAS_STD_ALIGNED_ALLOC from a macro of the standard
 // library's config; files that disagree on it pair aligned_alloc with operator delete (ASan says
@@ -19,30 +14,16 @@
 #include "serve_modes.hpp"
 
 #include "process.hpp"
-#include "records.hpp"
-
-#include <wsl/detail/utf8.hpp>
-
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/posix/stream_descriptor.hpp>
-#include <asio/redirect_error.hpp>
-#include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
+#include "running_command.hpp"
 
 #include <sys/wait.h>
-#include <array>
 #include <atomic>
-#include <csignal>
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <unordered_set>
 
 namespace wsl::cli {
 namespace {
-
-inline auto use_ec(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 // ------------------------------------------------------------------------------------------------
 // Process slots (--max-forks): taken by the negotiation hook, so that the 503 comes before the
@@ -212,284 +193,6 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
 }
 
 // ------------------------------------------------------------------------------------------------
-// One connection and its process
-
-// The child's stderr, one line at a time, after the connection id.
-void emit_child_stderr(std::uint64_t id, std::string_view line) {
-  const auto text = fmt::format("[{}] {}\n", id, line);
-  std::fwrite(text.data(), 1, text.size(), stderr);  // one call per line: the FILE lock keeps lines whole
-}
-
-class command_connection {
- public:
-  command_connection(websocket& ws, session_context& session, const serve_options& o, child_process child)
-      : ws_(ws),
-        session_(session),
-        o_(o),
-        child_(child),
-        input_(ws.get_executor(), std::exchange(child_.stdin_fd, -1)),
-        output_(ws.get_executor(), std::exchange(child_.stdout_fd, -1)),
-        errors_(ws.get_executor(), std::exchange(child_.stderr_fd, -1)),
-        exit_(ws.get_executor(), std::exchange(child_.pidfd, -1)),
-        wake_(ws.get_executor()) {}
-
-  asio::awaitable<void> run();
-
- private:
-  asio::awaitable<void> pump_input();
-  asio::awaitable<void> pump_output();
-  asio::awaitable<void> pump_errors();
-  asio::awaitable<void> watch_exit();
-  asio::awaitable<void> send(message_type type, std::string_view data);
-  asio::awaitable<void> send_line(std::string_view line);
-  asio::awaitable<void> wait_until(clock::time_point deadline);
-  asio::awaitable<void> wait_for_pumps(clock::duration bound);
-  void notify() {
-    try {
-      wake_.cancel();
-    } catch (...) {
-    }
-  }
-  void close_input() {
-    std::error_code ignored;
-    input_.close(ignored);
-  }
-
-  websocket& ws_;
-  session_context& session_;
-  const serve_options& o_;
-  child_process child_;
-  asio::posix::stream_descriptor input_, output_, errors_, exit_;
-  timer wake_;  // cancel() wakes run(), which re-checks the flags below
-
-  int running_ = 0;  // coroutines still using this object
-  bool exited_ = false;
-  bool client_gone_ = false;
-  bool output_done_ = false;
-  bool sending_ = true;  // false once a send failed: the rest of stdout is read and dropped
-  bool warned_utf8_ = false;
-  std::uint64_t dropped_ = 0;  // messages for a process that no longer reads its stdin
-};
-
-asio::awaitable<void> command_connection::wait_until(clock::time_point deadline) {
-  wake_.expires_at(deadline);
-  std::error_code ignored;
-  co_await wake_.async_wait(use_ec(ignored));
-}
-
-asio::awaitable<void> command_connection::run() {
-  const auto ex = ws_.get_executor();
-  session_.on_shutdown = [this] {
-    client_gone_ = true;
-    std::error_code ignored;
-    input_.cancel(ignored);  // a write the process is not reading must not hold the shutdown
-    notify();
-  };
-  running_ = 4;
-  auto done = [this](std::exception_ptr e) {
-    --running_;
-    notify();
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& what) {
-        diagnostics::error(fmt::format("[{}] {}", session_.id, what.what()));
-      }
-    }
-  };
-  asio::co_spawn(ex, watch_exit(), done);
-  asio::co_spawn(ex, pump_errors(), done);
-  asio::co_spawn(ex, pump_output(), done);
-  asio::co_spawn(ex, pump_input(), done);
-
-  const auto forever = clock::time_point::max();
-  while (!exited_ && !client_gone_) co_await wait_until(forever);
-
-  int status = 0;
-  const pid_t pid = child_.pid;
-  if (exited_ && !client_gone_) {
-    // The process ended: anything left of its group goes, the rest of its output is sent.
-    signal_group(child_, SIGTERM);
-    auto deadline = clock::now() + o_.close_grace;
-    while (!output_done_ && clock::now() < deadline) co_await wait_until(deadline);
-    signal_group(child_, SIGKILL);
-    status = reap(child_);
-    deadline = clock::now() + o_.close_grace;
-    while (!output_done_ && clock::now() < deadline) co_await wait_until(deadline);
-    if (!output_done_) {  // a process that left the group still holds the pipe
-      std::error_code ignored;
-      output_.cancel(ignored);
-      while (!output_done_) co_await wait_until(forever);
-    }
-    const bool success = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    const auto reason = success ? std::string() : describe_wait_status(status);
-    diagnostics::debug(fmt::format("[{}] process {}: {}", session_.id, pid, describe_wait_status(status)));
-    std::error_code ec;
-    co_await ws_.close(success ? close_code::normal : close_code::internal_error, reason, ec);
-  } else {
-    // The client left (or we are shutting down): the process's stdin ends; then it has
-    // --close-grace to exit before SIGTERM, and as long again before SIGKILL.
-    close_input();
-    auto deadline = clock::now() + o_.close_grace;
-    while (!exited_ && clock::now() < deadline) co_await wait_until(deadline);
-    if (!exited_) {
-      diagnostics::info(fmt::format("[{}] process {} still runs {} after its client left: SIGTERM", session_.id, pid,
-                                    format_duration(o_.close_grace)));
-      signal_group(child_, SIGTERM);
-      deadline = clock::now() + o_.close_grace;
-      while (!exited_ && clock::now() < deadline) co_await wait_until(deadline);
-    }
-    if (!exited_) {
-      diagnostics::info(fmt::format("[{}] process {} ignored SIGTERM: SIGKILL", session_.id, pid));
-      signal_group(child_, SIGKILL);
-      while (!exited_) co_await wait_until(forever);
-    }
-    signal_group(child_, SIGKILL);  // what is left of its group
-    status = reap(child_);
-    diagnostics::debug(fmt::format("[{}] process {}: {}", session_.id, pid, describe_wait_status(status)));
-  }
-  close_input();
-  co_await wait_for_pumps(o_.close_grace);
-  session_.on_shutdown = nullptr;
-  if (dropped_ != 0)
-    diagnostics::info(fmt::format("[{}] {} message{} dropped: the process no longer read its stdin", session_.id,
-                                  dropped_, dropped_ == 1 ? "" : "s"));
-}
-
-// The pipes end once no process holds them; one that escaped the group may: stop waiting then.
-asio::awaitable<void> command_connection::wait_for_pumps(clock::duration bound) {
-  const auto deadline = clock::now() + bound;
-  while (running_ > 0 && clock::now() < deadline) co_await wait_until(deadline);
-  if (running_ > 0) {
-    std::error_code ignored;
-    output_.cancel(ignored);
-    errors_.cancel(ignored);
-    input_.cancel(ignored);
-  }
-  while (running_ > 0) co_await wait_until(clock::time_point::max());
-}
-
-asio::awaitable<void> command_connection::watch_exit() {
-  std::error_code ec;
-  co_await exit_.async_wait(asio::posix::stream_descriptor::wait_read, use_ec(ec));
-  if (ec) diagnostics::error(fmt::format("[{}] waiting for process {}: {}", session_.id, child_.pid, ec.message()));
-  exited_ = true;
-}
-
-// Client messages to the process's stdin, each followed by the delimiter (text mode).
-asio::awaitable<void> command_connection::pump_input() {
-  const std::string_view delimiter = o_.binary           ? std::string_view()
-                                     : o_.null_delimited ? std::string_view("\0", 1)
-                                                         : std::string_view("\n");
-  bool reading = true;  // the process still takes its stdin
-  std::error_code ec;
-  for (;;) {
-    auto in = co_await ws_.read_message(ec);
-    if (ec) break;
-    for (;;) {
-      const auto chunk = co_await in.read_chunk(ec);
-      if (ec) break;
-      const bool last = in.done();
-      if (reading) {
-        std::error_code write_ec;
-        const std::array<asio::const_buffer, 2> parts = {chunk,
-                                                         asio::buffer(delimiter.data(), last ? delimiter.size() : 0)};
-        co_await asio::async_write(input_, parts, use_ec(write_ec));
-        if (write_ec) {
-          reading = false;
-          if (write_ec != asio::error::operation_aborted)
-            diagnostics::debug(fmt::format("[{}] the process's stdin: {}", session_.id, write_ec.message()));
-        }
-      }
-      if (last) break;
-    }
-    if (ec) break;
-    if (!reading) ++dropped_;
-  }
-  close_input();
-  client_gone_ = true;
-}
-
-asio::awaitable<void> command_connection::send(message_type type, std::string_view data) {
-  if (!sending_) co_return;
-  std::error_code ec;
-  co_await ws_.write_message(type, asio::buffer(data.data(), data.size()), ec);
-  if (ec) sending_ = false;  // the client is gone; the process's output is drained from now on
-}
-
-// A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
-asio::awaitable<void> command_connection::send_line(std::string_view line) {
-  auto type = message_type::text;
-  if (!detail::utf8_validator::validate(line.data(), line.size())) {
-    type = message_type::binary;
-    if (!warned_utf8_) {
-      warned_utf8_ = true;
-      diagnostics::warning(
-          fmt::format("[{}] the process wrote a line that is not UTF-8: sent as a binary message", session_.id));
-    }
-  }
-  co_await send(type, line);
-}
-
-// The process's stdout to messages: a line each (text mode), or a read each (--binary).
-asio::awaitable<void> command_connection::pump_output() {
-  const std::size_t size = o_.binary ? static_cast<std::size_t>(o_.chunk) : std::size_t{64} << 10;
-  const auto buffer = std::make_unique_for_overwrite<char[]>(size);
-  // Never hold more than a message may be: a longer line goes in pieces.
-  record_splitter lines(o_.null_delimited ? '\0' : '\n',
-                        static_cast<std::size_t>(o_.server.listener.connection.max_message_size));
-  std::error_code ec;
-  for (;;) {
-    const auto n = co_await output_.async_read_some(asio::buffer(buffer.get(), size), use_ec(ec));
-    if (ec) break;
-    if (!sending_) continue;
-    if (o_.binary) {
-      co_await send(message_type::binary, std::string_view(buffer.get(), n));
-      continue;
-    }
-    lines.feed(std::string_view(buffer.get(), n));
-    while (sending_) {
-      const auto line = lines.next();
-      if (!line) break;
-      co_await send_line(*line);
-    }
-  }
-  if (sending_) {
-    const auto last = lines.finish();  // a last line without its newline
-    if (last) co_await send_line(*last);
-  }
-  output_done_ = true;
-}
-
-asio::awaitable<void> command_connection::pump_errors() {
-  constexpr std::size_t size = 16 << 10, max_line = 64 << 10;
-  const auto buffer = std::make_unique_for_overwrite<char[]>(size);
-  std::string line;
-  std::error_code ec;
-  for (;;) {
-    const auto n = co_await errors_.async_read_some(asio::buffer(buffer.get(), size), use_ec(ec));
-    if (ec) break;
-    std::string_view rest(buffer.get(), n);
-    for (;;) {
-      const auto end = rest.find('\n');
-      if (end == std::string_view::npos) {
-        line.append(rest);
-        if (line.size() >= max_line) {
-          emit_child_stderr(session_.id, line);
-          line.clear();
-        }
-        break;
-      }
-      line.append(rest.substr(0, end));
-      emit_child_stderr(session_.id, line);
-      line.clear();
-      rest.remove_prefix(end + 1);
-    }
-  }
-  if (!line.empty()) emit_child_stderr(session_.id, line);
-}
-
-// ------------------------------------------------------------------------------------------------
 
 asio::awaitable<void> command_session(websocket& ws, session_context& session, const serve_options& o,
                                       fork_slots& slots) {
@@ -509,8 +212,23 @@ asio::awaitable<void> command_session(websocket& ws, session_context& session, c
   }
   diagnostics::debug(fmt::format("[{}] process {} started: {}", session.id, child.pid, p.program));
   {
-    command_connection connection(ws, session, o, child);
-    co_await connection.run();
+    running_command_options options;
+    options.null_delimited = o.null_delimited;
+    options.binary = o.binary;
+    options.chunk = o.chunk;
+    options.max_line = o.server.listener.connection.max_message_size;
+    options.close_grace = o.close_grace;
+    options.log_prefix = fmt::format("[{}] ", session.id);
+    // Status 0 closes with 1000; any other end with 1011 and "exit N" / "signal N (SIGX)".
+    options.close_for_exit = [](int status) {
+      const bool success = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      return success ? close_status{close_code::normal, {}}
+                     : close_status{close_code::internal_error, describe_wait_status(status)};
+    };
+    running_command command(ws, child, options);
+    session.on_shutdown = [&command] { command.stop(); };
+    co_await command.run();
+    session.on_shutdown = nullptr;
   }
   slots.give_back();
 }
