@@ -8,9 +8,11 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   auto& c = o.client;
   app.add_option("URL", o.url, "ws:// or wss:// URL to connect to; user:password@ in it is sent as Basic auth")
       ->required();
-  app.add_option("-H,--header", o.headers, "Extra request header 'Name: value' (repeatable)");
+  // One value per occurrence: `-H 'X: a' URL` must not take the URL for a second header.
+  app.add_option("-H,--header", o.headers, "Extra request header 'Name: value' (repeatable)")->allow_extra_args(false);
   app.add_option("--origin", o.origin, "Origin header to send");
-  app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)");
+  app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)")
+      ->allow_extra_args(false);
   app.add_option("--proxy", c.proxy,
                  "Tunnel through this HTTP proxy with CONNECT: http://[user:password@]host:port "
                  "(http_proxy and https_proxy are never read)")

@@ -141,6 +141,16 @@ class Server(Figures):
         if PEER == "wsl":
             self.skipTest("needs a test peer")
 
+    def test_header_and_subprotocol_before_the_url_take_one_value_each(self):
+        # `-H 'X: a' URL`: the URL is not a second header value (nor a second subprotocol).
+        with Peer(PEER, "echo", "--subprotocols", "chat.v2") as peer:
+            done = run_wsl("latency", "-H", "X-Test: 42", "--subprotocol", "chat.v2", peer.url, "-c", "1")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            opened = peer.wait_event("open")
+            headers = {name.lower(): value for name, value in opened["headers"]}
+            self.assertEqual(headers.get("x-test"), "42")
+            self.assertEqual(headers.get("sec-websocket-protocol"), "chat.v2")
+
     def test_no_pong_fails_in_ping_mode(self):
         with Peer(PEER, "echo", "--no-pong") as peer:
             done = latency(peer.url, "-c", "3", "-i", "0", "-W", "0.2")

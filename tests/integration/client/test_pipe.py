@@ -294,6 +294,18 @@ class Server(unittest.TestCase):
             self.assertRegex(stderr, r"< HTTP/1.1 101 ")
             self.assertRegex(stderr, r"(?i)< Sec-WebSocket-Protocol: chat.v2")
 
+    def test_header_and_subprotocol_before_the_url_take_one_value_each(self):
+        # `-H 'X: a' URL`: the URL is not a second header value (nor a second subprotocol).
+        with Peer(PEER, "echo", "--subprotocols", "chat.v2") as peer:
+            done = run_wsl("pipe", "-H", "X-Test: 42", "--subprotocol", "chat.v2", peer.url, "-H", "X-Other: 1",
+                           "-n", "-1", input=b"x\n")  # -n -1: the echo comes back before our close
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(done.stdout, b"x\n")
+            opened = peer.wait_event("open")
+            headers = {name.lower(): value for name, value in opened["headers"]}
+            self.assertEqual((headers.get("x-test"), headers.get("x-other")), ("42", "1"))
+            self.assertEqual(headers.get("sec-websocket-protocol"), "chat.v2")
+
     def test_vv_shows_frames(self):
         with Peer(PEER) as peer:
             stderr = exchange(self, peer.url, b"abc\n", b"abc\n", "-vv")
