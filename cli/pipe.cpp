@@ -10,7 +10,7 @@
 // is blocked writing to stdout.
 #include "pipe.hpp"
 
-#include "client.hpp"
+#include "pipe_modes.hpp"
 #include "records.hpp"
 
 #include <wsl/detail/utf8.hpp>
@@ -38,25 +38,6 @@
 namespace wsl::cli {
 namespace {
 
-struct pipe_options {
-  client_cli_options connection;
-  bool null_delimited = false;       // -0: NUL instead of newline, both ways
-  bool binary = false;               // stdin chunks as binary messages, payloads written raw
-  std::uint64_t chunk = 64 << 10;    // largest binary message made from stdin
-  unsigned close_code = close_code::normal;
-  std::string close_reason;
-  bool once = false;                 // -1: exit after the first message received
-  std::uint64_t max_messages = 0;    // exit after this many messages received; 0 = no limit
-  bool no_close = false;             // at the end of stdin keep receiving until the server closes
-  clock::duration linger{};          // at the end of stdin wait for this much quiet before closing
-  int verbosity = 0;
-  bool quiet = false;
-};
-
-bool sendable_close_code(unsigned code) noexcept {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-}
-
 std::string_view close_code_name(std::uint16_t code) noexcept {
   switch (code) {
     case 1000: return "normal closure";
@@ -76,6 +57,8 @@ std::string_view close_code_name(std::uint16_t code) noexcept {
   }
 }
 
+}  // namespace
+
 // "4000", "1001 (going away)", then the reason in quotes when there is one.
 std::string describe_close(const close_status& c) {
   std::string out = std::to_string(c.code);
@@ -83,9 +66,6 @@ std::string describe_close(const close_status& c) {
   if (!c.reason.empty()) out += fmt::format(" \"{}\"", c.reason);
   return out;
 }
-
-double milliseconds(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
 
 // -vv: control frames as they arrive.
 void trace_control(control_kind kind, std::string_view payload) {
@@ -102,6 +82,26 @@ void trace_control(control_kind kind, std::string_view payload) {
   diagnostics::debug(fmt::format("< {}, {} bytes", kind == control_kind::ping ? "ping" : "pong", payload.size()));
 }
 
+namespace {
+
+double milliseconds(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+}  // namespace
+
+void report_connected(std::string_view url, const connect_report& report, websocket& ws) {
+  diagnostics::info(fmt::format("connected to {} ({}) in {:.3f} ms: tcp {:.3f} ms, handshake {:.3f} ms{}", url,
+                                format_endpoint(report.remote),
+                                milliseconds(report.resolve_time + report.connect_time + report.handshake_time),
+                                milliseconds(report.connect_time), milliseconds(report.handshake_time),
+                                ws.subprotocol().empty() ? "" : fmt::format(", subprotocol {}", ws.subprotocol())));
+  if (diagnostics::verbosity() >= 2) ws.set_control_callback(trace_control);
+}
+
+namespace {
+
+bool sendable_close_code(unsigned code) noexcept {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
 
 // ------------------------------------------------------------------------------------------------
 // stdin
@@ -329,12 +329,7 @@ asio::awaitable<void> pipe_session::run() {
     co_return;
   }
   connected_ = true;
-  diagnostics::info(fmt::format("connected to {} ({}) in {:.3f} ms: tcp {:.3f} ms, handshake {:.3f} ms{}", url,
-                                format_endpoint(report.remote),
-                                milliseconds(report.resolve_time + report.connect_time + report.handshake_time),
-                                milliseconds(report.connect_time), milliseconds(report.handshake_time),
-                                ws_.subprotocol().empty() ? "" : fmt::format(", subprotocol {}", ws_.subprotocol())));
-  if (diagnostics::verbosity() >= 2) ws_.set_control_callback(trace_control);
+  report_connected(url, report, ws_);
 
   feed_ = std::make_unique<stdin_feed>(ctx_.get_executor(), o_.binary ? o_.chunk : 64 << 10);
   if (auto e = feed_->start()) {
@@ -554,9 +549,25 @@ int run_pipe(pipe_options& o) {
     diagnostics::fatal("--chunk: between 1 byte and 1G");
     return exit_usage;
   }
+  if (o.command.empty() && o.close_grace_given) {
+    diagnostics::fatal("--close-grace goes with a COMMAND (wsl pipe URL -- COMMAND)");
+    return exit_usage;
+  }
+  if (!o.command.empty()) {
+    if (o.no_close || o.linger.count() != 0) {
+      diagnostics::fatal(
+          fmt::format("{} is about the end of stdin: not with a COMMAND", o.no_close ? "--no-close" : "--linger"));
+      return exit_usage;
+    }
+    if (o.close_grace.count() <= 0) {
+      diagnostics::fatal("--close-grace: more than 0");
+      return exit_usage;
+    }
+  }
 
   start_signal_thread();
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows up as EPIPE, a quiet end
+  if (!o.command.empty()) return run_pipe_command(o);
 
   int status = exit_ok;
   {
@@ -570,10 +581,22 @@ int run_pipe(pipe_options& o) {
 
 }  // namespace
 
+// CLI11 would say "URL [command...]".
+class pipe_formatter : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App*, std::string) const override {
+    return "Usage: wsl pipe [OPTIONS] URL [-- COMMAND [ARGS...]]\n";
+  }
+};
+
 subcommand register_pipe(CLI::App& parent) {
   auto o = std::make_shared<pipe_options>();
-  auto* app = parent.add_subcommand("pipe", "Send stdin as messages and write the messages received to stdout");
+  auto* app = parent.add_subcommand(
+      "pipe", "Send stdin as messages and write the messages received to stdout, or the same for a COMMAND");
+  app->formatter(std::make_shared<pipe_formatter>());
   add_client_options(*app, o->connection);
+  app->add_option("command", o->command, "Run COMMAND instead: messages to its stdin, its stdout to messages")
+      ->type_name("COMMAND");
   auto* null = app->add_flag("-0,--null", o->null_delimited, "Messages are delimited by NUL, not newline, both ways");
   app->add_flag("-b,--binary", o->binary,
                 "Send stdin as binary messages of up to --chunk bytes; write payloads raw, undelimited")
@@ -591,13 +614,21 @@ subcommand register_pipe(CLI::App& parent) {
   add_duration_option(*app, "--linger", o->linger,
                       "At the end of stdin, close only once no message has arrived for this long (replies to the "
                       "last lines come back first); 0 = close at once");
+  auto* grace = add_duration_option(*app, "--close-grace", o->close_grace,
+                                    "COMMAND: once the server has closed, time the command has to exit after its "
+                                    "stdin ended, before SIGTERM, and as long again before SIGKILL");
   add_verbosity_options(*app, o->verbosity, o->quiet);
   app->footer(
       "Text mode: each stdin line is one text message (a line that is not UTF-8 goes as a binary message); each "
       "message received is written with a newline. At the end of stdin the close handshake runs and wsl exits 0. "
       "When the server closes first its code is printed on stderr; exit 0 for 1000, 1001 and no code, 76 "
-      "otherwise. SIGINT closes with 1001, drains and exits 130. See wsl-pipe(1).");
-  return {app, [o] { return run_pipe(*o); }};
+      "otherwise. SIGINT closes with 1001, drains and exits 130. With '-- COMMAND [ARGS...]' the command takes "
+      "the place of stdin and stdout (same framing), with WSL_URL, WSL_SUBPROTOCOL and WSL_EXTENSIONS in its "
+      "environment; its exit closes the connection and wsl exits with its status. See wsl-pipe(1).");
+  return {app, [o, grace] {
+            o->close_grace_given = grace->count() > 0;
+            return run_pipe(*o);
+          }};
 }
 
 }  // namespace wsl::cli

@@ -49,12 +49,13 @@ struct pipe_pair {
 }  // namespace
 
 std::error_code spawn_child(const std::string& program, const std::vector<std::string>& argv,
-                            const std::vector<std::string>& env, child_process& out) {
+                            const std::vector<std::string>& env, child_process& out, child_stderr stderr_mode) {
   out = {};
+  const bool stderr_piped = stderr_mode == child_stderr::pipe;
   // All of ours are close-on-exec from the start: another thread may spawn meanwhile.
   pipe_pair in, stdout_pipe, stderr_pipe;
   if (::pipe2(in.fd, O_CLOEXEC) != 0 || ::pipe2(stdout_pipe.fd, O_CLOEXEC) != 0 ||
-      ::pipe2(stderr_pipe.fd, O_CLOEXEC) != 0)
+      (stderr_piped && ::pipe2(stderr_pipe.fd, O_CLOEXEC) != 0))
     return last_error();
 
   posix_spawn_file_actions_t actions;
@@ -71,7 +72,7 @@ std::error_code spawn_child(const std::string& program, const std::vector<std::s
   } cleanup_guard{&actions, &attributes};
   posix_spawn_file_actions_adddup2(&actions, in.fd[0], STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, stdout_pipe.fd[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, stderr_pipe.fd[1], STDERR_FILENO);
+  if (stderr_piped) posix_spawn_file_actions_adddup2(&actions, stderr_pipe.fd[1], STDERR_FILENO);
   // Accepted sockets are not close-on-exec (Asio does not ask for it): close everything else.
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
@@ -117,7 +118,8 @@ std::error_code spawn_child(const std::string& program, const std::vector<std::s
   out.stdin_fd = std::exchange(in.fd[1], -1);
   out.stdout_fd = std::exchange(stdout_pipe.fd[0], -1);
   out.stderr_fd = std::exchange(stderr_pipe.fd[0], -1);
-  for (int fd : {out.stdin_fd, out.stdout_fd, out.stderr_fd}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {out.stdin_fd, out.stdout_fd, out.stderr_fd})
+    if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   return {};
 }
 

@@ -1,6 +1,7 @@
-// Child processes for `wsl serve -- COMMAND`: spawned in a process group of their own, with pipes
-// for stdin, stdout and stderr, an environment built from scratch, and a pidfd to learn of their
-// exit without SIGCHLD. Every system call of the subsystem goes through this file.
+// Child processes for `wsl serve -- COMMAND` and `wsl pipe URL -- COMMAND`: spawned in a process
+// group of their own, with pipes for stdin, stdout and (for serve) stderr, an environment built
+// from scratch, and a pidfd to learn of their exit without SIGCHLD. Every system call of the
+// subsystem goes through this file.
 #pragma once
 
 #include <sys/types.h>
@@ -19,11 +20,16 @@ struct child_process {
   int pidfd = -1;      // readable once the child has exited (it stays a zombie until reap())
 };
 
+// What the child's stderr is: a pipe of ours (serve prefixes its lines), or our own stderr (pipe).
+enum class child_stderr { pipe, inherit };
+
 // Starts `program` (a path, not looked up in PATH) with `argv` and exactly `env` ("NAME=value").
-// The child gets the three pipes as fds 0-2 and no other descriptor, default signal dispositions
-// and an empty signal mask, and leads a new process group. On failure nothing is left behind.
+// The child gets the pipes as fds 0-2 (with child_stderr::inherit, our stderr as fd 2; stderr_fd
+// stays -1) and no other descriptor, default signal dispositions and an empty signal mask, and
+// leads a new process group. On failure nothing is left behind.
 std::error_code spawn_child(const std::string& program, const std::vector<std::string>& argv,
-                            const std::vector<std::string>& env, child_process& out);
+                            const std::vector<std::string>& env, child_process& out,
+                            child_stderr stderr_mode = child_stderr::pipe);
 
 // Sends a signal to the child's whole process group. Only call it before reap(): until then the
 // group id cannot have been reused.

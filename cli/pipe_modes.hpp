@@ -1,0 +1,46 @@
+// The options of `wsl pipe` and its two modes: stdin and stdout (pipe.cpp), or a command's
+// (pipe_command.cpp: wsl pipe URL -- COMMAND). pipe.cpp parses and checks the command line.
+#pragma once
+
+#include "client.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsl::cli {
+
+struct pipe_options {
+  client_cli_options connection;
+  bool null_delimited = false;     // -0: NUL instead of newline, both ways
+  bool binary = false;             // stdin chunks as binary messages, payloads written raw
+  std::uint64_t chunk = 64 << 10;  // largest binary message made from stdin
+  unsigned close_code = close_code::normal;
+  std::string close_reason;
+  bool once = false;               // -1: exit after the first message received
+  std::uint64_t max_messages = 0;  // exit after this many messages received; 0 = no limit
+  bool no_close = false;           // at the end of stdin keep receiving until the server closes
+  clock::duration linger{};        // at the end of stdin wait for this much quiet before closing
+  int verbosity = 0;
+  bool quiet = false;
+
+  // -- COMMAND [ARGS...]
+  std::vector<std::string> command;                       // program and arguments
+  clock::duration close_grace = std::chrono::seconds(2);  // server gone: time before SIGTERM, then SIGKILL
+  bool close_grace_given = false;                         // --close-grace was on the command line
+};
+
+// "4000", "1001 (going away)", then the reason in quotes when there is one.
+std::string describe_close(const close_status& c);
+
+// -vv: control frames as they arrive.
+void trace_control(control_kind kind, std::string_view payload);
+
+// -v: the line saying where we connected, and how fast; -vv: control frames from then on.
+void report_connected(std::string_view url, const connect_report& report, websocket& ws);
+
+// wsl pipe URL -- COMMAND, once the options are checked and the signal thread runs.
+int run_pipe_command(const pipe_options& o);
+
+}  // namespace wsl::cli
