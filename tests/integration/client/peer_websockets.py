@@ -3,7 +3,7 @@
 
     peer_websockets.py MODE [--send JSON] [--close-code N] [--close-reason TEXT]
                             [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
-                            [--stall SECONDS]
+                            [--stall SECONDS] [--replies N]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered);
@@ -11,6 +11,8 @@ Modes:
            buffers kept small, so a sender blocks) and emits no message events
   script   sends the messages of --send (a JSON list of {"text": str} or {"hex": str}), then
            closes with --close-code/--close-reason
+  relay    sends the messages of --send, then records the messages it receives (answering none);
+           after --replies N of them (0: never) it closes with --close-code/--close-reason
   refuse   answers the upgrade with 403 Forbidden and a text body
   silent   accepts TCP connections and never answers the HTTP request
   deaf     completes the handshake (by hand, not with websockets), then reads and ignores every
@@ -69,6 +71,16 @@ def make_handler(args):
                 for message in script:
                     await ws.send(message)
                 await ws.close(args.close_code, args.close_reason)
+            elif args.mode == "relay":
+                for message in script:
+                    await ws.send(message)
+                received = 0
+                async for message in ws:
+                    emit(event="message", type="text" if isinstance(message, str) else "binary",
+                         hex=(message.encode() if isinstance(message, str) else message).hex())
+                    received += 1
+                    if received == args.replies:
+                        await ws.close(args.close_code, args.close_reason)
             elif args.stall:
                 if stalls:
                     await asyncio.sleep(stalls.pop())
@@ -111,7 +123,7 @@ async def deaf_connection(reader, writer) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["echo", "script", "refuse", "silent", "deaf"])
+    parser.add_argument("mode", choices=["echo", "script", "relay", "refuse", "silent", "deaf"])
     parser.add_argument("--send", default="[]")
     parser.add_argument("--close-code", type=int, default=1000)
     parser.add_argument("--close-reason", default="")
@@ -120,6 +132,7 @@ async def main() -> None:
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--stall", type=float, default=0)
+    parser.add_argument("--replies", type=int, default=0)
     args = parser.parse_args()
     context = None
     if args.tls:

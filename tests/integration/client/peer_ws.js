@@ -4,11 +4,13 @@
 //
 //   NODE_PATH=.deps/node/node_modules node peer_ws.js MODE [--send JSON] [--close-code N]
 //       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
-//       [--stall SECONDS]
+//       [--stall SECONDS] [--replies N]
 //
 // Modes: echo (every message back with its type; --no-pong leaves pings unanswered), script
 // (sends --send, a JSON list of {"text": s} or {"hex": h}, then closes with --close-code and
-// --close-reason), refuse (403 with a text body), silent (accepts TCP, never answers).
+// --close-reason), relay (sends --send, then records what it receives, answering nothing, and
+// closes with --close-code and --close-reason after --replies N messages; 0: never), refuse (403
+// with a text body), silent (accepts TCP, never answers).
 // --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
 // --stall S (echo): the first connection reads nothing for S seconds after its handshake, and no
 // message events are emitted.
@@ -25,7 +27,7 @@ const { WebSocketServer } = require('ws');
 
 function parse(argv) {
   const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
-                 deflate: false, tls: null, stall: 0 };
+                 deflate: false, tls: null, stall: 0, replies: 0 };
   for (let i = 1; i < argv.length; ++i) {
     switch (argv[i]) {
       case '--send': args.send = argv[++i]; break;
@@ -35,11 +37,12 @@ function parse(argv) {
       case '--no-pong': args.noPong = true; break;
       case '--deflate': args.deflate = true; break;
       case '--stall': args.stall = Number(argv[++i]); break;
+      case '--replies': args.replies = Number(argv[++i]); break;
       case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
   }
-  if (!['echo', 'script', 'refuse', 'silent'].includes(args.mode)) throw new Error(`unknown mode ${args.mode}`);
+  if (!['echo', 'script', 'relay', 'refuse', 'silent'].includes(args.mode)) throw new Error(`unknown mode ${args.mode}`);
   return args;
 }
 
@@ -91,6 +94,15 @@ if (args.mode === 'silent') {
       if (args.mode === 'script') {
         for (const m of script) ws.send(m, { binary: Buffer.isBuffer(m) });
         ws.close(args.closeCode, args.closeReason);
+        return;
+      }
+      if (args.mode === 'relay') {
+        for (const m of script) ws.send(m, { binary: Buffer.isBuffer(m) });
+        let received = 0;
+        ws.on('message', (data, isBinary) => {
+          emit({ event: 'message', type: isBinary ? 'binary' : 'text', hex: Buffer.from(data).toString('hex') });
+          if (++received === args.replies) ws.close(args.closeCode, args.closeReason);
+        });
         return;
       }
       if (args.stall) {
