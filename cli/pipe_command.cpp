@@ -16,6 +16,7 @@
 
 #include "process.hpp"
 #include "running_command.hpp"
+#include "url_userinfo.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -30,17 +31,6 @@ extern char** environ;
 
 namespace wsl::cli {
 namespace {
-
-// The URL without user:password@ (credentials are not the command's to see).
-std::string url_without_userinfo(std::string_view url) {
-  const auto slashes = url.find("//");
-  if (slashes == std::string_view::npos) return std::string(url);
-  const auto authority = slashes + 2;
-  const auto authority_end = std::min(url.find_first_of("/?#", authority), url.size());
-  const auto at = url.substr(authority, authority_end - authority).rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, authority)).append(url.substr(authority + at + 1));
-}
 
 // Ours, with the connection's variables set (and any of ours by the same names left out).
 std::vector<std::string> build_environment(std::string_view url, const websocket& ws, const connect_report& report) {
