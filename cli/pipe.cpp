@@ -605,8 +605,9 @@ subcommand register_pipe(CLI::App& parent) {
   app->add_option("--close-code", o->close_code, "Close code sent at the end of stdin, --once or --max-messages")
       ->capture_default_str();
   app->add_option("--close-reason", o->close_reason, "Close reason sent with it (at most 123 bytes)");
-  app->add_flag("-1,--once", o->once, "Exit after the first message received");
-  app->add_option("--max-messages", o->max_messages, "Exit after this many messages received; 0 = no limit")
+  app->add_flag("-1,--once", o->once, "Exit after the first message received (COMMAND: close its stdin after it)");
+  app->add_option("--max-messages", o->max_messages,
+                  "Exit after this many messages received (COMMAND: close its stdin); 0 = no limit")
       ->capture_default_str();
   app->add_flag("-n,--no-close", o->no_close,
                 "At the end of stdin, do not close: keep receiving until the server closes (or the message "
