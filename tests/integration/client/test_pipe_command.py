@@ -115,6 +115,15 @@ class Environment(unittest.TestCase):
             self.assertTrue(got[2].startswith("permessage-deflate"), got[2])
             self.assertEqual(got[3], "from the test")
 
+    def test_wsl_url_has_no_credentials(self):
+        # The URL's user:password@ goes to the server as Basic auth, never to the command.
+        with relay() as peer:
+            url = peer.url.replace("ws://", "ws://alice:s3cr%40t@") + "in?x=1"
+            done = pipe_command(url, "--", "sh", "-c", 'echo "$WSL_URL"')
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(payloads(peer, 1), [(peer.url + "in?x=1").encode()])
+            self.assertNotIn(b"s3cr", done.stderr)
+
     def test_empty_when_nothing_was_negotiated(self):
         with relay() as peer:
             done = pipe_command(peer.url, "--", "sh", "-c", 'echo "[$WSL_SUBPROTOCOL][$WSL_EXTENSIONS]"')
