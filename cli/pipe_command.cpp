@@ -100,10 +100,10 @@ class command_session {
 };
 
 asio::awaitable<void> command_session::run() {
-  const auto& url = o_.connection.url;
+  const auto& url = o_.connection.display_url;  // the password hidden: this one is printed
   connect_report report;
   std::error_code ec;
-  ws_ = co_await connect(ctx_.get_executor(), url, o_.connection.client, ec, &report);
+  ws_ = co_await connect(ctx_.get_executor(), o_.connection.url, o_.connection.client, ec, &report);
   trace_handshake(report);
   if (signal_ != 0) co_return;
   if (ec) {
@@ -116,9 +116,9 @@ asio::awaitable<void> command_session::run() {
   const auto& name = o_.command.front();
   const auto program = find_program(name);
   child_process child;
-  ec = program.empty()
-           ? std::make_error_code(std::errc::no_such_file_or_directory)
-           : spawn_child(program, o_.command, build_environment(url, ws_, report), child, child_stderr::inherit);
+  ec = program.empty() ? std::make_error_code(std::errc::no_such_file_or_directory)
+                       : spawn_child(program, o_.command, build_environment(o_.connection.url, ws_, report), child,
+                                     child_stderr::inherit);
   if (ec) {
     start_failed_ = true;
     diagnostics::fatal(program.empty() ? fmt::format("{}: command not found (or not executable)", name)

@@ -119,10 +119,18 @@ class Environment(unittest.TestCase):
         # The URL's user:password@ goes to the server as Basic auth, never to the command.
         with relay() as peer:
             url = peer.url.replace("ws://", "ws://alice:s3cr%40t@") + "in?x=1"
-            done = pipe_command(url, "--", "sh", "-c", 'echo "$WSL_URL"')
+            done = pipe_command(url, "-v", "--", "sh", "-c", 'echo "$WSL_URL"')
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertEqual(payloads(peer, 1), [(peer.url + "in?x=1").encode()])
+            self.assertIn(b"alice:***@", done.stderr)  # -v names the URL, its password hidden
             self.assertNotIn(b"s3cr", done.stderr)
+
+    def test_a_failure_to_connect_hides_the_password(self):
+        port = unused_port()
+        done = pipe_command(f"ws://alice:s3cret@127.0.0.1:{port}/", "--", "cat")
+        self.assertEqual(done.returncode, 69, done.stderr)
+        self.assertIn(b"alice:***@", done.stderr)
+        self.assertNotIn(b"s3cret", done.stderr)
 
     def test_empty_when_nothing_was_negotiated(self):
         with relay() as peer:
