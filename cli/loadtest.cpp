@@ -609,10 +609,9 @@ int run_loadtest(loadtest_options o) {
     auto& w = *workers[i % o.threads];
     asio::co_spawn(w.context, run_connection(w, s, i), asio::detached);
   }
-  std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
-
-  // A signal ends the run early; the control loop below waits on the condition variable.
+  // A signal ends the run early; the control loop below waits on the condition variable. Set
+  // before the threads start, so that no signal finds the run without it (and exits without the
+  // summary).
   std::mutex mutex;
   std::condition_variable changed;
   std::atomic<int> interrupted{0};
@@ -621,6 +620,8 @@ int run_loadtest(loadtest_options o) {
     std::lock_guard lock(mutex);
     changed.notify_all();
   });
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
 
   const bool tty = isatty(STDERR_FILENO) && !std::getenv("NO_COLOR");
   const bool progress = !o.quiet;

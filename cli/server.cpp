@@ -265,20 +265,14 @@ int run_server(const std::string& command, const server_options& given, session_
     asio::co_spawn(w->context, accept_loop(*w, handler), asio::detached);
     workers.push_back(std::move(w));
   }
-  const auto url_host =
-      endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
-  fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
-             endpoint.port());
-  std::fflush(stderr);
-
   std::atomic<int> status{exit_ok};
   control_impl control(workers, status);
   if (callbacks.started) callbacks.started(control);
 
-  std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
-
-  // The first signal closes every connection with 1001; a second one exits at once.
+  // The first signal closes every connection with 1001; a second one exits at once. Installed
+  // before "listening" is printed: a signal sent once a client has been served must find it (it
+  // used to be installed after the threads started, and a SIGINT in between exited at once,
+  // closing TCP without a Close frame). Until the threads run, shut_down just waits in the queue.
   set_abort_hook(callbacks.aborting);
   set_signal_handler([&, interrupted = callbacks.interrupted](int received) {
     status = exit_status_for_signal(received);
@@ -287,6 +281,15 @@ int run_server(const std::string& command, const server_options& given, session_
     for (auto& w : workers)
       asio::post(w->context, [&w = *w] { shut_down(w, close_code::going_away, "server shutting down"); });
   });
+
+  const auto url_host =
+      endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
+  fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
+             endpoint.port());
+  std::fflush(stderr);
+
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
 
   for (auto& t : threads) t.join();
   set_signal_handler(nullptr);  // what it refers to ends here; a late signal just exits
