@@ -280,6 +280,33 @@ BOOST_AUTO_TEST_CASE(malformed_request_lines_get_400) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(empty_lines_before_the_request_line_are_ignored_up_to_a_bound) {
+  // RFC 9112 section 2.2: a server SHOULD ignore at least one CRLF received before the request line.
+  const std::string request = request_builder().str();
+  const auto empty_lines = [](std::size_t count) {
+    std::string out;
+    for (std::size_t i = 0; i < count; ++i) out += "\r\n";
+    return out;
+  };
+  constexpr auto most = wsl::detail::max_empty_lines_before_request;
+  BOOST_REQUIRE(most >= 1u);
+  for (std::size_t count = 1; count <= most; ++count) {
+    BOOST_TEST_CONTEXT(count << " empty lines, in one piece") { expect_accepted(empty_lines(count) + request); }
+  }
+  BOOST_TEST_CONTEXT(most << " empty lines, a byte at a time") {
+    // Two leading CRLFs are "\r\n\r\n" too: they must not be taken for the end of the head.
+    negotiation n;
+    for (char c : empty_lines(most) + request) n.send(std::string_view(&c, 1));
+    const auto& result = n.finish();
+    BOOST_TEST(!result.ec, result.ec.message());
+    BOOST_TEST(n.reply.status == 101);
+    BOOST_REQUIRE(result.ws);
+    BOOST_TEST(result.ws.request().path == "/chat");
+  }
+  BOOST_TEST_CONTEXT("one empty line more than the bound") { expect_refusal(empty_lines(most + 1) + request, 400); }
+  BOOST_TEST_CONTEXT("a bare LF, as anywhere else in the head") { expect_refusal("\n" + request, 400); }
+}
+
 BOOST_AUTO_TEST_CASE(malformed_header_lines_get_400) {
   const std::string good = request_builder().str();
   const std::string head = good.substr(0, good.size() - 2);  // without the blank line
@@ -339,6 +366,10 @@ BOOST_AUTO_TEST_CASE(a_head_over_max_handshake_size_gets_431) {
     const auto request = request_of_size(1025);
     BOOST_REQUIRE(request.size() == 1025u);
     expect_refusal(request, 431, options);
+  }
+  BOOST_TEST_CONTEXT("empty lines before the request line count") {
+    expect_accepted("\r\n" + request_of_size(1022), options);
+    expect_refusal("\r\n" + request_of_size(1023), 431, options);  // one byte over
   }
   BOOST_TEST_CONTEXT("much larger, never ending") {
     negotiation n(options);
@@ -637,6 +668,25 @@ BOOST_AUTO_TEST_CASE(parse_request_reads_other_http_versions) {
   wsl::http_request two;
   BOOST_REQUIRE(!parse("GET / HTTP/2.0\r\n\r\n", two));
   BOOST_TEST(two.version_major == 2);
+}
+
+BOOST_AUTO_TEST_CASE(parse_request_skips_empty_lines_before_the_request_line) {
+  using wsl::detail::request_line_start;
+  BOOST_TEST(request_line_start("GET") == 0u);
+  BOOST_TEST(request_line_start("\r\nGET") == 2u);
+  BOOST_TEST(request_line_start("\r\n\r") == 2u);  // half a CRLF is not an empty line yet
+  BOOST_TEST(request_line_start("\nGET") == 0u);
+  std::string crlfs;
+  for (std::size_t i = 0; i < wsl::detail::max_empty_lines_before_request + 3; ++i) crlfs += "\r\n";
+  BOOST_TEST(request_line_start(crlfs) == 2 * wsl::detail::max_empty_lines_before_request);
+
+  wsl::http_request req;
+  BOOST_REQUIRE(!parse("\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", req));
+  BOOST_TEST(req.method == "GET");
+  BOOST_TEST(req.path == "/after");
+  BOOST_TEST(req.headers.get("Host").value_or("") == "h");
+  wsl::http_request too_many;
+  BOOST_TEST(parse(crlfs + "GET / HTTP/1.1\r\n\r\n", too_many) == wsl::error::bad_request);
 }
 
 BOOST_AUTO_TEST_CASE(parse_request_rejects_what_the_grammar_forbids) {

@@ -141,8 +141,12 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       ec = timeout.expired() ? make_error_code(error::handshake_timeout) : read_ec;
       co_return websocket{};
     }
-    head_end = find_head_end(std::string_view(buf.data(), used + n), used);
-    if (head_end == std::string::npos && has_bare_lf(std::string_view(buf.data(), used + n), used)) {
+    // The empty lines a request line may follow are no end of a head: look for it after them.
+    const std::string_view received(buf.data(), used + n);
+    const auto start = request_line_start(received);
+    const auto end = find_head_end(received.substr(start), used > start ? used - start : 0);
+    head_end = end == std::string::npos ? end : start + end;
+    if (head_end == std::string::npos && has_bare_lf(received, used)) {
       // A head written with LF line ends never ends for a CRLF reader: without this it would be
       // answered by nothing, once handshake_timeout ran out.
       http_response res;

@@ -199,7 +199,14 @@ bool has_bare_lf(std::string_view data, std::size_t from) noexcept {
   return false;
 }
 
+std::size_t request_line_start(std::string_view data) noexcept {
+  std::size_t start = 0;
+  for (std::size_t n = 0; n < max_empty_lines_before_request && data.substr(start, 2) == "\r\n"; ++n) start += 2;
+  return start;
+}
+
 std::error_code parse_request(std::string_view head, http_request& out) {
+  head.remove_prefix(request_line_start(head));
   const auto eol = head.find("\r\n");
   if (eol == std::string_view::npos) return error::bad_request;
   const auto line = head.substr(0, eol);

@@ -94,6 +94,8 @@ def handshake_seeds():
     w("http-1.0", b"GET / HTTP/1.0\r\n\r\n")
     w("too-long", req(extra=b"X-Pad: " + b"p" * 600 + b"\r\n"), config=1)
     w("bare-lf", req().replace(b"\r\n", b"\n"))
+    w("empty-lines-first", b"\r\n\r\n" + req(), piece=0)  # RFC 9112 section 2.2: ignored
+    w("empty-lines-too-many", b"\r\n" * 5 + req())
     w("obs-fold", req(extra=b"X-A: a\r\n b\r\n"))
     w("duplicate-key", req(extra=b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"))
     w("deflate-offer", req(extra=b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-y\r\n"))

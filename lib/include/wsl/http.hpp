@@ -102,8 +102,18 @@ std::string_view http_reason(int status) noexcept;
 namespace detail {
 
 // Parses a complete request head (up to and including the blank line). Strict: CRLF line ends,
-// token field names, no obsolete line folding, no control characters in values.
+// token field names, no obsolete line folding, no control characters in values. Empty lines
+// before the request line are skipped (request_line_start).
 std::error_code parse_request(std::string_view head, http_request& out);
+
+// RFC 9112 section 2.2: a server "SHOULD ignore at least one empty line (CRLF) received prior to
+// the request-line" (a client may send one after a POST body, say). This many are ignored; one
+// more is a malformed request. They are part of the head, and so of its size limit.
+inline constexpr std::size_t max_empty_lines_before_request = 4;
+
+// Where the request line starts in data: after the CRLFs that begin it, at most
+// max_empty_lines_before_request of them. A bare LF is not an empty line here either.
+std::size_t request_line_start(std::string_view data) noexcept;
 
 struct http_status_line {
   int version_minor = 1;
