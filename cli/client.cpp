@@ -174,14 +174,15 @@ void trace_handshake(const connect_report& report) {
     diagnostics::info(fmt::format("* through proxy {}", report.proxy));
     trace_head('>', redact_credentials(report.proxy_request_head));
     if (report.proxy_status != 0) {
-      diagnostics::info(fmt::format("< HTTP/1.1 {} {}", report.proxy_status, report.proxy_reason));
+      diagnostics::info(
+          fmt::format("< HTTP/1.{} {} {}", report.proxy_version_minor, report.proxy_status, report.proxy_reason));
       for (const auto& f : report.proxy_response_headers) diagnostics::info(fmt::format("< {}: {}", f.name, f.value));
     }
   }
   trace_head('>', redact_credentials(report.request_head));
   if (!report.tls_protocol.empty()) diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));
   if (report.status == 0) return;
-  diagnostics::info(fmt::format("< HTTP/1.1 {} {}", report.status, report.reason));
+  diagnostics::info(fmt::format("< HTTP/1.{} {} {}", report.version_minor, report.status, report.reason));
   for (const auto& f : report.response_headers) diagnostics::info(fmt::format("< {}: {}", f.name, f.value));
 }
 

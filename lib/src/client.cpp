@@ -304,6 +304,7 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
         detail::proxy_answer answer;
         co_await detail::exchange_connect(socket, rep.proxy_request_head, o.max_handshake_size, answer, ec);
         rep.proxy_status = answer.status.status;
+        rep.proxy_version_minor = answer.status.version_minor;
         rep.proxy_reason = answer.status.reason;
         rep.proxy_response_headers = std::move(answer.headers);
         if (!ec && (rep.proxy_status < 200 || rep.proxy_status > 299)) ec = error::proxy_refused;
@@ -378,6 +379,7 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   if ((ec = detail::parse_response(std::string_view(buf.data(), head_size), status, rep.response_headers)))
     co_return websocket{};
   rep.status = status.status;
+  rep.version_minor = status.version_minor;
   rep.reason = status.reason;
   rep.handshake_time = clock::now() - started;
 

@@ -93,6 +93,7 @@ struct client_options {
 struct connect_report {
   asio::ip::tcp::endpoint remote;  // the server's, or the proxy's through one
   int status = 0;
+  int version_minor = 1;                // the answer's HTTP/1.x (HTTP/1.0 from some servers)
   std::string reason;
   http_headers response_headers;
   std::string body;                     // at most a few KiB of a refusal's body
@@ -103,6 +104,7 @@ struct connect_report {
   std::string proxy;
   std::string proxy_request_head;
   int proxy_status = 0;                 // 0 while no answer came
+  int proxy_version_minor = 1;          // its HTTP/1.x
   std::string proxy_reason;
   http_headers proxy_response_headers;
   clock::duration resolve_time{};

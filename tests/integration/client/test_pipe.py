@@ -15,9 +15,11 @@ import pty
 import random
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -356,6 +358,60 @@ class Server(unittest.TestCase):
             self.assertIn(b"timed out", done.stderr)
             self.assertGreater(done.elapsed, 0.9)
             self.assertLess(done.elapsed, 1 + TIMEOUT / 2)
+
+
+class RawServer:
+    """Answers one connection with `answer`, written as given once the request head has come, then
+    hangs up: for answers the peers will not give. `request` is the head it read."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.request = b""
+
+    def __enter__(self) -> "RawServer":
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def _serve(self) -> None:
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.settimeout(TIMEOUT)
+            try:
+                while b"\r\n\r\n" not in self.request:
+                    chunk = connection.recv(4096)
+                    if not chunk:
+                        return
+                    self.request += chunk
+                connection.sendall(self.answer)
+                connection.shutdown(socket.SHUT_WR)
+                while connection.recv(4096):  # until the client hangs up: no reset to lose the answer
+                    pass
+            except OSError:
+                pass
+
+    def __exit__(self, *exc) -> None:
+        self.listener.close()
+        self.thread.join(TIMEOUT)
+
+
+class RawServerAnswers(unittest.TestCase):
+    """Answers written byte by byte."""
+
+    @peer_independent
+    def test_v_shows_the_http_version_of_the_answer(self):
+        with RawServer(b"HTTP/1.0 403 Forbidden\r\nContent-Length: 3\r\n\r\nno\n") as server:
+            done = pipe(server.url, "-v", input=b"x\n")
+        stderr = done.stderr.decode()
+        self.assertTrue(server.request.startswith(b"GET / HTTP/1.1\r\n"), server.request)
+        self.assertEqual(done.returncode, 76, stderr)
+        self.assertIn("< HTTP/1.0 403 Forbidden\n", stderr)
+        self.assertIn("handshake refused: HTTP 403 Forbidden: no", stderr)
 
 
 class NoServer(unittest.TestCase):
