@@ -333,6 +333,97 @@ BOOST_AUTO_TEST_CASE(a_proxy_head_split_across_segments_and_one_too_large_are_ha
   BOOST_TEST(too_large.get().ec == wsl::error::handshake_too_large);
 }
 
+BOOST_AUTO_TEST_CASE(interim_answers_to_connect_are_skipped_within_the_same_bounds) {
+  // RFC 9110 section 15.2: a client must parse 1xx answers before the final one, even unasked.
+  asio::io_context ctx;
+  stub_proxy proxy(ctx);
+  // Each case on a connection of its own, so that none sees another's leftovers.
+  asio::ip::tcp::socket client(ctx), server(ctx);
+  const auto reconnect = [&] {
+    client = asio::ip::tcp::socket(ctx);
+    client.connect(proxy.acceptor.local_endpoint());
+    server = proxy.acceptor.accept();
+  };
+  struct outcome {
+    std::error_code ec;
+    wsl::detail::proxy_answer answer;
+  };
+  const auto run_exchange = [](asio::ip::tcp::socket& s, std::size_t limit) -> asio::awaitable<outcome> {
+    outcome o;
+    const std::string request = "CONNECT h:1 HTTP/1.1\r\n\r\n";
+    co_await wsl::detail::exchange_connect(s, request, limit, o.answer, o.ec);
+    co_return o;
+  };
+  const std::string continue_answer = "HTTP/1.1 100 Continue\r\n\r\n";
+
+  // One interim answer alone, then the rest with the tunnel's first bytes behind it.
+  reconnect();
+  auto exchange = spawn(ctx, run_exchange(client, 16 << 10));
+  asio::write(server, asio::buffer(continue_answer));
+  wsl::test::run_until_idle(ctx);
+  BOOST_TEST(!exchange.done());  // still waiting for the answer to CONNECT
+  asio::write(server, asio::buffer(std::string_view("HTTP/1.1 102 Processing\r\nX-Interim: yes\r\n\r\n"
+                                                    "HTTP/1.1 200 Connection established\r\nVia: stub\r\n\r\nTUNNEL")));
+  BOOST_REQUIRE(run_until(ctx, [&] { return exchange.done(); }));
+  BOOST_TEST(!exchange.get().ec, exchange.get().ec.message());
+  BOOST_TEST(exchange.get().answer.status.status == 200);
+  BOOST_TEST(exchange.get().answer.status.reason == "Connection established");
+  BOOST_TEST(exchange.get().answer.headers.get("Via").value_or("") == "stub");
+  BOOST_TEST(!exchange.get().answer.headers.get("X-Interim"));  // the final answer's headers only
+  BOOST_REQUIRE(client.available() == 6u);
+  std::string rest(6, '\0');
+  asio::read(client, asio::buffer(rest));
+  BOOST_TEST(rest == "TUNNEL");
+
+  // At most max_interim_answers of them.
+  std::string most;
+  for (std::size_t i = 0; i < wsl::detail::max_interim_answers; ++i) most += continue_answer;
+  reconnect();
+  auto at_most = spawn(ctx, run_exchange(client, 16 << 10));
+  asio::write(server, asio::buffer(most + "HTTP/1.1 200 OK\r\n\r\n"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return at_most.done(); }));
+  BOOST_TEST(!at_most.get().ec, at_most.get().ec.message());
+  BOOST_TEST(at_most.get().answer.status.status == 200);
+  const std::string endless = most + continue_answer;
+  reconnect();
+  auto too_many = spawn(ctx, run_exchange(client, 16 << 10));
+  asio::write(server, asio::buffer(endless + "HTTP/1.1 200 OK\r\n\r\n"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return too_many.done(); }));
+  BOOST_TEST(too_many.get().ec == wsl::error::bad_response);
+
+  // Each head fits the size limit, all of them together do not.
+  const std::string final_answer = "HTTP/1.1 200 OK\r\n\r\n";
+  reconnect();
+  auto too_large = spawn(ctx, run_exchange(client, continue_answer.size() + final_answer.size() - 1));
+  asio::write(server, asio::buffer(continue_answer + final_answer));
+  BOOST_REQUIRE(run_until(ctx, [&] { return too_large.done(); }));
+  BOOST_TEST(too_large.get().ec == wsl::error::handshake_too_large);
+
+  // 101 is no interim answer to CONNECT: a switch of protocols is no tunnel.
+  BOOST_TEST(!wsl::detail::is_interim(101));
+  BOOST_TEST(wsl::detail::is_interim(100));
+  BOOST_TEST(wsl::detail::is_interim(199));
+  BOOST_TEST(!wsl::detail::is_interim(200));
+}
+
+BOOST_AUTO_TEST_CASE(connect_reports_the_proxy_answer_that_follows_an_interim_one) {
+  asio::io_context ctx;
+  stub_proxy proxy(ctx);
+  wsl::client_options o;
+  o.proxy = proxy.url();
+  auto proxying = spawn(ctx, answer_once(proxy.acceptor,
+                                         "HTTP/1.1 100 Continue\r\n\r\n"
+                                         "HTTP/1.0 407 Proxy Authentication Required\r\n"
+                                         "Proxy-Authenticate: Basic realm=\"x\"\r\n\r\n"));
+  auto connecting = spawn(ctx, connect_to("ws://example.invalid:8080/chat", o));
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done() && proxying.done(); }));
+  const auto& r = connecting.get();
+  BOOST_TEST(r.ec == wsl::error::proxy_refused);
+  BOOST_TEST(r.report.proxy_status == 407);
+  BOOST_TEST(r.report.proxy_version_minor == 0);
+  BOOST_TEST(r.report.proxy_response_headers.get("Proxy-Authenticate").value_or("") == "Basic realm=\"x\"");
+}
+
 BOOST_AUTO_TEST_CASE(connect_goes_through_the_proxy_and_reports_its_refusal) {
   asio::io_context ctx;
   stub_proxy proxy(ctx);

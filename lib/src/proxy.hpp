@@ -26,10 +26,18 @@ struct proxy_answer {
   http_headers headers;
 };
 
-// Sends `request` on a connected socket and reads the proxy's answer head, at most max_head bytes,
-// without taking a byte beyond it from the socket: what follows belongs to the tunnel (TLS, or the
-// WebSocket handshake), which reads the socket itself. ec: the socket's errors,
-// error::handshake_too_large, error::bad_response (malformed, or the proxy hung up first).
+// An interim answer (1xx, RFC 9110 section 15.2) comes before the proxy's answer to CONNECT and
+// says nothing about it: it is skipped. Not 101: a switch to another protocol is no tunnel.
+constexpr bool is_interim(int status) noexcept { return status >= 100 && status <= 199 && status != 101; }
+
+// How many interim answers may come before the one to CONNECT.
+inline constexpr std::size_t max_interim_answers = 4;
+
+// Sends `request` on a connected socket and reads the proxy's answer head, skipping interim
+// answers, at most max_head bytes for all of them, without taking a byte beyond the final head
+// from the socket: what follows belongs to the tunnel (TLS, or the WebSocket handshake), which
+// reads the socket itself. ec: the socket's errors, error::handshake_too_large,
+// error::bad_response (malformed, the proxy hung up first, or more than max_interim_answers).
 // The caller bounds it in time by closing the socket.
 asio::awaitable<void> exchange_connect(asio::ip::tcp::socket& socket, const std::string& request, std::size_t max_head,
                                        proxy_answer& answer, std::error_code& ec);
