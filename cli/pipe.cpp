@@ -38,52 +38,6 @@
 namespace wsl::cli {
 namespace {
 
-std::string_view close_code_name(std::uint16_t code) noexcept {
-  switch (code) {
-    case 1000: return "normal closure";
-    case 1001: return "going away";
-    case 1002: return "protocol error";
-    case 1003: return "unsupported data";
-    case 1005: return "no status code";
-    case 1007: return "invalid payload";
-    case 1008: return "policy violation";
-    case 1009: return "message too big";
-    case 1010: return "missing extension";
-    case 1011: return "internal error";
-    case 1012: return "service restart";
-    case 1013: return "try again later";
-    case 1014: return "bad gateway";
-    default: return {};
-  }
-}
-
-}  // namespace
-
-// "4000", "1001 (going away)", then the reason in quotes when there is one.
-std::string describe_close(const close_status& c) {
-  std::string out = std::to_string(c.code);
-  if (const auto name = close_code_name(c.code); !name.empty()) out += fmt::format(" ({})", name);
-  if (!c.reason.empty()) out += fmt::format(" \"{}\"", c.reason);
-  return out;
-}
-
-// -vv: control frames as they arrive.
-void trace_control(control_kind kind, std::string_view payload) {
-  if (diagnostics::verbosity() < 2) return;
-  if (kind == control_kind::close) {
-    close_status c;
-    c.code = payload.size() >= 2 ? static_cast<std::uint16_t>(static_cast<unsigned char>(payload[0]) << 8 |
-                                                               static_cast<unsigned char>(payload[1]))
-                                 : close_code::no_status;
-    if (payload.size() > 2) c.reason = std::string(payload.substr(2));
-    diagnostics::debug(fmt::format("< close {}", describe_close(c)));
-    return;
-  }
-  diagnostics::debug(fmt::format("< {}, {} bytes", kind == control_kind::ping ? "ping" : "pong", payload.size()));
-}
-
-namespace {
-
 double milliseconds(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 }  // namespace
@@ -364,9 +318,7 @@ asio::awaitable<void> pipe_session::receive() {
     if (ec) break;
     ++received_;
     last_received_ = clock::coarse_now();
-    if (diagnostics::verbosity() >= 2)
-      diagnostics::debug(fmt::format("< {} message, {} bytes", in.type() == message_type::text ? "text" : "binary",
-                                     in.bytes_read()));
+    trace_message('<', in.type(), in.bytes_read());
     if (!written) {
       if (out_.error() != EPIPE) diagnostics::fatal(fmt::format("cannot write to stdout: {}", std::strerror(out_.error())));
       co_await close(out_.error() == EPIPE ? static_cast<std::uint16_t>(o_.close_code) : close_code::going_away,
@@ -455,9 +407,7 @@ asio::awaitable<void> pipe_session::send(message_type type, asio::const_buffer d
   co_await ws_.write_message(type, data, ec);
   if (ec) co_return;
   ++sent_;
-  if (diagnostics::verbosity() >= 2)
-    diagnostics::debug(
-        fmt::format("> {} message, {} bytes", type == message_type::text ? "text" : "binary", data.size()));
+  trace_message('>', type, data.size());
 }
 
 // Starts (once) and completes our close handshake. While the receiver is reading, close() lets it
@@ -467,8 +417,7 @@ asio::awaitable<void> pipe_session::close(std::uint16_t code, std::string_view r
   closing_ = true;
   closed_first_ = ws_.peer_close().code == 0 && ws_.is_open();
   if (feed_) feed_->stop();
-  if (closed_first_ && diagnostics::verbosity() >= 2)
-    diagnostics::debug(fmt::format("> close {}", describe_close({code, std::string(reason)})));
+  trace_close_sent(ws_, code, reason);
   std::error_code ec;
   co_await ws_.close(code, reason, ec);
   close_error_ = ec;

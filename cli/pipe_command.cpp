@@ -74,6 +74,7 @@ class command_session {
     options_.max_line = o.connection.client.connection.max_message_size;
     options_.close_grace = o.close_grace;
     options_.message_limit = o.once ? 1 : o.max_messages;
+    options_.trace_frames = true;  // as plain pipe does, at -vv
     options_.close_for_exit = [this](int) {
       return close_status{static_cast<std::uint16_t>(o_.close_code), o_.close_reason};
     };
@@ -123,8 +124,10 @@ asio::awaitable<void> command_session::run() {
     start_failed_ = true;
     diagnostics::fatal(program.empty() ? fmt::format("{}: command not found (or not executable)", name)
                                        : fmt::format("cannot start {}: {}", program, ec.message()));
+    constexpr std::string_view why = "cannot start the command";
+    trace_close_sent(ws_, close_code::internal_error, why);
     std::error_code ignored;
-    co_await ws_.close(close_code::internal_error, "cannot start the command", ignored);
+    co_await ws_.close(close_code::internal_error, why, ignored);
     co_return;
   }
   diagnostics::debug(fmt::format("process {} started: {}", child.pid, program));
@@ -133,8 +136,10 @@ asio::awaitable<void> command_session::run() {
 }
 
 asio::awaitable<void> command_session::close_after_interrupt() {
+  constexpr std::string_view why = "interrupted";
+  trace_close_sent(ws_, close_code::going_away, why);
   std::error_code ignored;
-  co_await ws_.close(close_code::going_away, "interrupted", ignored);
+  co_await ws_.close(close_code::going_away, why, ignored);
 }
 
 void command_session::interrupt(int signal_number) {

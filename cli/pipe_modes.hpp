@@ -3,6 +3,7 @@
 #pragma once
 
 #include "client.hpp"
+#include "frame_trace.hpp"
 
 #include <cstdint>
 #include <string>
@@ -30,12 +31,6 @@ struct pipe_options {
   clock::duration close_grace = std::chrono::seconds(2);  // server gone: time before SIGTERM, then SIGKILL
   bool close_grace_given = false;                         // --close-grace was on the command line
 };
-
-// "4000", "1001 (going away)", then the reason in quotes when there is one.
-std::string describe_close(const close_status& c);
-
-// -vv: control frames as they arrive.
-void trace_control(control_kind kind, std::string_view payload);
 
 // -v: the line saying where we connected, and how fast; -vv: control frames from then on.
 void report_connected(std::string_view url, const connect_report& report, websocket& ws);

@@ -2,6 +2,7 @@
 // other file of the program does (see serve_command.cpp).
 #include "running_command.hpp"
 
+#include "frame_trace.hpp"
 #include "records.hpp"
 
 #include <wsl/detail/utf8.hpp>
@@ -128,6 +129,7 @@ asio::awaitable<void> running_command::end_after_exit() {
   }
   diagnostics::debug(fmt::format("{}process {}: {}", o_.log_prefix, pid, describe_wait_status(status_)));
   const auto close = o_.close_for_exit ? o_.close_for_exit(status_) : close_status{close_code::normal, {}};
+  if (o_.trace_frames) trace_close_sent(ws_, close.code, close.reason);
   std::error_code ec;
   co_await ws_.close(close.code, close.reason, ec);
 }
@@ -209,6 +211,7 @@ asio::awaitable<void> running_command::pump_input() {
       if (last) break;
     }
     if (ec) break;
+    if (o_.trace_frames) trace_message('<', in.type(), in.bytes_read());
     if (!reading) {
       if (!limited) ++dropped_;
       continue;
@@ -237,6 +240,7 @@ asio::awaitable<void> running_command::send(message_type type, std::string_view 
     co_return;
   }
   ++sent_;
+  if (o_.trace_frames) trace_message('>', type, data.size());
 }
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.

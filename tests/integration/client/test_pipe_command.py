@@ -102,6 +102,25 @@ class RoundTrip(unittest.TestCase):
             self.assertIn(b"1 message delivered", done.stderr)
 
 
+class Trace(unittest.TestCase):
+    def test_vv_traces_messages_and_close_frames_as_plain_pipe_does(self):
+        # The command echoes one line and exits: our close goes first, the server answers it.
+        for verbosity in ("-v", "-vv"):
+            with self.subTest(verbosity=verbosity), relay("hello") as peer:
+                done = pipe_command(peer.url, verbosity, "--", "sh", "-c", 'read l; echo "$l!"')
+                stderr = done.stderr.decode()
+                self.assertEqual(done.returncode, 0, stderr)
+                self.assertEqual(payloads(peer, 1), [b"hello!"])
+                self.assertIn("connected to", stderr)  # -v's own lines in both cases
+                frames = ["< text message, 5 bytes\n", "> text message, 6 bytes\n",
+                          "> close 1000 (normal closure)\n", "< close 1000"]
+                for line in frames:
+                    if verbosity == "-vv":
+                        self.assertIn(line, stderr)
+                    else:
+                        self.assertNotIn(line, stderr)
+
+
 class Environment(unittest.TestCase):
     def test_the_command_sees_url_subprotocol_extensions_and_ours(self):
         script = 'echo "$WSL_URL"; echo "$WSL_SUBPROTOCOL"; echo "$WSL_EXTENSIONS"; echo "$WSL_TEST_INHERITED"'
