@@ -1979,3 +1979,62 @@ BOOST_AUTO_TEST_CASE(connect_refuses_a_response_with_lf_line_ends_without_waitin
   const auto out = connect_to(lb, plan, server_ending::stay_open);
   BOOST_TEST(out.ec == wsl::error::bad_response);
 }
+
+BOOST_AUTO_TEST_CASE(connect_skips_interim_answers_before_the_final_one) {
+  // RFC 9110 section 15.2: a client must parse the 1xx answers that come before the final one,
+  // asked for or not: 100 Continue, 102 Processing, 103 Early Hints (which a front end may send
+  // to any GET). Found by the client_handshake fuzz target: connect() took the first of them
+  // for the answer, and failed with bad_status 100.
+  loopback lb;
+  for (const std::string interim :
+       {"HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"}) {
+    BOOST_TEST_CONTEXT(printable(interim)) {
+      auto plan = rfc_101();
+      plan->mangle = [interim](std::string bytes) { return interim + bytes; };
+      const auto out = connect_to(lb, plan, server_ending::stay_open);
+      BOOST_TEST(!out.ec, out.ec.message());
+      BOOST_TEST(out.report.status == 101);
+      BOOST_TEST(out.report.response_headers.size() == 3u);  // the 101's own, not the interim ones
+    }
+  }
+  BOOST_TEST_CONTEXT("a refusal after an interim answer") {
+    auto plan = std::make_shared<response_plan>();
+    plan->status_line = "HTTP/1.1 403 Forbidden";
+    plan->fields = {plain_field("Content-Length", "3")};
+    plan->after_head = "no!";
+    plan->mangle = [](std::string bytes) { return "HTTP/1.1 100 Continue\r\n\r\n" + bytes; };
+    const auto out = connect_to(lb, plan, server_ending::close);
+    BOOST_TEST(out.ec == wsl::error::bad_status);
+    BOOST_TEST(out.report.status == 403);
+    BOOST_TEST(out.report.body == "no!");
+  }
+  BOOST_TEST_CONTEXT("a server that only ever says wait: four interim answers are skipped, not five") {
+    auto plan = rfc_101();
+    plan->mangle = [](std::string bytes) {
+      std::string out;
+      for (int i = 0; i < 5; ++i) out += "HTTP/1.1 100 Continue\r\n\r\n";
+      return out + bytes;
+    };
+    BOOST_TEST(connect_to(lb, plan, server_ending::close).ec == wsl::error::bad_response);
+    plan = rfc_101();
+    plan->mangle = [](std::string bytes) {
+      std::string out;
+      for (int i = 0; i < 4; ++i) out += "HTTP/1.1 100 Continue\r\n\r\n";
+      return out + bytes;
+    };
+    BOOST_TEST(!connect_to(lb, plan, server_ending::stay_open).ec);
+  }
+  BOOST_TEST_CONTEXT("interim answers count against max_handshake_size") {
+    auto plan = rfc_101();
+    plan->mangle = [](std::string bytes) {
+      return "HTTP/1.1 100 Continue\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n" + bytes;
+    };
+    client_case c;
+    c.options.connection = wt::quiet_options();
+    c.options.max_handshake_size = 256;  // the 101 alone (about 130 bytes) fits
+    c.script.plan = plan;
+    c.script.ending = server_ending::close;
+    BOOST_TEST(run_client_case(lb, c, false).outcome.ec == wsl::error::handshake_too_large);
+  }
+}

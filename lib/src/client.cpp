@@ -34,6 +34,18 @@ bool header_safe(std::string_view s) noexcept {
   return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
+// RFC 9110 section 15.2: interim answers (1xx but 101, the answer to the upgrade) may come before
+// the final one, asked for or not (100 Continue, 103 Early Hints from a front end): a client
+// skips them. A malformed head is no interim answer: it is refused as the final one.
+bool interim_head(std::string_view head) {
+  detail::http_status_line status;
+  http_headers ignored;
+  return !detail::parse_response(head, status, ignored) && status.status >= 100 && status.status <= 199 &&
+         status.status != 101;
+}
+// How many are skipped before a server that only ever says "wait" is refused.
+constexpr std::size_t max_interim_answers = 4;
+
 std::string random_key() {
   unsigned char bytes[16];
   if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("no random bytes for Sec-WebSocket-Key");
@@ -337,28 +349,44 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   const asio::const_buffer request = asio::buffer(rep.request_head);
   co_await stream->write(std::span(&request, 1), ec);
 
+  // Interim answers leave the front of buf as they end; with the final head they may take
+  // max_handshake_size in all (`room` is what is left of it).
   std::string buf(std::min<std::size_t>(o.max_handshake_size, 4096), '\0');
-  std::size_t used = 0, head_end = std::string::npos;
+  std::size_t used = 0, head_end = std::string::npos, room = o.max_handshake_size, interim = 0;
   while (!ec && head_end == std::string::npos) {
     if (used == buf.size()) {
-      if (buf.size() >= o.max_handshake_size) {
+      if (buf.size() >= room) {
         ec = error::handshake_too_large;
         break;
       }
-      buf.resize(std::min(buf.size() * 2, o.max_handshake_size));
+      buf.resize(std::min(buf.size() * 2, room));
     }
     const auto n = co_await stream->read_some(asio::buffer(buf.data() + used, buf.size() - used), ec);
     if (ec) break;
-    const auto scanned = used;
+    auto scanned = used;
     used += n;
     head_end = detail::find_head_end(std::string_view(buf.data(), used), scanned);
+    while (head_end != std::string::npos && interim_head(std::string_view(buf.data(), head_end + 4))) {
+      if (interim++ == max_interim_answers) {
+        ec = error::bad_response;  // a server that only ever says "wait"
+        break;
+      }
+      const auto skip = head_end + 4;
+      std::copy(buf.begin() + static_cast<std::ptrdiff_t>(skip), buf.begin() + static_cast<std::ptrdiff_t>(used),
+                buf.begin());
+      used -= skip;
+      room -= skip;
+      if (buf.size() > room) buf.resize(room);
+      scanned = 0;
+      head_end = detail::find_head_end(std::string_view(buf.data(), used), 0);
+    }
     // A head with LF line ends never ends for a CRLF reader: refuse it now, not at the time limit.
-    if (head_end == std::string::npos && detail::has_bare_lf(std::string_view(buf.data(), used), scanned))
+    if (!ec && head_end == std::string::npos && detail::has_bare_lf(std::string_view(buf.data(), used), scanned))
       ec = error::bad_response;
   }
   if (limit.expired()) ec = error::handshake_timeout;
-  if (!ec && head_end + 4 > o.max_handshake_size) ec = error::handshake_too_large;
-  if (ec && u.secure && used == 0) {
+  if (!ec && head_end + 4 > room) ec = error::handshake_too_large;
+  if (ec && u.secure && used == 0 && interim == 0) {
     // TLS 1.3 finishes the client's handshake before the server has checked its certificate: a
     // refusal arrives as an alert (or a hang-up) in place of the HTTP answer.
     if (ec.category() == asio::error::get_ssl_category()) {

@@ -67,7 +67,8 @@ struct client_options {
   clock::duration connect_timeout = 10s;
   // The HTTP exchange (and the TLS handshake, with TLS) once connected.
   clock::duration handshake_timeout = 10s;
-  // The largest response head accepted.
+  // The largest response head accepted, with the interim answers before it (100 Continue, 103
+  // Early Hints: up to four are skipped, RFC 9110 section 15.2).
   std::size_t max_handshake_size = 16 << 10;
   std::string origin;                                        // sent as Origin when not empty
   std::vector<std::string> subprotocols;                     // offered, in order of preference
