@@ -140,7 +140,121 @@ def inflate_seeds():
     w("level-1-window-9", fr(compress(text)), config=1 | 2 | 8)
 
 
+def client_handshake_seeds():
+    # config, upgrade mode (bit 0 clear): bits 1-2 subprotocols offered (none, chat, chat and
+    # superchat, v1.wsl.test and chat), 8 permessage-deflate offered, 16 with small windows and no
+    # context takeover, bits 5-6 head limit (256, 1024, 4096, 16 KiB), 128 user info, a query,
+    # Origin, cookies and custom headers. A run of 28 '?' stands for the Sec-WebSocket-Accept the
+    # client's key calls for.
+    # config, proxy mode (bit 0 set): bits 1-2 head limit, 8 proxy credentials, 16 an IPv6
+    # target, 32 no User-Agent. The input is the proxy's answer to CONNECT and what follows it.
+    accept = b"?" * 28
+
+    def response(status=b"101 Switching Protocols", fields=None, version=b"HTTP/1.1", eol=b"\r\n"):
+        if fields is None:
+            fields = [b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + accept]
+        return version + b" " + status + eol + b"".join(f + eol for f in fields) + eol
+
+    def with_fields(*extra):
+        return response(fields=[b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + accept]
+                        + list(extra))
+
+    def refusal(status, body, extra=()):
+        return response(status, list(extra) + [b"Content-Length: %d" % len(body)]) + body
+
+    s = lambda *a, **k: frame(*a, masked=False, **k)
+    big = 3 << 5  # head limit 16 KiB
+    w = lambda name, data, config=big, piece=255: write("client_handshake", name, config, piece, data)
+    w("101", response())
+    w("101-pieces", response(), piece=0)
+    w("101-odd-case", response(fields=[b"upgrade:WebSocket", b"CONNECTION: keep-alive,  upgrade",
+                                       b"sec-websocket-accept:   " + accept + b"  ", b"Server: x"]))
+    w("101-http-1.0", response(version=b"HTTP/1.0"))
+    w("101-no-reason", b"HTTP/1.1 101\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+      + accept + b"\r\n\r\n")
+    w("101-more-headers", with_fields(b"Set-Cookie: a=1; Path=/", b"Date: Tue, 15 Nov 1994 08:12:31 GMT"),
+      config=big | 128)
+    w("101-subprotocol", with_fields(b"Sec-WebSocket-Protocol: superchat"), config=big | 4)
+    w("101-subprotocol-unoffered", with_fields(b"Sec-WebSocket-Protocol: superchat"), config=big | 2)
+    w("101-subprotocol-none-offered", with_fields(b"Sec-WebSocket-Protocol: chat"))
+    w("101-subprotocol-twice", with_fields(b"Sec-WebSocket-Protocol: chat", b"Sec-WebSocket-Protocol: chat"),
+      config=big | 2)
+    w("101-subprotocol-list", with_fields(b"Sec-WebSocket-Protocol: chat, superchat"), config=big | 4)
+    w("101-deflate", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate"), config=big | 8)
+    w("101-deflate-params", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover;"
+                                        b" client_no_context_takeover; server_max_window_bits=10;"
+                                        b" client_max_window_bits=9"), config=big | 8 | 16)
+    w("101-deflate-quoted", with_fields(b'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits="12"'),
+      config=big | 8)
+    w("101-deflate-wider", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12"),
+      config=big | 8 | 16)
+    w("101-deflate-client-wider", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12"),
+      config=big | 8 | 16)
+    w("101-deflate-no-value", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"),
+      config=big | 8)
+    w("101-deflate-leading-zero", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=010"),
+      config=big | 8)
+    w("101-deflate-duplicate", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover",
+                                           b"Sec-WebSocket-Extensions: x-webkit-deflate-frame"), config=big | 8)
+    w("101-deflate-unknown-param", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate; mystery=1"),
+      config=big | 8)
+    w("101-deflate-unoffered", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate"))
+    w("101-deflate-frames", with_fields(b"Sec-WebSocket-Extensions: permessage-deflate")
+      + s(1, compress(b"hello hello hello"), rsv=0x40) + s(1, b"plain") + s(8, struct.pack(">H", 1000)),
+      config=big | 8, piece=9)
+    w("101-wrong-accept", response(fields=[b"Upgrade: websocket", b"Connection: Upgrade",
+                                           b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]))
+    w("101-two-accepts", with_fields(b"Sec-WebSocket-Accept: " + accept))
+    w("101-no-upgrade", response(fields=[b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + accept]))
+    w("101-no-connection", response(fields=[b"Upgrade: websocket", b"Sec-WebSocket-Accept: " + accept]))
+    w("101-upgrade-h2c", response(fields=[b"Upgrade: h2c", b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + accept]))
+    w("101-frames-behind", response() + s(1, b"hello") + s(9, b"p") + s(2, b"\x00\x01", fin=False) + s(0, b"\x02")
+      + s(8, struct.pack(">H", 1000) + b"bye"), piece=20)
+    w("101-masked-frame-behind", response() + frame(1, b"masked"))
+    w("101-bad-utf8-behind", response() + s(1, b"\xc3\x28"))
+    w("101-half-frame-behind", response() + s(2, b"x" * 300)[:100])
+    w("403", refusal(b"403 Forbidden", b"go away\n", [b"Content-Type: text/plain"]))
+    w("426", refusal(b"426 Upgrade Required", b"version 13 only\n", [b"Sec-WebSocket-Version: 13",
+                                                                     b"Upgrade: websocket"]))
+    w("301-long-body", response(b"301 Moved Permanently", [b"Location: wss://elsewhere.test/", b"Content-Length: 5"])
+      + b"moved, and more than its Content-Length says")
+    w("200-no-length", response(b"200 OK", [b"Content-Type: text/html"]) + b"<html>" + b"x" * 5000, piece=200)
+    w("500-bad-length", response(b"500 Internal Server Error", [b"Content-Length: +3"]) + b"oops")
+    w("100-then-101", response(b"100 Continue", []) + response())
+    w("103-then-101", response(b"103 Early Hints", [b"Link: </style.css>; rel=preload"]) + response(), piece=7)
+    w("100-then-403", response(b"100 Continue", []) + refusal(b"403 Forbidden", b"no"))
+    w("100-five-times", response(b"100 Continue", []) * 5 + response())
+    w("100-then-nothing", response(b"100 Continue", []))
+    w("obs-fold", response(fields=[b"Upgrade: websocket", b"Connection: Upgrade", b"X-Folded: a",
+                                   b" b", b"Sec-WebSocket-Accept: " + accept]))
+    w("bare-lf", response(eol=b"\n"))
+    w("bare-lf-once", response().replace(b"Upgrade\r\n", b"Upgrade\n"))
+    w("reason-control", response(b"101 Switching\x1bProtocols"))
+    w("status-short", b"HTTP/1.1 10 Switching\r\n\r\n")
+    w("http-2", response(version=b"HTTP/2.0"))
+    w("no-colon", response(fields=[b"Upgrade websocket", b"Connection: Upgrade", b"Sec-WebSocket-Accept: " + accept]))
+    w("cut-short", response()[:40])
+    w("empty", b"")
+    w("too-long", with_fields(b"X-Pad: " + b"p" * 300), config=0)
+    w("too-long-interim", response(b"100 Continue", [b"X-Pad: " + b"p" * 200]) + response(), config=0)
+    w("garbage", bytes(range(256)))
+    # Proxy mode.
+    p = lambda name, data, config=1 | 6, piece=255: write("client_handshake", "proxy-" + name, config, piece, data)
+    p("200", b"HTTP/1.1 200 Connection established\r\n\r\n" + response())
+    p("200-pieces", b"HTTP/1.1 200 Connection established\r\nProxy-Agent: tinyproxy\r\n\r\n" + response(), piece=3)
+    p("200-credentials-ipv6", b"HTTP/1.0 200 OK\r\n\r\n", config=1 | 6 | 8 | 16 | 32)
+    p("407", b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\n"
+      b"Content-Length: 4\r\n\r\nauth")
+    p("502", b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+    p("100-then-200", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n" + s(1, b"early"))
+    p("bare-lf", b"HTTP/1.1 200 OK\n\n")
+    p("too-long", b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 300 + b"\r\n\r\n", config=1)
+    p("cut-short", b"HTTP/1.1 200 Connection")
+    p("obs-fold", b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\n\r\n")
+
+
 if __name__ == "__main__":
     frames_seeds()
     handshake_seeds()
     inflate_seeds()
+    client_handshake_seeds()
