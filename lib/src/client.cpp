@@ -36,15 +36,13 @@ bool header_safe(std::string_view s) noexcept {
 
 // RFC 9110 section 15.2: interim answers (1xx but 101, the answer to the upgrade) may come before
 // the final one, asked for or not (100 Continue, 103 Early Hints from a front end): a client
-// skips them. A malformed head is no interim answer: it is refused as the final one.
+// skips them, up to detail::max_interim_answers, as it does before a proxy's answer to CONNECT.
+// A malformed head is no interim answer: it is refused as the final one.
 bool interim_head(std::string_view head) {
   detail::http_status_line status;
   http_headers ignored;
-  return !detail::parse_response(head, status, ignored) && status.status >= 100 && status.status <= 199 &&
-         status.status != 101;
+  return !detail::parse_response(head, status, ignored) && detail::is_interim(status.status);
 }
-// How many are skipped before a server that only ever says "wait" is refused.
-constexpr std::size_t max_interim_answers = 4;
 
 std::string random_key() {
   unsigned char bytes[16];
@@ -367,7 +365,7 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
     used += n;
     head_end = detail::find_head_end(std::string_view(buf.data(), used), scanned);
     while (head_end != std::string::npos && interim_head(std::string_view(buf.data(), head_end + 4))) {
-      if (interim++ == max_interim_answers) {
+      if (interim++ == detail::max_interim_answers) {
         ec = error::bad_response;  // a server that only ever says "wait"
         break;
       }

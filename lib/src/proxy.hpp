@@ -26,11 +26,12 @@ struct proxy_answer {
   http_headers headers;
 };
 
-// An interim answer (1xx, RFC 9110 section 15.2) comes before the proxy's answer to CONNECT and
-// says nothing about it: it is skipped. Not 101: a switch to another protocol is no tunnel.
+// An interim answer (1xx, RFC 9110 section 15.2) comes before a final answer (the proxy's to
+// CONNECT, the server's to the upgrade) and says nothing about it: it is skipped. Not 101: to
+// CONNECT it is no tunnel, and to the upgrade it is the answer.
 constexpr bool is_interim(int status) noexcept { return status >= 100 && status <= 199 && status != 101; }
 
-// How many interim answers may come before the one to CONNECT.
+// How many interim answers may come before the final one; one more is error::bad_response.
 inline constexpr std::size_t max_interim_answers = 4;
 
 // Sends `request` on a connected socket and reads the proxy's answer head, skipping interim
