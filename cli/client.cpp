@@ -119,6 +119,15 @@ void trace_head(char direction, std::string_view head) {
 
 }  // namespace
 
+asio::awaitable<websocket> connect_and_report(asio::any_io_executor executor, const client_cli_options& o,
+                                              connect_report& report, const int& signal, int& status,
+                                              std::error_code& ec) {
+  auto ws = co_await connect(executor, o.url, o.client, ec, &report);
+  trace_handshake(report);
+  if (ec && signal == 0) status = report_connect_failure(o.display_url, ec, report);
+  co_return ws;
+}
+
 int report_connect_failure(std::string_view url_text, std::error_code ec, const connect_report& report) {
   const auto url = redact_url(url_text);
   if (ec == error::proxy_refused) {

@@ -42,6 +42,13 @@ int report_connect_failure(std::string_view url, std::error_code ec, const conne
 // as curl -v shows them, credentials hidden.
 void trace_handshake(const connect_report& report);
 
+// connect() to o.url, as wsl pipe (both modes) and wsl latency do it: -v's handshake trace, then,
+// when it failed and no signal came meanwhile (`signal` still 0), the failure's one line and its
+// exit status in `status`. The websocket is open when ec is clear.
+asio::awaitable<websocket> connect_and_report(asio::any_io_executor executor, const client_cli_options& o,
+                                              connect_report& report, const int& signal, int& status,
+                                              std::error_code& ec);
+
 // Runs ctx on this thread until session.run() has ended, with SIGINT and SIGTERM posted to
 // session.interrupt(signal) meanwhile. An exception that escapes the session is reported as the
 // one fatal line, and the result is false.

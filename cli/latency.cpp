@@ -153,13 +153,9 @@ class latency_session {
 asio::awaitable<void> latency_session::run() {
   const auto& url = o_.connection.display_url;
   std::error_code ec;
-  ws_ = co_await connect(ctx_.get_executor(), o_.connection.url, o_.connection.client, ec, &report_);
-  trace_handshake(report_);
-  if (signal_ != 0) co_return;
-  if (ec) {
-    connect_status_ = report_connect_failure(url, ec, report_);
-    co_return;
-  }
+  const auto executor = ctx_.get_executor();
+  ws_ = co_await connect_and_report(executor, o_.connection, report_, signal_, connect_status_, ec);
+  if (signal_ != 0 || ec) co_return;
   connected_ = true;
   ws_.set_control_callback([this](control_kind kind, std::string_view payload) { on_control(kind, payload); });
   if (!o_.json)

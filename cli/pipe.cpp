@@ -275,13 +275,9 @@ asio::awaitable<void> pipe_session::run() {
   const auto& url = o_.connection.display_url;
   connect_report report;
   std::error_code ec;
-  ws_ = co_await connect(ctx_.get_executor(), o_.connection.url, o_.connection.client, ec, &report);
-  trace_handshake(report);
-  if (signal_ != 0) co_return;
-  if (ec) {
-    connect_status_ = report_connect_failure(url, ec, report);
-    co_return;
-  }
+  const auto executor = ctx_.get_executor();
+  ws_ = co_await connect_and_report(executor, o_.connection, report, signal_, connect_status_, ec);
+  if (signal_ != 0 || ec) co_return;
   connected_ = true;
   report_connected(url, report, ws_);
 
@@ -390,15 +386,12 @@ asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std
 // A line is a text message when it is UTF-8, as RFC 6455 requires of text; otherwise it goes as
 // a binary message with the same bytes, so that nothing is lost or altered (warned once).
 asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_code& ec) {
-  auto type = message_type::text;
-  if (!detail::utf8_validator::validate(line.data(), line.size())) {
-    type = message_type::binary;
-    if (!warned_invalid_utf8_) {
-      warned_invalid_utf8_ = true;
-      diagnostics::warning(fmt::format("line {} is not valid UTF-8: sent as a binary message (and so will any "
-                                       "other such line)",
-                                       sent_ + 1));
-    }
+  const auto type = line_message_type(line);
+  if (type == message_type::binary && !warned_invalid_utf8_) {
+    warned_invalid_utf8_ = true;
+    diagnostics::warning(fmt::format("line {} is not valid UTF-8: sent as a binary message (and so will any "
+                                     "other such line)",
+                                     sent_ + 1));
   }
   co_await send(type, asio::buffer(line.data(), line.size()), ec);
 }

@@ -104,13 +104,9 @@ asio::awaitable<void> command_session::run() {
   const auto& url = o_.connection.display_url;  // the password hidden: this one is printed
   connect_report report;
   std::error_code ec;
-  ws_ = co_await connect(ctx_.get_executor(), o_.connection.url, o_.connection.client, ec, &report);
-  trace_handshake(report);
-  if (signal_ != 0) co_return;
-  if (ec) {
-    connect_status_ = report_connect_failure(url, ec, report);
-    co_return;
-  }
+  const auto executor = ctx_.get_executor();
+  ws_ = co_await connect_and_report(executor, o_.connection, report, signal_, connect_status_, ec);
+  if (signal_ != 0 || ec) co_return;
   connected_ = true;
   report_connected(url, report, ws_);
 

@@ -5,8 +5,6 @@
 #include "frame_trace.hpp"
 #include "records.hpp"
 
-#include <wsl/detail/utf8.hpp>
-
 #include <asio/co_spawn.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
@@ -245,14 +243,11 @@ asio::awaitable<void> running_command::send(message_type type, std::string_view 
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
 asio::awaitable<void> running_command::send_line(std::string_view line) {
-  auto type = message_type::text;
-  if (!detail::utf8_validator::validate(line.data(), line.size())) {
-    type = message_type::binary;
-    if (!warned_utf8_) {
-      warned_utf8_ = true;
-      diagnostics::warning(
-          fmt::format("{}the process wrote a line that is not UTF-8: sent as a binary message", o_.log_prefix));
-    }
+  const auto type = line_message_type(line);
+  if (type == message_type::binary && !warned_utf8_) {
+    warned_utf8_ = true;
+    diagnostics::warning(
+        fmt::format("{}the process wrote a line that is not UTF-8: sent as a binary message", o_.log_prefix));
   }
   co_await send(type, line);
 }

@@ -21,8 +21,6 @@
 
 #include "records.hpp"
 
-#include <wsl/detail/utf8.hpp>
-
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
@@ -371,16 +369,13 @@ void pipe_server::add_record(std::string_view data, message_type type, std::vect
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
 void pipe_server::add_line(std::string_view line, std::vector<outgoing_ptr>& batch) {
-  auto type = message_type::text;
-  if (!detail::utf8_validator::validate(line.data(), line.size())) {
-    type = message_type::binary;
-    if (!warned_utf8_) {
-      warned_utf8_ = true;
-      diagnostics::warning(
-          fmt::format("stdin record {} is not UTF-8: sent as a binary message (and so will any "
-                      "other such record)",
-                      records_ + 1));
-    }
+  const auto type = line_message_type(line);
+  if (type == message_type::binary && !warned_utf8_) {
+    warned_utf8_ = true;
+    diagnostics::warning(
+        fmt::format("stdin record {} is not UTF-8: sent as a binary message (and so will any "
+                    "other such record)",
+                    records_ + 1));
   }
   add_record(line, type, batch);
 }
