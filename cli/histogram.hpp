@@ -38,6 +38,17 @@ class histogram {
     sum_squares_ += o.sum_squares_;
   }
 
+  // Empty again, as constructed (for a histogram that is handed over and restarted each interval).
+  void reset() noexcept {
+    if (count_ == 0) return;
+    std::fill(counts_.begin(), counts_.end(), 0);
+    count_ = 0;
+    min_ = UINT64_MAX;
+    max_ = 0;
+    sum_ = 0;
+    sum_squares_ = 0;
+  }
+
   std::uint64_t count() const noexcept { return count_; }
   std::uint64_t min() const noexcept { return count_ ? min_ : 0; }
   std::uint64_t max() const noexcept { return max_; }

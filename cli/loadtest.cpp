@@ -59,6 +59,8 @@ struct loadtest_options {
   std::size_t max_connecting = 64;
   unsigned threads = 1;
   bool json = false;
+  bool ndjson = false;
+  clock::duration interval = 1s;
   bool verify = false;
   std::vector<int> server_pids;
   std::vector<std::string> thresholds;
@@ -91,8 +93,11 @@ struct worker {
   asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Live figures (read by the progress printer).
   counter sent, received, bytes_sent, bytes_received, opened, failed, errors, open_now;
+  // Round trips since the last interval's end, handed over to the control thread and reset at each
+  // one (on this worker's thread, with the counters above: an interval's figures agree).
+  histogram interval_rtt;
   // Results, touched only by this worker's thread until it is joined.
-  histogram rtt, handshake;
+  histogram rtt, handshake;  // rtt: the intervals handed over
   std::map<std::string, std::uint64_t> failures;
   std::map<std::uint16_t, std::uint64_t> close_codes;
   // Over whole connections (all phases): message payload against WebSocket bytes on the wire, to
@@ -210,7 +215,7 @@ class session {
     if (sent.counted) {
       w_.received.add();
       w_.bytes_received.add(check.bytes);
-      w_.rtt.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - sent.due).count()));
+      w_.interval_rtt.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(now - sent.due).count()));
     }
     return true;
   }
@@ -493,21 +498,29 @@ std::string json_escape(std::string_view s) {
 struct totals {
   std::uint64_t sent = 0, received = 0, bytes_sent = 0, bytes_received = 0, opened = 0, failed = 0, errors = 0,
                 open_now = 0;
+
+  void add(const worker& w) noexcept {
+    sent += w.sent.get();
+    received += w.received.get();
+    bytes_sent += w.bytes_sent.get();
+    bytes_received += w.bytes_received.get();
+    opened += w.opened.get();
+    failed += w.failed.get();
+    errors += w.errors.get();
+    open_now += w.open_now.get();
+  }
 };
 
 totals sum(const std::vector<std::unique_ptr<worker>>& workers) {
   totals t;
-  for (const auto& w : workers) {
-    t.sent += w->sent.get();
-    t.received += w->received.get();
-    t.bytes_sent += w->bytes_sent.get();
-    t.bytes_received += w->bytes_received.get();
-    t.opened += w->opened.get();
-    t.failed += w->failed.get();
-    t.errors += w->errors.get();
-    t.open_now += w->open_now.get();
-  }
+  for (const auto& w : workers) t.add(*w);
   return t;
+}
+
+std::string histogram_json(const histogram& h) {
+  return fmt::format("{{\"count\":{},\"min\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{:.0f},\"stddev\":{:.0f}}}",
+                     h.count(), h.min(), h.percentile(50), h.percentile(90), h.percentile(99), h.percentile(99.9),
+                     h.max(), h.mean(), h.stddev());
 }
 
 // What a --threshold compares: the metric's value over the run (nanoseconds for times), or none
@@ -574,6 +587,10 @@ int run_loadtest(loadtest_options o) {
     diagnostics::fatal("-c, --inflight and -d must be positive; -r and --connect-rate not negative");
     return exit_usage;
   }
+  if (o.interval < 10ms) {
+    diagnostics::fatal("--interval: at least 10ms");
+    return exit_usage;
+  }
   if (o.size > (1u << 30)) {
     diagnostics::fatal("-s: messages of at most 1G");
     return exit_usage;
@@ -620,6 +637,10 @@ int run_loadtest(loadtest_options o) {
     std::lock_guard lock(mutex);
     changed.notify_all();
   });
+  // Each worker runs until told to stop, even with no connection left: it must take every interval's
+  // hand-over.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  for (auto& w : workers) keep_running.push_back(asio::make_work_guard(w->context));
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
 
@@ -650,26 +671,61 @@ int run_loadtest(loadtest_options o) {
     if (o.warmup.count() > 0) sleep_until(clock::now() + o.warmup);
   }
 
-  // Measurement.
+  // Measurement, cut into intervals. At each interval's end every worker hands over, on its own
+  // thread, its counters and the round trips recorded since the last one: the counts and the round
+  // trips of an interval are of the same echoes.
   cpu_sample cpu_before, cpu_after;
   clock::time_point window_start = clock::now(), window_end = window_start;
   const bool measured = s.current == phase::warmup && !interrupted;
+  auto take_interval = [&](totals& counts, histogram& rtt) {
+    std::size_t pending = workers.size();
+    for (auto& w : workers)
+      asio::post(w->context, [&, &w = *w] {
+        std::lock_guard lock(mutex);
+        counts.add(w);
+        rtt.merge(w.interval_rtt);
+        w.rtt.merge(w.interval_rtt);
+        w.interval_rtt.reset();
+        if (--pending == 0) changed.notify_all();
+      });
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return pending == 0; });
+  };
   if (measured) {
+    totals last = sum(workers);  // nothing sent counted yet; the connections that failed to open
     cpu_before = sample_cpu(o.server_pids);
     window_start = clock::now();
     s.current = phase::measuring;
-    totals last{};
+    auto last_time = window_start;
     auto tick = window_start;
     const auto end = window_start + o.duration;
-    while (!interrupted && clock::now() < end) {
-      tick = std::min(end, tick + 1s);
+    histogram interval_rtt;
+    for (bool over = false; !over;) {
+      tick = std::min(end, tick + o.interval);
       sleep_until(tick);
-      const auto now_totals = sum(workers);
-      const double elapsed = duration<double>(clock::now() - window_start).count();
+      const auto now = clock::now();
+      over = interrupted || now >= end;
+      if (over) {
+        // Messages sent from here on are not counted: the last interval holds the rest of the sent ones.
+        window_end = now;
+        s.current = interrupted ? phase::done : phase::draining;
+        cpu_after = sample_cpu(o.server_pids);
+      }
+      totals now_totals;
+      interval_rtt.reset();
+      take_interval(now_totals, interval_rtt);
+      const double seconds = std::max(1e-9, duration<double>(now - last_time).count());
+      const auto per_second = [&](std::uint64_t now_count, std::uint64_t last_count) {
+        return static_cast<double>(now_count - last_count) / seconds;
+      };
       if (progress) {
-        const auto line = fmt::format("[{:5.1f}s] open {}  sent {}/s  received {}/s  errors {}", elapsed,
-                                      now_totals.open_now, human_count(static_cast<double>(now_totals.sent - last.sent)),
-                                      human_count(static_cast<double>(now_totals.received - last.received)),
+        const auto rtt_text = interval_rtt.count() ? fmt::format("p50 {}  p99 {}", human_time(interval_rtt.percentile(50)),
+                                                                 human_time(interval_rtt.percentile(99)))
+                                                   : std::string("p50 -  p99 -");
+        const auto line = fmt::format("[{:5.1f}s] open {}  sent {}/s  received {}/s  {}  errors {}",
+                                      duration<double>(now - window_start).count(), now_totals.open_now,
+                                      human_count(per_second(now_totals.sent, last.sent)),
+                                      human_count(per_second(now_totals.received, last.received)), rtt_text,
                                       now_totals.errors + now_totals.failed);
         if (tty)
           fmt::print(stderr, "\r\x1b[2K{}", line);
@@ -677,11 +733,22 @@ int run_loadtest(loadtest_options o) {
           fmt::print(stderr, "{}\n", line);
         std::fflush(stderr);
       }
+      if (o.ndjson) {
+        fmt::print("{{\"type\":\"interval\",\"t\":{:.6f},\"seconds\":{:.6f},\"open\":{},\"sent\":{},\"received\":{},"
+                   "\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},\"bytes_sent_per_second\":{:.1f},"
+                   "\"bytes_received_per_second\":{:.1f},\"errors\":{},\"rtt_ns\":{}}}\n",
+                   duration<double>(now - window_start).count(), seconds, now_totals.open_now,
+                   now_totals.sent - last.sent, now_totals.received - last.received,
+                   per_second(now_totals.sent, last.sent), per_second(now_totals.received, last.received),
+                   per_second(now_totals.bytes_sent, last.bytes_sent),
+                   per_second(now_totals.bytes_received, last.bytes_received),
+                   now_totals.errors + now_totals.failed - last.errors - last.failed, histogram_json(interval_rtt));
+        std::fflush(stdout);
+      }
       last = now_totals;
+      last_time = now;
     }
     if (progress && tty) fmt::print(stderr, "\n");
-    window_end = clock::now();
-    cpu_after = sample_cpu(o.server_pids);
   }
 
   // Drain and close.
@@ -697,6 +764,7 @@ int run_loadtest(loadtest_options o) {
   s.interrupted = interrupted.load() != 0;
   s.current = phase::done;
   stop_workers(workers);
+  keep_running.clear();
   for (auto& t : threads) t.join();
   set_signal_handler(nullptr);
 
@@ -711,6 +779,7 @@ int run_loadtest(loadtest_options o) {
     wire_sent += w->wire_sent;
     wire_received += w->wire_received;
     rtt.merge(w->rtt);
+    rtt.merge(w->interval_rtt);  // the drain's
     handshake.merge(w->handshake);
     for (auto& [k, v] : w->failures) failures[k] += v;
     for (auto& [k, v] : w->close_codes) close_codes[k] += v;
@@ -738,7 +807,7 @@ int run_loadtest(loadtest_options o) {
     return fmt::format("{:.0f}", *r.value);
   };
 
-  if (o.json) {
+  if (o.json || o.ndjson) {
     std::string f, c, servers;
     for (auto& [k, v] : failures) f += fmt::format("{}\"{}\":{}", f.empty() ? "" : ",", json_escape(k), v);
     for (auto& [k, v] : close_codes) c += fmt::format("{}\"{}\":{}", c.empty() ? "" : ",", k, v);
@@ -749,13 +818,8 @@ int run_loadtest(loadtest_options o) {
     for (std::size_t i = 0; i < o.server_pids.size() && i < cpu_after.servers.size(); ++i)
       servers += fmt::format("{}{{\"pid\":{},\"cpu_seconds\":{:.3f}}}", servers.empty() ? "" : ",", o.server_pids[i],
                              cpu_after.servers[i] - cpu_before.servers[i]);
-    auto pct = [&](const histogram& h) {
-      return fmt::format("{{\"count\":{},\"min\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{:.0f},\"stddev\":{:.0f}}}",
-                         h.count(), h.min(), h.percentile(50), h.percentile(90), h.percentile(99), h.percentile(99.9),
-                         h.max(), h.mean(), h.stddev());
-    };
     fmt::print(
-        "{{\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"send_window_ns\":{},"
+        "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"send_window_ns\":{},"
         "\"inflight\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
@@ -766,8 +830,8 @@ int run_loadtest(loadtest_options o) {
         duration_cast<nanoseconds>(o.send_window).count(), o.inflight, seconds,
         duration<double>(connect_time).count(), t.opened, t.failed, f, t.errors, t.sent, t.received,
         static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
-        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, pct(rtt),
-        pct(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
+        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, histogram_json(rtt),
+        histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
         verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = o.rate > 0 ? fmt::format("open loop at {} msgs/s, {}", o.rate,
@@ -871,11 +935,15 @@ subcommand register_loadtest(CLI::App& parent) {
                   "Fail (exit 1) unless METRIC OP VALUE holds, e.g. 'p99<5ms', 'received/s>=50k', 'lost==0' "
                   "(repeatable; metrics in wsl-loadtest(1))")
       ->type_name("'METRIC OP VALUE'");
-  app->add_flag("--json", o->json, "Print one JSON object instead of the summary");
+  add_duration_option(*app, "--interval", o->interval, "Time between progress lines and --ndjson records");
+  auto* json = app->add_flag("--json", o->json, "Print one JSON object instead of the summary");
+  app->add_flag("--ndjson", o->ndjson,
+                "Print a JSON object per --interval of the measurement, then the summary's, one per line")
+      ->excludes(json);
   add_verbosity_options(*app, o->verbosity, o->quiet);
   app->footer(
-      "Progress goes to stderr every second (a live line on a terminal); the summary to stdout. Ctrl-C "
-      "prints the summary so far and exits 130.");
+      "Progress goes to stderr every --interval (a live line on a terminal): rates and round-trip p50/p99 of "
+      "that interval. The summary goes to stdout. Ctrl-C prints the summary so far and exits 130.");
   return {app, [o] { return run_loadtest(*o); }};
 }
 

@@ -110,6 +110,39 @@ BOOST_AUTO_TEST_CASE(merged_histograms_report_as_one_that_recorded_everything) {
   });
 }
 
+BOOST_AUTO_TEST_CASE(intervals_handed_over_and_reset_add_up_to_the_whole_run) {
+  // loadtest's workers record each interval in one histogram, hand it over and reset it: an
+  // interval holds only its own values, and the intervals together hold the run.
+  wsl::test::for_each_seed(0x415'0003, 50, [](std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    histogram current, run, whole;
+    for (int interval = 0; interval < 4; ++interval) {
+      histogram expected;
+      const std::size_t n = rng() % 2000;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto v = random_latency(rng);
+        current.record(v);
+        expected.record(v);
+        whole.record(v);
+      }
+      BOOST_TEST(current.count() == expected.count());
+      BOOST_TEST(current.min() == expected.min());
+      BOOST_TEST(current.max() == expected.max());
+      for (const double p : {0.0, 50.0, 99.0, 100.0}) BOOST_TEST(current.percentile(p) == expected.percentile(p));
+      BOOST_TEST(current.mean() == expected.mean(), boost::test_tools::tolerance(1e-9));
+      run.merge(current);
+      current.reset();
+      BOOST_TEST(current.count() == 0u);
+      BOOST_TEST(current.max() == 0u);
+      BOOST_TEST(current.percentile(50) == 0u);
+    }
+    BOOST_TEST(run.count() == whole.count());
+    BOOST_TEST(run.min() == whole.min());
+    BOOST_TEST(run.max() == whole.max());
+    for (const double p : {50.0, 99.9}) BOOST_TEST(run.percentile(p) == whole.percentile(p));
+  });
+}
+
 BOOST_AUTO_TEST_CASE(the_largest_value_is_reported_exactly) {
   // p100 is the maximum, not the middle of its bucket: a summary's "max" and its p100 agree.
   histogram h;

@@ -20,7 +20,9 @@ from client_harness import TIME_SCALE, TIMEOUT, Peer, Wsl, peer_from_argv, run_w
 PEER = peer_from_argv(sys.argv)
 SANE_RTT_NS = 1e9  # loopback; generous for a loaded machine or a sanitizer build
 
-PROGRESS = re.compile(r"^\[ *\d+\.\ds\] open \d+  sent [\d.]+k?/s  received [\d.]+k?/s  errors \d+$")
+TIME = r"[\d.]+ [um]?s"
+PROGRESS = re.compile(rf"^\[ *\d+\.\ds\] open \d+  sent [\d.]+k?/s  received [\d.]+k?/s  p50 ({TIME}|-)  p99 ({TIME}|-)  "
+                      r"errors \d+$")
 
 
 def loadtest(url, *options, timeout=TIMEOUT * 3):
@@ -152,6 +154,81 @@ class Echo(AgainstOneEchoServer):
                 self.assertLess(r["seconds"], 30)
                 # Dropping the connections is our doing, not a failure of the server's.
                 self.assertEqual((r["errors"], r["failures"]), (0, {}), r)
+
+
+class Intervals(AgainstOneEchoServer):
+    """--ndjson: a record per --interval of the measurement, then the summary."""
+
+    def assert_intervals_add_up(self, intervals: list, summary: dict):
+        self.assertGreaterEqual(len(intervals), 1)
+        for i in intervals:
+            self.assertEqual(i["type"], "interval")
+            # Counted and timed on the workers' threads together: an interval's round trips are
+            # those of its echoes.
+            self.assertEqual(i["rtt_ns"]["count"], i["received"], i)
+            if i["received"]:
+                self.assert_percentiles(i["rtt_ns"], i["received"])
+            # The rate over the interval's length, printed to the microsecond (a last interval cut
+            # short by Ctrl-C may last less than a millisecond).
+            self.assertAlmostEqual(i["sent_per_second"] * i["seconds"], i["sent"], delta=1 + 0.002 * i["sent"])
+            self.assertEqual(i["errors"], 0)
+        times = [i["t"] for i in intervals]
+        self.assertEqual(times, sorted(times))
+        self.assertAlmostEqual(times[-1], summary["seconds"], delta=0.002)
+        self.assertAlmostEqual(sum(i["seconds"] for i in intervals), summary["seconds"], delta=0.001 * len(intervals))
+        # Every message sent in the measurement is in one interval; echoes that came in the drain
+        # are in the summary only.
+        self.assertEqual(sum(i["sent"] for i in intervals), summary["sent"])
+        self.assertLessEqual(sum(i["received"] for i in intervals), summary["received"])
+        self.assertGreater(sum(i["received"] for i in intervals), 0)
+
+    def test_a_record_per_interval_then_the_summary(self):
+        done = loadtest(self.peer.url, "-c", "3", "-d", "1s", "--interval", "200ms", "--ndjson", "-q")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+        summary = records.pop()
+        self.assertEqual(summary["type"], "summary")
+        self.assert_all_echoed(summary, 3, 32)
+        # Five intervals of 200 ms, fewer only if the machine stalled past the end.
+        self.assertLessEqual(len(records), 5)
+        if len(records) == 5:
+            for i in records:
+                self.assertAlmostEqual(i["seconds"], 0.2, delta=0.1 * TIME_SCALE)
+        self.assert_intervals_add_up(records, summary)
+        for i in records:
+            self.assertEqual(i["open"], 3)
+
+    def test_records_come_while_the_run_goes_on_and_ctrl_c_ends_them(self):
+        with Wsl("loadtest", self.peer.url, "-c", "2", "-d", "60s", "--interval", "100ms", "--ndjson", "-q",
+                 stdin=None) as wsl:
+            first = wsl.line()
+            self.assertIsNotNone(first, wsl.stderr_text())
+            self.assertEqual(json.loads(first)["type"], "interval")
+            wsl.signal(signal.SIGINT)
+            self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+            records = [json.loads(line) for line in wsl.stdout.data().decode().splitlines()]
+        summary = records.pop()
+        self.assertEqual(summary["type"], "summary")
+        self.assertTrue(summary["interrupted"])
+        self.assertLess(summary["seconds"], 30)
+        self.assert_intervals_add_up(records, summary)
+
+    def test_progress_lines_follow_the_interval(self):
+        done = loadtest(self.peer.url, "-c", "2", "-d", "1s", "--interval", "250ms")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        progress = [line for line in done.stderr.decode().splitlines() if PROGRESS.match(line)]
+        self.assertTrue(1 <= len(progress) <= 4, done.stderr)
+        # The first at about 250 ms, not at the default 1 s.
+        self.assertLess(float(re.match(r"\[ *([\d.]+)s\]", progress[0])[1]), 1.0, progress)
+        self.assertNotIn("p50 -", progress[0], "the first interval has round trips")
+
+    def test_json_and_ndjson_exclude_each_other_and_the_interval_is_bounded(self):
+        for options in (["--json", "--ndjson"], ["--interval", "5ms"], ["--interval", "0"]):
+            with self.subTest(options=options):
+                done = loadtest(self.peer.url, "-c", "1", "-d", "200ms", *options)
+                self.assertEqual(done.returncode, 64, done.stderr)
+                self.assertEqual(done.stdout, b"")
+                self.assertEqual(len(done.stderr.decode().splitlines()), 1, done.stderr)
 
 
 class Thresholds(AgainstOneEchoServer):
