@@ -46,6 +46,7 @@ struct latency_options {
   clock::duration reply_timeout = 5s;  // -W: a reply later than this counts as lost
   bool message = false;               // time echoed text messages instead of pings
   bool json = false;
+  bool ndjson = false;  // a JSON line per probe, then the summary's
   int verbosity = 0;
   bool quiet = false;
   // The library's own keepalive pings and idle timeout stay off unless asked for: the probes
@@ -55,6 +56,11 @@ struct latency_options {
 };
 
 double milliseconds(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// Now as seconds since the Unix epoch, for --ndjson lines that are matched against other logs.
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 // memcmp() wants valid pointers even for 0 bytes, and an empty payload has none.
 bool same_bytes(const void* a, const void* b, std::size_t n) noexcept { return n == 0 || std::memcmp(a, b, n) == 0; }
@@ -158,7 +164,7 @@ asio::awaitable<void> latency_session::run() {
   if (signal_ != 0 || ec) co_return;
   connected_ = true;
   ws_.set_control_callback([this](control_kind kind, std::string_view payload) { on_control(kind, payload); });
-  if (!o_.json)
+  if (!o_.json && !o_.ndjson)
     fmt::print("LATENCY {} ({}): {} bytes per {}\n", url, format_endpoint(report_.remote), o_.size,
                o_.message ? "message" : "ping");
   asio::co_spawn(ctx_, receive(), asio::detached);
@@ -292,10 +298,16 @@ asio::awaitable<void> latency_session::probe() {
       const auto rtt = replied_at_ - sent_at_;
       rtts_.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(rtt).count()));
       ++received_;
-      if (!o_.json) fmt::print("{} bytes from {}: seq={} time={:.3f} ms\n", o_.size, remote, seq, milliseconds(rtt));
+      if (o_.ndjson)
+        fmt::print("{{\"type\":\"reply\",\"seq\":{},\"bytes\":{},\"rtt_ms\":{:.6f},\"time\":{:.6f}}}\n", seq, o_.size,
+                   milliseconds(rtt), unix_seconds());
+      else if (!o_.json)
+        fmt::print("{} bytes from {}: seq={} time={:.3f} ms\n", o_.size, remote, seq, milliseconds(rtt));
     } else if (stopping_) {
       --sent_;  // interrupted while waiting: neither answered nor lost
       break;
+    } else if (o_.ndjson) {
+      fmt::print("{{\"type\":\"lost\",\"seq\":{},\"bytes\":{},\"time\":{:.6f}}}\n", seq, o_.size, unix_seconds());
     } else if (!o_.json) {
       fmt::print("no reply to seq={} within {}\n", seq, format_duration(o_.reply_timeout));
     }
@@ -311,7 +323,7 @@ void latency_session::print_summary() {
   const auto loss = sent_ == 0 ? 0.0 : 100.0 * static_cast<double>(sent_ - received_) / static_cast<double>(sent_);
   const auto rtt = summarize(rtts_);
   const auto& url = o_.connection.display_url;
-  if (o_.json) {
+  if (o_.json || o_.ndjson) {
     std::string rtt_json = "null";
     if (received_ != 0)
       rtt_json = fmt::format(
@@ -319,7 +331,7 @@ void latency_session::print_summary() {
           "\"stddev\":{:.6f}}}",
           rtt.min, rtt.avg, rtt.p50, rtt.p90, rtt.p99, rtt.max, rtt.stddev);
     fmt::print(
-        "{{\"url\":{},\"remote\":{},\"mode\":\"{}\",\"size\":{},\"interval_ms\":{:.3f},\"timeout_ms\":{:.3f},"
+        "{{\"type\":\"summary\",\"url\":{},\"remote\":{},\"mode\":\"{}\",\"size\":{},\"interval_ms\":{:.3f},\"timeout_ms\":{:.3f},"
         "\"sent\":{},\"received\":{},\"lost\":{},\"loss_percent\":{:.3f},\"time_ms\":{:.3f},"
         "\"connect_ms\":{:.6f},\"handshake_ms\":{:.6f},\"rtt_ms\":{},\"interrupted\":{}}}\n",
         json_string(url), json_string(format_endpoint(report_.remote)), o_.message ? "message" : "ping", o_.size,
@@ -409,7 +421,10 @@ subcommand register_latency(CLI::App& parent) {
   add_duration_option(*app, "-W,--timeout", o->reply_timeout, "Time to wait for each reply; later ones count as lost");
   app->add_flag("--message", o->message,
                 "Time echoed text messages instead of pings (for servers that echo)");
-  app->add_flag("--json", o->json, "Print one JSON object with the results instead of the human form");
+  auto* json = app->add_flag("--json", o->json, "Print one JSON object with the results instead of the human form");
+  app->add_flag("--ndjson", o->ndjson,
+                "Print a JSON line per probe (reply or lost, with its Unix time), then the summary's")
+      ->excludes(json);
   add_verbosity_options(*app, o->verbosity, o->quiet);
   app->get_option("--ping-interval")->default_str("off");
   app->get_option("--idle-timeout")->default_str("off");

@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 import tempfile
+import time
 import unittest
 
 from client_harness import TIMEOUT, Peer, Wsl, make_certificate, peer_from_argv, run_wsl, unused_port
@@ -101,6 +102,24 @@ class Echo(Figures):
         self.assertGreater(result["time_ms"], 0)
         self.assert_plausible(result["rtt_ms"])
 
+    def test_ndjson_a_line_per_reply_then_the_summary(self):
+        before = time.time()
+        done = latency(self.peer.url, "-c", "5", "-i", "0.01", "--ndjson")
+        after = time.time()
+        self.assertEqual(done.returncode, 0, done.stderr)
+        records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+        summary = records.pop()
+        self.assertEqual(summary["type"], "summary")
+        self.assertEqual((summary["sent"], summary["received"]), (5, 5))
+        self.assertEqual([(r["type"], r["seq"], r["bytes"]) for r in records], [("reply", n, 56) for n in range(1, 6)])
+        times = [r["time"] for r in records]
+        self.assertEqual(times, sorted(times))
+        self.assertTrue(before <= times[0] and times[-1] <= after, (before, times, after))
+        rtts = [r["rtt_ms"] for r in records]
+        self.assertEqual(summary["rtt_ms"]["min"], min(rtts))
+        self.assertEqual(summary["rtt_ms"]["max"], max(rtts))
+        self.assertEqual(latency(self.peer.url, "-c", "1", "--json", "--ndjson").returncode, 64)
+
     def test_message_mode(self):
         done = latency(self.peer.url, "--message", "-c", "5", "-i", "0", "-s", "300", "--json")
         self.assertEqual(done.returncode, 0, done.stderr)
@@ -179,6 +198,15 @@ class Server(Figures):
             result = json.loads(done.stdout)
             self.assertEqual((result["sent"], result["received"], result["loss_percent"], result["rtt_ms"]),
                              (2, 0, 100, None))
+
+    def test_ndjson_lost_probes(self):
+        with Peer(PEER, "echo", "--no-pong") as peer:
+            done = latency(peer.url, "--ndjson", "-c", "2", "-i", "0", "-W", "0.1")
+            self.assertEqual(done.returncode, 1)
+            records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+            self.assertEqual([(r["type"], r["seq"]) for r in records[:-1]], [("lost", 1), ("lost", 2)])
+            self.assertTrue(all("rtt_ms" not in r and r["time"] > 0 for r in records[:-1]), records)
+            self.assertEqual((records[-1]["type"], records[-1]["sent"], records[-1]["received"]), ("summary", 2, 0))
 
     def test_wss(self):
         with tempfile.TemporaryDirectory() as directory:
