@@ -21,6 +21,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
+#include <wsl/detail/utf8.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -51,6 +52,7 @@ struct loadtest_options {
   clock::duration warmup = 0s;
   clock::duration drain = 2s;
   std::uint64_t size = 32;
+  std::string payload_file;  // the message body instead of the -s bytes of a pattern
   bool binary = false;
   double rate = 0;
   clock::duration send_window = 250us;
@@ -591,8 +593,29 @@ int run_loadtest(loadtest_options o) {
     diagnostics::fatal("--interval: at least 10ms");
     return exit_usage;
   }
-  if (o.size > (1u << 30)) {
-    diagnostics::fatal("-s: messages of at most 1G");
+  constexpr std::uint64_t max_size = 1u << 30;
+  std::string payload;
+  if (!o.payload_file.empty()) {
+    // Read with a bound: a FIFO or a huge file must not fill the memory before the size check.
+    std::ifstream in(o.payload_file, std::ios::binary);
+    char chunk[1 << 16];
+    while (in && payload.size() <= max_size) {
+      in.read(chunk, sizeof chunk);
+      payload.append(chunk, static_cast<std::size_t>(in.gcount()));
+    }
+    if (!in && !in.eof()) {
+      diagnostics::fatal(fmt::format("--payload-file: cannot read {}: {}", o.payload_file, std::strerror(errno)));
+      return exit_usage;
+    }
+    if (!o.binary && !detail::utf8_validator::validate(payload.data(), payload.size())) {
+      diagnostics::fatal(fmt::format("--payload-file: {} is not UTF-8; send it with --binary", o.payload_file));
+      return exit_usage;
+    }
+    o.size = payload.size();
+  }
+  if (o.size > max_size) {
+    diagnostics::fatal(o.payload_file.empty() ? std::string("-s: messages of at most 1G")
+                                              : fmt::format("--payload-file: {} is larger than 1G", o.payload_file));
     return exit_usage;
   }
   std::vector<threshold> thresholds;
@@ -610,9 +633,13 @@ int run_loadtest(loadtest_options o) {
 
   shared_state s;
   s.opts = o;
-  s.payload.resize(o.size);
-  for (std::size_t i = 0; i < o.size; ++i)
-    s.payload[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
+  if (!o.payload_file.empty()) {
+    s.payload = std::move(payload);
+  } else {
+    s.payload.resize(o.size);
+    for (std::size_t i = 0; i < o.size; ++i)
+      s.payload[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
+  }
   s.start = clock::now();
 
   std::vector<std::unique_ptr<worker>> workers;
@@ -911,7 +938,12 @@ subcommand register_loadtest(CLI::App& parent) {
   add_client_options(*app, o->client);
   app->add_option("-c,--connections", o->connections, "Connections to open")->capture_default_str();
   add_duration_option(*app, "-d,--duration", o->duration, "Length of the measurement");
-  add_size_option(*app, "-s,--size", o->size, "Message size");
+  auto* size = add_size_option(*app, "-s,--size", o->size, "Message size");
+  app->add_option("--payload-file", o->payload_file,
+                  "Send this file's content as every message (text mode: it must be UTF-8), e.g. to measure "
+                  "--deflate on real data")
+      ->type_name("FILE")
+      ->excludes(size);
   app->add_flag("--binary", o->binary, "Send binary messages (default: text)");
   app->add_option("-r,--rate", o->rate, "Total messages per second; 0 = closed loop")->capture_default_str();
   add_duration_option(*app, "--send-window", o->send_window,

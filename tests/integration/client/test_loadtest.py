@@ -10,9 +10,11 @@ above zero, below a second, percentiles in order; an open-loop rate close to the
 """
 
 import json
+import os
 import re
 import signal
 import sys
+import tempfile
 import unittest
 
 from client_harness import TIME_SCALE, TIMEOUT, Peer, Wsl, peer_from_argv, run_wsl, unused_port
@@ -98,6 +100,28 @@ class Echo(AgainstOneEchoServer):
         r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "400ms", "-s", "200K", "--binary", "--verify")
         self.assertEqual(r["size"], 200 * 1024)
         self.assert_all_echoed(r, 2, 200 * 1024)
+
+    def test_payload_file(self):
+        with tempfile.TemporaryDirectory() as directory:
+            binary = os.path.join(directory, "payload.bin")
+            with open(binary, "wb") as f:
+                f.write(bytes(range(256)) * 11 + b"\xff\xfe")  # not UTF-8
+            text = os.path.join(directory, "payload.json")
+            with open(text, "wb") as f:
+                f.write('{"op":"subscribe","topic":"prix/€"}'.encode())
+            r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "300ms", "--payload-file", binary, "--binary", "--verify")
+            self.assertEqual((r["size"], r["binary"]), (2818, True))
+            self.assert_all_echoed(r, 2, 2818)
+            r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "300ms", "--payload-file", text, "--verify")
+            self.assertEqual((r["size"], r["binary"]), (len('{"op":"subscribe","topic":"prix/€"}'.encode()), False))
+            self.assert_all_echoed(r, 2, r["size"])
+            for options in (["--payload-file", binary], ["--payload-file", text, "-s", "10"],
+                            ["--payload-file", os.path.join(directory, "missing")], ["--payload-file", directory]):
+                with self.subTest(options=options):
+                    done = loadtest(self.peer.url, "-c", "1", "-d", "200ms", *options)
+                    self.assertEqual(done.returncode, 64, done.stderr)
+                    self.assertEqual(done.stdout, b"")
+                    self.assertEqual(len(done.stderr.decode().splitlines()), 1, done.stderr)
 
     def test_open_loop_keeps_the_rate(self):
         r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "1s", "-r", "200", "--warmup", "200ms")
