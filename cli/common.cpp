@@ -96,6 +96,21 @@ std::uint64_t parse_size(std::string_view text) {
   return static_cast<std::uint64_t>(bytes);
 }
 
+double parse_count(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.')) ++digits;
+  double number = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
+  if (digits == 0 || ec != std::errc() || end != text.data() + digits || !std::isfinite(number))
+    throw std::invalid_argument(fmt::format("'{}' is not a count", text));
+  const auto suffix = text.substr(digits);
+  if (suffix.empty()) return number;
+  if (suffix == "k" || suffix == "K") return number * 1e3;
+  if (suffix == "M") return number * 1e6;
+  if (suffix == "G") return number * 1e9;
+  throw std::invalid_argument(fmt::format("'{}' is not a count (a number with an optional k, M or G suffix)", text));
+}
+
 clock::duration parse_duration(std::string_view text) {
   double number = 0;
   std::string unit;

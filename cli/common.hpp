@@ -40,6 +40,9 @@ struct subcommand {
 
 // "64M", "1GiB", "16k", "4096", "0" -> bytes (binary multiples). Throws CLI::ValidationError.
 std::uint64_t parse_size(std::string_view text);
+// "50k" -> 50000: a count or a rate, with an optional decimal k, M or G suffix, as they are
+// printed. Throws std::invalid_argument.
+double parse_count(std::string_view text);
 // "30s", "500ms", "2m", "1.5", "0" -> duration (plain numbers are seconds). Throws CLI::ValidationError.
 clock::duration parse_duration(std::string_view text);
 

@@ -42,23 +42,6 @@ constexpr std::array metrics{
     metric_info{"failed", m::failed, n},
     metric_info{"errors", m::errors, n},
 };
-
-// "50k" -> 50000; decimal multiples, as counts and rates are printed.
-double parse_count(std::string_view text) {
-  std::size_t digits = 0;
-  while (digits < text.size() && ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.')) ++digits;
-  double number = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
-  if (digits == 0 || ec != std::errc() || end != text.data() + digits || !std::isfinite(number))
-    throw std::invalid_argument(fmt::format("'{}' is not a count", text));
-  const auto suffix = text.substr(digits);
-  if (suffix.empty()) return number;
-  if (suffix == "k" || suffix == "K") return number * 1e3;
-  if (suffix == "M") return number * 1e6;
-  if (suffix == "G") return number * 1e9;
-  throw std::invalid_argument(fmt::format("'{}' is not a count (a number with an optional k, M or G suffix)", text));
-}
-
 }  // namespace
 
 std::string_view threshold_metric_names() noexcept {
