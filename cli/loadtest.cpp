@@ -1,9 +1,9 @@
 // wsl loadtest: a WebSocket load generator for echo servers.
 //
 // Closed loop (default): each connection keeps --inflight messages outstanding and sends the next
-// one when an echo arrives. Open loop (-r RATE): messages leave on a fixed schedule and their round
-// trip counts from the time they were due, not from when they could be sent, so a server that
-// stalls is charged for the whole stall (no coordinated omission).
+// one when an echo arrives. Open loop (-r RATE, --stage ramps: schedule.hpp): messages leave on a
+// schedule and their round trip counts from the time they were due, not from when they could be
+// sent, so a server that stalls is charged for the whole stall (no coordinated omission).
 //
 // Phases: connect (ramped by --connect-rate), warm-up (traffic, not recorded), measurement (-d),
 // drain (outstanding echoes awaited briefly), close (1000). One io_context per --threads.
@@ -11,6 +11,7 @@
 
 #include "client.hpp"
 #include "histogram.hpp"
+#include "schedule.hpp"
 #include "threshold.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -55,6 +56,9 @@ struct loadtest_options {
   std::string payload_file;  // the message body instead of the -s bytes of a pattern
   bool binary = false;
   double rate = 0;
+  std::vector<std::string> stage_texts;  // --stage DURATION:RATE, parsed into stages
+  std::vector<rate_stage> stages;
+  bool duration_given = false;  // -d; with stages and without it, the measurement lasts the stages
   clock::duration send_window = 250us;
   std::size_t inflight = 1;
   double connect_rate = 0;
@@ -85,6 +89,8 @@ struct shared_state {
   std::atomic<bool> interrupted{false};  // Ctrl-C: the connections are aborted by us
   clock::time_point start;  // when the first connection attempt may start
   std::string payload;      // the message body, shared by all connections
+  bool open_loop = false;   // -r or --stage: messages leave by the schedule, not by the echoes
+  std::optional<send_schedule> plan;  // open loop: when each message is due
 };
 
 class session;
@@ -131,7 +137,7 @@ class session {
 
   asio::awaitable<void> run() {
     const bool small = s_.opts.size * s_.opts.inflight <= (64u << 10);
-    if (s_.opts.rate == 0 && small) {
+    if (!s_.open_loop && small) {
       co_await closed_loop_inline();
     } else {
       sender_running_ = true;
@@ -143,8 +149,9 @@ class session {
     }
   }
 
-  // The measurement is over: a sender asleep until its next message is due stops now, not then.
-  void stop_sending() {
+  // The schedule changed (the stages began) or the sending ended: a sender asleep until its next
+  // message is due looks again now, not then.
+  void wake_sender() {
     if (!sender_wants_room_) wake(sender_timer_, sender_waiting_);
   }
 
@@ -251,7 +258,7 @@ class session {
   }
 
   asio::awaitable<void> receiver() {
-    const bool open = s_.opts.rate > 0;
+    const bool open = s_.open_loop;
     while (!failed_) {
       if (in_flight_.empty()) {
         if (!sending(s_) || !sender_running_) break;
@@ -269,13 +276,21 @@ class session {
   }
 
   asio::awaitable<void> sender() {
-    const bool open = s_.opts.rate > 0;
-    auto due = open ? first_due() : clock::time_point{};
-    const auto interval = open ? per_connection_interval() : clock::duration::zero();
+    const bool open = s_.open_loop;
+    // Open loop: connection i sends messages i, i + connections, i + 2 connections... of the
+    // schedule, so together the connections send evenly spaced messages, not one burst each.
+    const auto connections = static_cast<double>(s_.opts.connections);
+    double message = open ? first_message() : 0;
     const auto window = s_.opts.send_window;
     while (sending(s_) && !sender_stop_ && !failed_ && ws_.is_open()) {
       const auto now = clock::now();
+      auto due = now;
       if (open) {
+        due = s_.plan->due(message);
+        if (due == clock::time_point::max()) {  // no rate (yet): until the stages begin or the run ends
+          co_await wait(sender_timer_, sender_waiting_);
+          continue;
+        }
         // Messages due in the same window leave together at its start: one timer expiry (one
         // wake-up, one timer reprogramming) for all of them, not one per message.
         const auto leave = window > clock::duration::zero() ? due - (due - s_.start) % window : due;
@@ -295,7 +310,7 @@ class session {
       const auto stamp = open ? std::min(due, now) : now;
       const bool ok = co_await send_one(stamp);
       if (!ok) break;
-      due += interval;
+      message += connections;
       wake(receiver_timer_, receiver_waiting_);
     }
     if (open && in_flight_.empty() && !failed_ && ws_.is_open() && s_.current.load() != phase::done) {
@@ -306,17 +321,14 @@ class session {
     wake(receiver_timer_, receiver_waiting_);
   }
 
-  // Open loop: each connection sends every connections/rate seconds, and connection i's schedule is
-  // offset by i/rate, so together they send evenly spaced messages, not bursts of one per connection.
-  clock::duration per_connection_interval() const {
-    return duration_cast<clock::duration>(duration<double>(static_cast<double>(s_.opts.connections) / s_.opts.rate));
-  }
-  clock::time_point first_due() const {
-    const auto interval = per_connection_interval();
-    auto due = s_.start + duration_cast<clock::duration>(duration<double>(static_cast<double>(index_) / s_.opts.rate));
-    const auto now = clock::now();
-    if (due < now && interval > clock::duration::zero()) due += ((now - due) / interval + 1) * interval;
-    return due;
+  // This connection's first message of the schedule not yet due: one that opens late does not
+  // send, all at once, the messages due before it was there.
+  double first_message() const {
+    const auto connections = static_cast<double>(s_.opts.connections);
+    const auto first = static_cast<double>(index_);
+    const double due_so_far = s_.plan->count_before(clock::now());
+    if (due_so_far <= first) return first;
+    return first + std::ceil((due_so_far - first) / connections) * connections;
   }
 
   // The two coroutines wake each other by cancelling the other's timer.
@@ -561,12 +573,12 @@ std::optional<double> threshold_value(threshold_metric which, const totals& t, c
   return std::nullopt;
 }
 
-// Tells every worker's senders that the phase has moved on from sending: those asleep until their
-// next message is due stop now.
-void stop_sending(std::vector<std::unique_ptr<worker>>& workers) {
+// Tells every worker's senders that the schedule or the phase changed: those asleep until their
+// next message is due look again now.
+void wake_senders(std::vector<std::unique_ptr<worker>>& workers) {
   for (auto& w : workers)
     asio::post(w->context, [&w = *w] {
-      for (auto* sess : w.sessions) sess->stop_sending();
+      for (auto* sess : w.sessions) sess->wake_sender();
     });
 }
 
@@ -584,6 +596,18 @@ int run_loadtest(loadtest_options o) {
   if (finish_client_options(o.client, problem)) {
     diagnostics::fatal(problem);
     return exit_usage;
+  }
+  for (const auto& text : o.stage_texts) {
+    try {
+      o.stages.push_back(parse_rate_stage(text));
+    } catch (const std::invalid_argument& e) {
+      diagnostics::fatal(fmt::format("--stage: {}", e.what()));
+      return exit_usage;
+    }
+  }
+  if (!o.stages.empty() && !o.duration_given) {
+    o.duration = clock::duration::zero();
+    for (const auto& stage : o.stages) o.duration += stage.length;
   }
   if (o.connections == 0 || o.inflight == 0 || o.duration.count() <= 0 || o.rate < 0 || o.connect_rate < 0) {
     diagnostics::fatal("-c, --inflight and -d must be positive; -r and --connect-rate not negative");
@@ -641,6 +665,8 @@ int run_loadtest(loadtest_options o) {
       s.payload[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
   }
   s.start = clock::now();
+  s.open_loop = o.rate > 0 || !o.stages.empty();
+  if (s.open_loop) s.plan.emplace(s.start, o.rate, o.stages);
 
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned t = 0; t < o.threads; ++t) {
@@ -723,6 +749,10 @@ int run_loadtest(loadtest_options o) {
     cpu_before = sample_cpu(o.server_pids);
     window_start = clock::now();
     s.current = phase::measuring;
+    if (!o.stages.empty()) {
+      s.plan->start_stages(window_start);
+      wake_senders(workers);
+    }
     auto last_time = window_start;
     auto tick = window_start;
     const auto end = window_start + o.duration;
@@ -780,7 +810,7 @@ int run_loadtest(loadtest_options o) {
 
   // Drain and close.
   s.current = interrupted ? phase::done : phase::draining;
-  stop_sending(workers);
+  wake_senders(workers);
   if (!interrupted) {
     const auto drain_end = clock::now() + o.drain;
     while (!interrupted && clock::now() < drain_end && sum(workers).open_now > 0) {
@@ -835,7 +865,10 @@ int run_loadtest(loadtest_options o) {
   };
 
   if (o.json || o.ndjson) {
-    std::string f, c, servers;
+    std::string f, c, servers, stages;
+    for (const auto& stage : o.stages)
+      stages += fmt::format("{}{{\"seconds\":{:.3f},\"target\":{}}}", stages.empty() ? "" : ",",
+                            duration<double>(stage.length).count(), stage.target);
     for (auto& [k, v] : failures) f += fmt::format("{}\"{}\":{}", f.empty() ? "" : ",", json_escape(k), v);
     for (auto& [k, v] : close_codes) c += fmt::format("{}\"{}\":{}", c.empty() ? "" : ",", k, v);
     std::string verdict_list;
@@ -846,14 +879,14 @@ int run_loadtest(loadtest_options o) {
       servers += fmt::format("{}{{\"pid\":{},\"cpu_seconds\":{:.3f}}}", servers.empty() ? "" : ",", o.server_pids[i],
                              cpu_after.servers[i] - cpu_before.servers[i]);
     fmt::print(
-        "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"send_window_ns\":{},"
+        "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
         "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
-        json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate,
+        json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, stages,
         duration_cast<nanoseconds>(o.send_window).count(), o.inflight, seconds,
         duration<double>(connect_time).count(), t.opened, t.failed, f, t.errors, t.sent, t.received,
         static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
@@ -861,10 +894,15 @@ int run_loadtest(loadtest_options o) {
         histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
         verdict_list, interrupted.load() != 0);
   } else {
-    std::string mode = o.rate > 0 ? fmt::format("open loop at {} msgs/s, {}", o.rate,
-                                                o.send_window.count() ? "sent in " + format_duration(o.send_window) + " windows"
-                                                                      : std::string("each at its own time"))
-                                  : fmt::format("closed loop, {} in flight per connection", o.inflight);
+    std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
+    if (s.open_loop) {
+      std::string stages;
+      for (const auto& stage : o.stages)
+        stages += fmt::format("{} {} to {}", stages.empty() ? ", then" : ",", format_duration(stage.length), stage.target);
+      mode = fmt::format("open loop at {} msgs/s{}, {}", o.rate, stages,
+                         o.send_window.count() ? "sent in " + format_duration(o.send_window) + " windows"
+                                               : std::string("each at its own time"));
+    }
     fmt::print("{}: {} connections, {}-byte {} messages, {}, {:.1f} s{}\n", url, o.connections, o.size,
                o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
@@ -945,7 +983,12 @@ subcommand register_loadtest(CLI::App& parent) {
       ->type_name("FILE")
       ->excludes(size);
   app->add_flag("--binary", o->binary, "Send binary messages (default: text)");
-  app->add_option("-r,--rate", o->rate, "Total messages per second; 0 = closed loop")->capture_default_str();
+  app->add_option("-r,--rate", o->rate, "Total messages per second; 0 = closed loop (with --stage: the rate to start from)")
+      ->capture_default_str();
+  app->add_option("--stage", o->stage_texts,
+                  "Open loop: from the measurement's start, ramp the rate linearly to RATE over DURATION, then "
+                  "hold it (repeatable, in order; -d defaults to their sum), e.g. --stage 30s:20k")
+      ->type_name("DURATION:RATE");
   add_duration_option(*app, "--send-window", o->send_window,
                       "Open loop: messages due within one such window leave together at its start; 0 = each at "
                       "its own time");
@@ -976,7 +1019,10 @@ subcommand register_loadtest(CLI::App& parent) {
   app->footer(
       "Progress goes to stderr every --interval (a live line on a terminal): rates and round-trip p50/p99 of "
       "that interval. The summary goes to stdout. Ctrl-C prints the summary so far and exits 130.");
-  return {app, [o] { return run_loadtest(*o); }};
+  return {app, [o, app] {
+            o->duration_given = app->count("--duration") != 0;
+            return run_loadtest(*o);
+          }};
 }
 
 }  // namespace wsl::cli

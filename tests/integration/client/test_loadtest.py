@@ -246,6 +246,50 @@ class Intervals(AgainstOneEchoServer):
         self.assertLess(float(re.match(r"\[ *([\d.]+)s\]", progress[0])[1]), 1.0, progress)
         self.assertNotIn("p50 -", progress[0], "the first interval has round trips")
 
+    def test_stages_ramp_the_rate(self):
+        # From 200 to 1000 msgs/s over 1 s: 600 messages, 75, 125, 175 and 225 in its quarters.
+        done = loadtest(self.peer.url, "-c", "4", "-r", "200", "--stage", "1s:1k", "--interval", "250ms", "--ndjson",
+                        "-q")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+        summary = records.pop()
+        self.assertEqual((summary["rate"], summary["stages"]), (200, [{"seconds": 1.0, "target": 1000}]))
+        self.assertAlmostEqual(summary["seconds"], 1.0, delta=0.1 * TIME_SCALE, msg="-d is the stages' length")
+        self.assert_all_echoed(summary, 4, 32)
+        self.assertTrue(570 <= summary["sent"] <= 630, summary["sent"])
+        self.assert_intervals_add_up(records, summary)
+        if len(records) == 4:
+            sent = [i["sent"] for i in records]
+            self.assertLess(sent[0] + sent[1], sent[2] + sent[3], sent)  # about 200 against 400
+            for got, expected in zip(sent, (75, 125, 175, 225)):
+                self.assertAlmostEqual(got, expected, delta=25 * TIME_SCALE, msg=sent)
+
+    def test_stages_from_zero_are_open_loop_and_a_rate_of_zero_sends_nothing(self):
+        # -r 0 with stages starts the ramp from nothing (closed loop would send thousands).
+        r, _ = self.run_json(self.peer.url, "-c", "2", "-r", "0", "--stage", "500ms:400")
+        self.assert_all_echoed(r, 2, 32)
+        self.assertTrue(80 <= r["sent"] <= 120, r["sent"])  # 100 due
+        # Down to 0 in 500 ms, then nothing for the rest of -d: the senders wait, and still end with
+        # the measurement.
+        done = loadtest(self.peer.url, "-c", "2", "-r", "400", "--stage", "500ms:0", "-d", "1s", "--interval",
+                        "250ms", "--ndjson", "-q")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+        summary = records.pop()
+        self.assert_all_echoed(summary, 2, 32)
+        self.assertTrue(90 <= summary["sent"] <= 101, summary["sent"])  # 100 due
+        self.assertAlmostEqual(summary["seconds"], 1.0, delta=0.1 * TIME_SCALE)
+        self.assertLess(done.elapsed, 5 * TIME_SCALE)
+        # The last quarter has nothing due (and nothing left from before, unless 250 ms late).
+        last = [i["sent"] for i in records if i["t"] > 0.8 and i["t"] - i["seconds"] >= 0.7]
+        self.assertEqual(last, [0] * len(last), records)
+        for stage in ("10s", "0s:100", "1s:fast"):
+            with self.subTest(stage=stage):
+                done = loadtest(self.peer.url, "-c", "1", "--stage", stage)
+                self.assertEqual(done.returncode, 64, done.stderr)
+                self.assertEqual(len(done.stderr.decode().splitlines()), 1, done.stderr)
+                self.assertIn("--stage: ", done.stderr.decode())
+
     def test_json_and_ndjson_exclude_each_other_and_the_interval_is_bounded(self):
         for options in (["--json", "--ndjson"], ["--interval", "5ms"], ["--interval", "0"]):
             with self.subTest(options=options):
