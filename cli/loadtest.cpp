@@ -61,6 +61,7 @@ struct loadtest_options {
   bool duration_given = false;  // -d; with stages and without it, the measurement lasts the stages
   clock::duration send_window = 250us;
   std::size_t inflight = 1;
+  std::uint64_t messages_per_connection = 0;  // closed loop: then close and open another; 0 = no limit
   double connect_rate = 0;
   std::size_t max_connecting = 64;
   unsigned threads = 1;
@@ -101,6 +102,7 @@ struct worker {
   asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Live figures (read by the progress printer).
   counter sent, received, bytes_sent, bytes_received, opened, failed, errors, open_now;
+  counter opened_measuring;  // connections opened during the measurement (a churn rate)
   // Round trips since the last interval's end, handed over to the control thread and reset at each
   // one (on this worker's thread, with the counters above: an interval's figures agree).
   histogram interval_rtt;
@@ -149,6 +151,10 @@ class session {
     }
   }
 
+  // --messages-per-connection: this connection has sent its share (and it should close, and
+  // another take its place).
+  bool spent() const noexcept { return budget_ != 0 && sent_here_ >= budget_; }
+
   // The schedule changed (the stages began) or the sending ended: a sender asleep until its next
   // message is due looks again now, not then.
   void wake_sender() {
@@ -157,6 +163,7 @@ class session {
 
  private:
   message_type type() const noexcept { return s_.opts.binary ? message_type::binary : message_type::text; }
+  bool may_send() const noexcept { return sending(s_) && !spent(); }
 
   asio::awaitable<bool> send_one(clock::time_point due) {
     std::error_code ec;
@@ -173,6 +180,7 @@ class session {
     }
     const bool counted = recording(s_);
     in_flight_.push_back({due, counted});
+    ++sent_here_;
     w_.payload_total_sent += s_.payload.size();
     if (counted) {
       w_.sent.add();
@@ -233,9 +241,9 @@ class session {
   // (Results of co_await go to a variable first: GCC 12 miscompiles `if (!co_await f()) break;`.)
   asio::awaitable<void> closed_loop_inline() {
     bool ok = true;
-    for (std::size_t i = 0; ok && i < s_.opts.inflight; ++i) ok = co_await send_one(clock::now());
+    for (std::size_t i = 0; ok && i < s_.opts.inflight && may_send(); ++i) ok = co_await send_one(clock::now());
     std::error_code ec;
-    while (ok && (!in_flight_.empty() || sending(s_))) {
+    while (ok && (!in_flight_.empty() || may_send())) {
       // The next message is due when the echo came: one clock read per message, not two.
       auto due = clock::time_point{};
       if (!in_flight_.empty()) {
@@ -250,7 +258,7 @@ class session {
       } else {
         due = clock::now();
       }
-      if (ok && sending(s_)) {
+      if (ok && may_send()) {
         co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
         ok = sent(ec, due);
       }
@@ -282,7 +290,7 @@ class session {
     const auto connections = static_cast<double>(s_.opts.connections);
     double message = open ? first_message() : 0;
     const auto window = s_.opts.send_window;
-    while (sending(s_) && !sender_stop_ && !failed_ && ws_.is_open()) {
+    while (may_send() && !sender_stop_ && !failed_ && ws_.is_open()) {
       const auto now = clock::now();
       auto due = now;
       if (open) {
@@ -359,6 +367,8 @@ class session {
   shared_state& s_;
   websocket& ws_;
   std::size_t index_;  // of the connection, among all of them
+  const std::uint64_t budget_ = s_.opts.messages_per_connection;
+  std::uint64_t sent_here_ = 0;
   timer sender_timer_, receiver_timer_;
   struct outstanding {
     clock::time_point due;  // when it was sent, or due to be in open loop
@@ -393,15 +403,10 @@ void release_slot(worker& w) {
   }
 }
 
-asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t index) {
+// One connection, from its handshake to its close. True when it ended by having sent its share
+// (--messages-per-connection), for another to take its place.
+asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t index) {
   auto ex = co_await asio::this_coro::executor;
-  if (s.opts.connect_rate > 0) {
-    timer ramp(ex);
-    ramp.expires_at(s.start + duration_cast<clock::duration>(duration<double>(static_cast<double>(index) / s.opts.connect_rate)));
-    std::error_code ignored;
-    co_await ramp.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
-  if (!sending(s)) co_return;
   co_await wait_for_slot(w, s.opts.max_connecting);
   std::error_code ec;
   connect_report report;
@@ -415,9 +420,10 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
       w.first_failure = ec;
       w.first_report = std::move(report);
     }
-    co_return;
+    co_return false;
   }
   w.opened.add();
+  if (recording(s)) w.opened_measuring.add();
   w.open_now.add();
   w.handshake.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(clock::now() - started).count()));
   w.sockets.push_back(&ws);
@@ -444,6 +450,21 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
   }
   w.open_now.add(static_cast<std::uint64_t>(-1));
   std::erase(w.sockets, &ws);
+  co_return !sess.failed_ && !close_ec && sess.spent();
+}
+
+asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t index) {
+  auto ex = co_await asio::this_coro::executor;
+  if (s.opts.connect_rate > 0) {
+    timer ramp(ex);
+    ramp.expires_at(s.start + duration_cast<clock::duration>(duration<double>(static_cast<double>(index) / s.opts.connect_rate)));
+    std::error_code ignored;
+    co_await ramp.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  while (sending(s)) {
+    const bool again = co_await run_one_connection(w, s, index);
+    if (!again) break;
+  }
 }
 
 struct cpu_sample {
@@ -611,6 +632,10 @@ int run_loadtest(loadtest_options o) {
   }
   if (o.connections == 0 || o.inflight == 0 || o.duration.count() <= 0 || o.rate < 0 || o.connect_rate < 0) {
     diagnostics::fatal("-c, --inflight and -d must be positive; -r and --connect-rate not negative");
+    return exit_usage;
+  }
+  if (o.messages_per_connection != 0 && (o.rate > 0 || !o.stages.empty())) {
+    diagnostics::fatal("--messages-per-connection: closed loop only (not with -r or --stage)");
     return exit_usage;
   }
   if (o.interval < 10ms) {
@@ -791,11 +816,11 @@ int run_loadtest(loadtest_options o) {
         std::fflush(stderr);
       }
       if (o.ndjson) {
-        fmt::print("{{\"type\":\"interval\",\"t\":{:.6f},\"seconds\":{:.6f},\"open\":{},\"sent\":{},\"received\":{},"
+        fmt::print("{{\"type\":\"interval\",\"t\":{:.6f},\"seconds\":{:.6f},\"open\":{},\"opened\":{},\"sent\":{},\"received\":{},"
                    "\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},\"bytes_sent_per_second\":{:.1f},"
                    "\"bytes_received_per_second\":{:.1f},\"errors\":{},\"rtt_ns\":{}}}\n",
                    duration<double>(now - window_start).count(), seconds, now_totals.open_now,
-                   now_totals.sent - last.sent, now_totals.received - last.received,
+                   now_totals.opened - last.opened, now_totals.sent - last.sent, now_totals.received - last.received,
                    per_second(now_totals.sent, last.sent), per_second(now_totals.received, last.received),
                    per_second(now_totals.bytes_sent, last.bytes_sent),
                    per_second(now_totals.bytes_received, last.bytes_received),
@@ -842,6 +867,8 @@ int run_loadtest(loadtest_options o) {
     for (auto& [k, v] : w->close_codes) close_codes[k] += v;
   }
   const auto t = sum(workers);
+  std::uint64_t opened_measuring = 0;
+  for (auto& w : workers) opened_measuring += w->opened_measuring.get();
   const double seconds = std::max(1e-9, duration<double>(window_end - window_start).count());
   const double gen_cpu = cpu_after.self - cpu_before.self;
   const auto& url = o.client.display_url;
@@ -880,21 +907,25 @@ int run_loadtest(loadtest_options o) {
                              cpu_after.servers[i] - cpu_before.servers[i]);
     fmt::print(
         "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"stages\":[{}],\"send_window_ns\":{},"
-        "\"inflight\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
+        "\"inflight\":{},\"messages_per_connection\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},"
+        "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
         "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, stages,
-        duration_cast<nanoseconds>(o.send_window).count(), o.inflight, seconds,
-        duration<double>(connect_time).count(), t.opened, t.failed, f, t.errors, t.sent, t.received,
+        duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.messages_per_connection, seconds,
+        duration<double>(connect_time).count(), t.opened, static_cast<double>(opened_measuring) / seconds, t.failed, f, t.errors, t.sent, t.received,
         static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
         static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, histogram_json(rtt),
         histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
         verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
+    if (o.messages_per_connection)
+      mode += fmt::format(", a new connection every {} message{}", o.messages_per_connection,
+                          o.messages_per_connection == 1 ? "" : "s");
     if (s.open_loop) {
       std::string stages;
       for (const auto& stage : o.stages)
@@ -907,6 +938,8 @@ int run_loadtest(loadtest_options o) {
                o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
+    if (o.messages_per_connection)
+      fmt::print("  ({}/s opened during the measurement)", human_count(static_cast<double>(opened_measuring) / seconds));
     fmt::print("\n");
     if (handshake.count())
       fmt::print("  handshake    p50 {}  p90 {}  p99 {}  max {}\n", human_time(handshake.percentile(50)),
@@ -993,6 +1026,10 @@ subcommand register_loadtest(CLI::App& parent) {
                       "Open loop: messages due within one such window leave together at its start; 0 = each at "
                       "its own time");
   app->add_option("--inflight", o->inflight, "Messages outstanding per connection in closed loop")
+      ->capture_default_str();
+  app->add_option("--messages-per-connection", o->messages_per_connection,
+                  "Closed loop: a connection that has sent this many closes (1000) and a new one takes its place, "
+                  "to load the handshake too; 0 = keep each open")
       ->capture_default_str();
   app->add_option("--connect-rate", o->connect_rate, "Connections opened per second while ramping up; 0 = at once")
       ->capture_default_str();

@@ -123,6 +123,24 @@ class Echo(AgainstOneEchoServer):
                     self.assertEqual(done.stdout, b"")
                     self.assertEqual(len(done.stderr.decode().splitlines()), 1, done.stderr)
 
+    def test_messages_per_connection_churns_connections(self):
+        r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "600ms", "--messages-per-connection", "5", "--verify")
+        self.assertEqual(r["messages_per_connection"], 5)
+        self.assertGreater(r["opened"], 2, "connections were replaced")
+        self.assertEqual((r["failed"], r["errors"], r["failures"]), (0, 0, {}), r)
+        self.assertEqual(r["received"], r["sent"])
+        # Each connection closed by us with 1000, answered 1000; each handshake timed.
+        self.assertEqual(r["close_codes"], {"1000": r["opened"]})
+        self.assertEqual(r["handshake_ns"]["count"], r["opened"])
+        self.assertGreater(r["opened_per_second"], 0)
+        # Every connection but the two open at the end sent exactly 5 (in every phase).
+        total = r["payload_bytes_sent"] // 32
+        self.assertTrue(5 * (r["opened"] - 2) <= total <= 5 * r["opened"], (total, r["opened"]))
+        self.assertEqual(r["payload_bytes_received"], r["payload_bytes_sent"])
+        done = loadtest(self.peer.url, "-c", "1", "-r", "100", "--messages-per-connection", "5")
+        self.assertEqual(done.returncode, 64, done.stderr)
+        self.assertEqual(len(done.stderr.decode().splitlines()), 1, done.stderr)
+
     def test_open_loop_keeps_the_rate(self):
         r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "1s", "-r", "200", "--warmup", "200ms")
         self.assertEqual(r["rate"], 200)
