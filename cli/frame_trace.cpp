@@ -22,9 +22,23 @@ std::string_view close_code_name(std::uint16_t code) noexcept {
   }
 }
 
-bool tracing() noexcept { return diagnostics::verbosity() >= 2; }
+void trace_control(control_kind kind, std::string_view payload, std::string_view prefix) {
+  if (kind == control_kind::close) {
+    close_status c;
+    c.code = payload.size() >= 2 ? static_cast<std::uint16_t>(static_cast<unsigned char>(payload[0]) << 8 |
+                                                              static_cast<unsigned char>(payload[1]))
+                                 : close_code::no_status;
+    if (payload.size() > 2) c.reason = std::string(payload.substr(2));
+    diagnostics::debug(fmt::format("{}< close {}", prefix, describe_close(c)));
+    return;
+  }
+  diagnostics::debug(
+      fmt::format("{}< {}, {} bytes", prefix, kind == control_kind::ping ? "ping" : "pong", payload.size()));
+}
 
 }  // namespace
+
+bool tracing_frames() noexcept { return diagnostics::verbosity() >= 2 && !diagnostics::quiet(); }
 
 std::string describe_close(const close_status& c) {
   std::string out = std::to_string(c.code);
@@ -33,29 +47,22 @@ std::string describe_close(const close_status& c) {
   return out;
 }
 
-void trace_message(char direction, message_type type, std::uint64_t size) {
-  if (!tracing()) return;
-  diagnostics::debug(
-      fmt::format("{} {} message, {} bytes", direction, type == message_type::text ? "text" : "binary", size));
+void trace_message(char direction, message_type type, std::uint64_t size, std::string_view prefix) {
+  if (!tracing_frames()) return;
+  diagnostics::debug(fmt::format("{}{} {} message, {} bytes", prefix, direction,
+                                 type == message_type::text ? "text" : "binary", size));
 }
 
-void trace_close_sent(const websocket& ws, std::uint16_t code, std::string_view reason) {
-  if (!tracing() || ws.peer_close().code != 0 || !ws.is_open()) return;
-  diagnostics::debug(fmt::format("> close {}", describe_close({code, std::string(reason)})));
+void trace_close_sent(const websocket& ws, std::uint16_t code, std::string_view reason, std::string_view prefix) {
+  if (!tracing_frames() || ws.peer_close().code != 0 || !ws.is_open()) return;
+  diagnostics::debug(fmt::format("{}> close {}", prefix, describe_close({code, std::string(reason)})));
 }
 
-void trace_control(control_kind kind, std::string_view payload) {
-  if (!tracing()) return;
-  if (kind == control_kind::close) {
-    close_status c;
-    c.code = payload.size() >= 2 ? static_cast<std::uint16_t>(static_cast<unsigned char>(payload[0]) << 8 |
-                                                               static_cast<unsigned char>(payload[1]))
-                                 : close_code::no_status;
-    if (payload.size() > 2) c.reason = std::string(payload.substr(2));
-    diagnostics::debug(fmt::format("< close {}", describe_close(c)));
-    return;
-  }
-  diagnostics::debug(fmt::format("< {}, {} bytes", kind == control_kind::ping ? "ping" : "pong", payload.size()));
+void trace_control_frames(websocket& ws, std::string prefix) {
+  if (!tracing_frames()) return;
+  ws.set_control_callback([prefix = std::move(prefix)](control_kind kind, std::string_view payload) {
+    trace_control(kind, payload, prefix);
+  });
 }
 
 }  // namespace wsl::cli

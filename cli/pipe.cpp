@@ -48,7 +48,7 @@ void report_connected(std::string_view url, const connect_report& report, websoc
                                 milliseconds(report.resolve_time + report.connect_time + report.handshake_time),
                                 milliseconds(report.connect_time), milliseconds(report.handshake_time),
                                 ws.subprotocol().empty() ? "" : fmt::format(", subprotocol {}", ws.subprotocol())));
-  if (diagnostics::verbosity() >= 2) ws.set_control_callback(trace_control);
+  trace_control_frames(ws);
 }
 
 namespace {

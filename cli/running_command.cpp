@@ -127,7 +127,7 @@ asio::awaitable<void> running_command::end_after_exit() {
   }
   diagnostics::debug(fmt::format("{}process {}: {}", o_.log_prefix, pid, describe_wait_status(status_)));
   const auto close = o_.close_for_exit ? o_.close_for_exit(status_) : close_status{close_code::normal, {}};
-  if (o_.trace_frames) trace_close_sent(ws_, close.code, close.reason);
+  if (o_.trace_frames) trace_close_sent(ws_, close.code, close.reason, o_.log_prefix);
   std::error_code ec;
   co_await ws_.close(close.code, close.reason, ec);
 }
@@ -209,7 +209,7 @@ asio::awaitable<void> running_command::pump_input() {
       if (last) break;
     }
     if (ec) break;
-    if (o_.trace_frames) trace_message('<', in.type(), in.bytes_read());
+    if (o_.trace_frames) trace_message('<', in.type(), in.bytes_read(), o_.log_prefix);
     if (!reading) {
       if (!limited) ++dropped_;
       continue;
@@ -238,7 +238,7 @@ asio::awaitable<void> running_command::send(message_type type, std::string_view 
     co_return;
   }
   ++sent_;
-  if (o_.trace_frames) trace_message('>', type, data.size());
+  if (o_.trace_frames) trace_message('>', type, data.size(), o_.log_prefix);
 }
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.

@@ -43,7 +43,9 @@ struct running_command_options {
   std::uint64_t message_limit = 0;
   // Before every diagnostic line and every line of its stderr ("[7] " for serve).
   std::string log_prefix;
-  // At -vv, every message and our close frame on stderr, as wsl pipe traces them (frame_trace.hpp).
+  // Every message and our close frame on stderr, after the log prefix, as wsl pipe traces them
+  // (frame_trace.hpp): a message once it is whole, one written to the process's stdin or one line
+  // (a read with binary) of its stdout sent. Set at -vv.
   bool trace_frames = false;
   // The close frame sent once the process has exited first, from its wait status.
   std::function<close_status(int wait_status)> close_for_exit;
