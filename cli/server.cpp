@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include "frame_trace.hpp"
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -60,10 +62,18 @@ void log_refused(const negotiation_record& r) {
                                 format_seconds(r.duration), r.bytes_sent, r.error.message()));
 }
 
-void log_session_open(const session_context& context, const websocket& ws) {
-  if (diagnostics::verbosity() >= 2)
-    diagnostics::debug(fmt::format("[{}] {} open {}", context.id, format_endpoint(ws.remote_endpoint()),
-                                   ws.request().target));
+// -vv: the open line, and from then on the control frames it receives.
+void log_session_open(const session_context& context, websocket& ws) {
+  if (diagnostics::verbosity() < 2) return;
+  diagnostics::debug(
+      fmt::format("[{}] {} open {}", context.id, format_endpoint(ws.remote_endpoint()), ws.request().target));
+  trace_control_frames(ws, session_prefix(context));
+}
+
+// -vv: the close frame the runtime is about to send, if it is the first of the handshake.
+void trace_session_close(const session_context& context, const websocket& ws, std::uint16_t code,
+                         std::string_view reason) {
+  if (tracing_frames()) trace_close_sent(ws, code, reason, session_prefix(context));
 }
 
 void log_session_error(const session_context& context, const websocket& ws, const std::exception& e) {
@@ -86,6 +96,7 @@ asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler
   }
   // Finish the close handshake whoever started it (a shutdown's 1001, say): the peer may still be
   // sending the end of a message before its close frame. Nothing happens on a closed websocket.
+  trace_session_close(context, ws, close_code::normal, {});
   std::error_code ec;
   co_await ws.close(close_code::normal, {}, ec);
   w.sessions.erase(it);
@@ -111,6 +122,10 @@ void shut_down(worker& w, std::uint16_t code, const std::string& reason) {
   w.shutting_down = true;
   for (auto& s : w.sessions) {
     if (s.context->on_shutdown) s.context->on_shutdown();
+    // Traced now, though the close starts one turn later: the session's own close may come first
+    // in between, and this line is then one too many (the websocket may be gone by then, so the
+    // close cannot trace itself).
+    trace_session_close(*s.context, *s.ws, code, reason);
     // The close operation keeps its connection alive itself; only its error code needs a home.
     auto ec = std::make_shared<std::error_code>();
     asio::co_spawn(w.context, keep_error_code(s.ws->close(code, reason, *ec), ec), asio::detached);
@@ -154,6 +169,8 @@ asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
 
 
 }  // namespace
+
+std::string session_prefix(const session_context& s) { return fmt::format("[{}] ", s.id); }
 
 void add_server_options(CLI::App& app, server_options& o) {
   auto& c = o.listener.connection;

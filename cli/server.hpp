@@ -48,6 +48,10 @@ struct session_context {
   std::function<void()> on_shutdown;
 };
 
+// "[7] ": the start of the lines about one connection (its -vv lines, its frame trace, the stderr
+// of its command).
+std::string session_prefix(const session_context& s);
+
 // Runs for each accepted websocket, on its thread's executor; the runtime closes the websocket
 // (1000 if nothing else was sent) once the handler returns, and with 1001 on SIGINT.
 using session_handler = std::function<asio::awaitable<void>(websocket&, session_context&)>;
