@@ -13,6 +13,7 @@
 // alloc-dealloc-mismatch).
 #include "serve_modes.hpp"
 
+#include "frame_trace.hpp"
 #include "process.hpp"
 #include "running_command.hpp"
 
@@ -194,6 +195,12 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
 
 // ------------------------------------------------------------------------------------------------
 
+constexpr std::string_view start_failure = "cannot start the command";
+
+void trace_start_failure(const websocket& ws, const session_context& session) {
+  if (tracing_frames()) trace_close_sent(ws, close_code::internal_error, start_failure, session_prefix(session));
+}
+
 asio::awaitable<void> command_session(websocket& ws, session_context& session, const serve_options& o,
                                       fork_slots& slots) {
   if (!slots.claim(ws.remote_endpoint())) slots.take_anyway();
@@ -206,8 +213,9 @@ asio::awaitable<void> command_session(websocket& ws, session_context& session, c
     slots.give_back();
     diagnostics::error(
         fmt::format("[{}] cannot start {}: {}", session.id, found ? p.program : ws.request().path, ec.message()));
+    trace_start_failure(ws, session);
     std::error_code ignored;
-    co_await ws.close(close_code::internal_error, "cannot start the command", ignored);
+    co_await ws.close(close_code::internal_error, start_failure, ignored);
     co_return;
   }
   diagnostics::debug(fmt::format("[{}] process {} started: {}", session.id, child.pid, p.program));
@@ -218,7 +226,8 @@ asio::awaitable<void> command_session(websocket& ws, session_context& session, c
     options.chunk = o.chunk;
     options.max_line = o.server.listener.connection.max_message_size;
     options.close_grace = o.close_grace;
-    options.log_prefix = fmt::format("[{}] ", session.id);
+    options.log_prefix = session_prefix(session);
+    options.trace_frames = tracing_frames();
     // Status 0 closes with 1000; any other end with 1011 and "exit N" / "signal N (SIGX)".
     options.close_for_exit = [](int status) {
       const bool success = WIFEXITED(status) && WEXITSTATUS(status) == 0;
