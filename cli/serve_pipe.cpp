@@ -19,6 +19,7 @@
 // of different clients never mix.
 #include "serve_modes.hpp"
 
+#include "frame_trace.hpp"
 #include "records.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -222,11 +223,14 @@ struct outgoing {
 using outgoing_ptr = std::shared_ptr<const outgoing>;
 
 struct pipe_client {
-  pipe_client(websocket& w, session_context& s) : ws(w), session(s), wake(w.get_executor()) {
+  pipe_client(websocket& w, session_context& s)
+      : ws(w), session(s), trace_prefix(tracing_frames() ? session_prefix(s) : std::string()), wake(w.get_executor()) {
     wake.expires_at(clock::time_point::max());
   }
   websocket& ws;
   session_context& session;
+  // "[7] " when its frames are traced (-vv, frame_trace.hpp), else empty.
+  const std::string trace_prefix;
   timer wake;  // cancel() wakes whoever of this client waits: its sender, its session
   std::deque<outgoing_ptr> queue;
   std::uint64_t queued = 0;  // bytes in queue
@@ -447,7 +451,9 @@ void pipe_server::cut(pipe_client& c) {
   c.queue.clear();
   c.queued = 0;
   c.notify();
-  close_later(c.ws, close_code::policy_violation, "too slow: over the send queue limit");
+  constexpr std::string_view reason = "too slow: over the send queue limit";
+  trace_close_sent(c.ws, close_code::policy_violation, reason, c.trace_prefix);
+  close_later(c.ws, close_code::policy_violation, std::string(reason));
 }
 
 // The end of stdin: what is queued goes out, then each client is closed with 1000 (unless
@@ -571,11 +577,13 @@ asio::awaitable<void> pipe_server::send_loop(pipe_client& c) {
     while (c.queue.empty() && !c.cut && !c.leaving && !(eof_ && !o_.keep_open)) co_await c.wait();
     if (c.cut || c.leaving) break;
     if (c.queue.empty()) {  // the end of stdin, all delivered
+      trace_close_sent(c.ws, close_code::normal, {}, c.trace_prefix);
       co_await c.ws.close(close_code::normal, {}, ec);
       break;
     }
     const auto m = c.queue.front();  // shared: cut() may clear the queue meanwhile
     co_await c.ws.write_message(m->type, asio::buffer(m->data), ec);
+    if (!ec) trace_message('>', m->type, m->data.size(), c.trace_prefix);
     if (c.cut) break;
     c.queue.pop_front();
     c.queued -= m->data.size();
@@ -626,6 +634,7 @@ asio::awaitable<void> pipe_server::receive_loop(pipe_client& c) {
       out_.write(c.session.id, piece, last, line_start);
       if (last) break;
     }
+    if (!ec) trace_message('<', in.type(), in.bytes_read(), c.trace_prefix);
     if (locked) {
       if (ec) {  // cut short: end the line, so that the next writer starts on a fresh one
         diagnostics::warning(fmt::format("[{}] a message was cut short by the end of the connection", c.session.id));
