@@ -2,6 +2,7 @@
 // a message of any size passes through a few buffers, never held whole.
 #include "echo.hpp"
 
+#include "frame_trace.hpp"
 #include "server.hpp"
 
 namespace wsl::cli {
@@ -22,19 +23,39 @@ asio::awaitable<void> relay(websocket& ws, message_reader& in, asio::const_buffe
   if (!ec) co_await out.finish(ec);
 }
 
-// Kept small: its coroutine frame is what every idle connection holds.
-asio::awaitable<void> echo(websocket& ws, session_context&) {
+// -vv: a whole message received ('<') or sent ('>'), "[7] < text message, 5 bytes".
+void trace_echo(char direction, const message_reader& in, const session_context& session) {
+  trace_message(direction, in.type(), in.bytes_read(), session_prefix(session));
+}
+
+// Kept small: its coroutine frame is what every idle connection holds. Traced (-vv), it gives two
+// lines per message once the message has passed whole. Untraced, as `wsl echo` runs unless -vv, it
+// is the same code with the trace left out, not one check per message: echo() chooses once per
+// connection.
+template <bool Traced>
+asio::awaitable<void> echo_loop(websocket& ws, session_context& session) {
   std::error_code ec;
   while (!ec) {
     auto in = co_await ws.read_message(ec);
     if (ec) break;
     const auto chunk = co_await in.read_chunk(ec);
     if (ec) break;
-    if (in.done())  // the common case: the whole message arrived at once
+    if (in.done()) {  // the common case: the whole message arrived at once
+      if constexpr (Traced) trace_echo('<', in, session);
       co_await ws.write_message(in.type(), chunk, ec);
-    else
+    } else {
       co_await relay(ws, in, chunk, ec);
+      if constexpr (Traced)
+        if (in.done()) trace_echo('<', in, session);
+    }
+    if constexpr (Traced)
+      if (!ec) trace_echo('>', in, session);  // what came in went out
   }
+}
+
+// Not a coroutine: it hands over the loop that fits, which then runs as if called directly.
+asio::awaitable<void> echo(websocket& ws, session_context& session) {
+  return tracing_frames() ? echo_loop<true>(ws, session) : echo_loop<false>(ws, session);
 }
 
 }  // namespace
@@ -44,8 +65,9 @@ subcommand register_echo(CLI::App& parent) {
   auto* app = parent.add_subcommand("echo", "Echo every message back, with its type");
   app->footer(
       "Prints 'listening on ws://HOST:PORT/' on stderr when ready. SIGINT closes every connection "
-      "with 1001 and exits 130. -v logs one access line per connection. See wsl-serve(1) for the HTTP "
-      "options (--origin, --header, --subprotocol, --static).");
+      "with 1001 and exits 130. -v logs one access line per connection; -vv also every message and "
+      "close frame, after the connection's [ID]. See wsl-serve(1) for the HTTP options (--origin, "
+      "--header, --subprotocol, --static).");
   add_server_options(*app, *options);
   // The echo never looks at request headers after the negotiation: not keeping them saves memory
   // per connection.
