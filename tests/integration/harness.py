@@ -114,9 +114,11 @@ class Server:
     """
 
     def __init__(self, *options: str, subcommand: str = "echo", port: int = 0,
-                 env: Optional[Dict[str, str]] = None, ready_timeout: float = TIMEOUT) -> None:
+                 env: Optional[Dict[str, str]] = None, ready_timeout: float = TIMEOUT,
+                 stdin_pipe: bool = False) -> None:
         self.argv = [WSL, subcommand, "--host", "127.0.0.1", "--port", str(port), *options]
         self.env = env
+        self.stdin_pipe = stdin_pipe  # stdin a pipe for write_stdin() (`wsl serve --pipe`), else /dev/null
         self.ready_timeout = ready_timeout
         self.proc: Optional[subprocess.Popen] = None
         self.port = 0
@@ -131,8 +133,9 @@ class Server:
 
     def start(self) -> None:
         env = dict(os.environ, **(self.env or {}))
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE if self.stdin_pipe else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                     preexec_fn=_die_with_parent)
         _live.append(self.proc)
         self.stdout = _LineCollector(self.proc.stdout)
         self.stderr = _LineCollector(self.proc.stderr)
@@ -163,6 +166,13 @@ class Server:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
+    def write_stdin(self, data: bytes, end: bool = False) -> None:
+        """Writes to wsl's stdin (stdin_pipe=True); `end` closes it afterwards."""
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        if end:
+            self.proc.stdin.close()
+
     def wait(self, timeout: float = TIMEOUT) -> int:
         """The exit status (negative for a signal), once everything it wrote has been read (the
         readers may lag behind the exit on a busy machine); AssertionError if still running at the
@@ -182,6 +192,11 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
         status = self.proc.wait(timeout=TIMEOUT)
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
         for collector in (self.stderr, self.stdout):
             collector.join(TIMEOUT)
             collector.pipe.close()

@@ -1,16 +1,22 @@
 #!/usr/bin/python3
-"""The `wsl` command line contract (DESIGN.md, "CLI contract"): SIGINT, exit statuses, usage errors.
+"""The `wsl` command line contract (DESIGN.md, "CLI contract"): SIGINT, exit statuses, usage errors,
+the servers' frame trace.
 
 SIGINT: every connection gets Close 1001, the closing handshakes drain, the exit status is 130;
-a second SIGINT exits at once. Usage errors exit 64 with one line on stderr.
+a second SIGINT exits at once. Usage errors exit 64 with one line on stderr. -vv on a server traces
+every message and close frame of each connection, after its "[ID] ".
 """
 
+import asyncio
 import re
 import signal
 import time
 import unittest
+from typing import Dict, List
 
-from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TIME_SCALE, DidNotStart,
+import websockets  # python3-websockets 10.4 (asyncio)
+
+from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TIME_SCALE, TIMEOUT, DidNotStart,
                      RawClient, Server, close_payload, open_client, run_wsl)
 
 EXIT_USAGE, EXIT_INTERRUPTED = 64, 130
@@ -106,6 +112,176 @@ class Sigint(unittest.TestCase):
             client.send_frame(OP_CLOSE, close_payload(1001))
             self.assertEqual(client.wait_eof(), b"")
             self.assertEqual(server.wait(), EXIT_INTERRUPTED)
+
+
+# --------------------------------------------------------------------------------------------
+# -vv on the servers: the frame trace
+# --------------------------------------------------------------------------------------------
+
+OPEN_LINE = re.compile(r"^wsl (?:echo|serve): \[(\d+)\] 127\.0\.0\.1:(\d+) open ")
+TRACE_LINE = re.compile(r"^wsl (?:echo|serve): \[(\d+)\] ([<>] .*)$")
+UNPREFIXED_TRACE_LINE = re.compile(r"^wsl (?:echo|serve): [<>] ")
+
+
+def run_async(coroutine, timeout: float = TIMEOUT * 3):
+    """Runs a coroutine to completion within `timeout` seconds."""
+    return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def connect(url: str):
+    """A python3-websockets client that sends nothing of its own accord (no pings, no compression)."""
+    return websockets.connect(url, compression=None, ping_interval=None, open_timeout=TIMEOUT,
+                              close_timeout=TIMEOUT, max_size=None)
+
+
+async def wait_stdout_line(server: Server, expected: str) -> None:
+    """Waits (bounded) until wsl writes this line to stdout; earlier lines are skipped."""
+    def wait():
+        deadline = time.monotonic() + TIMEOUT
+        while (line := server.stdout.next_line(deadline)) != expected:
+            if line is None:
+                raise AssertionError(f"stdout ended without {expected!r}")
+    await asyncio.get_running_loop().run_in_executor(None, wait)
+
+
+def traces_by_client(test: unittest.TestCase, server: Server, clients: Dict[str, int]) -> Dict[str, List[str]]:
+    """The trace lines of each client (named: its local port), from the whole of wsl's stderr, without
+    their "wsl SUBCOMMAND: [ID] ". The ID of a client is the one of its "[ID] 127.0.0.1:PORT open" line."""
+    lines = server.stderr.all
+    ids = {int(m[2]): m[1] for m in map(OPEN_LINE.match, lines) if m}
+    by_id: Dict[str, List[str]] = {}
+    for m in filter(None, map(TRACE_LINE.match, lines)):
+        by_id.setdefault(m[1], []).append(m[2])
+    for line in lines:
+        test.assertIsNone(UNPREFIXED_TRACE_LINE.match(line), f"a trace line without the client's [ID]: {line!r}")
+    test.assertEqual(len(ids), len(clients), f"expected {len(clients)} open lines; stderr:\n{server.stderr.text()}")
+    named = {}
+    for name, port in clients.items():
+        test.assertIn(port, ids, f"no open line for {name} (port {port}); stderr:\n{server.stderr.text()}")
+        named[name] = by_id.pop(ids[port], [])
+    test.assertEqual(by_id, {}, "trace lines of no known client")
+    return named
+
+
+class ServerFrameTrace(unittest.TestCase):
+    """Two clients at once, each with its own exchange: every line must carry the right client's ID.
+    Each client's lines come in a fixed order (each step waits for the previous one's answer); the
+    two clients' lines may interleave."""
+
+    def test_echo_traces_messages_pings_and_close_frames_per_client(self):
+        async def scenario(server):
+            a = await connect(server.url)
+            b = await connect(server.url)
+            await a.send("hello")
+            self.assertEqual(await a.recv(), "hello")
+            await b.send(b"\x00\x01\x02")
+            self.assertEqual(await b.recv(), b"\x00\x01\x02")
+            await b.send(["frag", "mented"])  # fragments of one message: one line each way
+            self.assertEqual(await b.recv(), "fragmented")
+            await asyncio.wait_for(await a.ping(b"ping"), TIMEOUT)
+            await a.close(4000, "bye")  # the client closes first: the answer is not traced
+            server.signal(signal.SIGINT)  # the server closes first: its 1001, then the answer
+            await asyncio.wait_for(b.wait_closed(), TIMEOUT)
+            self.assertEqual((b.close_code, b.close_reason), (1001, "server shutting down"))
+            return {"a": a.local_address[1], "b": b.local_address[1]}
+
+        with Server("-vv", "--ping-interval", "0") as server:
+            clients = run_async(scenario(server))
+            self.assertEqual(server.wait(), EXIT_INTERRUPTED)
+            traces = traces_by_client(self, server, clients)
+        self.assertEqual(traces["a"], [
+            "< text message, 5 bytes",
+            "> text message, 5 bytes",
+            "< ping, 4 bytes",
+            '< close 4000 "bye"',
+        ])
+        self.assertEqual(traces["b"], [
+            "< binary message, 3 bytes",
+            "> binary message, 3 bytes",
+            "< text message, 10 bytes",
+            "> text message, 10 bytes",
+            '> close 1001 (going away) "server shutting down"',
+            '< close 1001 (going away) "server shutting down"',
+        ])
+
+    def test_echo_v_traces_no_frames(self):
+        async def scenario(server):
+            async with connect(server.url) as ws:
+                await ws.send("hello")
+                self.assertEqual(await ws.recv(), "hello")
+
+        with Server("-v") as server:
+            run_async(scenario(server))
+            server.signal(signal.SIGINT)
+            self.assertEqual(server.wait(), EXIT_INTERRUPTED)
+        self.assertIn("[1]", server.stderr.text(), "-v's access line")
+        self.assertNotRegex(server.stderr.text(), r"(?m)^wsl echo: (\[\d+\] )?[<>] ")
+
+    def test_serve_pipe_traces_both_ways_and_the_close_at_the_end_of_stdin(self):
+        async def scenario(server):
+            a = await connect(server.url)
+            b = await connect(server.url)
+            # Each client's first message on stdout: it is surely attached, stdin may come.
+            await a.send("from a")
+            await wait_stdout_line(server, "from a")
+            await b.send("from b")
+            await wait_stdout_line(server, "from b")
+            await b.send(["one ", "message"])
+            await wait_stdout_line(server, "one message")
+            server.write_stdin(b"line one\nline two\n", end=True)  # then each client gets 1000
+            got = {}
+            for name, ws in (("a", a), ("b", b)):
+                got[name] = [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(2)]
+                await asyncio.wait_for(ws.wait_closed(), TIMEOUT)
+                self.assertEqual(ws.close_code, 1000)
+            self.assertEqual(got, {"a": ["line one", "line two"], "b": ["line one", "line two"]})
+            return {"a": a.local_address[1], "b": b.local_address[1]}
+
+        with Server("--pipe", "-vv", "--ping-interval", "0", subcommand="serve", stdin_pipe=True) as server:
+            clients = run_async(scenario(server))
+            self.assertEqual(server.wait(), 0)
+            traces = traces_by_client(self, server, clients)
+        end = ["> text message, 8 bytes", "> text message, 8 bytes",
+               "> close 1000 (normal closure)", "< close 1000 (normal closure)"]
+        self.assertEqual(traces["a"], ["< text message, 6 bytes", *end])
+        self.assertEqual(traces["b"], ["< text message, 6 bytes", "< text message, 11 bytes", *end])
+
+    def test_serve_command_traces_both_ways_and_the_close_after_the_exit(self):
+        # One process per client; it echoes lines, and "stop" makes it exit 3: close 1011 "exit 3".
+        script = 'while read -r l; do echo "$l"; if [ "$l" = stop ]; then exit 3; fi; done'
+
+        async def scenario(server):
+            a = await connect(server.url)
+            b = await connect(server.url)
+            await a.send("hi a")
+            self.assertEqual(await a.recv(), "hi a")
+            await b.send("hi b")
+            self.assertEqual(await b.recv(), "hi b")
+            await b.send(["st", "op"])
+            self.assertEqual(await b.recv(), "stop")
+            await asyncio.wait_for(b.wait_closed(), TIMEOUT)
+            self.assertEqual((b.close_code, b.close_reason), (1011, "exit 3"))
+            await a.close(4000, "bye")
+            return {"a": a.local_address[1], "b": b.local_address[1]}
+
+        with Server("-vv", "--ping-interval", "0", "--", "sh", "-c", script, subcommand="serve") as server:
+            clients = run_async(scenario(server))
+            server.signal(signal.SIGINT)
+            self.assertEqual(server.wait(), EXIT_INTERRUPTED)
+            traces = traces_by_client(self, server, clients)
+        self.assertEqual(traces["a"], [
+            "< text message, 4 bytes",
+            "> text message, 4 bytes",
+            '< close 4000 "bye"',
+        ])
+        self.assertEqual(traces["b"], [
+            "< text message, 4 bytes",
+            "> text message, 4 bytes",
+            "< text message, 4 bytes",
+            "> text message, 4 bytes",
+            '> close 1011 (internal error) "exit 3"',
+            '< close 1011 (internal error) "exit 3"',
+        ])
 
 
 class Usage(unittest.TestCase):
