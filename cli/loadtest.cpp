@@ -611,6 +611,24 @@ void stop_workers(std::vector<std::unique_ptr<worker>>& workers) {
     });
 }
 
+constexpr std::uint64_t max_message_size = 1u << 30;
+
+// --payload-file into payload, or what is wrong with it. Read with a bound: a FIFO or a huge file
+// must not fill the memory before the size check.
+std::optional<std::string> read_payload_file(const loadtest_options& o, std::string& payload) {
+  std::ifstream in(o.payload_file, std::ios::binary);
+  char chunk[1 << 16];
+  while (in && payload.size() <= max_message_size) {
+    in.read(chunk, sizeof chunk);
+    payload.append(chunk, static_cast<std::size_t>(in.gcount()));
+  }
+  if (!in && !in.eof()) return fmt::format("--payload-file: cannot read {}: {}", o.payload_file, std::strerror(errno));
+  if (payload.size() > max_message_size) return fmt::format("--payload-file: {} is larger than 1G", o.payload_file);
+  if (!o.binary && !detail::utf8_validator::validate(payload.data(), payload.size()))
+    return fmt::format("--payload-file: {} is not UTF-8; send it with --binary", o.payload_file);
+  return std::nullopt;
+}
+
 int run_loadtest(loadtest_options o) {
   diagnostics::configure("wsl loadtest", o.verbosity, o.quiet);
   std::string problem;
@@ -642,29 +660,15 @@ int run_loadtest(loadtest_options o) {
     diagnostics::fatal("--interval: at least 10ms");
     return exit_usage;
   }
-  constexpr std::uint64_t max_size = 1u << 30;
   std::string payload;
   if (!o.payload_file.empty()) {
-    // Read with a bound: a FIFO or a huge file must not fill the memory before the size check.
-    std::ifstream in(o.payload_file, std::ios::binary);
-    char chunk[1 << 16];
-    while (in && payload.size() <= max_size) {
-      in.read(chunk, sizeof chunk);
-      payload.append(chunk, static_cast<std::size_t>(in.gcount()));
-    }
-    if (!in && !in.eof()) {
-      diagnostics::fatal(fmt::format("--payload-file: cannot read {}: {}", o.payload_file, std::strerror(errno)));
-      return exit_usage;
-    }
-    if (!o.binary && !detail::utf8_validator::validate(payload.data(), payload.size())) {
-      diagnostics::fatal(fmt::format("--payload-file: {} is not UTF-8; send it with --binary", o.payload_file));
+    if (auto problem = read_payload_file(o, payload)) {
+      diagnostics::fatal(*problem);
       return exit_usage;
     }
     o.size = payload.size();
-  }
-  if (o.size > max_size) {
-    diagnostics::fatal(o.payload_file.empty() ? std::string("-s: messages of at most 1G")
-                                              : fmt::format("--payload-file: {} is larger than 1G", o.payload_file));
+  } else if (o.size > max_message_size) {
+    diagnostics::fatal("-s: messages of at most 1G");
     return exit_usage;
   }
   std::vector<threshold> thresholds;
