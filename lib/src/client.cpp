@@ -252,96 +252,47 @@ std::string redact_credentials(std::string_view head) {
   return out;
 }
 
-asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url_text,
-                                   const client_options& o, std::error_code& ec, connect_report* report) {
-  connect_report scratch;
-  auto& rep = report ? *report : scratch;
-  rep = {};
-  ec = {};
-  url u;
-  if ((ec = parse_url(url_text, u))) co_return websocket{};
-  if ((ec = o.validate())) co_return websocket{};
-  std::shared_ptr<const connection_extension> tls = o.transport_extension;
-  if (u.secure && !tls) {
-    // One verifying client context per process: loading the system's CAs is not free.
-    static const std::shared_ptr<connection_extension> verified = [] {
-      std::string ignored;
-      return make_tls_extension(role::client, tls_options{}, ignored);
-    }();
-    tls = verified;
-  }
-  if (u.secure && !tls) {
+namespace {
+
+// What wraps the stream of a wss:// URL: options.transport_extension, or TLS verified against
+// the system's CAs. nullptr, with ec and the report set, when that cannot be set up.
+std::shared_ptr<const connection_extension> tls_for(const client_options& o, std::error_code& ec, connect_report& rep) {
+  if (o.transport_extension) return o.transport_extension;
+  // One verifying client context per process: loading the system's CAs is not free.
+  static const std::shared_ptr<connection_extension> verified = [] {
+    std::string ignored;
+    return make_tls_extension(role::client, tls_options{}, ignored);
+  }();
+  if (!verified) {
     ec = error::tls_handshake_failed;
     rep.tls_error = "cannot set up TLS";
-    co_return websocket{};
   }
-  const auto redirect = [&](std::error_code& e) { return asio::redirect_error(asio::use_awaitable, e); };
+  return verified;
+}
 
-  // 1. Resolve and connect (to the proxy, and through it to the server), within connect_timeout.
-  url proxy;
-  if (!o.proxy.empty()) {
-    parse_proxy_url(o.proxy, proxy);  // validate() saw it parse
-    rep.proxy = detail::host_and_port(proxy);
-  }
-  const url& first_hop = o.proxy.empty() ? u : proxy;
-  asio::ip::tcp::socket socket(executor);
-  {
-    asio::ip::tcp::resolver resolver(executor);
-    detail::deadline limit(executor, o.connect_timeout, [&] {
-      resolver.cancel();
-      std::error_code ignored;
-      socket.close(ignored);
-    });
-    auto started = clock::now();
-    std::vector<asio::ip::tcp::endpoint> endpoints;
-    std::error_code address_ec;
-    const auto address = asio::ip::make_address(first_hop.host, address_ec);
-    if (!address_ec) {
-      endpoints.emplace_back(address, first_hop.port);
-    } else {
-      const auto port = std::to_string(first_hop.port);
-      const auto results = co_await resolver.async_resolve(first_hop.host, port, redirect(ec));
-      if (!ec)
-        for (const auto& r : results) endpoints.push_back(r.endpoint());
-      if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
-    }
-    rep.resolve_time = clock::now() - started;
-    if (!ec) {
-      started = clock::now();
-      rep.remote = co_await asio::async_connect(socket, endpoints, redirect(ec));
-      if (!ec && !o.proxy.empty()) {
-        rep.proxy_request_head = detail::connect_request(u, proxy, o.user_agent);
-        detail::proxy_answer answer;
-        co_await detail::exchange_connect(socket, rep.proxy_request_head, o.max_handshake_size, answer, ec);
-        rep.proxy_status = answer.status.status;
-        rep.proxy_version_minor = answer.status.version_minor;
-        rep.proxy_reason = answer.status.reason;
-        rep.proxy_response_headers = std::move(answer.headers);
-        if (!ec && (rep.proxy_status < 200 || rep.proxy_status > 299)) ec = error::proxy_refused;
-      }
-      rep.connect_time = clock::now() - started;
-    }
-    if (limit.expired()) ec = asio::error::timed_out;
-    if (ec) co_return websocket{};
-  }
-
-  // 2. TLS and the HTTP exchange, within handshake_timeout.
-  auto stream = make_tcp_transport(std::move(socket));
-  detail::deadline limit(executor, o.handshake_timeout, [t = stream.get()] { t->close(); });
+// The one upgrade connect() and client_handshake() run, over a connected stream and within
+// handshake_timeout: `tls` (when set) wraps the stream and runs its handshake, then the HTTP
+// exchange of RFC 6455 section 4.1. The stream becomes the websocket's, or is closed with the
+// frame of this coroutine.
+asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url& u, const client_options& o,
+                                   std::shared_ptr<const connection_extension> tls, std::error_code& ec,
+                                   connect_report& rep) {
+  detail::deadline limit(stream->get_executor(), o.handshake_timeout, [t = stream.get()] { t->close(); });
   const auto started = clock::now();
-  if (u.secure) {
+  if (tls) {
     stream = tls->wrap(std::move(stream), role::client, u.host, ec);
+    if (!ec && !stream) ec = error::invalid_option;  // an extension that gave nothing back
     if (ec) co_return websocket{};
     limit.on_expiry([t = stream.get()] { t->close(); });
     co_await stream->start(ec);
-    if (const auto* d = tls_details_of(*stream)) {
-      rep.tls_error = d->error;
-      rep.tls_protocol = d->protocol;
-      rep.tls_cipher = d->cipher;
-    }
-    if (limit.expired()) ec = error::handshake_timeout;
-    if (ec) co_return websocket{};
   }
+  if (const auto* d = tls_details_of(*stream)) {
+    rep.tls_error = d->error;
+    rep.tls_protocol = d->protocol;
+    rep.tls_cipher = d->cipher;
+  }
+  if (limit.expired()) ec = error::handshake_timeout;
+  if (ec) co_return websocket{};
   const auto key = random_key();
   rep.request_head = build_request(u, o, key);
   const asio::const_buffer request = asio::buffer(rep.request_head);
@@ -465,6 +416,117 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   conn->set_extension(std::move(extension));
   conn->start();
   co_return websocket(std::move(conn));
+}
+
+}  // namespace
+
+asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url_text, const client_options& o,
+                                   std::error_code& ec, connect_report* report) {
+  connect_report scratch;
+  auto& rep = report ? *report : scratch;
+  rep = {};
+  ec = {};
+  url u;
+  if ((ec = parse_url(url_text, u))) co_return websocket{};
+  if ((ec = o.validate())) co_return websocket{};
+  std::shared_ptr<const connection_extension> tls;
+  if (u.secure) tls = tls_for(o, ec, rep);  // before connecting: a TLS that cannot be set up fails at once
+  if (ec) co_return websocket{};
+  const auto redirect = [&](std::error_code& e) { return asio::redirect_error(asio::use_awaitable, e); };
+
+  // 1. Resolve and connect (to the proxy, and through it to the server), within connect_timeout.
+  url proxy;
+  if (!o.proxy.empty()) {
+    parse_proxy_url(o.proxy, proxy);  // validate() saw it parse
+    rep.proxy = detail::host_and_port(proxy);
+  }
+  const url& first_hop = o.proxy.empty() ? u : proxy;
+  asio::ip::tcp::socket socket(executor);
+  {
+    asio::ip::tcp::resolver resolver(executor);
+    detail::deadline limit(executor, o.connect_timeout, [&] {
+      resolver.cancel();
+      std::error_code ignored;
+      socket.close(ignored);
+    });
+    auto started = clock::now();
+    std::vector<asio::ip::tcp::endpoint> endpoints;
+    std::error_code address_ec;
+    const auto address = asio::ip::make_address(first_hop.host, address_ec);
+    if (!address_ec) {
+      endpoints.emplace_back(address, first_hop.port);
+    } else {
+      const auto port = std::to_string(first_hop.port);
+      const auto results = co_await resolver.async_resolve(first_hop.host, port, redirect(ec));
+      if (!ec)
+        for (const auto& r : results) endpoints.push_back(r.endpoint());
+      if (!ec && endpoints.empty()) ec = asio::error::host_not_found;
+    }
+    rep.resolve_time = clock::now() - started;
+    if (!ec) {
+      started = clock::now();
+      rep.remote = co_await asio::async_connect(socket, endpoints, redirect(ec));
+      if (!ec && !o.proxy.empty()) {
+        rep.proxy_request_head = detail::connect_request(u, proxy, o.user_agent);
+        detail::proxy_answer answer;
+        co_await detail::exchange_connect(socket, rep.proxy_request_head, o.max_handshake_size, answer, ec);
+        rep.proxy_status = answer.status.status;
+        rep.proxy_version_minor = answer.status.version_minor;
+        rep.proxy_reason = answer.status.reason;
+        rep.proxy_response_headers = std::move(answer.headers);
+        if (!ec && (rep.proxy_status < 200 || rep.proxy_status > 299)) ec = error::proxy_refused;
+      }
+      rep.connect_time = clock::now() - started;
+    }
+    if (limit.expired()) ec = asio::error::timed_out;
+    if (ec) co_return websocket{};
+  }
+
+  // 2. TLS and the HTTP exchange, within handshake_timeout.
+  auto stream = make_tcp_transport(std::move(socket));
+  auto ws = co_await upgrade(std::move(stream), u, o, tls, ec, rep);
+  co_return ws;
+}
+
+asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url_text,
+                                            const client_options& o, std::error_code& ec, connect_report* report) {
+  connect_report scratch;
+  auto& rep = report ? *report : scratch;
+  rep = {};
+  ec = {};
+  url u;
+  if ((ec = parse_url(url_text, u))) co_return websocket{};
+  if ((ec = o.validate())) co_return websocket{};
+  // Nothing is connected here, through a proxy or not: a proxy asked for would be ignored.
+  if (!o.proxy.empty()) {
+    ec = error::invalid_option;
+    co_return websocket{};
+  }
+  if (!stream || !stream->is_open()) {
+    ec = error::not_open;
+    co_return websocket{};
+  }
+  // wss:// asks for TLS: started here unless the stream is TLS already.
+  std::shared_ptr<const connection_extension> tls;
+  if (u.secure && !stream->is_secure()) tls = tls_for(o, ec, rep);
+  if (ec) co_return websocket{};
+  rep.remote = stream->remote_endpoint();
+  auto ws = co_await upgrade(std::move(stream), u, o, tls, ec, rep);
+  co_return ws;
+}
+
+asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url,
+                                            const client_options& options, std::error_code& ec) {
+  auto ws = co_await client_handshake(std::move(stream), url, options, ec, nullptr);
+  co_return ws;
+}
+
+asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url,
+                                            const client_options& options) {
+  std::error_code ec;
+  auto ws = co_await client_handshake(std::move(stream), url, options, ec, nullptr);
+  if (ec) throw std::system_error(ec);
+  co_return ws;
 }
 
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url,

@@ -11,18 +11,28 @@
 //   opts.proxy = "http://me:pw@127.0.0.1:3128";       // CONNECT 127.0.0.1:8080 through it
 //   co_await wsl::connect(executor, "ws://bob:s%40cret@127.0.0.1:8080/", opts, ec, &report);
 //   // sends "Authorization: Basic Ym9iOnNAY3JldA=="; wsl::redact_url() prints "ws://bob:***@..."
+//
+// Over a stream the caller opened (a socket it connected itself, a Unix-domain socket behind a
+// transport of its own, a memory pipe in tests), client_handshake() runs the upgrade alone, as
+// Beast's ws.handshake(host, target) does: the URL gives Host, target and credentials, nothing more.
+//   asio::ip::tcp::socket s(executor);
+//   co_await s.async_connect(endpoint, asio::use_awaitable);
+//   auto stream = wsl::make_tcp_transport(std::move(s));
+//   wsl::websocket ws = co_await wsl::client_handshake(std::move(stream), "ws://example.com/chat", opts, ec);
 #pragma once
 
 #include "wsl/clock.hpp"
 #include "wsl/extension.hpp"
 #include "wsl/http.hpp"
 #include "wsl/options.hpp"
+#include "wsl/transport.hpp"
 #include "wsl/websocket.hpp"
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,7 +73,7 @@ std::string redact_credentials(std::string_view head);
 
 struct client_options {
   connection_options connection;
-  // Resolving the name and connecting the socket.
+  // Resolving the name and connecting the socket (not for client_handshake(): nothing to connect).
   clock::duration connect_timeout = 10s;
   // The HTTP exchange (and the TLS handshake, with TLS) once connected.
   clock::duration handshake_timeout = 10s;
@@ -77,12 +87,14 @@ struct client_options {
   // Authorization header here wins over the URL's user info).
   http_headers headers;
   std::string user_agent = "wsl";
-  // For wss:// URLs (tls.hpp); nullptr = TLS verified against the system's CAs.
+  // For wss:// URLs (tls.hpp), never for ws:// ones; nullptr = TLS verified against the system's
+  // CAs (wsl's TLS wraps a stream with a TCP socket under it: make_tcp_transport()'s).
   std::shared_ptr<const connection_extension> transport_extension;
   // An HTTP proxy to tunnel through with CONNECT: "http://[user:password@]host:port" (parse_proxy_url),
   // empty = connect directly. Never taken from http_proxy/https_proxy: only what is set here is used.
   // Connecting to it and its answer to CONNECT count against connect_timeout, its answer's head
   // against max_handshake_size; TLS (wss://) and the upgrade then run through the tunnel.
+  // client_handshake() connects nowhere: error::invalid_option if set.
   std::string proxy;
 
   std::error_code validate() const;
@@ -92,7 +104,7 @@ struct client_options {
 // the server's status, reason, headers and the start of its body; on error::proxy_refused the
 // proxy's status and reason.
 struct connect_report {
-  asio::ip::tcp::endpoint remote;  // the server's, or the proxy's through one
+  asio::ip::tcp::endpoint remote;  // the server's, the proxy's through one, or the given stream's remote_endpoint()
   int status = 0;
   int version_minor = 1;                // the answer's HTTP/1.x (HTTP/1.0 from some servers)
   std::string reason;
@@ -108,15 +120,36 @@ struct connect_report {
   int proxy_version_minor = 1;          // its HTTP/1.x
   std::string proxy_reason;
   http_headers proxy_response_headers;
-  clock::duration resolve_time{};
+  clock::duration resolve_time{};       // zero over a stream the caller opened, as is connect_time
   clock::duration connect_time{};       // TCP connect, and through a proxy the CONNECT exchange
-  clock::duration handshake_time{};     // request sent to 101 received
+  clock::duration handshake_time{};     // TLS handshake (if any) and request sent to 101 received
 };
 
+// Resolves the URL's host, connects to it (through options.proxy when set) within
+// connect_timeout, then runs TLS for wss:// and the upgrade within handshake_timeout.
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url,
                                    const client_options& options, std::error_code& ec,
                                    connect_report* report = nullptr);
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url,
                                    const client_options& options = {});
+
+// The client's side of the opening handshake alone (what accept_websocket() is to the server),
+// over a stream the caller opened: connected, nothing sent on it yet. It runs on the stream's
+// executor. The URL gives the Host header, the target and the Basic credentials; its host is
+// neither resolved nor connected to, so connect_timeout does not apply, and options.proxy set is
+// error::invalid_option. A wss:// URL means TLS, as for connect(): over a stream whose
+// is_secure() is false, options.transport_extension (by default TLS verified for the URL's host)
+// wraps it and runs its handshake first; a stream that is TLS already is used as it is. A ws://
+// URL takes the stream as it is, extension or not. The TLS handshake and the HTTP exchange count
+// against handshake_timeout (error::handshake_timeout, the stream closed). The stream becomes the
+// websocket's, or is closed on any failure; error::not_open when it is null or closed already.
+// (Not named connect(): asio's executor traits look connect() up by ADL, and an overload taking
+// a std::unique_ptr<transport> makes them recurse at every call.)
+asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url,
+                                            const client_options& options, std::error_code& ec, connect_report* report);
+asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url,
+                                            const client_options& options, std::error_code& ec);
+asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url,
+                                            const client_options& options);  // throws std::system_error
 
 }  // namespace wsl
