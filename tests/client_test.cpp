@@ -1,16 +1,22 @@
 // The client side (client.hpp): URLs with user info and their redaction, the proxy option, and
 // what connect() sends and does through an HTTP CONNECT proxy, over real sockets on 127.0.0.1
-// (the proxies here are a few lines each, answering by hand).
+// (the proxies here are a few lines each, answering by hand); and connect() over a stream the
+// caller opened (client_handshake): a memory pipe with the test playing the server, and a socket
+// the test connected.
 #include "wsl/client.hpp"
 
 #define BOOST_TEST_MODULE client
 #include <boost/test/unit_test.hpp>
 
+#include "connection_harness.hpp"
+#include "memory_transport.hpp"
 #include "proxy.hpp"
 #include "run_coroutine.hpp"
 #include "test_printing.hpp"
+#include "wire_frames.hpp"
 #include "wsl/error.hpp"
 #include "wsl/listener.hpp"
+#include "wsl/standard.hpp"
 
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
@@ -21,8 +27,10 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -202,6 +210,19 @@ struct connected {
   wsl::websocket ws;
   wsl::connect_report report;
 };
+
+struct accepted {
+  std::error_code ec;
+  wsl::websocket ws;
+};
+
+// Out of line: inlined into a test (as a lambda called in place was), GCC 12 takes Asio's frame
+// deallocation for a mismatched delete (-Wmismatched-new-delete) in the sanitize build.
+[[gnu::noinline]] asio::awaitable<accepted> accept_next(wsl::listener& l) {
+  accepted a;
+  a.ws = co_await l.accept(a.ec);
+  co_return a;
+}
 
 asio::awaitable<connected> connect_to(std::string url, wsl::client_options options) {
   connected r;
@@ -496,15 +517,7 @@ BOOST_AUTO_TEST_CASE(a_websocket_opens_through_a_tunnel) {
   asio::write(seen->socket, asio::buffer(std::string_view("HTTP/1.1 200 Connection established\r\n\r\n")));
   auto down = spawn(ctx, relay(seen->socket, *upstream));
   auto up = spawn(ctx, relay(*upstream, seen->socket));
-  struct accepted {
-    std::error_code ec;
-    wsl::websocket ws;
-  };
-  auto accepting = spawn(ctx, [](wsl::listener& lis) -> asio::awaitable<accepted> {
-    accepted a;
-    a.ws = co_await lis.accept(a.ec);
-    co_return a;
-  }(l));
+  auto accepting = spawn(ctx, accept_next(l));
   BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done() && accepting.done(); }));
   BOOST_TEST(!connecting.get().ec, connecting.get().ec.message());
   BOOST_TEST(!accepting.get().ec, accepting.get().ec.message());
@@ -517,4 +530,284 @@ BOOST_AUTO_TEST_CASE(a_websocket_opens_through_a_tunnel) {
   upstream->close(ignored);
   seen->socket.close(ignored);
   wsl::test::run_until_idle(ctx);
+}
+
+// --- client_handshake(): over a stream the caller opened ---
+
+namespace {
+
+asio::awaitable<connected> upgrade_over(std::unique_ptr<wsl::transport> stream, std::string url,
+                                        wsl::client_options options) {
+  connected r;
+  r.ws = co_await wsl::client_handshake(std::move(stream), url, options, r.ec, &r.report);
+  co_return r;
+}
+
+// The value of a request header, as the test reads it apart from the library's parser.
+std::string request_header(std::string_view head, std::string_view name) {
+  const auto at = head.find("\r\n" + std::string(name) + ": ");
+  if (at == std::string_view::npos) return {};
+  const auto start = at + 4 + name.size();
+  return std::string(head.substr(start, head.find("\r\n", start) - start));
+}
+
+std::string switching_protocols(std::string_view accept) {
+  const std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n";
+  return head + "Sec-WebSocket-Accept: " + std::string(accept) + "\r\n\r\n";
+}
+
+wsl::client_options quiet_client() {
+  wsl::client_options o;
+  o.connection = wsl::test::quiet_options();
+  return o;
+}
+
+// Forwards everything to the stream it holds; says it is TLS when told to.
+class marked_transport final : public wsl::transport {
+ public:
+  marked_transport(std::unique_ptr<wsl::transport> inner, bool secure) : inner_(std::move(inner)), secure_(secure) {}
+  asio::any_io_executor get_executor() override { return inner_->get_executor(); }
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) override {
+    return inner_->read_some(buffer, ec);
+  }
+  asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) override {
+    return inner_->write(buffers, ec);
+  }
+  void shutdown_send() noexcept override { inner_->shutdown_send(); }
+  void close() noexcept override { inner_->close(); }
+  bool is_open() const noexcept override { return inner_->is_open(); }
+  asio::ip::tcp::endpoint remote_endpoint() const noexcept override { return inner_->remote_endpoint(); }
+  asio::ip::tcp::endpoint local_endpoint() const noexcept override { return inner_->local_endpoint(); }
+  bool is_secure() const noexcept override { return secure_; }
+
+ private:
+  std::unique_ptr<wsl::transport> inner_;
+  bool secure_;
+};
+
+// A connection extension that notes what it wrapped and marks it secure, as TLS would.
+struct wraps_seen {
+  int count = 0;
+  std::string host;
+};
+
+class noting_extension final : public wsl::connection_extension {
+ public:
+  explicit noting_extension(std::shared_ptr<wraps_seen> seen) : seen_(std::move(seen)) {}
+  std::unique_ptr<wsl::transport> wrap(std::unique_ptr<wsl::transport> stream, wsl::role, std::string_view host,
+                                       std::error_code& ec) const override {
+    ec = {};
+    ++seen_->count;
+    seen_->host = host;
+    return std::make_unique<marked_transport>(std::move(stream), true);
+  }
+  std::string_view scheme() const noexcept override { return "wss"; }
+
+ private:
+  std::shared_ptr<wraps_seen> seen_;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(client_handshake_upgrades_a_given_stream_which_then_carries_masked_frames) {
+  asio::io_context ctx;
+  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+  const auto remote = stream->remote_endpoint();
+  auto connecting =
+      spawn(ctx, upgrade_over(std::move(stream), "ws://bob:pw@example.test:8080/chat?room=1", quiet_client()));
+  wsl::test::run_until_idle(ctx);
+  BOOST_TEST(!connecting.done());
+
+  // The URL gives the request line, Host and the credentials; nothing was resolved or connected.
+  const auto request = peer->take();
+  BOOST_TEST(request.starts_with("GET /chat?room=1 HTTP/1.1\r\n"));
+  BOOST_TEST(request.ends_with("\r\n\r\n"));
+  BOOST_TEST(request_header(request, "Host") == "example.test:8080");
+  BOOST_TEST(request_header(request, "Authorization") == "Basic Ym9iOnB3");  // bob:pw
+  const auto key = request_header(request, "Sec-WebSocket-Key");
+  BOOST_REQUIRE(key.size() == 24u);
+
+  // The answer and the server's first frame in one write: the frame behind the head is the websocket's.
+  peer->inject(switching_protocols(wsl::websocket_accept_key(key)) +
+               wsl::test::unmasked_frame(wsl::test::op::text, "hello"));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(connecting.done());
+  auto& r = connecting.get();
+  BOOST_TEST_REQUIRE(!r.ec, r.ec.message());
+  BOOST_TEST(r.report.status == 101);
+  BOOST_TEST(r.report.request_head == request);
+  BOOST_TEST(r.report.remote == remote);
+  BOOST_TEST(r.report.resolve_time.count() == 0);
+  BOOST_TEST(r.report.connect_time.count() == 0);
+
+  auto reading = spawn(ctx, wsl::test::read_whole_message(r.ws));
+  auto writing = spawn(ctx, wsl::test::write_whole_message(r.ws, wsl::message_type::text, "hi back"));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(reading.done());
+  BOOST_TEST(!reading.get().ec, reading.get().ec.message());
+  BOOST_TEST(reading.get().data == "hello");
+  BOOST_REQUIRE(writing.done());
+  BOOST_TEST(!writing.get(), writing.get().message());
+  const auto frames = wsl::test::parse_frames(peer->take());
+  BOOST_REQUIRE(frames.size() == 1u);
+  BOOST_TEST(frames[0].masked);
+  BOOST_TEST(frames[0].fin);
+  BOOST_TEST(frames[0].opcode == wsl::test::op::text);
+  BOOST_TEST(frames[0].payload == "hi back");
+  r.ws.abort();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(client_handshake_refuses_a_wrong_accept_key_and_closes_the_stream) {
+  asio::io_context ctx;
+  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", quiet_client()));
+  wsl::test::run_until_idle(ctx);
+  const auto key = request_header(peer->take(), "Sec-WebSocket-Key");
+  BOOST_REQUIRE(!key.empty());
+  // The accept value of another key (RFC 6455's sample one).
+  const auto wrong = wsl::websocket_accept_key("dGhlIHNhbXBsZSBub25jZQ==");
+  BOOST_REQUIRE(wrong != wsl::websocket_accept_key(key));
+  peer->inject(switching_protocols(wrong));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(connecting.done());
+  BOOST_TEST(connecting.get().ec == wsl::error::bad_accept);
+  BOOST_TEST(connecting.get().report.status == 101);
+  BOOST_TEST(peer->other_end_closed());
+  BOOST_TEST(peer->take().empty());
+}
+
+BOOST_AUTO_TEST_CASE(client_handshake_is_bounded_by_the_handshake_timeout_only) {
+  asio::io_context ctx;
+  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+  auto o = quiet_client();
+  o.connect_timeout = 1s;  // nothing to connect: it does not apply
+  o.handshake_timeout = 5s;
+  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", o));
+  wsl::test::run_until_idle(ctx);
+  BOOST_TEST(!peer->take().empty());
+  wsl::test::advance_clock(ctx, 2s);
+  BOOST_TEST(!connecting.done());
+  peer->inject("HTTP/1.1 101 Switching Protocols\r\n");  // and no more
+  wsl::test::advance_clock(ctx, 2s);
+  BOOST_TEST(!connecting.done());
+  wsl::test::advance_clock(ctx, 2s);
+  BOOST_REQUIRE(connecting.done());
+  BOOST_TEST(connecting.get().ec == wsl::error::handshake_timeout);
+  BOOST_TEST(peer->other_end_closed());
+}
+
+BOOST_AUTO_TEST_CASE(client_handshake_over_a_socket_the_caller_connected) {
+  asio::io_context ctx;
+  auto hosts = std::make_shared<std::vector<std::string>>();
+  wsl::listener_options lo;
+  lo.hook = [hosts](const wsl::http_request& req, wsl::http_response&) {
+    hosts->push_back(std::string(req.headers.get("Host").value_or("")));
+  };
+  wsl::listener l(ctx.get_executor(), lo);
+  BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
+  // The test connects; the URL's host (which does not resolve: .test) is only the Host header.
+  asio::ip::tcp::socket socket(ctx);
+  socket.connect(l.local_endpoint());
+  auto stream = wsl::make_tcp_transport(std::move(socket));
+  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/over-tcp", quiet_client()));
+  auto accepting = spawn(ctx, accept_next(l));
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done() && accepting.done(); }));
+  auto& client = connecting.get();
+  auto& server = accepting.get();
+  BOOST_TEST_REQUIRE(!client.ec, client.ec.message());
+  BOOST_TEST_REQUIRE(!server.ec, server.ec.message());
+  BOOST_TEST(client.report.remote == l.local_endpoint());
+  BOOST_TEST(server.ws.request().target == "/over-tcp");
+  BOOST_REQUIRE(hosts->size() == 1u);
+  BOOST_TEST(hosts->front() == "example.test");
+
+  // Both ways over the socket.
+  auto server_reading = spawn(ctx, wsl::test::read_whole_message(server.ws));
+  auto client_writing = spawn(ctx, wsl::test::write_whole_message(client.ws, wsl::message_type::text, "up"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return server_reading.done() && client_writing.done(); }));
+  BOOST_TEST(server_reading.get().data == "up");
+  auto client_reading = spawn(ctx, wsl::test::read_whole_message(client.ws));
+  auto server_writing = spawn(ctx, wsl::test::write_whole_message(server.ws, wsl::message_type::binary, "down"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return client_reading.done() && server_writing.done(); }));
+  BOOST_TEST(client_reading.get().data == "down");
+  client.ws.abort();
+  server.ws.abort();
+  l.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(client_handshake_refuses_a_proxy_and_a_stream_that_is_not_open) {
+  asio::io_context ctx;
+  auto proxied = quiet_client();
+  proxied.proxy = "http://127.0.0.1:3128";
+  {
+    auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+    auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", proxied));
+    wsl::test::run_until_idle(ctx);
+    BOOST_REQUIRE(connecting.done());
+    BOOST_TEST(connecting.get().ec == wsl::error::invalid_option);
+    BOOST_TEST(peer->take().empty());  // neither a CONNECT nor an upgrade request went
+    BOOST_TEST(peer->other_end_closed());
+  }
+  {
+    auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+    auto throwing = spawn(ctx, wsl::client_handshake(std::move(stream), "ws://example.test/", proxied));
+    wsl::test::run_until_idle(ctx);
+    BOOST_REQUIRE(throwing.done());
+    BOOST_CHECK_EXCEPTION(throwing.get(), std::system_error,
+                          [](const std::system_error& e) { return e.code() == wsl::error::invalid_option; });
+  }
+  auto none = spawn(ctx, upgrade_over(nullptr, "ws://example.test/", quiet_client()));
+  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+  stream->close();
+  auto closed = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", quiet_client()));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(none.done() && closed.done());
+  BOOST_TEST(none.get().ec == wsl::error::not_open);
+  BOOST_TEST(closed.get().ec == wsl::error::not_open);
+}
+
+BOOST_AUTO_TEST_CASE(client_handshake_wraps_for_wss_unless_the_stream_is_tls_already_and_never_for_ws) {
+  asio::io_context ctx;
+  auto seen = std::make_shared<wraps_seen>();
+  auto o = quiet_client();
+  o.transport_extension = std::make_shared<noting_extension>(seen);
+  // Runs one upgrade to its 101 and says whether it succeeded over a stream that says it is TLS.
+  const auto upgrade_with = [&](std::unique_ptr<wsl::transport> stream, wsl::test::memory_stream& peer,
+                                const std::string& url) {
+    auto connecting = spawn(ctx, upgrade_over(std::move(stream), url, o));
+    wsl::test::run_until_idle(ctx);
+    const auto request = peer.take();
+    peer.inject(switching_protocols(wsl::websocket_accept_key(request_header(request, "Sec-WebSocket-Key"))));
+    wsl::test::run_until_idle(ctx);
+    BOOST_REQUIRE(connecting.done());
+    BOOST_TEST(!connecting.get().ec, connecting.get().ec.message());
+    BOOST_TEST(request_header(request, "Host") == "example.test:8443");
+    connecting.get().ws.abort();
+    wsl::test::run_until_idle(ctx);
+  };
+
+  // wss:// over a plain stream: the extension wraps it, for the URL's host.
+  auto plain = wsl::test::make_memory_pipe(ctx);
+  upgrade_with(std::move(plain.stream), *plain.peer, "wss://example.test:8443/");
+  BOOST_TEST(seen->count == 1);
+  BOOST_TEST(seen->host == "example.test");
+  // ws://: the stream as it is, whatever extension the options hold.
+  auto unsecured = wsl::test::make_memory_pipe(ctx);
+  upgrade_with(std::move(unsecured.stream), *unsecured.peer, "ws://example.test:8443/");
+  BOOST_TEST(seen->count == 1);
+  // wss:// over a stream that is TLS already: no TLS in TLS.
+  auto secured = wsl::test::make_memory_pipe(ctx);
+  upgrade_with(std::make_unique<marked_transport>(std::move(secured.stream), true), *secured.peer,
+               "wss://example.test:8443/");
+  BOOST_TEST(seen->count == 1);
+
+  // wsl's own TLS wraps a TCP socket: over a memory pipe it cannot.
+  auto no_socket = wsl::test::make_memory_pipe(ctx);
+  auto tls = spawn(ctx, upgrade_over(std::move(no_socket.stream), "wss://example.test/", quiet_client()));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(tls.done());
+  BOOST_TEST(tls.get().ec == wsl::error::invalid_option);
+  BOOST_TEST(no_socket.peer->take().empty());
 }
