@@ -2,10 +2,11 @@
 // server answers wsl::connect(). The input's first byte chooses the mode and the options, its
 // second the size of the pieces the server's bytes arrive in; the rest is the server's bytes.
 //
-// Upgrade mode (bit 0 clear): connect() to wss://127.0.0.1:PORT/ over a real loopback connection,
-// which a connection_extension (where TLS plugs in) swaps at once for a memory pipe, so that the
-// HTTP exchange goes exactly as the input says. A run of 28 '?' in the input stands for the
-// Sec-WebSocket-Accept that the client's random key calls for. connect() must end once the
+// Upgrade mode (bit 0 clear): wsl::client_handshake(), the upgrade connect() runs once connected,
+// to wss://127.0.0.1:8443/ over a memory pipe, so that the HTTP exchange goes exactly as the input
+// says; the connection_extension (where TLS plugs in) must be handed that pipe once, for the URL's
+// host, and gives it back as it is. A run of 28 '?' in the input stands for the
+// Sec-WebSocket-Accept that the client's random key calls for. The handshake must end once the
 // server's side is closed; its request must be well-formed HTTP/1.1 with the headers the options
 // asked for; it must succeed exactly when the answer is a valid 101 for what was offered (after
 // any interim 1xx answers), and otherwise fail with an error that applies; a refusal carries the
@@ -28,7 +29,6 @@
 #include "wsl/http.hpp"
 
 #include <asio/ip/tcp.hpp>
-#include <asio/this_coro.hpp>
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -40,19 +40,16 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 namespace {
 
 using namespace wsl;
-using namespace std::chrono_literals;
 
 constexpr std::size_t npos = std::string_view::npos;
 
@@ -181,62 +178,29 @@ const std::array<std::vector<std::string>, 4> subprotocol_offers{
 constexpr std::string_view accept_stand_in = "????????????????????????????";
 static_assert(accept_stand_in.size() == 28);
 
-// Accepts the connections connect() makes, on 127.0.0.1 and a port of its own, for the whole run.
-class loopback_listener {
- public:
-  loopback_listener() : acceptor_(ctx_, {asio::ip::make_address("127.0.0.1"), 0}) { acceptor_.non_blocking(true); }
-  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
-  // Takes the connection connect() made and resets it (a zero linger), so that neither end stays
-  // in TIME_WAIT: a run makes many thousands. connect() already has its memory pipe instead.
-  bool reset_next() {
-    for (int attempt = 0; attempt < 3000; ++attempt) {
-      asio::ip::tcp::socket s(ctx_);
-      std::error_code ec;
-      acceptor_.accept(s, ec);
-      if (!ec) {
-        s.set_option(asio::socket_base::linger(true, 0), ec);
-        s.close(ec);
-        return true;
-      }
-      if (ec != asio::error::would_block && ec != asio::error::try_again) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-    return false;
-  }
-
- private:
-  asio::io_context ctx_;
-  asio::ip::tcp::acceptor acceptor_;
+// Where TLS would wrap the stream: checks that it is handed the pipe client_handshake() was given, once and
+// for the URL's host, and gives it back as it is.
+struct wrapping {
+  const transport* given = nullptr;
+  std::size_t count = 0;
 };
 
-loopback_listener& loopback() {
-  static loopback_listener listener;
-  return listener;
-}
-
-// Where TLS would wrap the socket, hands connect() the memory pipe instead, and keeps the socket
-// until the harness has reset its other end.
-struct pipe_swap {
-  std::unique_ptr<transport> pipe_end;
-  std::unique_ptr<transport> socket;
-  bool wrapped = false;
-};
-
-class swap_in_pipe final : public connection_extension {
+class pass_through final : public connection_extension {
  public:
-  explicit swap_in_pipe(std::shared_ptr<pipe_swap> swap) : swap_(std::move(swap)) {}
-  std::unique_ptr<transport> wrap(std::unique_ptr<transport> stream, role, std::string_view,
+  explicit pass_through(std::shared_ptr<wrapping> seen) : seen_(std::move(seen)) {}
+  std::unique_ptr<transport> wrap(std::unique_ptr<transport> stream, role r, std::string_view host,
                                   std::error_code& ec) const override {
     ec = {};
-    if (swap_->wrapped) fuzz::fail("connect() wrapped its stream twice");
-    swap_->wrapped = true;
-    swap_->socket = std::move(stream);
-    return std::move(swap_->pipe_end);
+    if (seen_->count++ != 0) fuzz::fail("client_handshake() wrapped its stream twice");
+    fuzz::check(stream.get() == seen_->given, "client_handshake() wrapped a stream it was not given");
+    fuzz::check(r == role::client && host == "127.0.0.1",
+                "client_handshake() wrapped its stream for another role or host", std::string(host));
+    return stream;
   }
   std::string_view scheme() const noexcept override { return "wss"; }
 
  private:
-  std::shared_ptr<pipe_swap> swap_;
+  std::shared_ptr<wrapping> seen_;
 };
 
 struct connect_outcome {
@@ -245,12 +209,12 @@ struct connect_outcome {
   websocket ws;
 };
 
-asio::awaitable<connect_outcome> connect_to(std::string url, client_options options) {
+asio::awaitable<connect_outcome> connect_over(std::unique_ptr<transport> stream, std::string url,
+                                              client_options options) {
   connect_outcome out;
-  auto executor = co_await asio::this_coro::executor;
   connect_report* report = &out.report;
   const std::string_view where = url;
-  out.ws = co_await connect(executor, where, options, out.ec, report);
+  out.ws = co_await client_handshake(std::move(stream), where, options, out.ec, report);
   co_return out;
 }
 
@@ -321,7 +285,7 @@ bool acceptable_deflate_answer(const extension_offer& answer, const deflate_opti
   return true;
 }
 
-// The request head connect() wrote, against what the options asked for; returns its key.
+// The request head client_handshake() wrote, against what the options asked for; returns its key.
 std::string check_request(std::string_view request, const std::string& target, const std::string& host,
                           const client_options& o, const std::optional<deflate_options>& deflate, bool credentials) {
   fuzz::check(detail::find_head_end(request) + 4 == request.size(), "the request is not one head", printable(request));
@@ -428,20 +392,17 @@ int upgrade_mode(std::uint8_t config, std::size_t piece, std::string_view input)
   }
 
   fuzz::negotiation_harness h;
-  auto swap = std::make_shared<pipe_swap>();
-  swap->pipe_end = h.take_stream();
-  options.transport_extension = std::make_shared<swap_in_pipe>(swap);
-  const std::string host = "127.0.0.1:" + std::to_string(loopback().port());
+  auto stream = h.take_stream();
+  auto wrapped = std::make_shared<wrapping>();
+  wrapped->given = stream.get();
+  options.transport_extension = std::make_shared<pass_through>(wrapped);
+  const std::string host = "127.0.0.1:8443";
   const std::string url = std::string("wss://") + (credentials ? "bob:s%40cret@" : "") + host + target;
 
-  auto connecting = h.spawn(connect_to(url, options));
-  const bool reached = test::run_until(
-      h.ctx, [&] { return swap->wrapped || connecting.done(); }, 3s);
-  fuzz::check(reached && swap->wrapped, "connect() did not reach the loopback listener",
-              connecting.done() ? connecting.get().ec.message() : "");
-  fuzz::check(loopback().reset_next(), "the loopback listener did not see connect()'s connection");
-  swap->socket.reset();
+  auto connecting = h.spawn(connect_over(std::move(stream), url, options));
   h.settle();
+  fuzz::check(wrapped->count == 1, "client_handshake() did not hand its stream to the extension for wss://",
+              connecting.done() ? connecting.get().ec.message() : "");
   const auto request = h.peer->take();
   const auto key = check_request(request, target, host, options, deflate, credentials);
 
@@ -450,7 +411,7 @@ int upgrade_mode(std::uint8_t config, std::size_t piece, std::string_view input)
   for (auto at = bytes.find(accept_stand_in); at != npos; at = bytes.find(accept_stand_in, at + 28))
     bytes.replace(at, 28, accept_for(key));
 
-  // Once connect() succeeds, a message goes out and the websocket reads until the end.
+  // Once client_handshake() succeeds, a message goes out and the websocket reads until the end.
   std::optional<test::task<std::error_code>> writing;
   std::optional<test::task<transcript>> reading;
   const auto once_open = [&] {
@@ -469,7 +430,7 @@ int upgrade_mode(std::uint8_t config, std::size_t piece, std::string_view input)
   h.peer->shutdown_send();
   h.settle();
   once_open();
-  fuzz::check(connecting.done(), "connect() did not end after the server's side closed");
+  fuzz::check(connecting.done(), "client_handshake() did not end after the server's side closed");
   auto& outcome = connecting.get();
   const auto& report = outcome.report;
   fuzz::check(report.request_head == request, "connect_report::request_head is not what was sent");
@@ -555,10 +516,10 @@ int upgrade_mode(std::uint8_t config, std::size_t piece, std::string_view input)
       return 0;
     }
   }
-  // A failed connect() wrote nothing after its request and let the connection go.
-  fuzz::check(static_cast<bool>(outcome.ec), "connect() succeeded where it should have failed");
-  fuzz::check(written.empty(), "a failed connect() wrote after its request", printable(written));
-  fuzz::check(h.peer->other_end_closed(), "a failed connect() left its connection open");
+  // A failed client_handshake() wrote nothing after its request and let the connection go.
+  fuzz::check(static_cast<bool>(outcome.ec), "client_handshake() succeeded where it should have failed");
+  fuzz::check(written.empty(), "a failed client_handshake() wrote after its request", printable(written));
+  fuzz::check(h.peer->other_end_closed(), "a failed client_handshake() left its connection open");
   return 0;
 }
 
