@@ -1,5 +1,9 @@
 // The byte stream under a websocket: TCP, TLS (a connection_extension wraps TCP), or an in-memory
 // pipe in tests. One virtual call per read or write, never per frame or byte.
+//
+// A stream opened by the caller (a socket it connected, a Unix-domain socket behind a transport of
+// its own) becomes a websocket through wsl::client_handshake() (client.hpp) on the client side and
+// wsl::accept_websocket() (listener.hpp) on the server side.
 #pragma once
 
 #include <asio/any_io_executor.hpp>
