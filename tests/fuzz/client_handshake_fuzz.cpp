@@ -499,7 +499,11 @@ int upgrade_mode(std::uint8_t config, std::size_t piece, std::string_view input)
       const auto& got = reading->get();
       fuzz::check(got.messages == expected.messages, "the messages behind the 101 are not the ones sent",
                   std::to_string(got.messages.size()) + " messages, not " + std::to_string(expected.messages.size()));
-      fuzz::check(got.ended == expected.ended, "reading behind the 101 ended otherwise than it should",
+      // Two faults of one message that both close with 1007 (invalid UTF-8 in what corrupt
+      // compressed data inflates to) are found in the order the bytes arrive: in pieces here, all
+      // at once for the reference. Either is right.
+      const bool both_1007 = close_code_for(got.ended) == 1007 && close_code_for(expected.ended) == 1007;
+      fuzz::check(got.ended == expected.ended || both_1007, "reading behind the 101 ended otherwise than it should",
                   got.ended.message() + ", not " + expected.ended.message());
       // What the client wrote: masked frames; our message among them when it went out.
       fuzz::check_output(written, role::client, deflated);
