@@ -3,21 +3,14 @@
 
 #include "wsl/http.hpp"
 
+#include "token.hpp"
+
 #include <algorithm>
 
 namespace wsl {
 namespace {
 
-bool is_tchar(char c) noexcept {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
+using detail::is_tchar;
 
 class scanner {
  public:
