@@ -48,7 +48,7 @@ constexpr std::size_t buffer_size = 256 << 10;  // a whole frame must fit: bench
 struct conn {
   int fd = -1;
   bool upgraded = false;
-  bool closing = false;     // our close frame is queued: close the socket once it is sent
+  bool closing = false;  // our close frame is queued: close the socket once it is sent
   std::vector<std::uint8_t> in, out;
   std::size_t in_used = 0, out_sent = 0;
 };
@@ -96,7 +96,7 @@ bool process_frames(conn& c) {
     pos += header + 4 + len;
     if (op == 0xa) continue;  // a pong: nothing to answer
     unmask(payload, static_cast<std::size_t>(len), mask);
-    std::uint8_t* h = payload - header;  // the same length encoding, without the mask
+    std::uint8_t* h = payload - header;                                 // the same length encoding, without the mask
     h[0] = op == 0x9 ? 0x8a : static_cast<std::uint8_t>(first & 0x8f);  // a ping gets its pong
     h[1] = static_cast<std::uint8_t>(len < 126 ? len : len <= 0xffff ? 126 : 127);
     if (header == 4) {
@@ -140,8 +140,10 @@ bool process_handshake(conn& c) {
   if (end == std::string_view::npos) return c.in_used < 8192;
   const auto key = header(text.substr(0, end + 2), "Sec-WebSocket-Key");
   if (key.empty()) return false;
-  const std::string response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                               "Sec-WebSocket-Accept: " + accept_key(key) + "\r\n\r\n";
+  const std::string response =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: " +
+      accept_key(key) + "\r\n\r\n";
   append(c, response.data(), response.size());
   const std::size_t rest = c.in_used - (end + 4);
   std::memmove(c.in.data(), c.in.data() + end + 4, rest);

@@ -123,8 +123,10 @@ bool process_handshake(conn& c) {
   if (end == std::string_view::npos) return c.in_used < 8192;
   const auto key = header(text.substr(0, end + 2), "Sec-WebSocket-Key");
   if (key.empty()) return false;
-  const std::string response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                               "Sec-WebSocket-Accept: " + accept_key(key) + "\r\n\r\n";
+  const std::string response =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: " +
+      accept_key(key) + "\r\n\r\n";
   append(c, response.data(), response.size());
   const std::size_t rest = c.in_used - (end + 4);
   std::memmove(c.in.data(), c.in.data() + end + 4, rest);

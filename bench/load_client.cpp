@@ -67,10 +67,10 @@ struct options {
 [[noreturn]] void usage(const char* error) {
   if (error) std::fprintf(stderr, "load_client: %s\n", error);
   std::fprintf(stderr,
-      "usage: load_client --port PORT [--host 127.0.0.1] [--connections 100] [--size 32]\n"
-      "                   [--inflight 1] [--warmup 2] [--duration 5] [--text] [--check-payload]\n"
-      "                   [--server-pid PID] [--max-connecting 64]\n"
-      "       load_client --port PORT --idle N [--hold SECONDS]\n");
+               "usage: load_client --port PORT [--host 127.0.0.1] [--connections 100] [--size 32]\n"
+               "                   [--inflight 1] [--warmup 2] [--duration 5] [--text] [--check-payload]\n"
+               "                   [--server-pid PID] [--max-connecting 64]\n"
+               "       load_client --port PORT --idle N [--hold SECONDS]\n");
   std::exit(2);
 }
 
@@ -144,8 +144,7 @@ std::optional<double> process_cpu_seconds(const char* stat_path) {
   const char* p = std::strrchr(buf, ')');
   if (!p) return std::nullopt;
   unsigned long long utime = 0, stime = 0;
-  if (std::sscanf(p + 1, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &utime,
-                  &stime) != 2)
+  if (std::sscanf(p + 1, " %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &utime, &stime) != 2)
     return std::nullopt;
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
@@ -169,8 +168,7 @@ struct frame_block {
 
   frame_block(std::size_t size, bool text, std::size_t copies) : payload(size) {
     for (std::size_t i = 0; i < size; ++i)
-      payload[i] = text ? static_cast<std::uint8_t>('a' + i % 26)
-                        : static_cast<std::uint8_t>(i * 31 + 7);
+      payload[i] = text ? static_cast<std::uint8_t>('a' + i % 26) : static_cast<std::uint8_t>(i * 31 + 7);
     std::uint8_t header[14];
     std::size_t h = 0;
     header[h++] = 0x80 | (text ? 0x1 : 0x2);  // FIN + opcode
@@ -238,8 +236,8 @@ class client {
         conns_(count_) {
     std::string host_header = o.host + ":" + std::to_string(o.port);
     request_ = "GET / HTTP/1.1\r\nHost: " + host_header +
-               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
-               std::string(handshake_key) + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + std::string(handshake_key) +
+               "\r\nSec-WebSocket-Version: 13\r\n\r\n";
     std::memset(&addr_, 0, sizeof addr_);
     addr_.sin_family = AF_INET;
     addr_.sin_port = htons(static_cast<std::uint16_t>(o.port));
@@ -287,8 +285,7 @@ class client {
     ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return fail(c, "connect", err);
     // A fresh socket's send buffer always takes the whole request at once.
-    if (::send(c.fd, request_.data(), request_.size(), MSG_NOSIGNAL) !=
-        static_cast<ssize_t>(request_.size()))
+    if (::send(c.fd, request_.data(), request_.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request_.size()))
       return fail(c, "send handshake", errno);
     c.state = conn_state::handshaking;
     c.response = std::make_unique<char[]>(response_capacity);
@@ -296,8 +293,7 @@ class client {
   }
 
   void on_handshake_readable(connection& c) {
-    ssize_t n = ::recv(c.fd, c.response.get() + c.response_len,
-                       response_capacity - c.response_len, 0);
+    ssize_t n = ::recv(c.fd, c.response.get() + c.response_len, response_capacity - c.response_len, 0);
     if (n <= 0) {
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       return fail(c, n == 0 ? "handshake: connection closed" : "handshake recv", n ? errno : 0);
@@ -322,9 +318,7 @@ class client {
     std::string leftover(r.substr(end + 4));
     c.response.reset();
     c.response_len = 0;
-    if (!leftover.empty() &&
-        !parse(c, reinterpret_cast<const std::uint8_t*>(leftover.data()), leftover.size()))
-      return;
+    if (!leftover.empty() && !parse(c, reinterpret_cast<const std::uint8_t*>(leftover.data()), leftover.size())) return;
     if (idle_mode_) send_messages(c, 1);  // the one round trip idle connections make
   }
 
@@ -335,8 +329,7 @@ class client {
       if (eol == std::string_view::npos) break;
       std::string_view line = head.substr(start, eol - start);
       std::size_t colon = line.find(':');
-      if (colon == name.size() &&
-          std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+      if (colon == name.size() && std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
             return a == (b >= 'A' && b <= 'Z' ? static_cast<char>(b - 'A' + 'a') : b);
           })) {
         std::string_view v = line.substr(colon + 1);
@@ -353,9 +346,7 @@ class client {
   // gives up on the stragglers after establish_timeout seconds.
   bool establish() {
     double deadline = now() + establish_timeout;
-    auto done = [&] {
-      return open_ + failed_ == count_ && (!idle_mode_ || ready_ + failed_ >= count_);
-    };
+    auto done = [&] { return open_ + failed_ == count_ && (!idle_mode_ || ready_ + failed_ >= count_); };
     for (double t = now(); !done(); t = now()) {
       if (t >= deadline) {
         errors_ += count_ - next_to_connect_;  // never started
@@ -441,11 +432,9 @@ class client {
         if (c.frame_left == 0 && !end_frame(c)) return false;
         continue;
       }
-      std::size_t take = static_cast<std::size_t>(
-          std::min(c.frame_left, static_cast<std::uint64_t>(end - p)));
+      std::size_t take = static_cast<std::size_t>(std::min(c.frame_left, static_cast<std::uint64_t>(end - p)));
       if (c.frame_opcode <= 0x2) {
-        if (o_.check_payload &&
-            std::memcmp(p, block_.payload.data() + c.message_len, take) != 0)
+        if (o_.check_payload && std::memcmp(p, block_.payload.data() + c.message_len, take) != 0)
           return reject(c, "echoed payload differs");
         c.message_len += take;
       }
@@ -482,17 +471,14 @@ class client {
         c.message_opcode = c.frame_opcode;
         c.message_len = 0;
         break;
-      case 0x8:
-        return reject(c, "close frame from server");
+      case 0x8: return reject(c, "close frame from server");
       case 0x9:
       case 0xa:
         if (!c.frame_fin || len > 125) return reject(c, "bad control frame");
         break;
-      default:
-        return reject(c, "unknown opcode");
+      default: return reject(c, "unknown opcode");
     }
-    if (c.frame_opcode <= 0x2 && c.message_len + len > o_.size)
-      return reject(c, "echo longer than sent");
+    if (c.frame_opcode <= 0x2 && c.message_len + len > o_.size) return reject(c, "echo longer than sent");
     return true;
   }
 
@@ -514,8 +500,8 @@ class client {
   void fail(connection& c, const char* what, int err = 0) {
     if (c.state == conn_state::failed) return;
     if (errors_ < 5) {
-      std::fprintf(stderr, "load_client: connection %zu: %s%s%s\n", &c - conns_.data(), what,
-                   err ? ": " : "", err ? std::strerror(err) : "");
+      std::fprintf(stderr, "load_client: connection %zu: %s%s%s\n", &c - conns_.data(), what, err ? ": " : "",
+                   err ? std::strerror(err) : "");
     } else if (errors_ == 5) {
       std::fprintf(stderr, "load_client: further connection errors are only counted\n");
     }
@@ -550,19 +536,14 @@ class client {
       connection& c = *static_cast<connection*>(events_[i].data.ptr);
       std::uint32_t ev = events_[i].events;
       switch (c.state) {
-        case conn_state::connecting:
-          on_connected(c);
-          break;
-        case conn_state::handshaking:
-          on_handshake_readable(c);
-          break;
+        case conn_state::connecting: on_connected(c); break;
+        case conn_state::handshaking: on_handshake_readable(c); break;
         case conn_state::open:
           if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
           if ((ev & EPOLLOUT) && c.state == conn_state::open) flush(c);
           break;
         case conn_state::not_started:
-        case conn_state::failed:
-          break;  // closed earlier in this batch
+        case conn_state::failed: break;  // closed earlier in this batch
       }
     }
   }
@@ -608,8 +589,7 @@ class client {
         "{\"messages\":%zu,\"seconds\":%.6f,\"msgs_per_sec\":%.1f,\"errors\":%zu,"
         "\"client_cpu_s\":%s,\"server_cpu_s\":%s}\n",
         messages, seconds, static_cast<double>(messages) / seconds, errors_,
-        delta(start.client_cpu, stop.client_cpu).c_str(),
-        delta(start.server_cpu, stop.server_cpu).c_str());
+        delta(start.client_cpu, stop.client_cpu).c_str(), delta(start.server_cpu, stop.server_cpu).c_str());
     std::fflush(stdout);
     return errors_ == 0 ? 0 : 1;
   }
@@ -622,8 +602,7 @@ class client {
   }
 
   int finish_early() {
-    std::fprintf(stderr, "load_client: no connection to %s:%d could be used\n", o_.host.c_str(),
-                 o_.port);
+    std::fprintf(stderr, "load_client: no connection to %s:%d could be used\n", o_.host.c_str(), o_.port);
     if (idle_mode_) {
       std::printf("{\"open\":0,\"errors\":%zu}\n", errors_);
     } else {

@@ -28,14 +28,18 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   add_deflate_options(app, o.deflate);
   const std::string tls_group = "TLS (wss://)";
   app.add_option("--cacert", o.tls.ca_file, "Trust the CAs in this PEM file instead of the system's")
-      ->check(CLI::ExistingFile)->group(tls_group);
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
   app.add_flag_function(
          "-k,--insecure", [&o](std::int64_t) { o.tls.verify_peer = false; },
          "Do not verify the server's certificate or name (testing only)")
       ->group(tls_group);
   app.add_option("--cert", o.tls.certificate_chain_file, "Client certificate (PEM) to present")
-      ->check(CLI::ExistingFile)->group(tls_group);
-  app.add_option("--key", o.tls.private_key_file, "Private key (PEM) of --cert")->check(CLI::ExistingFile)->group(tls_group);
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
+  app.add_option("--key", o.tls.private_key_file, "Private key (PEM) of --cert")
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
 }
 
 std::error_code finish_client_options(client_cli_options& o, std::string& problem) {
@@ -189,7 +193,8 @@ void trace_handshake(const connect_report& report) {
     }
   }
   trace_head('>', redact_credentials(report.request_head));
-  if (!report.tls_protocol.empty()) diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));
+  if (!report.tls_protocol.empty())
+    diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));
   if (report.status == 0) return;
   diagnostics::info(fmt::format("< HTTP/1.{} {} {}", report.version_minor, report.status, report.reason));
   for (const auto& f : report.response_headers) diagnostics::info(fmt::format("< {}: {}", f.name, f.value));

@@ -22,7 +22,7 @@ struct client_cli_options {
   std::vector<std::string> subprotocols;
   client_options client;  // timeouts, connection limits, --proxy
   deflate_cli deflate;
-  tls_options tls;        // --cacert, --insecure, --cert, --key (for wss://)
+  tls_options tls;  // --cacert, --insecure, --cert, --key (for wss://)
 };
 
 // -H/--header, --origin, --subprotocol, --proxy, --connect-timeout, --handshake-timeout,

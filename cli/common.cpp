@@ -67,8 +67,8 @@ int exit_status_for(std::error_code ec) noexcept {
   if (ec == condition::timeout) return exit_timeout;
   if (ec == asio::error::connection_refused || ec == asio::error::host_not_found ||
       ec == asio::error::host_not_found_try_again || ec == asio::error::network_unreachable ||
-      ec == asio::error::host_unreachable || ec == asio::error::address_in_use ||
-      ec == asio::error::access_denied || ec == asio::error::address_family_not_supported)
+      ec == asio::error::host_unreachable || ec == asio::error::address_in_use || ec == asio::error::access_denied ||
+      ec == asio::error::address_family_not_supported)
     return exit_unavailable;
   return exit_failure;
 }
@@ -208,20 +208,30 @@ void add_deflate_options(CLI::App& app, deflate_cli& d) {
   app.add_flag("--deflate", d.enabled, "Negotiate permessage-deflate (a server accepts offers, a client offers it)")
       ->group(group);
   app.add_option("--deflate-level", o.level, "zlib level, 1 fast to 9 small")
-      ->capture_default_str()->check(CLI::Range(1, 9))->group(group);
+      ->capture_default_str()
+      ->check(CLI::Range(1, 9))
+      ->group(group);
   app.add_option("--deflate-mem-level", o.mem_level, "zlib memLevel, 1 to 9 (memory for the compressor)")
-      ->capture_default_str()->check(CLI::Range(1, 9))->group(group);
-  add_size_option(app, "--deflate-threshold", o.threshold,
-                  "Send messages shorter than this uncompressed")->group(group);
+      ->capture_default_str()
+      ->check(CLI::Range(1, 9))
+      ->group(group);
+  add_size_option(app, "--deflate-threshold", o.threshold, "Send messages shorter than this uncompressed")
+      ->group(group);
   app.add_flag("--deflate-no-context-takeover", o.no_context_takeover,
-               "Reset our compressor after each message (server_ or client_no_context_takeover)")->group(group);
+               "Reset our compressor after each message (server_ or client_no_context_takeover)")
+      ->group(group);
   app.add_flag("--deflate-peer-no-context-takeover", o.peer_no_context_takeover,
-               "Ask the peer to reset its compressor after each message")->group(group);
+               "Ask the peer to reset its compressor after each message")
+      ->group(group);
   app.add_option("--deflate-window-bits", o.max_window_bits, "LZ77 window we compress with, 8 to 15")
-      ->capture_default_str()->check(CLI::Range(8, 15))->group(group);
+      ->capture_default_str()
+      ->check(CLI::Range(8, 15))
+      ->group(group);
   app.add_option("--deflate-peer-window-bits", o.peer_max_window_bits,
                  "Largest window the peer may compress with, 8 to 15")
-      ->capture_default_str()->check(CLI::Range(8, 15))->group(group);
+      ->capture_default_str()
+      ->check(CLI::Range(8, 15))
+      ->group(group);
 }
 
 std::error_code apply_deflate(const deflate_cli& d, connection_options& c, std::string& problem) {

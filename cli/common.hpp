@@ -5,8 +5,8 @@
 #include <wsl/detail/utf8.hpp>
 #include <wsl/wsl.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <sys/uio.h>
 

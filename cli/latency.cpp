@@ -22,15 +22,15 @@
 
 #include <openssl/rand.h>
 
+#include <pthread.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
-#include <pthread.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace wsl::cli {
@@ -40,11 +40,11 @@ constexpr std::size_t max_ping_payload = 125;
 
 struct latency_options {
   client_cli_options connection;
-  std::uint64_t count = 10;           // probes to send; 0 = until interrupted
-  clock::duration interval = 1s;      // from one probe to the next; 0 = back to back
-  std::uint64_t size = 56;            // payload bytes, as ping(8)'s default
+  std::uint64_t count = 10;            // probes to send; 0 = until interrupted
+  clock::duration interval = 1s;       // from one probe to the next; 0 = back to back
+  std::uint64_t size = 56;             // payload bytes, as ping(8)'s default
   clock::duration reply_timeout = 5s;  // -W: a reply later than this counts as lost
-  bool message = false;               // time echoed text messages instead of pings
+  bool message = false;                // time echoed text messages instead of pings
   bool json = false;
   bool ndjson = false;  // a JSON line per probe, then the summary's
   int verbosity = 0;
@@ -77,8 +77,6 @@ std::string json_string(std::string_view s) {
   }
   return out + "\"";
 }
-
-
 
 // ------------------------------------------------------------------------------------------------
 
@@ -331,7 +329,8 @@ void latency_session::print_summary() {
           "\"stddev\":{:.6f}}}",
           rtt.min, rtt.avg, rtt.p50, rtt.p90, rtt.p99, rtt.max, rtt.stddev);
     fmt::print(
-        "{{\"type\":\"summary\",\"url\":{},\"remote\":{},\"mode\":\"{}\",\"size\":{},\"interval_ms\":{:.3f},\"timeout_ms\":{:.3f},"
+        "{{\"type\":\"summary\",\"url\":{},\"remote\":{},\"mode\":\"{}\",\"size\":{},\"interval_ms\":{:.3f},\"timeout_"
+        "ms\":{:.3f},"
         "\"sent\":{},\"received\":{},\"lost\":{},\"loss_percent\":{:.3f},\"time_ms\":{:.3f},"
         "\"connect_ms\":{:.6f},\"handshake_ms\":{:.6f},\"rtt_ms\":{},\"interrupted\":{}}}\n",
         json_string(url), json_string(format_endpoint(report_.remote)), o_.message ? "message" : "ping", o_.size,
@@ -340,8 +339,7 @@ void latency_session::print_summary() {
         signal_ != 0 ? "true" : "false");
   } else {
     fmt::print("\n--- {} latency statistics ---\n", url);
-    fmt::print("{} sent, {} received, {:.3g}% loss, time {:.0f} ms\n", sent_, received_, loss,
-               milliseconds(elapsed_));
+    fmt::print("{} sent, {} received, {:.3g}% loss, time {:.0f} ms\n", sent_, received_, loss, milliseconds(elapsed_));
     fmt::print("handshake {:.3f} ms (tcp connect {:.3f} ms)\n", milliseconds(report_.handshake_time),
                milliseconds(report_.connect_time));
     if (received_ != 0)
@@ -379,13 +377,13 @@ int run_latency(latency_options& o) {
     return exit_usage;
   }
   if (!o.message && o.size > max_ping_payload) {
-    diagnostics::fatal(fmt::format("-s {}: a ping carries at most {} bytes (use --message for more)", o.size,
-                                   max_ping_payload));
+    diagnostics::fatal(
+        fmt::format("-s {}: a ping carries at most {} bytes (use --message for more)", o.size, max_ping_payload));
     return exit_usage;
   }
   if (o.message && connection.max_message_size != 0 && o.size > connection.max_message_size) {
-    diagnostics::fatal(fmt::format("-s {}: larger than --max-message-size {}", o.size,
-                                   format_size(connection.max_message_size)));
+    diagnostics::fatal(
+        fmt::format("-s {}: larger than --max-message-size {}", o.size, format_size(connection.max_message_size)));
     return exit_usage;
   }
   if (o.reply_timeout.count() <= 0) {
@@ -413,14 +411,14 @@ int run_latency(latency_options& o) {
 
 subcommand register_latency(CLI::App& parent) {
   auto o = std::make_shared<latency_options>();
-  auto* app = parent.add_subcommand("latency", "Measure round-trip times with pings (or echoed messages), like ping(8)");
+  auto* app =
+      parent.add_subcommand("latency", "Measure round-trip times with pings (or echoed messages), like ping(8)");
   add_client_options(*app, o->connection);
   app->add_option("-c,--count", o->count, "Probes to send; 0 = until interrupted")->capture_default_str();
   add_duration_option(*app, "-i,--interval", o->interval, "Time from one probe to the next; 0 = back to back");
   add_size_option(*app, "-s,--size", o->size, "Payload bytes per probe (a ping carries at most 125)");
   add_duration_option(*app, "-W,--timeout", o->reply_timeout, "Time to wait for each reply; later ones count as lost");
-  app->add_flag("--message", o->message,
-                "Time echoed text messages instead of pings (for servers that echo)");
+  app->add_flag("--message", o->message, "Time echoed text messages instead of pings (for servers that echo)");
   auto* json = app->add_flag("--json", o->json, "Print one JSON object with the results instead of the human form");
   app->add_flag("--ndjson", o->ndjson,
                 "Print a JSON line per probe (reply or lost, with its Unix time), then the summary's")

@@ -24,21 +24,21 @@
 #include <fmt/format.h>
 #include <wsl/detail/utf8.hpp>
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
-#include <cstring>
-#include <sstream>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <pthread.h>
-#include <sys/resource.h>
+#include <sstream>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace wsl::cli {
@@ -80,7 +80,9 @@ enum class phase : int { connecting, warmup, measuring, draining, closing, done 
 // A counter written by one thread and read by the progress printer: no locked instruction.
 struct counter {
   std::atomic<std::uint64_t> value{0};
-  void add(std::uint64_t n = 1) noexcept { value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(std::uint64_t n = 1) noexcept {
+    value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
 };
 
@@ -88,10 +90,10 @@ struct shared_state {
   loadtest_options opts;
   std::atomic<phase> current{phase::connecting};
   std::atomic<bool> interrupted{false};  // Ctrl-C: the connections are aborted by us
-  clock::time_point start;  // when the first connection attempt may start
-  std::string payload;      // the message body, shared by all connections
-  bool open_loop = false;   // -r or --stage: messages leave by the schedule, not by the echoes
-  std::optional<send_schedule> plan;  // open loop: when each message is due
+  clock::time_point start;               // when the first connection attempt may start
+  std::string payload;                   // the message body, shared by all connections
+  bool open_loop = false;                // -r or --stage: messages leave by the schedule, not by the echoes
+  std::optional<send_schedule> plan;     // open loop: when each message is due
 };
 
 class session;
@@ -457,7 +459,8 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
   auto ex = co_await asio::this_coro::executor;
   if (s.opts.connect_rate > 0) {
     timer ramp(ex);
-    ramp.expires_at(s.start + duration_cast<clock::duration>(duration<double>(static_cast<double>(index) / s.opts.connect_rate)));
+    ramp.expires_at(s.start +
+                    duration_cast<clock::duration>(duration<double>(static_cast<double>(index) / s.opts.connect_rate)));
     std::error_code ignored;
     co_await ramp.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
@@ -553,9 +556,11 @@ totals sum(const std::vector<std::unique_ptr<worker>>& workers) {
 }
 
 std::string histogram_json(const histogram& h) {
-  return fmt::format("{{\"count\":{},\"min\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{:.0f},\"stddev\":{:.0f}}}",
-                     h.count(), h.min(), h.percentile(50), h.percentile(90), h.percentile(99), h.percentile(99.9),
-                     h.max(), h.mean(), h.stddev());
+  return fmt::format(
+      "{{\"count\":{},\"min\":{},\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{},\"mean\":{:.0f},\"stddev\":{:."
+      "0f}}}",
+      h.count(), h.min(), h.percentile(50), h.percentile(90), h.percentile(99), h.percentile(99.9), h.max(), h.mean(),
+      h.stddev());
 }
 
 // What a --threshold compares: the metric's value over the run (nanoseconds for times), or none
@@ -739,10 +744,11 @@ int run_loadtest(loadtest_options o) {
   };
 
   // Connect phase: until every connection is open or failed (bounded by the connect timeouts).
-  const auto connect_deadline = s.start + o.client.client.connect_timeout + o.client.client.handshake_timeout +
-                                (o.connect_rate > 0 ? duration_cast<clock::duration>(duration<double>(
-                                                          static_cast<double>(o.connections) / o.connect_rate))
-                                                    : clock::duration::zero());
+  const auto connect_deadline =
+      s.start + o.client.client.connect_timeout + o.client.client.handshake_timeout +
+      (o.connect_rate > 0
+           ? duration_cast<clock::duration>(duration<double>(static_cast<double>(o.connections) / o.connect_rate))
+           : clock::duration::zero());
   while (!interrupted && finished() < o.connections && clock::now() < connect_deadline)
     sleep_until(std::min(connect_deadline, clock::now() + 50ms));
   const auto connect_time = clock::now() - s.start;
@@ -805,9 +811,10 @@ int run_loadtest(loadtest_options o) {
         return static_cast<double>(now_count - last_count) / seconds;
       };
       if (progress) {
-        const auto rtt_text = interval_rtt.count() ? fmt::format("p50 {}  p99 {}", human_time(interval_rtt.percentile(50)),
-                                                                 human_time(interval_rtt.percentile(99)))
-                                                   : std::string("p50 -  p99 -");
+        const auto rtt_text = interval_rtt.count()
+                                  ? fmt::format("p50 {}  p99 {}", human_time(interval_rtt.percentile(50)),
+                                                human_time(interval_rtt.percentile(99)))
+                                  : std::string("p50 -  p99 -");
         const auto line = fmt::format("[{:5.1f}s] open {}  sent {}/s  received {}/s  {}  errors {}",
                                       duration<double>(now - window_start).count(), now_totals.open_now,
                                       human_count(per_second(now_totals.sent, last.sent)),
@@ -820,15 +827,16 @@ int run_loadtest(loadtest_options o) {
         std::fflush(stderr);
       }
       if (o.ndjson) {
-        fmt::print("{{\"type\":\"interval\",\"t\":{:.6f},\"seconds\":{:.6f},\"open\":{},\"opened\":{},\"sent\":{},\"received\":{},"
-                   "\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},\"bytes_sent_per_second\":{:.1f},"
-                   "\"bytes_received_per_second\":{:.1f},\"errors\":{},\"rtt_ns\":{}}}\n",
-                   duration<double>(now - window_start).count(), seconds, now_totals.open_now,
-                   now_totals.opened - last.opened, now_totals.sent - last.sent, now_totals.received - last.received,
-                   per_second(now_totals.sent, last.sent), per_second(now_totals.received, last.received),
-                   per_second(now_totals.bytes_sent, last.bytes_sent),
-                   per_second(now_totals.bytes_received, last.bytes_received),
-                   now_totals.errors + now_totals.failed - last.errors - last.failed, histogram_json(interval_rtt));
+        fmt::print(
+            "{{\"type\":\"interval\",\"t\":{:.6f},\"seconds\":{:.6f},\"open\":{},\"opened\":{},\"sent\":{},"
+            "\"received\":{},"
+            "\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},\"bytes_sent_per_second\":{:.1f},"
+            "\"bytes_received_per_second\":{:.1f},\"errors\":{},\"rtt_ns\":{}}}\n",
+            duration<double>(now - window_start).count(), seconds, now_totals.open_now, now_totals.opened - last.opened,
+            now_totals.sent - last.sent, now_totals.received - last.received, per_second(now_totals.sent, last.sent),
+            per_second(now_totals.received, last.received), per_second(now_totals.bytes_sent, last.bytes_sent),
+            per_second(now_totals.bytes_received, last.bytes_received),
+            now_totals.errors + now_totals.failed - last.errors - last.failed, histogram_json(interval_rtt));
         std::fflush(stdout);
       }
       last = now_totals;
@@ -890,7 +898,8 @@ int run_loadtest(loadtest_options o) {
   auto show_value = [](const threshold_result& r) -> std::string {
     if (!r.value) return "nothing measured";
     if (r.criterion.unit == threshold_unit::duration) return human_time(static_cast<std::uint64_t>(*r.value));
-    if (r.criterion.which == threshold_metric::sent_per_second || r.criterion.which == threshold_metric::received_per_second)
+    if (r.criterion.which == threshold_metric::sent_per_second ||
+        r.criterion.which == threshold_metric::received_per_second)
       return human_count(*r.value) + "/s";
     return fmt::format("{:.0f}", *r.value);
   };
@@ -904,13 +913,15 @@ int run_loadtest(loadtest_options o) {
     for (auto& [k, v] : close_codes) c += fmt::format("{}\"{}\":{}", c.empty() ? "" : ",", k, v);
     std::string verdict_list;
     for (const auto& r : verdicts)
-      verdict_list += fmt::format("{}{{\"threshold\":\"{}\",\"value\":{},\"ok\":{}}}", verdict_list.empty() ? "" : ",",
-                                  json_escape(r.criterion.text), r.value ? fmt::format("{:.1f}", *r.value) : "null", r.ok);
+      verdict_list +=
+          fmt::format("{}{{\"threshold\":\"{}\",\"value\":{},\"ok\":{}}}", verdict_list.empty() ? "" : ",",
+                      json_escape(r.criterion.text), r.value ? fmt::format("{:.1f}", *r.value) : "null", r.ok);
     for (std::size_t i = 0; i < o.server_pids.size() && i < cpu_after.servers.size(); ++i)
       servers += fmt::format("{}{{\"pid\":{},\"cpu_seconds\":{:.3f}}}", servers.empty() ? "" : ",", o.server_pids[i],
                              cpu_after.servers[i] - cpu_before.servers[i]);
     fmt::print(
-        "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},\"stages\":[{}],\"send_window_ns\":{},"
+        "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},"
+        "\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"messages_per_connection\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},"
         "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
@@ -920,11 +931,11 @@ int run_loadtest(loadtest_options o) {
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, stages,
         duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.messages_per_connection, seconds,
-        duration<double>(connect_time).count(), t.opened, static_cast<double>(opened_measuring) / seconds, t.failed, f, t.errors, t.sent, t.received,
-        static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
-        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds, histogram_json(rtt),
-        histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent, wire_received,
-        verdict_list, interrupted.load() != 0);
+        duration<double>(connect_time).count(), t.opened, static_cast<double>(opened_measuring) / seconds, t.failed, f,
+        t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
+        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
+        histogram_json(rtt), histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
+        wire_received, verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
     if (o.messages_per_connection)
@@ -933,7 +944,8 @@ int run_loadtest(loadtest_options o) {
     if (s.open_loop) {
       std::string stages;
       for (const auto& stage : o.stages)
-        stages += fmt::format("{} {} to {}", stages.empty() ? ", then" : ",", format_duration(stage.length), stage.target);
+        stages +=
+            fmt::format("{} {} to {}", stages.empty() ? ", then" : ",", format_duration(stage.length), stage.target);
       mode = fmt::format("open loop at {} msgs/s{}, {}", o.rate, stages,
                          o.send_window.count() ? "sent in " + format_duration(o.send_window) + " windows"
                                                : std::string("each at its own time"));
@@ -943,11 +955,13 @@ int run_loadtest(loadtest_options o) {
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
     if (o.messages_per_connection)
-      fmt::print("  ({}/s opened during the measurement)", human_count(static_cast<double>(opened_measuring) / seconds));
+      fmt::print("  ({}/s opened during the measurement)",
+                 human_count(static_cast<double>(opened_measuring) / seconds));
     fmt::print("\n");
     if (handshake.count())
       fmt::print("  handshake    p50 {}  p90 {}  p99 {}  max {}\n", human_time(handshake.percentile(50)),
-                 human_time(handshake.percentile(90)), human_time(handshake.percentile(99)), human_time(handshake.max()));
+                 human_time(handshake.percentile(90)), human_time(handshake.percentile(99)),
+                 human_time(handshake.max()));
     fmt::print("  messages     sent {} ({}/s)  received {} ({}/s)\n", t.sent,
                human_count(static_cast<double>(t.sent) / seconds), t.received,
                human_count(static_cast<double>(t.received) / seconds));
@@ -957,10 +971,12 @@ int run_loadtest(loadtest_options o) {
       fmt::print("  round trip   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {}, stddev {})\n",
                  human_time(rtt.percentile(50)), human_time(rtt.percentile(90)), human_time(rtt.percentile(99)),
                  human_time(rtt.percentile(99.9)), human_time(rtt.max()),
-                 human_time(static_cast<std::uint64_t>(rtt.mean())), human_time(static_cast<std::uint64_t>(rtt.stddev())));
+                 human_time(static_cast<std::uint64_t>(rtt.mean())),
+                 human_time(static_cast<std::uint64_t>(rtt.stddev())));
     if (wire_sent + wire_received != 0) {
       auto share = [](std::uint64_t wire, std::uint64_t payload) {
-        return payload ? fmt::format(" ({:.1f}% of the payload)", 100.0 * static_cast<double>(wire) / static_cast<double>(payload))
+        return payload ? fmt::format(" ({:.1f}% of the payload)",
+                                     100.0 * static_cast<double>(wire) / static_cast<double>(payload))
                        : std::string();
       };
       fmt::print("  wire         sent {}{}  received {}{}  (whole run, frames included)\n",
@@ -1020,7 +1036,8 @@ subcommand register_loadtest(CLI::App& parent) {
       ->type_name("FILE")
       ->excludes(size);
   app->add_flag("--binary", o->binary, "Send binary messages (default: text)");
-  app->add_option("-r,--rate", o->rate, "Total messages per second; 0 = closed loop (with --stage: the rate to start from)")
+  app->add_option("-r,--rate", o->rate,
+                  "Total messages per second; 0 = closed loop (with --stage: the rate to start from)")
       ->capture_default_str();
   app->add_option("--stage", o->stage_texts,
                   "Open loop: from the measurement's start, ramp the rate linearly to RATE over DURATION, then "

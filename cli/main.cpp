@@ -14,8 +14,9 @@ int main(int argc, char** argv) {
   CLI::App app{"wsl: a WebSocket toolkit (RFC 6455): servers, clients, latency and load tests", "wsl"};
   app.set_version_flag("--version", "wsl " WSL_VERSION);
   app.require_subcommand(0, 1);
-  app.footer("Exit status: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 timeout, 76 protocol or handshake "
-             "error, 77 TLS verification, 130 interrupted. See wsl(1).");
+  app.footer(
+      "Exit status: 0 ok, 1 failure, 64 usage, 69 unavailable, 75 timeout, 76 protocol or handshake "
+      "error, 77 TLS verification, 130 interrupted. See wsl(1).");
 
   std::vector<subcommand> commands = {register_echo(app), register_pipe(app), register_latency(app),
                                       register_loadtest(app), register_serve(app)};

@@ -22,18 +22,18 @@
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
-#include <fcntl.h>
 #include <memory>
 #include <mutex>
-#include <poll.h>
-#include <pthread.h>
-#include <sys/uio.h>
 #include <thread>
-#include <unistd.h>
 
 namespace wsl::cli {
 namespace {
@@ -207,8 +207,7 @@ class stdout_sink {
  public:
   bool write(asio::const_buffer data, std::string_view tail) {
     if (error_ != 0) return false;
-    iovec parts[2] = {{const_cast<void*>(data.data()), data.size()},
-                      {const_cast<char*>(tail.data()), tail.size()}};
+    iovec parts[2] = {{const_cast<void*>(data.data()), data.size()}, {const_cast<char*>(tail.data()), tail.size()}};
     error_ = write_fully(STDOUT_FILENO, parts, 2);
     return error_ == 0;
   }
@@ -259,8 +258,8 @@ class pipe_session {
 
   int connect_status_ = exit_ok;
   bool connected_ = false;
-  bool closing_ = false;        // we started the close handshake
-  bool closed_first_ = false;   // ... before the server's close frame arrived
+  bool closing_ = false;       // we started the close handshake
+  bool closed_first_ = false;  // ... before the server's close frame arrived
   bool receiver_done_ = false;
   int signal_ = 0;
   int input_error_ = 0;
@@ -316,7 +315,8 @@ asio::awaitable<void> pipe_session::receive() {
     last_received_ = clock::coarse_now();
     trace_message('<', in.type(), in.bytes_read());
     if (!written) {
-      if (out_.error() != EPIPE) diagnostics::fatal(fmt::format("cannot write to stdout: {}", std::strerror(out_.error())));
+      if (out_.error() != EPIPE)
+        diagnostics::fatal(fmt::format("cannot write to stdout: {}", std::strerror(out_.error())));
       co_await close(out_.error() == EPIPE ? static_cast<std::uint16_t>(o_.close_code) : close_code::going_away,
                      out_.error() == EPIPE ? std::string_view(o_.close_reason) : std::string_view("output failed"));
       break;
@@ -389,9 +389,10 @@ asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_
   const auto type = line_message_type(line);
   if (type == message_type::binary && !warned_invalid_utf8_) {
     warned_invalid_utf8_ = true;
-    diagnostics::warning(fmt::format("line {} is not valid UTF-8: sent as a binary message (and so will any "
-                                     "other such line)",
-                                     sent_ + 1));
+    diagnostics::warning(
+        fmt::format("line {} is not valid UTF-8: sent as a binary message (and so will any "
+                    "other such line)",
+                    sent_ + 1));
   }
   co_await send(type, asio::buffer(line.data(), line.size()), ec);
 }
@@ -416,9 +417,7 @@ asio::awaitable<void> pipe_session::close(std::uint16_t code, std::string_view r
   close_error_ = ec;
 }
 
-asio::awaitable<void> pipe_session::close_after_interrupt() {
-  co_await close(close_code::going_away, "interrupted");
-}
+asio::awaitable<void> pipe_session::close_after_interrupt() { co_await close(close_code::going_away, "interrupted"); }
 
 void pipe_session::interrupt(int signal_number) {
   if (signal_ != 0) return;
@@ -455,8 +454,8 @@ int pipe_session::report_end() const {
     if (!we_closed_first) {
       // The server closed first: its code says whether this is a normal end.
       if (peer.code != 0) diagnostics::error(fmt::format("server closed the connection: {}", describe_close(peer)));
-      const bool normal = peer.code == close_code::normal || peer.code == close_code::going_away ||
-                          peer.code == close_code::no_status;
+      const bool normal =
+          peer.code == close_code::normal || peer.code == close_code::going_away || peer.code == close_code::no_status;
       status = normal ? exit_ok : exit_protocol;
     } else if (!goodbye_missing(close_error_) && peer.code != 0) {
       diagnostics::info(fmt::format("closed: the server answered {}", describe_close(peer)));
@@ -478,9 +477,10 @@ int run_pipe(pipe_options& o) {
     return exit_usage;
   }
   if (!sendable_close_code(o.close_code)) {
-    diagnostics::fatal(fmt::format("--close-code {}: not a code that may be sent (1000-1003, 1007-1014, "
-                                   "3000-4999)",
-                                   o.close_code));
+    diagnostics::fatal(
+        fmt::format("--close-code {}: not a code that may be sent (1000-1003, 1007-1014, "
+                    "3000-4999)",
+                    o.close_code));
     return exit_usage;
   }
   if (o.close_reason.size() > 123 || !detail::utf8_validator::validate(o.close_reason.data(), o.close_reason.size())) {

@@ -8,14 +8,14 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
 #include <list>
 #include <memory>
-#include <pthread.h>
-#include <sys/resource.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 namespace wsl::cli {
@@ -54,8 +54,8 @@ void log_session_end(const session_context& s, const websocket& ws, clock::durat
 // The access log line of a request that was not upgraded (-v).
 void log_refused(const negotiation_record& r) {
   if (diagnostics::verbosity() < 1 || !r.error) return;
-  const auto opened = std::chrono::system_clock::now() -
-                      std::chrono::duration_cast<std::chrono::system_clock::duration>(r.duration);
+  const auto opened =
+      std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(r.duration);
   diagnostics::info(fmt::format("access {} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened),
                                 format_endpoint(r.remote), r.method.empty() ? "-" : r.method,
                                 r.target.empty() ? "-" : r.target, r.status ? std::to_string(r.status) : "-",
@@ -167,7 +167,6 @@ asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
   return results.begin()->endpoint().address();
 }
 
-
 }  // namespace
 
 std::string session_prefix(const session_context& s) { return fmt::format("[{}] ", s.id); }
@@ -187,19 +186,21 @@ void add_server_options(CLI::App& app, server_options& o) {
   add_duration_option(app, "--idle-timeout", c.idle_timeout,
                       "Drop a connection from which nothing arrives for this long; 0 = never");
   add_duration_option(app, "--close-timeout", c.close_timeout, "Wait this long for the peer's close frame");
-  add_size_option(app, "--max-handshake-size", o.listener.max_handshake_size,
-                  "Largest HTTP request head (431 beyond)");
+  add_size_option(app, "--max-handshake-size", o.listener.max_handshake_size, "Largest HTTP request head (431 beyond)");
   add_duration_option(app, "--handshake-timeout", o.listener.handshake_timeout,
                       "Time allowed for the HTTP negotiation");
   add_http_options(app, o.http);
   add_deflate_options(app, o.deflate);
   const std::string tls_group = "TLS (wss://)";
   app.add_option("--tls-cert", o.tls.certificate_chain_file, "Serve wss:// with this certificate chain (PEM)")
-      ->check(CLI::ExistingFile)->group(tls_group);
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
   app.add_option("--tls-key", o.tls.private_key_file, "Private key (PEM) of --tls-cert")
-      ->check(CLI::ExistingFile)->group(tls_group);
-  app.add_option("--tls-client-ca", o.tls.client_ca_file,
-                 "Require client certificates signed by these CAs (PEM)")->check(CLI::ExistingFile)->group(tls_group);
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
+  app.add_option("--tls-client-ca", o.tls.client_ca_file, "Require client certificates signed by these CAs (PEM)")
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
   add_verbosity_options(app, o.verbosity, o.quiet);
 }
 

@@ -28,7 +28,7 @@ struct server_options {
   // the access log) and listener.budget (a connection limit it wants to read; else one is made
   // from max_connections).
   listener_options listener;
-  http_options http;  // --origin, --header, --subprotocol, --static
+  http_options http;    // --origin, --header, --subprotocol, --static
   deflate_cli deflate;  // --deflate and its parameters
   tls_options tls;      // --tls-cert, --tls-key, --tls-client-ca
   int verbosity = 0;

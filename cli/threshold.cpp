@@ -78,13 +78,14 @@ threshold parse_threshold(std::string_view text) {
   for (const auto& m : metrics)
     if (m.name == t.metric) info = &m;
   if (!info)
-    throw std::invalid_argument(fmt::format("unknown metric '{}' in '{}' (one of {})", t.metric, text,
-                                            threshold_metric_names()));
+    throw std::invalid_argument(
+        fmt::format("unknown metric '{}' in '{}' (one of {})", t.metric, text, threshold_metric_names()));
   t.which = info->which;
   t.unit = info->unit;
   if (t.unit == threshold_unit::duration) {
     try {
-      t.limit = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(parse_duration(value)).count());
+      t.limit =
+          static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(parse_duration(value)).count());
     } catch (const CLI::ValidationError&) {
       throw std::invalid_argument(fmt::format("'{}' in '{}' is not a duration (e.g. 5ms, 250us, 1.5s)", value, text));
     }

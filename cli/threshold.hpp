@@ -17,19 +17,21 @@ namespace wsl::cli {
 enum class threshold_unit { duration, count };
 
 // What a threshold measures. Round trips, then handshakes (times); then rates and counts.
+// clang-format off
 enum class threshold_metric {
   rtt_p50, rtt_p90, rtt_p99, rtt_p999, rtt_max, rtt_mean,
   handshake_p50, handshake_p90, handshake_p99, handshake_max,
   sent_per_second, received_per_second,
   sent, received, lost, opened, failed, errors,
 };
+// clang-format on
 
 struct threshold {
   std::string text;    // as given, without blanks: "p99<5ms"
   std::string metric;  // its name: "p99"
   threshold_metric which = threshold_metric::rtt_p50;
   enum class comparison { less, less_equal, greater, greater_equal, equal } op = comparison::less;
-  double limit = 0;    // nanoseconds for durations
+  double limit = 0;  // nanoseconds for durations
   threshold_unit unit = threshold_unit::count;
 };
 

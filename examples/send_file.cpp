@@ -92,7 +92,7 @@ asio::awaitable<void> run(std::string url, std::string path, outcome& result) {
     co_return;
   }
   std::error_code ec;
-  wsl::client_options options;  // timeouts, headers, subprotocols, TLS for wss://...
+  wsl::client_options options;              // timeouts, headers, subprotocols, TLS for wss://...
   options.connection.max_message_size = 0;  // the echo of a file of any size
   wsl::websocket ws = co_await wsl::connect(ex, url, options, ec);
   if (ec) {

@@ -2,9 +2,9 @@
 // written here ("x-xor", RSV2) negotiated beside permessage-deflate, and permessage-deflate (RFC 7692)
 // streaming at unit level, over a memory pipe negotiated by wsl::accept_websocket. Compressed data is
 // made and checked with zlib directly, so that a bug in wsl's deflate cannot cancel itself out.
+#include "wsl/extension.hpp"
 #include "wsl/client.hpp"
 #include "wsl/deflate.hpp"
-#include "wsl/extension.hpp"
 #include "wsl/listener.hpp"
 #include "wsl/websocket.hpp"
 
@@ -19,8 +19,8 @@
 #include "wire_frames.hpp"
 #include "zlib_peer.hpp"
 
-#include <asio/this_coro.hpp>
 #include <zlib.h>
+#include <asio/this_coro.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -167,7 +167,6 @@ std::string words(std::size_t n) {
 // ------------------------------------------------------------------------------------------------
 // A server websocket negotiated by wsl::accept_websocket from a raw request, the test playing the
 // client on the other end of a memory pipe.
-
 
 wsl::listener_options server_options(std::vector<std::shared_ptr<const wsl::message_extension_factory>> extensions,
                                      wsl::connection_options connection = quiet_options()) {
@@ -326,7 +325,8 @@ BOOST_AUTO_TEST_CASE(rsv2_is_on_the_first_frame_only_both_ways) {
   const auto wire = xored(message, 42);
   auto reading = n.spawn(read_whole_message(n.ws));
   n.send(client_frame(op::text, wire.substr(0, 300), false, rsv2) +
-         client_frame(op::continuation, wire.substr(300, 300), false) + client_frame(op::continuation, wire.substr(600)));
+         client_frame(op::continuation, wire.substr(300, 300), false) +
+         client_frame(op::continuation, wire.substr(600)));
   BOOST_REQUIRE(reading.done());
   BOOST_TEST(!reading.get().ec);
   BOOST_TEST(reading.get().data == message);
@@ -620,7 +620,8 @@ BOOST_AUTO_TEST_CASE(an_empty_streamed_message_keeps_the_stream_valid) {
 }
 
 BOOST_AUTO_TEST_CASE(window_8_round_trip) {
-  negotiated n(server_options({deflate_with()}), {"permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"});
+  negotiated n(server_options({deflate_with()}),
+               {"permessage-deflate; server_max_window_bits=8; client_max_window_bits=8"});
   BOOST_TEST(n.extensions.value_or("(none)") ==
              "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8");
   // Out: the server compresses with a window of 256 bytes. Inflating with exactly that window fails

@@ -27,8 +27,8 @@
 #define BOOST_TEST_MODULE flow_property
 #include <boost/test/unit_test.hpp>
 
-#include "connection.hpp"  // the client role over a memory pipe, with a negotiated extension
 #include "accept.hpp"
+#include "connection.hpp"  // the client role over a memory pipe, with a negotiated extension
 #include "connection_harness.hpp"
 #include "property.hpp"
 #include "random_choice.hpp"
@@ -167,7 +167,6 @@ wsl::deflate_options random_deflate_options(rng_type& r) {
 // ------------------------------------------------------------------------------------------------
 // The websocket under test, over a memory pipe, with or without permessage-deflate
 
-
 class flow_harness : public connection_harness {
  public:
   // Without an extension.
@@ -270,14 +269,10 @@ enum class ending {
 
 const char* name_of(ending e) {
   switch (e) {
-    case ending::peer_closes:
-      return "the peer closes";
-    case ending::we_close:
-      return "the websocket closes";
-    case ending::corrupt:
-      return "corrupt compressed data";
-    case ending::bomb:
-      return "a decompression bomb";
+    case ending::peer_closes: return "the peer closes";
+    case ending::we_close: return "the websocket closes";
+    case ending::corrupt: return "corrupt compressed data";
+    case ending::bomb: return "a decompression bomb";
   }
   return "?";
 }
@@ -974,9 +969,7 @@ void run_flow(std::uint64_t seed, const flow_config& cfg, flow_coverage& cov) {
         BOOST_TEST((got.ec == wsl::error::bad_compressed_data || got.ec == wsl::error::invalid_utf8),
                    "the reader ended with " << got.ec.message());
         break;
-      case ending::bomb:
-        BOOST_TEST(got.ec == wsl::error::message_too_large);
-        break;
+      case ending::bomb: BOOST_TEST(got.ec == wsl::error::message_too_large); break;
     }
     if (closing) {
       BOOST_REQUIRE(closing->done());

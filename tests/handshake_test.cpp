@@ -15,10 +15,10 @@
 #include "wsl/http.hpp"
 #include "wsl/standard.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
-#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -780,7 +780,9 @@ BOOST_AUTO_TEST_CASE(response_headers_go_on_the_101_and_on_every_refusal) {
   BOOST_TEST_CONTEXT("400 bad request") {
     expect_ours(expect_refusal(request_builder().line("GET /chat HTTP/1.0").str(), 400, options));
   }
-  BOOST_TEST_CONTEXT("400 malformed head") { expect_ours(expect_refusal("GET / HTTP/1.1\r\n\x01\r\n\r\n", 400, options)); }
+  BOOST_TEST_CONTEXT("400 malformed head") {
+    expect_ours(expect_refusal("GET / HTTP/1.1\r\n\x01\r\n\r\n", 400, options));
+  }
   BOOST_TEST_CONTEXT("400 bare LF") { expect_ours(expect_refusal("GET / HTTP/1.1\nHost: a\n\n", 400, options)); }
   BOOST_TEST_CONTEXT("426 version") {
     expect_ours(expect_refusal(request_builder().set("Sec-WebSocket-Version", "8").str(), 426, options));
@@ -822,9 +824,12 @@ BOOST_AUTO_TEST_CASE(response_headers_go_on_the_101_and_on_every_refusal) {
 }
 
 BOOST_AUTO_TEST_CASE(response_headers_that_could_split_the_response_are_invalid) {
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"X-A", "a\r\nSet-Cookie: x=1"}, {"X-A", "a\nb"}, {"X-A", std::string("a\0b", 3)}, {"X-A\r\nB", "1"},
-           {"X-A: b", "1"}, {"", "1"}}) {
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{{"X-A", "a\r\nSet-Cookie: x=1"},
+                                                                                    {"X-A", "a\nb"},
+                                                                                    {"X-A", std::string("a\0b", 3)},
+                                                                                    {"X-A\r\nB", "1"},
+                                                                                    {"X-A: b", "1"},
+                                                                                    {"", "1"}}) {
     BOOST_TEST_CONTEXT("'" << name << "': '" << value << "'") {
       wsl::listener_options options;
       options.response_headers.add(name, value);

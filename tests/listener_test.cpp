@@ -1,7 +1,7 @@
 // wsl::listener over real sockets on 127.0.0.1: what stop() does to the negotiations it started.
+#include "wsl/listener.hpp"
 #include "wsl/client.hpp"
 #include "wsl/error.hpp"
-#include "wsl/listener.hpp"
 
 #define BOOST_TEST_MODULE listener
 #include <boost/test/unit_test.hpp>
@@ -78,7 +78,8 @@ BOOST_AUTO_TEST_CASE(stop_ends_the_negotiations_in_progress_at_once) {
   BOOST_TEST(records->size() == 1u);
 
   l.stop();
-  BOOST_REQUIRE(run_until(ctx, [&] { return records->size() == 3; }, 5000ms));
+  BOOST_REQUIRE(run_until(
+      ctx, [&] { return records->size() == 3; }, 5000ms));
   for (std::size_t i = 1; i < 3; ++i) {
     BOOST_TEST_CONTEXT("negotiation " << i) {
       BOOST_TEST((*records)[i].error == wsl::error::listener_stopped);
@@ -125,7 +126,8 @@ BOOST_AUTO_TEST_CASE(a_refusal_being_sent_when_the_listener_stops_keeps_its_stat
   }));
   BOOST_TEST(answer == "HTTP/1.1 400");
   l.stop();
-  BOOST_REQUIRE(run_until(ctx, [&] { return records->size() == 1; }, 5000ms));
+  BOOST_REQUIRE(run_until(
+      ctx, [&] { return records->size() == 1; }, 5000ms));
   BOOST_TEST((*records)[0].status == 400);
   BOOST_TEST((*records)[0].error != wsl::error::listener_stopped);
 }

@@ -157,13 +157,10 @@ std::string random_case(generator& g, std::string_view s) {
 std::string ows(generator& g) {
   switch (between(g, 0, 5)) {
     case 0:
-    case 1:
-      return "";
+    case 1: return "";
     case 2:
-    case 3:
-      return " ";
-    default:
-      return random_string(g, " \t", 1, 3);
+    case 3: return " ";
+    default: return random_string(g, " \t", 1, 3);
   }
 }
 
@@ -203,21 +200,11 @@ std::vector<std::size_t> piece_sizes(generator& g, std::string_view bytes) {
   while (at < bytes.size()) {
     std::size_t n = 0;
     switch (style) {
-      case 0:
-        n = bytes.size();
-        break;
-      case 1:
-        n = 1;
-        break;
-      case 2:
-        n = between(g, 1, 8);
-        break;
-      case 3:
-        n = between(g, 1, 64);
-        break;
-      case 4:
-        n = between(g, 1, bytes.size());
-        break;
+      case 0: n = bytes.size(); break;
+      case 1: n = 1; break;
+      case 2: n = between(g, 1, 8); break;
+      case 3: n = between(g, 1, 64); break;
+      case 4: n = between(g, 1, bytes.size()); break;
       default: {
         const auto cr = bytes.find('\r', at);
         n = cr == npos ? bytes.size() - at : cr - at + 1;
@@ -273,28 +260,17 @@ std::string expected_accept(std::string_view key) {
 // The reason phrases of RFC 7231 section 6.1 for the statuses used here.
 std::string_view standard_reason(int status) {
   switch (status) {
-    case 101:
-      return "Switching Protocols";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 426:
-      return "Upgrade Required";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return "?";
+    case 101: return "Switching Protocols";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "?";
   }
 }
 
@@ -878,9 +854,7 @@ mutated_request mutate(generator& g, upgrade_request r, wsl::listener_options& o
           m.what = "two Host fields";
           add("Host", "other.example.com");
           break;
-        default:
-          m.what = "an empty Host";
-          set_only("Host", "");
+        default: m.what = "an empty Host"; set_only("Host", "");
       }
       m.expect = failed_check(wsl::error::no_host, "missing or duplicate Host header");
       break;
@@ -1101,8 +1075,7 @@ void check_mutated_request(generator& g) {
         BOOST_TEST(record->calls == 0);
         return;
       }
-      case expected_end::kind::refusal:
-        break;
+      case expected_end::kind::refusal: break;
     }
 
     BOOST_REQUIRE_MESSAGE(!s.sent().empty(), "no answer: the negotiation hangs");

@@ -797,7 +797,7 @@ BOOST_AUTO_TEST_CASE(a_close_goes_out_behind_the_corked_answers) {
   BOOST_TEST(frames[1].is_close());
   BOOST_TEST(frames[1].close_code() == 1000);
   BOOST_TEST(h.peer->other_write_count() == 1u);  // the close took the corked answer along
-  BOOST_TEST(!closing.done());                     // it waits for the peer's close
+  BOOST_TEST(!closing.done());                    // it waits for the peer's close
 }
 
 // ------------------------------------------------------------------------------------------------

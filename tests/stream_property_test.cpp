@@ -1165,8 +1165,7 @@ std::string random_invalid_utf8(rng_type& r) {
     return std::string(1, static_cast<char>(between(r, lo, hi)));
   };
   switch (between(r, 0, 6)) {
-    case 0:
-      return byte(0x80, 0xBF);  // a continuation byte with no lead
+    case 0: return byte(0x80, 0xBF);  // a continuation byte with no lead
     case 1: {
       static constexpr std::uint8_t never[] = {0xC0, 0xC1, 0xF5, 0xF6, 0xF7, 0xF8, 0xFB, 0xFE, 0xFF};
       return std::string(1, static_cast<char>(pick(r, never)));
@@ -1180,14 +1179,10 @@ std::string random_invalid_utf8(rng_type& r) {
       s.resize(between(r, 1, s.size() - 1));
       return s + byte(0x20, 0x7E);
     }
-    case 3:
-      return "\xE0" + byte(0x80, 0x9F) + "\x80";  // overlong three bytes
-    case 4:
-      return "\xED" + byte(0xA0, 0xBF) + "\x80";  // a surrogate
-    case 5:
-      return "\xF4" + byte(0x90, 0xBF) + "\x80\x80";  // above U+10FFFF
-    default:
-      return "\xF0" + byte(0x80, 0x8F) + "\x80\x80";  // overlong four bytes
+    case 3: return "\xE0" + byte(0x80, 0x9F) + "\x80";       // overlong three bytes
+    case 4: return "\xED" + byte(0xA0, 0xBF) + "\x80";       // a surrogate
+    case 5: return "\xF4" + byte(0x90, 0xBF) + "\x80\x80";   // above U+10FFFF
+    default: return "\xF0" + byte(0x80, 0x8F) + "\x80\x80";  // overlong four bytes
   }
 }
 

@@ -75,9 +75,11 @@ class test_identity {
     X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
-    const bool made = pkey && X509_sign(x, pkey, EVP_sha256()) > 0 && write_pem(cert, [&](FILE* f) {
-      return PEM_write_X509(f, x) == 1;
-    }) && write_pem(key, [&](FILE* f) { return PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr) == 1; });
+    const bool made = pkey && X509_sign(x, pkey, EVP_sha256()) > 0 &&
+                      write_pem(cert, [&](FILE* f) { return PEM_write_X509(f, x) == 1; }) &&
+                      write_pem(key, [&](FILE* f) {
+                        return PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+                      });
     X509_free(x);
     EVP_PKEY_free(pkey);
     if (!made) throw std::runtime_error("cannot make the test certificate");

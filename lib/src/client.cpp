@@ -374,7 +374,8 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
     while (rep.body.size() < want) {
       char more[1024];
       std::error_code read_ec;
-      const auto n = co_await stream->read_some(asio::buffer(more, std::min(sizeof more, want - rep.body.size())), read_ec);
+      const auto n =
+          co_await stream->read_some(asio::buffer(more, std::min(sizeof more, want - rep.body.size())), read_ec);
       if (read_ec) break;
       rep.body.append(more, n);
     }

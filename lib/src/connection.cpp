@@ -461,8 +461,9 @@ bool connection::end_read(std::error_code& ec) noexcept {
 
 asio::awaitable<void> connection::handle_control(opcode op, std::uint8_t* p, std::size_t n, std::error_code& ec) {
   if (on_control_) {
-    const auto kind = op == opcode::ping ? control_kind::ping : op == opcode::pong ? control_kind::pong
-                                                                                    : control_kind::close;
+    const auto kind = op == opcode::ping   ? control_kind::ping
+                      : op == opcode::pong ? control_kind::pong
+                                           : control_kind::close;
     on_control_(kind, std::string_view(reinterpret_cast<const char*>(p), n));
   }
   switch (op) {
@@ -473,12 +474,8 @@ asio::awaitable<void> connection::handle_control(opcode op, std::uint8_t* p, std
         queue_control(pending_pongs_, opcode::pong, p, n);
       }
       break;
-    case opcode::pong:
-      record_pong(p, n);
-      break;
-    default:
-      co_await on_close_frame(p, n, ec);
-      break;
+    case opcode::pong: record_pong(p, n); break;
+    default: co_await on_close_frame(p, n, ec); break;
   }
 }
 
@@ -574,7 +571,8 @@ void connection::abandon_message() noexcept {
   if (state_ == state::closed) return;
   try {
     asio::co_spawn(
-        executor_, [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->fail(error::message_abandoned); },
+        executor_,
+        [self = shared_from_this()]() -> asio::awaitable<void> { co_await self->fail(error::message_abandoned); },
         asio::detached);
   } catch (...) {
     abort(error::message_abandoned);
@@ -620,8 +618,7 @@ asio::awaitable<void> connection::write_data(asio::const_buffer a, asio::const_b
     co_await write_encoded(a, b, fin, ec);
     co_return;
   }
-  const auto op = out_started_ ? opcode::continuation
-                               : out_type_ == message_type::text ? opcode::text : opcode::binary;
+  const auto op = out_started_ ? opcode::continuation : out_type_ == message_type::text ? opcode::text : opcode::binary;
   co_await write_frame(op, fin, 0, a, b, ec);
   out_started_ = true;
 }
@@ -632,8 +629,9 @@ asio::awaitable<void> connection::write_encoded(asio::const_buffer a, asio::cons
   pooled_buffer out(opts_.write_buffer_size);
   std::size_t used = 0;
   auto send = [&](bool final_frame) -> asio::awaitable<void> {
-    const auto op = out_started_ ? opcode::continuation
-                                 : out_type_ == message_type::text ? opcode::text : opcode::binary;
+    const auto op = out_started_                      ? opcode::continuation
+                    : out_type_ == message_type::text ? opcode::text
+                                                      : opcode::binary;
     const auto rsv = out_started_ ? std::uint8_t{0} : out_rsv_;
     co_await write_frame(op, final_frame, rsv, asio::buffer(out.data(), used), {}, ec);
     out_started_ = true;
@@ -693,8 +691,8 @@ asio::awaitable<void> connection::write_message(message_type type, asio::const_b
     // A message that is one plain frame: write_frame() straight away, and a small one joins the
     // cork without even that coroutine when write_frame() would put it there (see try_cork).
     const auto op = out_type_ == message_type::text ? opcode::text : opcode::binary;
-    const bool corked = !socket_busy_ && !close_sent_ && state_ == state::open && input_at_hand() &&
-                        try_cork(op, true, 0, data, {});
+    const bool corked =
+        !socket_busy_ && !close_sent_ && state_ == state::open && input_at_hand() && try_cork(op, true, 0, data, {});
     if (!corked) co_await write_frame(op, true, 0, data, {}, ec);
     out_started_ = true;
   }
@@ -1050,8 +1048,7 @@ void connection::arm_keepalive() {
   auto next = clock::time_point::max();
   const bool pinging = opts_.ping != ping_mode::none && opts_.ping_interval.count() > 0;
   if (pinging)
-    next = opts_.ping == ping_mode::latency ? next_ping_
-                                            : std::max(next_ping_, last_activity_ + opts_.ping_interval);
+    next = opts_.ping == ping_mode::latency ? next_ping_ : std::max(next_ping_, last_activity_ + opts_.ping_interval);
   // A large receive buffer is looked at every buffer_release_delay, and given back once the
   // connection has waited that long between messages.
   watching_memory_ = holds_memory();
@@ -1094,8 +1091,8 @@ void connection::on_keepalive() {
   }
   // Waiting between messages for a while with a large buffer: the read is cancelled and made
   // again with the small one (read_message()), so that a quiet connection holds no large buffer.
-  if (idle_wait_ && holds_memory() && !socket_busy_ && !release_requested_ && now - last_activity_ >= buffer_release_delay &&
-      transport_->cancel_read())
+  if (idle_wait_ && holds_memory() && !socket_busy_ && !release_requested_ &&
+      now - last_activity_ >= buffer_release_delay && transport_->cancel_read())
     release_requested_ = true;
   arm_keepalive();
 }

@@ -60,8 +60,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void abandon_message() noexcept;
 
   // ---- control
-  static asio::awaitable<void> ping(std::shared_ptr<connection> self, asio::const_buffer payload,
-                                    std::error_code& ec);
+  static asio::awaitable<void> ping(std::shared_ptr<connection> self, asio::const_buffer payload, std::error_code& ec);
   static asio::awaitable<void> close(std::shared_ptr<connection> self, std::uint16_t code, std::string reason,
                                      std::error_code& ec);
   void abort(std::error_code reason) noexcept;
@@ -180,9 +179,9 @@ class connection : public std::enable_shared_from_this<connection> {
   std::size_t rcap_ = small_buffer_size;
   std::size_t rpos_ = 0, rend_ = 0;
   pooled_buffer big_;
-  std::uint8_t quiet_reads_ = 0;  // short reads in a row while holding big_
-  bool grow_ = false;             // the last read filled the buffer
-  bool idle_wait_ = false;        // read_message() waits for the next message
+  std::uint8_t quiet_reads_ = 0;    // short reads in a row while holding big_
+  bool grow_ = false;               // the last read filled the buffer
+  bool idle_wait_ = false;          // read_message() waits for the next message
   bool release_requested_ = false;  // its read was cancelled to give back big_
   bool watching_memory_ = false;    // the keepalive timer looks for buffers to give back
   // How long a connection waits between messages before it gives back its large buffer.
@@ -215,7 +214,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool writer_active_ = false;
   // The outgoing message.
   message_type out_type_ = message_type::binary;
-  bool out_started_ = false;   // its first frame went out
+  bool out_started_ = false;  // its first frame went out
   bool encoder_chosen_ = false;
   payload_transform* encoder_ = nullptr;
   std::uint8_t out_rsv_ = 0;

@@ -154,8 +154,8 @@ class decompressor final : public payload_transform {
   }
 
  private:
-  bool run(const std::uint8_t* in, std::size_t in_size, std::uint8_t* out, std::size_t out_size,
-           std::size_t& consumed, std::size_t& produced, std::error_code& ec) {
+  bool run(const std::uint8_t* in, std::size_t in_size, std::uint8_t* out, std::size_t out_size, std::size_t& consumed,
+           std::size_t& produced, std::error_code& ec) {
     z_.next_in = const_cast<Bytef*>(in);
     z_.avail_in = static_cast<uInt>(std::min<std::size_t>(in_size, UINT32_MAX));
     z_.next_out = out;
@@ -301,9 +301,10 @@ std::vector<extension_offer> deflate_factory::offer() const {
   if (options_.peer_max_window_bits < 15)
     o.params.emplace_back("server_max_window_bits", std::to_string(options_.peer_max_window_bits));
   // We can compress with any window the server asks for (8 included), so say so.
-  o.params.emplace_back("client_max_window_bits", options_.max_window_bits < 15
-                                                      ? std::optional<std::string>(std::to_string(options_.max_window_bits))
-                                                      : std::nullopt);
+  o.params.emplace_back("client_max_window_bits",
+                        options_.max_window_bits < 15
+                            ? std::optional<std::string>(std::to_string(options_.max_window_bits))
+                            : std::nullopt);
   return {o};
 }
 

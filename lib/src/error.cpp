@@ -95,12 +95,12 @@ class condition_category_impl final : public std::error_category {
   }
 
   bool equivalent(const std::error_code& code, int value) const noexcept override {
-    if (code.category() == wsl::error_category()) return code.default_error_condition().value() == value &&
-                                                     code.default_error_condition().category() == *this;
+    if (code.category() == wsl::error_category())
+      return code.default_error_condition().value() == value && code.default_error_condition().category() == *this;
     // Transport-level ends of a connection count as "closed", timeouts as "timeout".
     if (static_cast<condition>(value) == condition::closed)
-      return code == asio::error::eof || code == asio::error::connection_reset ||
-             code == asio::error::broken_pipe || code == asio::error::connection_aborted;
+      return code == asio::error::eof || code == asio::error::connection_reset || code == asio::error::broken_pipe ||
+             code == asio::error::connection_aborted;
     if (static_cast<condition>(value) == condition::timeout) return code == asio::error::timed_out;
     return false;
   }

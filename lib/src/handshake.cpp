@@ -82,10 +82,11 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       if (aborted && ec && report.status == 0) ec = error::listener_stopped;
     }
   } guard{control, aborted, report, ec};
-  if (control) control->abort = [&timeout, &aborted] {
-    aborted = true;
-    timeout.expire_now();
-  };
+  if (control)
+    control->abort = [&timeout, &aborted] {
+      aborted = true;
+      timeout.expire_now();
+    };
   if (opts.transport_extension) {
     // TLS, say: the wrapped stream replaces the socket; the deadline covers its handshake too.
     stream = opts.transport_extension->wrap(std::move(stream), role::server, {}, ec);
@@ -105,7 +106,8 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       plain_body(res, 500, "internal error in negotiation hook");
     }
     // A refusal carries no upgrade: drop what the standard or the extensions put in for a 101.
-    for (const auto* name : {"Connection", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"})
+    for (const auto* name :
+         {"Connection", "Sec-WebSocket-Accept", "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions"})
       res.headers.remove(name);
     if (res.status != 426) res.headers.remove("Upgrade");
     // A 426 names the protocol in Upgrade, and whoever sends Upgrade lists "upgrade" in Connection

@@ -103,9 +103,11 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
       const auto peer = report.remote.address().is_v6()
                             ? fmt::format("[{}]:{}", report.remote.address().to_string(), report.remote.port())
                             : fmt::format("{}:{}", report.remote.address().to_string(), report.remote.port());
-      const auto level = ec == error::not_upgrade || ec == error::listener_stopped ? log_level::info : log_level::warning;
+      const auto level =
+          ec == error::not_upgrade || ec == error::listener_stopped ? log_level::info : log_level::warning;
       if (report.status != 0 && !report.method.empty())
-        self->log(level, fmt::format("{} {} {}: {} ({})", peer, report.method, report.target, report.status, ec.message()));
+        self->log(level,
+                  fmt::format("{} {} {}: {} ({})", peer, report.method, report.target, report.status, ec.message()));
       else if (report.status != 0)
         self->log(level, fmt::format("{}: {} ({})", peer, report.status, ec.message()));
       else

@@ -1,7 +1,7 @@
 #include "wsl/standard.hpp"
 
-#include "wsl/error.hpp"
 #include "wsl/detail/base64.hpp"
+#include "wsl/error.hpp"
 
 #include <openssl/sha.h>
 

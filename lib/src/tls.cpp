@@ -105,7 +105,11 @@ class byte_queue {
 class tls_stream final : public transport {
  public:
   tls_stream(asio::ip::tcp::socket socket, asio::ssl::context& ctx, role r, std::string host, bool verify)
-      : socket_(std::move(socket)), ssl_(SSL_new(ctx.native_handle())), role_(r), host_(std::move(host)), verify_(verify) {
+      : socket_(std::move(socket)),
+        ssl_(SSL_new(ctx.native_handle())),
+        role_(r),
+        host_(std::move(host)),
+        verify_(verify) {
     if (!ssl_) throw std::bad_alloc();
     BIO* bio = BIO_new(bio_method());
     if (!bio) {
@@ -196,7 +200,8 @@ class tls_stream final : public transport {
     ec = {};
     if (buffer.size() == 0) co_return 0;
     if (handshake_failed_)  // lingering: the raw bytes (see transport::start())
-      co_return co_await socket_.async_read_some(detail::inq_buffer{buffer}, asio::redirect_error(asio::use_awaitable, ec));
+      co_return co_await socket_.async_read_some(detail::inq_buffer{buffer},
+                                                 asio::redirect_error(asio::use_awaitable, ec));
     // Nothing for OpenSSL to decrypt: wait for the socket first. (An SSL_read now would only say
     // "want read", after taking its record buffer back while we wait.)
     bool need_input = in_pos_ == in_end_ && !SSL_has_pending(ssl_);
@@ -305,10 +310,10 @@ class tls_stream final : public transport {
   const tls_details& details() const noexcept { return details_; }
 
  private:
-  static constexpr std::size_t record_size = 16 << 10;   // a TLS record's plaintext at most
-  static constexpr std::size_t flush_size = 64 << 10;    // encrypted bytes held before a send
+  static constexpr std::size_t record_size = 16 << 10;  // a TLS record's plaintext at most
+  static constexpr std::size_t flush_size = 64 << 10;   // encrypted bytes held before a send
   static constexpr std::size_t big_input_size = 64 << 10;
-  static constexpr std::size_t small_input_size = 512;   // records of small messages, and idle waits
+  static constexpr std::size_t small_input_size = 512;  // records of small messages, and idle waits
 
   // Reads more from the socket into the input, which OpenSSL has used up (it asks for more only
   // then). The input grows to 64 KiB after a read that filled it and shrinks back after four
@@ -320,7 +325,8 @@ class tls_stream final : public transport {
       in_ = in_big_.data();
       in_cap_ = in_big_.size();
     }
-    const auto n = co_await socket_.async_read_some(detail::inq_buffer{asio::buffer(in_, in_cap_)}, asio::redirect_error(asio::use_awaitable, ec));
+    const auto n = co_await socket_.async_read_some(detail::inq_buffer{asio::buffer(in_, in_cap_)},
+                                                    asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::operation_aborted) {
       // An idle connection (transport::cancel_read()): buffers go back, ours and OpenSSL's.
       if (in_big_) use_small_input();
@@ -374,7 +380,8 @@ class tls_stream final : public transport {
       byte_queue out;
       out.swap(pending_);
       sending_ = true;
-      co_await asio::async_write(socket_, asio::buffer(out.data(), out.size()), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(socket_, asio::buffer(out.data(), out.size()),
+                                 asio::redirect_error(asio::use_awaitable, ec));
       sending_ = false;
     }
   }
@@ -452,10 +459,10 @@ class tls_stream final : public transport {
 
 class tls_extension final : public connection_extension {
  public:
-  tls_extension(role r, bool verify) : context_(r == role::server ? asio::ssl::context::tls_server
-                                                                   : asio::ssl::context::tls_client),
-                                       role_(r),
-                                       verify_(verify) {}
+  tls_extension(role r, bool verify)
+      : context_(r == role::server ? asio::ssl::context::tls_server : asio::ssl::context::tls_client),
+        role_(r),
+        verify_(verify) {}
 
   asio::ssl::context& context() noexcept { return context_; }
 

@@ -42,7 +42,7 @@ namespace wsl {
 // ws://[user:password@]host[:port]/path?query and wss://..., with IPv6 literals in brackets.
 struct url {
   bool secure = false;
-  std::string host;    // without brackets
+  std::string host;  // without brackets
   std::uint16_t port = 0;
   std::string target;  // path and query, "/" at least
   // The user info before the host, percent-decoded: sent as "Authorization: Basic ..." (or, for a
@@ -106,30 +106,29 @@ struct client_options {
 struct connect_report {
   asio::ip::tcp::endpoint remote;  // the server's, the proxy's through one, or the given stream's remote_endpoint()
   int status = 0;
-  int version_minor = 1;                // the answer's HTTP/1.x (HTTP/1.0 from some servers)
+  int version_minor = 1;  // the answer's HTTP/1.x (HTTP/1.0 from some servers)
   std::string reason;
   http_headers response_headers;
-  std::string body;                     // at most a few KiB of a refusal's body
-  std::string tls_error;                // why TLS failed, in OpenSSL's words
-  std::string tls_protocol, tls_cipher; // what TLS agreed on
-  std::string request_head;             // what was sent, for -v (credentials included: redact them)
+  std::string body;                      // at most a few KiB of a refusal's body
+  std::string tls_error;                 // why TLS failed, in OpenSSL's words
+  std::string tls_protocol, tls_cipher;  // what TLS agreed on
+  std::string request_head;              // what was sent, for -v (credentials included: redact them)
   // Through a proxy: its host:port, the CONNECT request sent (with Proxy-Authorization) and its answer.
   std::string proxy;
   std::string proxy_request_head;
-  int proxy_status = 0;                 // 0 while no answer came
-  int proxy_version_minor = 1;          // its HTTP/1.x
+  int proxy_status = 0;         // 0 while no answer came
+  int proxy_version_minor = 1;  // its HTTP/1.x
   std::string proxy_reason;
   http_headers proxy_response_headers;
-  clock::duration resolve_time{};       // zero over a stream the caller opened, as is connect_time
-  clock::duration connect_time{};       // TCP connect, and through a proxy the CONNECT exchange
-  clock::duration handshake_time{};     // TLS handshake (if any) and request sent to 101 received
+  clock::duration resolve_time{};    // zero over a stream the caller opened, as is connect_time
+  clock::duration connect_time{};    // TCP connect, and through a proxy the CONNECT exchange
+  clock::duration handshake_time{};  // TLS handshake (if any) and request sent to 101 received
 };
 
 // Resolves the URL's host, connects to it (through options.proxy when set) within
 // connect_timeout, then runs TLS for wss:// and the upgrade within handshake_timeout.
-asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url,
-                                   const client_options& options, std::error_code& ec,
-                                   connect_report* report = nullptr);
+asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url, const client_options& options,
+                                   std::error_code& ec, connect_report* report = nullptr);
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url,
                                    const client_options& options = {});
 

@@ -30,9 +30,9 @@ struct clock {
   static time_point coarse_now() noexcept {
     timespec ts;
     ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return time_point(std::chrono::duration_cast<duration>(std::chrono::seconds(ts.tv_sec) +
-                                                           std::chrono::nanoseconds(ts.tv_nsec)) +
-                      duration(offset_.load(std::memory_order_relaxed)));
+    return time_point(
+        std::chrono::duration_cast<duration>(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)) +
+        duration(offset_.load(std::memory_order_relaxed)));
   }
 
  private:
@@ -50,9 +50,7 @@ struct clock_wait_traits {
       return std::chrono::milliseconds(1);
     return d;
   }
-  static clock::duration to_wait_duration(const clock::time_point& t) {
-    return to_wait_duration(t - clock::now());
-  }
+  static clock::duration to_wait_duration(const clock::time_point& t) { return to_wait_duration(t - clock::now()); }
 };
 
 using timer = asio::basic_waitable_timer<clock, clock_wait_traits>;

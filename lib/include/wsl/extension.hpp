@@ -86,7 +86,8 @@ class message_extension_factory {
   // Client: what to offer (one or more elements, most preferred first).
   virtual std::vector<extension_offer> offer() const = 0;
   // Client: the server chose `response`; nullptr with ec set when it is not something we offered.
-  virtual std::unique_ptr<message_extension> on_response(const extension_offer& response, std::error_code& ec) const = 0;
+  virtual std::unique_ptr<message_extension> on_response(const extension_offer& response,
+                                                         std::error_code& ec) const = 0;
 };
 
 // Wraps the stream of a connection before HTTP. wrap() builds the new stream at once (so that

@@ -89,12 +89,12 @@ using log_function = std::function<void(log_level, std::string_view)>;
 // One HTTP negotiation, upgraded or not: what an access log records.
 struct negotiation_record {
   asio::ip::tcp::endpoint remote;
-  std::string method;            // empty when the request could not be parsed
+  std::string method;  // empty when the request could not be parsed
   std::string target;
-  int status = 0;                // the HTTP status sent; 0 when none was (timeout, peer gone)
-  std::size_t bytes_sent = 0;    // response head and body
-  clock::duration duration{};    // from accept to the response (or the failure)
-  std::error_code error;         // empty when the connection was upgraded
+  int status = 0;              // the HTTP status sent; 0 when none was (timeout, peer gone)
+  std::size_t bytes_sent = 0;  // response head and body
+  clock::duration duration{};  // from accept to the response (or the failure)
+  std::error_code error;       // empty when the connection was upgraded
 };
 using negotiation_observer = std::function<void(const negotiation_record&)>;
 

@@ -40,10 +40,10 @@ std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_optio
 
 // The TLS details of a wrapped stream, when it is one (for -v and error reports).
 struct tls_details {
-  std::string protocol;    // "TLSv1.3"
-  std::string cipher;      // "TLS_AES_256_GCM_SHA384"
+  std::string protocol;  // "TLSv1.3"
+  std::string cipher;    // "TLS_AES_256_GCM_SHA384"
   std::string peer_subject;
-  std::string error;       // why the handshake failed, in OpenSSL's words
+  std::string error;                   // why the handshake failed, in OpenSSL's words
   bool certificate_requested = false;  // client: the server asked for a certificate we did not have
 };
 const tls_details* tls_details_of(const transport& t) noexcept;
