@@ -419,17 +419,23 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
   co_return websocket(std::move(conn));
 }
 
+// What connect() and client_handshake() do first: the report emptied, the URL parsed, the options
+// checked.
+std::error_code start(std::string_view url_text, const client_options& o, connect_report& rep, url& u) {
+  rep = {};
+  if (auto ec = parse_url(url_text, u)) return ec;
+  return o.validate();
+}
+
 }  // namespace
 
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url_text, const client_options& o,
                                    std::error_code& ec, connect_report* report) {
   connect_report scratch;
   auto& rep = report ? *report : scratch;
-  rep = {};
-  ec = {};
   url u;
-  if ((ec = parse_url(url_text, u))) co_return websocket{};
-  if ((ec = o.validate())) co_return websocket{};
+  ec = start(url_text, o, rep, u);
+  if (ec) co_return websocket{};
   std::shared_ptr<const connection_extension> tls;
   if (u.secure) tls = tls_for(o, ec, rep);  // before connecting: a TLS that cannot be set up fails at once
   if (ec) co_return websocket{};
@@ -493,11 +499,9 @@ asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, s
                                             const client_options& o, std::error_code& ec, connect_report* report) {
   connect_report scratch;
   auto& rep = report ? *report : scratch;
-  rep = {};
-  ec = {};
   url u;
-  if ((ec = parse_url(url_text, u))) co_return websocket{};
-  if ((ec = o.validate())) co_return websocket{};
+  ec = start(url_text, o, rep, u);
+  if (ec) co_return websocket{};
   // Nothing is connected here, through a proxy or not: a proxy asked for would be ignored.
   if (!o.proxy.empty()) {
     ec = error::invalid_option;
