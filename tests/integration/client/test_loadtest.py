@@ -244,7 +244,8 @@ class Intervals(AgainstOneEchoServer):
         with Wsl("loadtest", self.peer.url, "-c", "2", "-d", "60s", "--interval", "100ms", "--ndjson", "-q",
                  stdin=None) as wsl:
             first = wsl.line()
-            self.assertIsNotNone(first, wsl.stderr_text())
+            # (No stderr_text() here: it waits for stderr to end, that is for the run's end.)
+            self.assertIsNotNone(first)
             self.assertEqual(json.loads(first)["type"], "interval")
             wsl.signal(signal.SIGINT)
             self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
@@ -252,7 +253,7 @@ class Intervals(AgainstOneEchoServer):
         summary = records.pop()
         self.assertEqual(summary["type"], "summary")
         self.assertTrue(summary["interrupted"])
-        self.assertLess(summary["seconds"], 30)
+        self.assertLess(summary["seconds"], 5 * TIME_SCALE, "Ctrl-C ended the run soon after the first record")
         self.assert_intervals_add_up(records, summary)
 
     def test_progress_lines_follow_the_interval(self):
