@@ -104,7 +104,6 @@ struct worker {
   asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Live figures (read by the progress printer).
   counter sent, received, bytes_sent, bytes_received, opened, failed, errors, open_now;
-  counter opened_measuring;  // connections opened during the measurement (a churn rate)
   // Round trips since the last interval's end, handed over to the control thread and reset at each
   // one (on this worker's thread, with the counters above: an interval's figures agree).
   histogram interval_rtt;
@@ -425,7 +424,6 @@ asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t
     co_return false;
   }
   w.opened.add();
-  if (recording(s)) w.opened_measuring.add();
   w.open_now.add();
   w.handshake.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(clock::now() - started).count()));
   w.sockets.push_back(&ws);
@@ -765,6 +763,8 @@ int run_loadtest(loadtest_options o) {
   cpu_sample cpu_before, cpu_after;
   clock::time_point window_start = clock::now(), window_end = window_start;
   const bool measured = s.current == phase::warmup && !interrupted;
+  // Connections opened during the measurement (a churn rate): between its first and last hand-over.
+  std::uint64_t opened_before = 0, opened_measuring = 0;
   auto take_interval = [&](totals& counts, histogram& rtt) {
     std::size_t pending = workers.size();
     for (auto& w : workers)
@@ -781,6 +781,7 @@ int run_loadtest(loadtest_options o) {
   };
   if (measured) {
     totals last = sum(workers);  // nothing sent counted yet; the connections that failed to open
+    opened_before = last.opened;
     cpu_before = sample_cpu(o.server_pids);
     window_start = clock::now();
     s.current = phase::measuring;
@@ -840,6 +841,7 @@ int run_loadtest(loadtest_options o) {
         std::fflush(stdout);
       }
       last = now_totals;
+      opened_measuring = now_totals.opened - opened_before;
       last_time = now;
     }
     if (progress && tty) fmt::print(stderr, "\n");
@@ -879,8 +881,6 @@ int run_loadtest(loadtest_options o) {
     for (auto& [k, v] : w->close_codes) close_codes[k] += v;
   }
   const auto t = sum(workers);
-  std::uint64_t opened_measuring = 0;
-  for (auto& w : workers) opened_measuring += w->opened_measuring.get();
   const double seconds = std::max(1e-9, duration<double>(window_end - window_start).count());
   const double gen_cpu = cpu_after.self - cpu_before.self;
   const auto& url = o.client.display_url;
