@@ -18,10 +18,12 @@
 #include "wsl/listener.hpp"
 #include "wsl/standard.hpp"
 
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/read_until.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -810,4 +812,167 @@ BOOST_AUTO_TEST_CASE(client_handshake_wraps_for_wss_unless_the_stream_is_tls_alr
   BOOST_REQUIRE(tls.done());
   BOOST_TEST(tls.get().ec == wsl::error::invalid_option);
   BOOST_TEST(no_socket.peer->take().empty());
+}
+
+// --- cancellation ---
+
+namespace {
+
+// A connect() and what the caller's coroutine finds after it: whether its co_awaits throw on
+// cancellation again (asio's default).
+struct connected_then {
+  connected c;
+  bool throwing_after = false;
+};
+
+asio::awaitable<connected_then> connect_then_look(std::string url, wsl::client_options options) {
+  connected_then r;
+  auto executor = co_await asio::this_coro::executor;
+  r.c.ws = co_await wsl::connect(executor, url, options, r.c.ec, &r.c.report);
+  r.throwing_after = co_await asio::this_coro::throw_if_cancelled();
+  co_return r;
+}
+
+// Accepts one connection and reads what comes first (a TLS ClientHello), answering nothing.
+struct silent_peer {
+  asio::ip::tcp::socket socket;
+  std::string first_bytes;
+};
+
+asio::awaitable<std::shared_ptr<silent_peer>> accept_and_listen(asio::ip::tcp::acceptor& acceptor) {
+  std::error_code ec;
+  auto socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+  auto peer = std::make_shared<silent_peer>(silent_peer{std::move(socket), std::string(4096, '\0')});
+  const auto n = co_await peer->socket.async_read_some(asio::buffer(peer->first_bytes),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
+  peer->first_bytes.resize(ec ? 0 : n);
+  co_return peer;
+}
+
+// Reads until the other end closes: its error (eof when it did).
+asio::awaitable<std::error_code> read_to_end(asio::ip::tcp::socket& socket) {
+  std::error_code ec;
+  char sink[4096];
+  while (!ec) co_await socket.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+  co_return ec;
+}
+
+std::string ws_url(const asio::ip::tcp::acceptor& a, std::string_view scheme = "ws") {
+  return std::string(scheme) + "://127.0.0.1:" + std::to_string(a.local_endpoint().port()) + "/";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_connect_cancelled_while_the_server_is_silent_ends_aborted_and_closes_its_socket) {
+  asio::io_context ctx;
+  stub_proxy server(ctx);  // reads the request head and never answers
+  auto serving = spawn(ctx, answer_once(server.acceptor, ""));
+  asio::cancellation_signal cancel;
+  auto connecting = spawn(ctx, connect_then_look(ws_url(server.acceptor), quiet_client()), cancel.slot());
+  BOOST_REQUIRE(run_until(ctx, [&] { return serving.done(); }));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(!connecting.done());
+  cancel.emit(asio::cancellation_type::terminal);
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done(); }));
+  auto& r = connecting.get();  // rethrows what it threw: nothing may be
+  BOOST_TEST(r.c.ec == asio::error::operation_aborted);
+  BOOST_TEST(!r.c.ws.is_open());
+  BOOST_TEST(r.c.report.request_head.starts_with("GET / HTTP/1.1\r\n"));
+  BOOST_TEST(r.c.report.status == 0);
+  BOOST_TEST(r.throwing_after);  // the caller's setting is back
+  auto closed = spawn(ctx, read_to_end(serving.get()->socket));
+  BOOST_REQUIRE(run_until(ctx, [&] { return closed.done(); }));
+  BOOST_TEST(closed.get() == asio::error::eof);
+}
+
+BOOST_AUTO_TEST_CASE(a_connect_cancelled_during_tls_or_before_the_proxy_answers_ends_aborted) {
+  asio::io_context ctx;
+  // wss:// to a server that takes the ClientHello and says nothing: not a TLS failure, a cancel.
+  asio::ip::tcp::acceptor tls_server(ctx, {asio::ip::address_v4::loopback(), 0});
+  auto hello = spawn(ctx, accept_and_listen(tls_server));
+  asio::cancellation_signal cancel_tls;
+  auto tls = spawn(ctx, connect_then_look(ws_url(tls_server, "wss"), quiet_client()), cancel_tls.slot());
+  BOOST_REQUIRE(run_until(ctx, [&] { return hello.done(); }));
+  BOOST_TEST(hello.get()->first_bytes.size() > 5u);
+  BOOST_TEST(hello.get()->first_bytes[0] == '\x16');  // a TLS handshake record
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(!tls.done());
+  cancel_tls.emit(asio::cancellation_type::terminal);
+  BOOST_REQUIRE(run_until(ctx, [&] { return tls.done(); }));
+  BOOST_TEST(tls.get().c.ec == asio::error::operation_aborted, tls.get().c.ec.message());
+  BOOST_TEST(tls.get().c.report.request_head.empty());
+  auto tls_closed = spawn(ctx, read_to_end(hello.get()->socket));
+  BOOST_REQUIRE(run_until(ctx, [&] { return tls_closed.done(); }));
+  BOOST_TEST(tls_closed.get() == asio::error::eof);
+
+  // Through a proxy that never answers CONNECT.
+  stub_proxy proxy(ctx);
+  auto proxying = spawn(ctx, answer_once(proxy.acceptor, ""));
+  auto o = quiet_client();
+  o.proxy = proxy.url();
+  asio::cancellation_signal cancel_proxied;
+  auto proxied = spawn(ctx, connect_then_look("ws://127.0.0.1:1/", o), cancel_proxied.slot());
+  BOOST_REQUIRE(run_until(ctx, [&] { return proxying.done(); }));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(!proxied.done());
+  cancel_proxied.emit(asio::cancellation_type::terminal);
+  BOOST_REQUIRE(run_until(ctx, [&] { return proxied.done(); }));
+  BOOST_TEST(proxied.get().c.ec == asio::error::operation_aborted, proxied.get().c.ec.message());
+  BOOST_TEST(proxied.get().c.report.proxy_status == 0);
+  BOOST_TEST(proxied.get().c.report.request_head.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_cancellation_no_operation_saw_ends_the_handshake_at_its_next_step) {
+  // The memory stream's read waits again when woken without data, so the cancellation does not
+  // end it: as for a socket read whose data came just before the cancellation, the read goes on
+  // and the next step must see it. A 101 follows, which must not open the websocket.
+  asio::io_context ctx;
+  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+  asio::cancellation_signal cancel;
+  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", quiet_client()), cancel.slot());
+  wsl::test::run_until_idle(ctx);
+  const auto request = peer->take();
+  BOOST_REQUIRE(!request.empty());
+  cancel.emit(asio::cancellation_type::terminal);
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(!connecting.done());
+  peer->inject(switching_protocols(wsl::websocket_accept_key(request_header(request, "Sec-WebSocket-Key"))));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(connecting.done());
+  BOOST_TEST(connecting.get().ec == asio::error::operation_aborted);
+  BOOST_TEST(!connecting.get().ws.is_open());
+  BOOST_TEST(peer->other_end_closed());
+}
+
+BOOST_AUTO_TEST_CASE(connect_loses_a_race_of_awaitable_operators_cleanly) {
+  asio::io_context ctx;
+  stub_proxy server(ctx);
+  auto serving = spawn(ctx, answer_once(server.acceptor, ""));
+  struct raced {
+    std::size_t winner = 9;
+    std::error_code ec;
+  };
+  auto race = [](std::string url) -> asio::awaitable<raced> {
+    using namespace asio::experimental::awaitable_operators;
+    raced r;
+    auto executor = co_await asio::this_coro::executor;
+    wsl::timer patience(executor, 1s);
+    const auto options = quiet_client();
+    auto connecting = wsl::connect(executor, url, options, r.ec);
+    auto waiting = patience.async_wait(asio::use_awaitable);
+    const auto first = co_await (std::move(connecting) || std::move(waiting));
+    r.winner = first.index();
+    co_return r;
+  };
+  auto racing = spawn(ctx, race(ws_url(server.acceptor)));
+  BOOST_REQUIRE(run_until(ctx, [&] { return serving.done(); }));
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(!racing.done());
+  wsl::test::advance_clock(ctx, 2s);
+  BOOST_REQUIRE(run_until(ctx, [&] { return racing.done(); }));
+  BOOST_TEST(racing.get().winner == 1u);  // the timer's
+  BOOST_TEST(racing.get().ec == asio::error::operation_aborted);
+  auto closed = spawn(ctx, read_to_end(serving.get()->socket));
+  BOOST_REQUIRE(run_until(ctx, [&] { return closed.done(); }));
+  BOOST_TEST(closed.get() == asio::error::eof);
 }

@@ -10,10 +10,12 @@
 #include "wsl/standard.hpp"
 #include "wsl/tls.hpp"
 
+#include <asio/cancellation_state.hpp>
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/ssl/error.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <openssl/rand.h>
@@ -270,6 +272,13 @@ std::shared_ptr<const connection_extension> tls_for(const client_options& o, std
   return verified;
 }
 
+// Per-operation cancellation (asio's cancellation slots, as awaitable operators' || emit): the
+// operation in progress sees it through the coroutine's cancellation state and ends with
+// operation_aborted; cancelled() between two operations sees one that came while none was.
+bool cancelled(const asio::cancellation_state& state) noexcept {
+  return state.cancelled() != asio::cancellation_type::none;
+}
+
 // The one upgrade connect() and client_handshake() run, over a connected stream and within
 // handshake_timeout: `tls` (when set) wraps the stream and runs its handshake, then the HTTP
 // exchange of RFC 6455 section 4.1. The stream becomes the websocket's, or is closed with the
@@ -279,6 +288,7 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
                                    connect_report& rep) {
   detail::deadline limit(stream->get_executor(), o.handshake_timeout, [t = stream.get()] { t->close(); });
   const auto started = clock::now();
+  const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
   if (tls) {
     stream = tls->wrap(std::move(stream), role::client, u.host, ec);
     if (!ec && !stream) ec = error::invalid_option;  // an extension that gave nothing back
@@ -292,11 +302,13 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
     rep.tls_cipher = d->cipher;
   }
   if (limit.expired()) ec = error::handshake_timeout;
+  if (!ec && cancelled(cancellation)) ec = asio::error::operation_aborted;
   if (ec) co_return websocket{};
   const auto key = random_key();
   rep.request_head = build_request(u, o, key);
   const asio::const_buffer request = asio::buffer(rep.request_head);
   co_await stream->write(std::span(&request, 1), ec);
+  if (!ec && cancelled(cancellation)) ec = asio::error::operation_aborted;
 
   // Interim answers leave the front of buf as they end; with the final head they may take
   // max_handshake_size in all (`room` is what is left of it).
@@ -332,6 +344,7 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
     // A head with LF line ends never ends for a CRLF reader: refuse it now, not at the time limit.
     if (!ec && head_end == std::string::npos && detail::has_bare_lf(std::string_view(buf.data(), used), scanned))
       ec = error::bad_response;
+    if (!ec && cancelled(cancellation)) ec = asio::error::operation_aborted;
   }
   if (limit.expired()) ec = error::handshake_timeout;
   if (!ec && head_end + 4 > room) ec = error::handshake_too_large;
@@ -341,8 +354,9 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
     if (ec.category() == asio::error::get_ssl_category()) {
       rep.tls_error = ec.message();
       ec = error::tls_handshake_failed;
-    } else if (const auto* d = tls_details_of(*stream);
-               d && d->certificate_requested && ec != error::handshake_timeout) {
+    } else if (const auto* d = tls_details_of(*stream); d && d->certificate_requested &&
+                                                        ec != error::handshake_timeout &&
+                                                        ec != asio::error::operation_aborted) {
       rep.tls_error = "the server asked for a client certificate and none was given (" + ec.message() + ")";
       ec = error::tls_handshake_failed;
     }
@@ -427,10 +441,8 @@ std::error_code start(std::string_view url_text, const client_options& o, connec
   return o.validate();
 }
 
-}  // namespace
-
-asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url_text, const client_options& o,
-                                   std::error_code& ec, connect_report* report) {
+asio::awaitable<websocket> open_connection(asio::any_io_executor executor, std::string_view url_text,
+                                           const client_options& o, std::error_code& ec, connect_report* report) {
   connect_report scratch;
   auto& rep = report ? *report : scratch;
   url u;
@@ -440,6 +452,7 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   if (u.secure) tls = tls_for(o, ec, rep);  // before connecting: a TLS that cannot be set up fails at once
   if (ec) co_return websocket{};
   const auto redirect = [&](std::error_code& e) { return asio::redirect_error(asio::use_awaitable, e); };
+  const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
 
   // 1. Resolve and connect (to the proxy, and through it to the server), within connect_timeout.
   url proxy;
@@ -486,6 +499,7 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
       rep.connect_time = clock::now() - started;
     }
     if (limit.expired()) ec = asio::error::timed_out;
+    if (!ec && cancelled(cancellation)) ec = asio::error::operation_aborted;
     if (ec) co_return websocket{};
   }
 
@@ -495,8 +509,8 @@ asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_v
   co_return ws;
 }
 
-asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url_text,
-                                            const client_options& o, std::error_code& ec, connect_report* report) {
+asio::awaitable<websocket> handshake_over(std::unique_ptr<transport> stream, std::string_view url_text,
+                                          const client_options& o, std::error_code& ec, connect_report* report) {
   connect_report scratch;
   auto& rep = report ? *report : scratch;
   url u;
@@ -517,6 +531,35 @@ asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, s
   if (ec) co_return websocket{};
   rep.remote = stream->remote_endpoint();
   auto ws = co_await upgrade(std::move(stream), u, o, tls, ec, rep);
+  co_return ws;
+}
+
+// Runs connect() or client_handshake() with asio's throw_if_cancelled off: cancelled, they end
+// with operation_aborted in ec and their stream closed, never by an exception from a co_await
+// within. The caller's setting is back in force when they return.
+template <typename Operation>
+asio::awaitable<websocket> without_throwing_on_cancel(Operation operation) {
+  const bool throwing = co_await asio::this_coro::throw_if_cancelled();
+  co_await asio::this_coro::throw_if_cancelled(false);
+  auto ws = co_await operation();
+  co_await asio::this_coro::throw_if_cancelled(throwing);
+  co_return ws;
+}
+
+}  // namespace
+
+asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url, const client_options& options,
+                                   std::error_code& ec, connect_report* report) {
+  const auto operation = [&] { return open_connection(std::move(executor), url, options, ec, report); };
+  auto ws = co_await without_throwing_on_cancel(operation);
+  co_return ws;
+}
+
+asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url,
+                                            const client_options& options, std::error_code& ec,
+                                            connect_report* report) {
+  const auto operation = [&] { return handshake_over(std::move(stream), url, options, ec, report); };
+  auto ws = co_await without_throwing_on_cancel(operation);
   co_return ws;
 }
 

@@ -171,6 +171,13 @@ class tls_stream final : public transport {
       }
       break;
     }
+    if (io == asio::error::operation_aborted && !tls_failed) {
+      // Cancelled (the read or write ended by the caller, or the socket closed under it by a
+      // time limit): no failure of TLS, and the caller knows why.
+      handshake_failed_ = true;
+      ec = io;
+      co_return;
+    }
     if (tls_failed || io) {
       handshake_failed_ = true;
       const long verify = SSL_get_verify_result(ssl_);

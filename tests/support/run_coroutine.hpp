@@ -18,6 +18,8 @@
 #include "wsl/clock.hpp"
 
 #include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 
@@ -60,21 +62,23 @@ class task {
   std::shared_ptr<state> state_;
 };
 
+// With a cancellation slot (a cancellation_signal's slot()), the coroutine is cancelled when the
+// signal is emitted, as co_spawn with asio::bind_cancellation_slot does.
 template <typename T>
-task<T> spawn(asio::io_context& ctx, asio::awaitable<T> coroutine) {
+task<T> spawn(asio::io_context& ctx, asio::awaitable<T> coroutine, asio::cancellation_slot slot = {}) {
   auto s = std::make_shared<typename task<T>::state>();
   if constexpr (std::is_void_v<T>) {
-    asio::co_spawn(ctx, std::move(coroutine), [s](std::exception_ptr e) {
-      s->done = true;
-      s->error = e;
-      s->value.emplace();
-    });
+    asio::co_spawn(ctx, std::move(coroutine), asio::bind_cancellation_slot(slot, [s](std::exception_ptr e) {
+                     s->done = true;
+                     s->error = e;
+                     s->value.emplace();
+                   }));
   } else {
-    asio::co_spawn(ctx, std::move(coroutine), [s](std::exception_ptr e, T v) {
-      s->done = true;
-      s->error = e;
-      if (!e) s->value.emplace(std::move(v));
-    });
+    asio::co_spawn(ctx, std::move(coroutine), asio::bind_cancellation_slot(slot, [s](std::exception_ptr e, T v) {
+                     s->done = true;
+                     s->error = e;
+                     if (!e) s->value.emplace(std::move(v));
+                   }));
   }
   return task<T>(std::move(s));
 }

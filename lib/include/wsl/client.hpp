@@ -127,6 +127,12 @@ struct connect_report {
 
 // Resolves the URL's host, connects to it (through options.proxy when set) within
 // connect_timeout, then runs TLS for wss:// and the upgrade within handshake_timeout.
+//
+// Cancellable, as asio operations are: a terminal cancellation through the coroutine's
+// cancellation slot (co_spawn with asio::bind_cancellation_slot, or the loser of an awaitable
+// operators' ||) ends it with asio::error::operation_aborted and the stream closed, at whatever
+// step it was; for this one it does not throw, whatever throw_if_cancelled says, and the
+// caller's setting holds again when it returns. client_handshake() likewise.
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url, const client_options& options,
                                    std::error_code& ec, connect_report* report = nullptr);
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url,
