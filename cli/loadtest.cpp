@@ -14,6 +14,8 @@
 #include "schedule.hpp"
 #include "threshold.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -103,7 +105,7 @@ struct worker {
   // which keeps the scheduler's lock: the reactor's per-socket locks can go.
   asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Live figures (read by the progress printer).
-  counter sent, received, bytes_sent, bytes_received, opened, failed, errors, open_now;
+  counter sent, received, bytes_sent, bytes_received, opened, failed, cancelled, errors, open_now;
   // Round trips since the last interval's end, handed over to the control thread and reset at each
   // one (on this worker's thread, with the counters above: an interval's figures agree).
   histogram interval_rtt;
@@ -120,7 +122,10 @@ struct worker {
   std::size_t waiters = 0;
   std::unique_ptr<timer> slot_free;  // cancelled when a handshake slot frees up
   std::vector<websocket*> sockets;   // open ones, for stopping early
-  std::vector<session*> sessions;    // running ones, told when the sending ends
+  // Of connections waiting for their turn (--connect-rate), for a handshake slot or in their
+  // handshake: emitted when the run stops, so that none outlasts it.
+  std::vector<asio::cancellation_signal*> waiting;
+  std::vector<session*> sessions;  // running ones, told when the sending ends
 };
 
 bool recording(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) == phase::measuring; }
@@ -384,14 +389,18 @@ class session {
   bool receiver_waiting_ = false;
 };
 
-asio::awaitable<void> wait_for_slot(worker& w, std::size_t limit) {
-  while (w.connecting >= limit) {
+// True with a handshake slot taken; false when the run stopped sending meanwhile.
+asio::awaitable<bool> wait_for_slot(worker& w, const shared_state& s, asio::cancellation_signal& stop) {
+  while (sending(s) && w.connecting >= s.opts.max_connecting) {
     ++w.waiters;
     std::error_code ignored;
-    co_await w.slot_free->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await w.slot_free->async_wait(
+        asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
     --w.waiters;
   }
+  if (!sending(s)) co_return false;
   ++w.connecting;
+  co_return true;
 }
 
 void release_slot(worker& w) {
@@ -406,14 +415,29 @@ void release_slot(worker& w) {
 
 // One connection, from its handshake to its close. True when it ended by having sent its share
 // (--messages-per-connection), for another to take its place.
-asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t index) {
+asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t index,
+                                         asio::cancellation_signal& stop) {
   auto ex = co_await asio::this_coro::executor;
-  co_await wait_for_slot(w, s.opts.max_connecting);
+  const bool slot = co_await wait_for_slot(w, s, stop);
+  if (!slot) co_return false;
   std::error_code ec;
   connect_report report;
   const auto started = clock::now();
-  auto ws = co_await connect(ex, s.opts.client.url, s.opts.client.client, ec, &report);
+  // A coroutine of its own, which `stop` cancels when the run ends: a handshake under way then
+  // (a server slow to answer) must not keep the run going until its time limit.
+  websocket ws;
+  try {
+    auto connecting = connect(ex, s.opts.client.url, s.opts.client.client, ec, &report);
+    auto cancellable = asio::bind_cancellation_slot(stop.slot(), asio::use_awaitable);
+    ws = co_await asio::co_spawn(ex, std::move(connecting), std::move(cancellable));
+  } catch (const std::system_error& e) {
+    ec = e.code();  // cancelled before it started: asio throws then
+  }
   release_slot(w);
+  if (ec == asio::error::operation_aborted && s.current.load() == phase::done) {
+    w.cancelled.add();
+    co_return false;
+  }
   if (ec) {
     w.failed.add();
     ++w.failures[reason_of(ec, report)];
@@ -455,17 +479,21 @@ asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t
 
 asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t index) {
   auto ex = co_await asio::this_coro::executor;
+  asio::cancellation_signal stop;
+  w.waiting.push_back(&stop);
   if (s.opts.connect_rate > 0) {
     timer ramp(ex);
     ramp.expires_at(s.start +
                     duration_cast<clock::duration>(duration<double>(static_cast<double>(index) / s.opts.connect_rate)));
     std::error_code ignored;
-    co_await ramp.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_await ramp.async_wait(
+        asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
   }
   while (sending(s)) {
-    const bool again = co_await run_one_connection(w, s, index);
+    const bool again = co_await run_one_connection(w, s, index, stop);
     if (!again) break;
   }
+  std::erase(w.waiting, &stop);
 }
 
 struct cpu_sample {
@@ -532,8 +560,8 @@ std::string json_escape(std::string_view s) {
 }
 
 struct totals {
-  std::uint64_t sent = 0, received = 0, bytes_sent = 0, bytes_received = 0, opened = 0, failed = 0, errors = 0,
-                open_now = 0;
+  std::uint64_t sent = 0, received = 0, bytes_sent = 0, bytes_received = 0, opened = 0, failed = 0, cancelled = 0,
+                errors = 0, open_now = 0;
 
   void add(const worker& w) noexcept {
     sent += w.sent.get();
@@ -542,6 +570,7 @@ struct totals {
     bytes_received += w.bytes_received.get();
     opened += w.opened.get();
     failed += w.failed.get();
+    cancelled += w.cancelled.get();
     errors += w.errors.get();
     open_now += w.open_now.get();
   }
@@ -606,11 +635,13 @@ void wake_senders(std::vector<std::unique_ptr<worker>>& workers) {
     });
 }
 
-// Tells every worker to stop: timers in closed loops wake, open connections close.
+// Tells every worker to stop (the phase is done): timers in closed loops wake, open connections
+// close, and those not open yet stop waiting and connecting.
 void stop_workers(std::vector<std::unique_ptr<worker>>& workers) {
   for (auto& w : workers)
     asio::post(w->context, [&w = *w] {
       for (auto* ws : w.sockets) ws->abort();
+      for (auto* stop : w.waiting) stop->emit(asio::cancellation_type::terminal);
     });
 }
 
@@ -923,7 +954,7 @@ int run_loadtest(loadtest_options o) {
         "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"messages_per_connection\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},"
-        "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"errors\":{},"
+        "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"cancelled\":{},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
         "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
@@ -932,10 +963,10 @@ int run_loadtest(loadtest_options o) {
         json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, stages,
         duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.messages_per_connection, seconds,
         duration<double>(connect_time).count(), t.opened, static_cast<double>(opened_measuring) / seconds, t.failed, f,
-        t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
-        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
-        histogram_json(rtt), histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
-        wire_received, verdict_list, interrupted.load() != 0);
+        t.cancelled, t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds,
+        static_cast<double>(t.received) / seconds, static_cast<double>(t.bytes_sent) / seconds,
+        static_cast<double>(t.bytes_received) / seconds, histogram_json(rtt), histogram_json(handshake), c, gen_cpu,
+        servers, payload_sent, payload_received, wire_sent, wire_received, verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
     if (o.messages_per_connection)
@@ -954,6 +985,7 @@ int run_loadtest(loadtest_options o) {
                o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
+    if (t.cancelled) fmt::print(", {} cancelled while connecting", t.cancelled);
     if (o.messages_per_connection)
       fmt::print("  ({}/s opened during the measurement)",
                  human_count(static_cast<double>(opened_measuring) / seconds));

@@ -166,14 +166,18 @@ class Peer:
             seen = len(self.events)
             self._pull(deadline, f"a {name!r} event")
 
-    def messages(self, count: int, timeout: float = TIMEOUT) -> List[dict]:
-        """The first `count` messages the peer received, as events."""
+    def events_named(self, name: str, count: int, timeout: float = TIMEOUT) -> List[dict]:
+        """The first `count` events called `name`."""
         deadline = time.monotonic() + timeout
         while True:
-            got = [e for e in self.events if e["event"] == "message"]
+            got = [e for e in self.events if e["event"] == name]
             if len(got) >= count:
                 return got[:count]
-            self._pull(deadline, f"{count} messages")
+            self._pull(deadline, f"{count} {name!r} events")
+
+    def messages(self, count: int, timeout: float = TIMEOUT) -> List[dict]:
+        """The first `count` messages the peer received, as events."""
+        return self.events_named("message", count, timeout)
 
     def messages_totalling(self, size: int, timeout: float = TIMEOUT) -> List[dict]:
         """The first messages the peer received, once their payloads add up to `size` bytes."""

@@ -434,6 +434,24 @@ class Server(Figures):
             self.assertLess(done.elapsed, 1 + TIMEOUT / 2)
             self.assertRegex(done.stdout.decode(), r"\n  connections  0 opened, 2 failed, 2 x ")
 
+    def test_ctrl_c_cancels_handshakes_under_way_and_connections_waiting_their_turn(self):
+        # A handshake waits for its 60 s limit, others for a handshake slot or their time on the
+        # ramp: Ctrl-C ends them all at once, and the summary counts the handshakes it cut short.
+        for options, in_handshake in ((["--max-connecting", "1"], 1), (["--connect-rate", "4"], 2)):
+            with self.subTest(options=options), Peer(PEER, "silent") as peer, \
+                    Wsl("loadtest", peer.url, "-c", "40", "-d", "1s", "--handshake-timeout", "60", "--json",
+                        *options, stdin=None) as wsl:
+                peer.events_named("tcp", in_handshake)
+                wsl.signal(signal.SIGINT)
+                self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+                r = json.loads(wsl.stdout.data())
+                self.assertTrue(r["interrupted"])
+                self.assertEqual((r["opened"], r["failed"], r["failures"], r["errors"]), (0, 0, {}, 0), r)
+                # Those under way when the signal came (another may have started meanwhile).
+                self.assertGreaterEqual(r["cancelled"], in_handshake, r)
+                self.assertLess(r["cancelled"], 40, "connections waiting their turn never started")
+                self.assertNotIn("timed out", wsl.stderr_text())
+
     def test_nobody_listening(self):
         port = unused_port()
         done = loadtest(f"ws://127.0.0.1:{port}/", "-c", "2", "-d", "200ms", "--json")
