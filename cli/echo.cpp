@@ -51,6 +51,7 @@ asio::awaitable<void> echo_loop(websocket& ws, session_context& session) {
     if constexpr (Traced)
       if (!ec) trace_echo('>', in, session);  // what came in went out
   }
+  if constexpr (Traced) trace_failure_close(ws, ec, session_prefix(session));
 }
 
 // Not a coroutine: it hands over the loop that fits, which then runs as if called directly.

@@ -58,6 +58,13 @@ void trace_close_sent(const websocket& ws, std::uint16_t code, std::string_view 
   diagnostics::debug(fmt::format("{}> close {}", prefix, describe_close({code, std::string(reason)})));
 }
 
+void trace_failure_close(const websocket& ws, std::error_code ec, std::string_view prefix) {
+  if (!tracing_frames()) return;
+  const auto code = close_code_for(ec);
+  if (code == 0 || ws.local_close().code != code) return;
+  diagnostics::debug(fmt::format("{}> close {}", prefix, describe_close(ws.local_close())));
+}
+
 void trace_control_frames(websocket& ws, std::string prefix) {
   if (!tracing_frames()) return;
   ws.set_control_callback([prefix = std::move(prefix)](control_kind kind, std::string_view payload) {

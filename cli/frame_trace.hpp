@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace wsl::cli {
 
@@ -31,6 +32,11 @@ void trace_message(char direction, message_type type, std::uint64_t size, std::s
 // the answer to the peer's close is the library's, as the peer's close is traced already.
 // Called before ws.close().
 void trace_close_sent(const websocket& ws, std::uint16_t code, std::string_view reason, std::string_view prefix = {});
+
+// The close frame the library sent on its own when it failed the connection, the read having
+// ended with `ec` ("> close 1002 (protocol error) "a client frame without mask""): 1002, 1007,
+// 1009 or 1011 (close_code_for()), if it went out. Nothing for any other end.
+void trace_failure_close(const websocket& ws, std::error_code ec, std::string_view prefix = {});
 
 // From now on, the control frames ws receives as they arrive ("< ping, 4 bytes", "< close 1000
 // (normal closure)"): its control callback, set only when tracing_frames().

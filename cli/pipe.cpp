@@ -327,6 +327,7 @@ asio::awaitable<void> pipe_session::receive() {
       break;
     }
   }
+  trace_failure_close(ws_, ec);
   end_ = ec;
 }
 

@@ -224,6 +224,7 @@ asio::awaitable<void> running_command::pump_input() {
       close_input();
     }
   }
+  if (o_.trace_frames) trace_failure_close(ws_, ec, o_.log_prefix);
   input_end_ = ec;
   close_input();
   peer_gone_ = true;

@@ -645,6 +645,7 @@ asio::awaitable<void> pipe_server::receive_loop(pipe_client& c) {
     if (out_.error() != 0) output_failed();
     if (ec) break;
   }
+  trace_failure_close(c.ws, ec, c.trace_prefix);
 }
 
 }  // namespace

@@ -284,6 +284,45 @@ class ServerFrameTrace(unittest.TestCase):
         ])
 
 
+    def test_a_failure_the_server_answers_itself_is_traced_with_its_close_frame(self):
+        # The library fails the connection (RFC 6455 section 7.1.7): its close frame is traced as
+        # the ones the server sends of its own accord are, in every server mode.
+        def wait_trace(server: Server, pattern: str) -> None:
+            deadline = time.monotonic() + TIMEOUT
+            try:
+                while (line := server.stderr.next_line(deadline)) is not None:
+                    if re.search(pattern, line):
+                        return
+            except TimeoutError:
+                pass
+            self.fail(f"no line matching {pattern!r} on stderr:\n{server.stderr.text()}")
+
+        modes = {
+            "echo": dict(options=("-vv", "--ping-interval", "0")),
+            "serve --pipe": dict(options=("--pipe", "-vv", "--ping-interval", "0"), subcommand="serve",
+                                 stdin_pipe=True),
+            "serve -- cat": dict(options=("-vv", "--ping-interval", "0", "--", "cat"), subcommand="serve"),
+        }
+        for mode, how in modes.items():
+            with self.subTest(mode=mode), Server(*how["options"], subcommand=how.get("subcommand", "echo"),
+                                                 stdin_pipe=how.get("stdin_pipe", False)) as server:
+                clients = {}
+                for name, frame, code in (("unmasked", dict(payload=b"hi", masked=False), 1002),
+                                          ("bad utf-8", dict(payload=b"ok \xff\xfe"), 1007)):
+                    with open_client(server.port) as client:
+                        clients[name] = client.sock.getsockname()[1]
+                        client.send_frame(OP_TEXT, **frame)
+                        self.assertEqual(client.expect_close().close_code, code)
+                    wait_trace(server, rf"\] > close {code} ")  # once our end of TCP is closed too
+                server.signal(signal.SIGINT)
+                self.assertEqual(server.wait(), EXIT_INTERRUPTED)
+                traces = traces_by_client(self, server, clients)
+                self.assertEqual(traces, {
+                    "unmasked": ['> close 1002 (protocol error) "client frame is not masked"'],
+                    "bad utf-8": ['> close 1007 (invalid payload) "invalid UTF-8"'],
+                })
+
+
 class Usage(unittest.TestCase):
     def assert_usage_error(self, *args, mentions=None):
         result = run_wsl(*args)

@@ -3,7 +3,7 @@
 
     peer_websockets.py MODE [--send JSON] [--close-code N] [--close-reason TEXT]
                             [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
-                            [--stall SECONDS] [--replies N]
+                            [--stall SECONDS] [--replies N] [--raw HEX]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered);
@@ -17,6 +17,9 @@ Modes:
   silent   accepts TCP connections and never answers the HTTP request
   deaf     completes the handshake (by hand, not with websockets), then reads and ignores every
            frame: no pong, no close answered
+  rude     completes the handshake by hand, sends the bytes of --raw (frames that break RFC 6455,
+           say), then reads until the client closes TCP: one {"event": "received", "hex": ...}
+           with every byte that came after the handshake
 
 --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
 
@@ -109,21 +112,37 @@ async def silent_connection(reader, writer) -> None:
     writer.close()
 
 
-async def deaf_connection(reader, writer) -> None:
+async def answer_upgrade(reader, writer) -> None:
+    """The 101 to the request, by hand; emits the open event."""
     head = await reader.readuntil(b"\r\n\r\n")
     key = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", head)[1]
     accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
     writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
     emit(event="open", path=head.split(b" ")[1].decode(), headers=[], subprotocol=None)
+
+
+async def deaf_connection(reader, writer) -> None:
+    await answer_upgrade(reader, writer)
     while await reader.read(1 << 16):
         pass
     writer.close()
 
 
+def rude_connection(raw: bytes):
+    async def handler(reader, writer) -> None:
+        await answer_upgrade(reader, writer)
+        writer.write(raw)
+        received = await reader.read()  # until EOF
+        emit(event="received", hex=received.hex())
+        writer.close()
+
+    return handler
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["echo", "script", "relay", "refuse", "silent", "deaf"])
+    parser.add_argument("mode", choices=["echo", "script", "relay", "refuse", "silent", "deaf", "rude"])
     parser.add_argument("--send", default="[]")
     parser.add_argument("--close-code", type=int, default=1000)
     parser.add_argument("--close-reason", default="")
@@ -133,15 +152,17 @@ async def main() -> None:
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--stall", type=float, default=0)
     parser.add_argument("--replies", type=int, default=0)
+    parser.add_argument("--raw", default="")
     args = parser.parse_args()
     context = None
     if args.tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*args.tls)
 
-    if args.mode in ("silent", "deaf"):
-        server = await asyncio.start_server(silent_connection if args.mode == "silent" else deaf_connection,
-                                            "127.0.0.1", 0, ssl=context)
+    if args.mode in ("silent", "deaf", "rude"):
+        handler = {"silent": silent_connection, "deaf": deaf_connection,
+                   "rude": rude_connection(bytes.fromhex(args.raw))}[args.mode]
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=context)
     else:
         server = await websockets.serve(
             make_handler(args), "127.0.0.1", 0, max_size=None, ping_interval=None, ssl=context,

@@ -414,6 +414,46 @@ class RawServerAnswers(unittest.TestCase):
         self.assertIn("handshake refused: HTTP 403 Forbidden: no", stderr)
 
 
+class BrokenFrames(unittest.TestCase):
+    """A server that breaks RFC 6455 after the handshake (frames written by hand)."""
+
+    @peer_independent
+    def test_a_server_that_breaks_the_protocol_gets_the_rfc_close_and_exit_76(self):
+        # After a good message, a frame the client must fail the connection for (RFC 6455 section
+        # 7.1.7): the good message is out, the close frame says why, one line, exit 76.
+        hi = bytes([0x81, 2]) + b"hi"
+        cases = [
+            ("invalid UTF-8", bytes([0x81, 4]) + b"ok\xff\xfe", 1007, "invalid payload"),
+            ("server frame is masked", bytes([0x81, 0x82, 1, 2, 3, 4, ord("o") ^ 1, ord("k") ^ 2]), 1002,
+             "protocol error"),
+        ]
+        for reason, bad, code, name in cases:
+            for command in ([], ["--", "cat"]):  # messages to stdout, or to a command's stdin
+                with self.subTest(reason=reason, command=command), \
+                        Peer("websockets", "rude", "--raw", (hi + bad).hex()) as peer, \
+                        Wsl("pipe", "-vv", peer.url, *command) as wsl:
+                    self.assertEqual(wsl.wait(), 76, wsl.stderr_text())
+                    # Without a command, the good message is on stdout; with one, on its stdin.
+                    self.assertEqual(wsl.stdout.data(), b"" if command else b"hi\n")
+                    stderr = wsl.stderr_text()
+                    self.assertIn("< text message, 2 bytes", stderr)
+                    self.assertIn(f'> close {code} ({name}) "{reason}"', stderr)
+                    self.assertIn(f"wsl pipe: connection ended: {reason}\n", stderr)
+                    # What the server got ends with our close frame, masked, with the code and the
+                    # reason (cat's echo of "hi" may come before it).
+                    received = bytes.fromhex(peer.wait_event("received")["hex"])
+                    frames = []
+                    while received:
+                        self.assertTrue(received[1] & 0x80, "a client frame is masked")
+                        length, mask = received[1] & 0x7F, received[2:6]
+                        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(received[6:6 + length]))
+                        frames.append((received[0], payload))
+                        received = received[6 + length:]
+                    self.assertIn(frames[:-1], ([], [(0x81, b"hi")]))
+                    self.assertEqual(frames[-1], (0x88, code.to_bytes(2, "big") + reason.encode()))
+
+
+
 class NoServer(unittest.TestCase):
     """What does not depend on the server."""
 
