@@ -64,6 +64,7 @@ struct loadtest_options {
   clock::duration send_window = 250us;
   std::size_t inflight = 1;
   std::uint64_t messages_per_connection = 0;  // closed loop: then close and open another; 0 = no limit
+  bool reconnect = false;                     // replace a connection that ends or fails to open
   double connect_rate = 0;
   std::size_t max_connecting = 64;
   unsigned threads = 1;
@@ -413,13 +414,20 @@ void release_slot(worker& w) {
   }
 }
 
-// One connection, from its handshake to its close. True when it ended by having sent its share
-// (--messages-per-connection), for another to take its place.
-asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t index,
-                                         asio::cancellation_signal& stop) {
+// How a connection of run_one_connection() ended.
+enum class connection_end {
+  spent,       // it sent its share (--messages-per-connection): another takes its place
+  ended,       // it was open, and ended otherwise (the server closed it, it failed, or the run ended)
+  not_opened,  // its connect or handshake failed
+  stopped,     // the run ended before it opened
+};
+
+// One connection, from its handshake to its close.
+asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, std::size_t index,
+                                                   asio::cancellation_signal& stop) {
   auto ex = co_await asio::this_coro::executor;
   const bool slot = co_await wait_for_slot(w, s, stop);
-  if (!slot) co_return false;
+  if (!slot) co_return connection_end::stopped;
   std::error_code ec;
   connect_report report;
   const auto started = clock::now();
@@ -436,7 +444,7 @@ asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t
   release_slot(w);
   if (ec == asio::error::operation_aborted && s.current.load() == phase::done) {
     w.cancelled.add();
-    co_return false;
+    co_return connection_end::stopped;
   }
   if (ec) {
     w.failed.add();
@@ -445,7 +453,7 @@ asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t
       w.first_failure = ec;
       w.first_report = std::move(report);
     }
-    co_return false;
+    co_return connection_end::not_opened;
   }
   w.opened.add();
   w.open_now.add();
@@ -474,7 +482,15 @@ asio::awaitable<bool> run_one_connection(worker& w, shared_state& s, std::size_t
   }
   w.open_now.add(static_cast<std::uint64_t>(-1));
   std::erase(w.sockets, &ws);
-  co_return !sess.failed_ && !close_ec && sess.spent();
+  co_return !sess.failed_ && !close_ec && sess.spent() ? connection_end::spent : connection_end::ended;
+}
+
+// --reconnect: the pause before the next attempt after `misses` attempts in a row that did not
+// open (none after a connection that was open): 50 ms, doubling up to 1 s, so that a server that
+// is down is asked a few times a second, not in a loop.
+clock::duration reconnect_pause(unsigned misses) noexcept {
+  if (misses == 0) return clock::duration::zero();
+  return std::min<clock::duration>(1s, 50ms * (1u << std::min(misses - 1, 5u)));
 }
 
 asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t index) {
@@ -489,9 +505,18 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
     co_await ramp.async_wait(
         asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
   }
+  unsigned misses = 0;  // attempts in a row that did not open
   while (sending(s)) {
-    const bool again = co_await run_one_connection(w, s, index, stop);
-    if (!again) break;
+    const auto end = co_await run_one_connection(w, s, index, stop);
+    if (end == connection_end::spent) continue;
+    if (end == connection_end::stopped || !s.opts.reconnect) break;
+    misses = end == connection_end::not_opened ? misses + 1 : 0;
+    if (const auto pause = reconnect_pause(misses); pause.count() > 0 && sending(s)) {
+      timer backoff(ex, pause);
+      std::error_code ignored;
+      co_await backoff.async_wait(
+          asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
+    }
   }
   std::erase(w.waiting, &stop);
 }
@@ -953,7 +978,8 @@ int run_loadtest(loadtest_options o) {
     fmt::print(
         "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
-        "\"inflight\":{},\"messages_per_connection\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},\"opened\":{},"
+        "\"inflight\":{},\"messages_per_connection\":{},\"reconnect\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},"
+        "\"opened\":{},"
         "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"cancelled\":{},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
@@ -961,7 +987,7 @@ int run_loadtest(loadtest_options o) {
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, stages,
-        duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.messages_per_connection, seconds,
+        duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.messages_per_connection, o.reconnect, seconds,
         duration<double>(connect_time).count(), t.opened, static_cast<double>(opened_measuring) / seconds, t.failed, f,
         t.cancelled, t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds,
         static_cast<double>(t.received) / seconds, static_cast<double>(t.bytes_sent) / seconds,
@@ -981,6 +1007,7 @@ int run_loadtest(loadtest_options o) {
                          o.send_window.count() ? "sent in " + format_duration(o.send_window) + " windows"
                                                : std::string("each at its own time"));
     }
+    if (o.reconnect) mode += ", reconnecting";
     fmt::print("{}: {} connections, {}-byte {} messages, {}, {:.1f} s{}\n", url, o.connections, o.size,
                o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
@@ -1084,6 +1111,9 @@ subcommand register_loadtest(CLI::App& parent) {
                   "Closed loop: a connection that has sent this many closes (1000) and a new one takes its place, "
                   "to load the handshake too; 0 = keep each open")
       ->capture_default_str();
+  app->add_flag("--reconnect", o->reconnect,
+                "Replace a connection that the server closes or drops, or that fails to open (after the first "
+                "round, retried after 50ms doubling to 1s); by default the run goes on with those left");
   app->add_option("--connect-rate", o->connect_rate, "Connections opened per second while ramping up; 0 = at once")
       ->capture_default_str();
   app->add_option("--max-connecting", o->max_connecting, "Handshakes in progress at once, per thread")

@@ -3,10 +3,12 @@
 
     peer_websockets.py MODE [--send JSON] [--close-code N] [--close-reason TEXT]
                             [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
-                            [--stall SECONDS] [--replies N] [--raw HEX]
+                            [--stall SECONDS] [--replies N] [--raw HEX] [--close-after N]
 
 Modes:
-  echo     every message goes back with its type (--no-pong: pings are left unanswered);
+  echo     every message goes back with its type (--no-pong: pings are left unanswered;
+           --close-after N: each connection is closed with --close-code/--close-reason once N
+           messages went back);
            --stall S: the first connection reads nothing for S seconds after its handshake (its
            buffers kept small, so a sender blocks) and emits no message events
   script   sends the messages of --send (a JSON list of {"text": str} or {"hex": str}), then
@@ -90,10 +92,14 @@ def make_handler(args):
                 async for message in ws:
                     await ws.send(message)
             else:
+                echoed = 0
                 async for message in ws:
                     emit(event="message", type="text" if isinstance(message, str) else "binary",
                          hex=(message.encode() if isinstance(message, str) else message).hex())
                     await ws.send(message)
+                    echoed += 1
+                    if echoed == args.close_after:
+                        await ws.close(args.close_code, args.close_reason)
         except websockets.ConnectionClosed:
             pass
         await ws.wait_closed()
@@ -153,6 +159,7 @@ async def main() -> None:
     parser.add_argument("--stall", type=float, default=0)
     parser.add_argument("--replies", type=int, default=0)
     parser.add_argument("--raw", default="")
+    parser.add_argument("--close-after", type=int, default=0)
     args = parser.parse_args()
     context = None
     if args.tls:

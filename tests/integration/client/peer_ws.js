@@ -4,9 +4,10 @@
 //
 //   NODE_PATH=.deps/node/node_modules node peer_ws.js MODE [--send JSON] [--close-code N]
 //       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
-//       [--stall SECONDS] [--replies N]
+//       [--stall SECONDS] [--replies N] [--close-after N]
 //
-// Modes: echo (every message back with its type; --no-pong leaves pings unanswered), script
+// Modes: echo (every message back with its type; --no-pong leaves pings unanswered; --close-after
+// N closes each connection with --close-code and --close-reason once N messages went back), script
 // (sends --send, a JSON list of {"text": s} or {"hex": h}, then closes with --close-code and
 // --close-reason), relay (sends --send, then records what it receives, answering nothing, and
 // closes with --close-code and --close-reason after --replies N messages; 0: never), refuse (403
@@ -27,7 +28,7 @@ const { WebSocketServer } = require('ws');
 
 function parse(argv) {
   const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
-                 deflate: false, tls: null, stall: 0, replies: 0 };
+                 deflate: false, tls: null, stall: 0, replies: 0, closeAfter: 0 };
   for (let i = 1; i < argv.length; ++i) {
     switch (argv[i]) {
       case '--send': args.send = argv[++i]; break;
@@ -38,6 +39,7 @@ function parse(argv) {
       case '--deflate': args.deflate = true; break;
       case '--stall': args.stall = Number(argv[++i]); break;
       case '--replies': args.replies = Number(argv[++i]); break;
+      case '--close-after': args.closeAfter = Number(argv[++i]); break;
       case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -114,9 +116,11 @@ if (args.mode === 'silent') {
         ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
         return;
       }
+      let echoed = 0;
       ws.on('message', (data, isBinary) => {
         emit({ event: 'message', type: isBinary ? 'binary' : 'text', hex: Buffer.from(data).toString('hex') });
         ws.send(data, { binary: isBinary });
+        if (++echoed === args.closeAfter) ws.close(args.closeCode, args.closeReason);
       });
     });
   });

@@ -452,6 +452,38 @@ class Server(Figures):
                 self.assertLess(r["cancelled"], 40, "connections waiting their turn never started")
                 self.assertNotIn("timed out", wsl.stderr_text())
 
+    def test_reconnect_replaces_the_connections_the_server_closes(self):
+        # The server closes each connection with 1001 once it has echoed 3 messages.
+        with Peer(PEER, "echo", "--close-after", "3", "--close-code", "1001") as peer:
+            r, _ = self.run_json(peer.url, "-c", "2", "-d", "500ms", "--reconnect")
+            self.assertTrue(r["reconnect"])
+            self.assertGreater(r["opened"], 2 + 2, "connections replaced, again and again")
+            self.assertEqual((r["failed"], r["errors"], r["failures"]), (0, 0, {}), r)
+            # Every connection but the two open at the end got its 3 echoes, over the whole run.
+            echoes = r["payload_bytes_received"] // 32
+            self.assertTrue(3 * (r["opened"] - 2) <= echoes <= 3 * r["opened"], (echoes, r["opened"]))
+            closed_by_server = r["close_codes"].get("1001", 0)
+            self.assertTrue(r["opened"] - 2 <= closed_by_server <= r["opened"], r["close_codes"])
+            self.assertEqual(closed_by_server + r["close_codes"].get("1000", 0), r["opened"], r["close_codes"])
+            # Without --reconnect the run goes on with the connections left: none.
+            r, _ = self.run_json(peer.url, "-c", "2", "-d", "300ms")
+            self.assertFalse(r["reconnect"])
+            self.assertEqual((r["opened"], r["close_codes"]), (2, {"1001": 2}), r)
+            self.assertEqual(r["payload_bytes_received"], 2 * 3 * 32)
+
+    def test_reconnect_backs_off_while_the_server_is_down(self):
+        with Peer(PEER) as peer, Wsl("loadtest", peer.url, "-c", "2", "-d", "1500ms", "--interval", "100ms",
+                                      "--reconnect", "--json", stdin=None) as wsl:
+            wsl.stderr_until("open 2")  # the first progress line: both open, measuring
+            peer.__exit__()  # killed: its connections drop, and connecting is refused
+            self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            r = json.loads(wsl.stdout.data())
+        self.assertEqual(r["opened"], 2)
+        self.assertEqual(r["errors"], 2, r)  # the drops
+        # Retried 50 ms, 100 ms, 200 ms... apart: a few times each in 1.5 s, not in a loop.
+        self.assertTrue(2 <= r["failed"] <= 2 * 8, r)
+        self.assertEqual(sum(r["failures"].values()), r["failed"] + 2, r)
+
     def test_nobody_listening(self):
         port = unused_port()
         done = loadtest(f"ws://127.0.0.1:{port}/", "-c", "2", "-d", "200ms", "--json")
