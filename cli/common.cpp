@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <stdexcept>
 #include <thread>
 
 #include <atomic>
@@ -271,6 +272,19 @@ signal_targets& targets() {
 }  // namespace
 
 int exit_status_for_signal(int signal) noexcept { return signal == SIGTERM ? 128 + SIGTERM : exit_interrupted; }
+
+std::vector<std::thread> run_threads(const std::vector<asio::io_context*>& contexts) {
+  std::vector<std::thread> threads;
+  threads.reserve(contexts.size());
+  try {
+    for (auto* ctx : contexts) threads.emplace_back([ctx] { ctx->run(); });
+  } catch (const std::exception& e) {
+    for (auto* ctx : contexts) ctx->stop();
+    for (auto& t : threads) t.join();
+    throw std::runtime_error(fmt::format("cannot start {} threads: {}", contexts.size(), e.what()));
+  }
+  return threads;
+}
 
 void start_signal_thread() {
   sigset_t set;

@@ -14,6 +14,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace wsl::cli {
 
@@ -77,6 +79,11 @@ std::string format_endpoint(const asio::ip::tcp::endpoint& ep);
 // start_signal_thread() goes before any other thread is created, so that all inherit the mask;
 // it also ignores SIGPIPE (writes report EPIPE instead).
 void start_signal_thread();
+
+// Runs each io_context on a thread of its own. When a thread cannot be started (threads or memory
+// exhausted), the contexts are stopped, the threads already started joined, and the error thrown:
+// main() prints it in one line.
+std::vector<std::thread> run_threads(const std::vector<asio::io_context*>& contexts);
 void set_signal_handler(std::function<void(int)> handler);
 void set_abort_hook(std::function<void()> hook);
 int exit_status_for_signal(int signal) noexcept;

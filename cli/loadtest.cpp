@@ -782,8 +782,9 @@ int run_loadtest(loadtest_options o) {
   // hand-over.
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   for (auto& w : workers) keep_running.push_back(asio::make_work_guard(w->context));
-  std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
+  std::vector<asio::io_context*> contexts;
+  for (auto& w : workers) contexts.push_back(&w->context);
+  auto threads = run_threads(contexts);
 
   const bool tty = isatty(STDERR_FILENO) && !std::getenv("NO_COLOR");
   const bool progress = !o.quiet;

@@ -7,6 +7,7 @@
 #include "serve.hpp"
 
 #include <cstdio>
+#include <exception>
 #include <vector>
 
 int main(int argc, char** argv) {
@@ -36,8 +37,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: %s (see %s --help)\n", where.c_str(), e.what(), where.c_str());
     return exit_usage;
   }
-  for (auto& c : commands)
-    if (c.app->parsed()) return c.run();
+  for (auto& c : commands) {
+    if (!c.app->parsed()) continue;
+    try {
+      return c.run();
+    } catch (const std::exception& e) {
+      // What no subcommand expects (memory or threads exhausted, say): one line and status 1, not
+      // an abort with a core dump.
+      std::fprintf(stderr, "wsl %s: %s\n", c.app->get_name().c_str(), e.what());
+      return exit_failure;
+    }
+  }
   std::fprintf(stderr, "wsl: a subcommand is required: echo, serve, pipe, latency or loadtest (see wsl --help)\n");
   return exit_usage;
 }

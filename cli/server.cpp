@@ -306,8 +306,9 @@ int run_server(const std::string& command, const server_options& given, session_
              endpoint.port());
   std::fflush(stderr);
 
-  std::vector<std::thread> threads;
-  for (auto& w : workers) threads.emplace_back([&ctx = w->context] { ctx.run(); });
+  std::vector<asio::io_context*> contexts;
+  for (auto& w : workers) contexts.push_back(&w->context);
+  auto threads = run_threads(contexts);
 
   for (auto& t : threads) t.join();
   set_signal_handler(nullptr);  // what it refers to ends here; a late signal just exits
