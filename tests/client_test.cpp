@@ -291,6 +291,23 @@ BOOST_AUTO_TEST_CASE(url_credentials_go_as_basic_authorization_unless_a_header_s
   BOOST_TEST(second.get().report.request_head.find("Basic") == std::string::npos);
 }
 
+namespace {
+
+struct proxy_exchange {
+  std::error_code ec;
+  wsl::detail::proxy_answer answer;
+};
+
+// Out of line, as accept_next(): see there.
+[[gnu::noinline]] asio::awaitable<proxy_exchange> exchange_connect_over(asio::ip::tcp::socket& s) {
+  proxy_exchange o;
+  const std::string request = "CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n";
+  co_await wsl::detail::exchange_connect(s, request, 16 << 10, o.answer, o.ec);
+  co_return o;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(the_proxy_head_is_taken_from_the_socket_and_not_a_byte_more) {
   asio::io_context ctx;
   stub_proxy proxy(ctx);
@@ -299,16 +316,7 @@ BOOST_AUTO_TEST_CASE(the_proxy_head_is_taken_from_the_socket_and_not_a_byte_more
   asio::ip::tcp::socket server = proxy.acceptor.accept();
   // The answer and the tunnel's first bytes in one segment, as a proxy may send them.
   asio::write(server, asio::buffer(std::string_view("HTTP/1.0 200 Connection established\r\nVia: stub\r\n\r\nTUNNEL")));
-  struct outcome {
-    std::error_code ec;
-    wsl::detail::proxy_answer answer;
-  };
-  auto exchange = spawn(ctx, [](asio::ip::tcp::socket& s) -> asio::awaitable<outcome> {
-    outcome o;
-    const std::string request = "CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\n\r\n";
-    co_await wsl::detail::exchange_connect(s, request, 16 << 10, o.answer, o.ec);
-    co_return o;
-  }(client));
+  auto exchange = spawn(ctx, exchange_connect_over(client));
   BOOST_REQUIRE(run_until(ctx, [&] { return exchange.done(); }));
   BOOST_TEST(!exchange.get().ec, exchange.get().ec.message());
   BOOST_TEST(exchange.get().answer.status.status == 200);
@@ -839,7 +847,7 @@ struct silent_peer {
   std::string first_bytes;
 };
 
-asio::awaitable<std::shared_ptr<silent_peer>> accept_and_listen(asio::ip::tcp::acceptor& acceptor) {
+[[gnu::noinline]] asio::awaitable<std::shared_ptr<silent_peer>> accept_and_listen(asio::ip::tcp::acceptor& acceptor) {
   std::error_code ec;
   auto socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
   auto peer = std::make_shared<silent_peer>(silent_peer{std::move(socket), std::string(4096, '\0')});
@@ -855,6 +863,26 @@ asio::awaitable<std::error_code> read_to_end(asio::ip::tcp::socket& socket) {
   char sink[4096];
   while (!ec) co_await socket.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
   co_return ec;
+}
+
+// A connect() against a timer of 1 s with awaitable operators: which won (0 or 1), and the
+// connect's error.
+struct raced {
+  std::size_t winner = 9;
+  std::error_code ec;
+};
+
+[[gnu::noinline]] asio::awaitable<raced> connect_or_time_out(std::string url) {
+  using namespace asio::experimental::awaitable_operators;
+  raced r;
+  auto executor = co_await asio::this_coro::executor;
+  wsl::timer patience(executor, 1s);
+  const auto options = quiet_client();
+  auto connecting = wsl::connect(executor, url, options, r.ec);
+  auto waiting = patience.async_wait(asio::use_awaitable);
+  const auto first = co_await (std::move(connecting) || std::move(waiting));
+  r.winner = first.index();
+  co_return r;
 }
 
 std::string ws_url(const asio::ip::tcp::acceptor& a, std::string_view scheme = "ws") {
@@ -948,23 +976,7 @@ BOOST_AUTO_TEST_CASE(connect_loses_a_race_of_awaitable_operators_cleanly) {
   asio::io_context ctx;
   stub_proxy server(ctx);
   auto serving = spawn(ctx, answer_once(server.acceptor, ""));
-  struct raced {
-    std::size_t winner = 9;
-    std::error_code ec;
-  };
-  auto race = [](std::string url) -> asio::awaitable<raced> {
-    using namespace asio::experimental::awaitable_operators;
-    raced r;
-    auto executor = co_await asio::this_coro::executor;
-    wsl::timer patience(executor, 1s);
-    const auto options = quiet_client();
-    auto connecting = wsl::connect(executor, url, options, r.ec);
-    auto waiting = patience.async_wait(asio::use_awaitable);
-    const auto first = co_await (std::move(connecting) || std::move(waiting));
-    r.winner = first.index();
-    co_return r;
-  };
-  auto racing = spawn(ctx, race(ws_url(server.acceptor)));
+  auto racing = spawn(ctx, connect_or_time_out(ws_url(server.acceptor)));
   BOOST_REQUIRE(run_until(ctx, [&] { return serving.done(); }));
   wsl::test::run_until_idle(ctx);
   BOOST_REQUIRE(!racing.done());
