@@ -19,12 +19,32 @@ namespace {
 constexpr std::uint8_t ping_tag[4] = {'w', 's', 'l', 1};
 constexpr std::size_t latency_ping_size = 12;
 
+// An operation the caller cancelled (asio's cancellation slots).
+bool cancelled(std::error_code ec) noexcept { return ec == asio::error::operation_aborted; }
+
 }  // namespace
 
 // Marks the reads of the application (read_message(), read_chunk(), read_some()).
 struct connection::reader_guard {
   connection& c;
   ~reader_guard() { c.reader_done(); }
+};
+
+// Held while a write has the socket (socket_busy_). A coroutine that ends by an exception instead
+// (a cancellation asio throws at a co_await, perhaps between two pieces of one frame) drops the
+// connection and gives the socket back: nothing may follow half a frame, nor wait for the socket
+// forever.
+struct connection::socket_guard {
+  connection& c;
+  bool armed = true;
+  void disarm() noexcept { armed = false; }
+  ~socket_guard() {
+    if (!armed) return;
+    c.control_inflight_.clear();
+    c.release_cork();
+    c.abort(error::aborted);
+    c.release_socket();
+  }
 };
 
 // Marks close() reading in the application's place.
@@ -121,7 +141,7 @@ asio::awaitable<message_reader> connection::read_message(std::error_code& ec) {
   if (!ec && !try_data_frame(ec)) co_await read_frame(ec);
   if (!ec) ec = start_data_frame(frame_, true);
   if (ec) {
-    co_await fail(ec);
+    if (!cancelled(ec)) co_await fail(ec);
     co_return message_reader{};
   }
   co_return message_reader(this, seq_, msg_type_);
@@ -140,7 +160,7 @@ asio::awaitable<asio::const_buffer> connection::read_chunk(std::uint64_t seq, st
   asio::const_buffer chunk;
   if (!try_next_chunk(SIZE_MAX, chunk, ec)) chunk = co_await next_chunk(SIZE_MAX, ec);
   if (ec) {
-    co_await fail(ec);
+    if (!cancelled(ec)) co_await fail(ec);
     co_return asio::const_buffer{};
   }
   if (control_pending() && !socket_busy_) schedule_flush();
@@ -173,7 +193,7 @@ asio::awaitable<std::size_t> connection::read_some(std::uint64_t seq, asio::muta
     if (!ec && n != 0) std::memcpy(buffer.data(), chunk.data(), n);
   }
   if (ec) {
-    co_await fail(ec);
+    if (!cancelled(ec)) co_await fail(ec);
     co_return 0;
   }
   if (control_pending() && !socket_busy_) schedule_flush();
@@ -450,6 +470,10 @@ void connection::begin_read() noexcept {
 bool connection::end_read(std::error_code& ec) noexcept {
   read_waiting_ = false;
   if (ec) {
+    // The caller cancelled its read (asio's cancellation slot, the loser of an awaitable
+    // operators' ||): nothing was taken from the stream, so the connection goes on, and the next
+    // read starts where this one stopped.
+    if (ec == asio::error::operation_aborted && !end_reason_ && state_ != state::closed) return false;
     // Our own ending (idle timeout, close timeout, abort) explains the error best.
     ec = end_reason_ ? end_reason_ : make_error_code(error::connection_lost);
     if (ec == error::closed) ec = error::connection_lost;
@@ -707,6 +731,7 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   if (ec) co_return;
   if (input_at_hand() && try_cork(op, fin, rsv, a, b)) co_return;
   socket_busy_ = true;
+  socket_guard guard{*this};
   std::array<asio::const_buffer, 5> bufs;
   std::size_t count = 0;
   if (cork_used_ != 0) bufs[count++] = asio::buffer(cork_.data(), cork_used_);
@@ -740,9 +765,9 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   control_inflight_.clear();
   release_cork();
   release_socket();
+  guard.disarm();
   if (ec) {
-    abort(error::connection_lost);
-    ec = end_error();
+    write_failed(ec);
     co_return;
   }
   bytes_out_ += wire;
@@ -873,9 +898,11 @@ asio::awaitable<void> connection::write_control(opcode op, asio::const_buffer pa
   if (!ec && op != opcode::close && close_sent_) ec = error::closed;
   if (ec) co_return;
   socket_busy_ = true;
+  socket_guard guard{*this};
   take_pending_control();
   queue_control(control_inflight_, op, static_cast<const std::uint8_t*>(payload.data()), payload.size());
   co_await send_cork_and_control(ec);
+  guard.disarm();
 }
 
 asio::awaitable<void> connection::send_close_frame(std::uint16_t code, std::string_view reason, std::error_code& ec) {
@@ -897,8 +924,10 @@ asio::awaitable<void> connection::flush_pending(std::error_code& ec) {
   ec = {};
   if (!flush_needed() || state_ == state::closed) co_return;
   socket_busy_ = true;
+  socket_guard guard{*this};
   take_pending_control();
   co_await send_cork_and_control(ec);
+  guard.disarm();
 }
 
 // Writes the cork, then control_inflight_ (either may be empty), on the socket the caller took;
@@ -913,10 +942,15 @@ asio::awaitable<void> connection::send_cork_and_control(std::error_code& ec) {
   control_inflight_.clear();
   release_cork();
   release_socket();
-  if (ec) {
-    abort(error::connection_lost);
-    ec = end_error();
-  }
+  if (ec) write_failed(ec);
+}
+
+void connection::write_failed(std::error_code& ec) noexcept {
+  // A write the caller cancelled may have left a frame half sent: nothing can follow it, so the
+  // connection is dropped (asio's terminal cancellation), and this write says why.
+  const bool cancelled_here = cancelled(ec) && !end_reason_;
+  abort(cancelled_here ? make_error_code(error::aborted) : make_error_code(error::connection_lost));
+  ec = cancelled_here ? make_error_code(asio::error::operation_aborted) : end_error();
 }
 
 void connection::schedule_flush() {
@@ -1017,6 +1051,10 @@ asio::awaitable<void> connection::wait_for_wake() {
 // A read has ended. During the close handshake a close() may be waiting to read in its place.
 void connection::reader_done() noexcept {
   reading_ = false;
+  // Also when the read ended by an exception between its wait's start and end (a cancellation
+  // asio throws at a co_await): nobody waits on the socket any more.
+  read_waiting_ = false;
+  idle_wait_ = false;
   if (close_sent_ && waiters_) cancel_timer(*wake_);
 }
 

@@ -96,6 +96,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void begin_read() noexcept;
   void account_read(std::size_t n) noexcept;
   bool end_read(std::error_code& ec) noexcept;
+  void write_failed(std::error_code& ec) noexcept;
   asio::awaitable<void> skip_message(std::error_code& ec);
   asio::awaitable<asio::const_buffer> next_chunk(std::size_t max, std::error_code& ec);
   bool try_next_chunk(std::size_t max, asio::const_buffer& chunk, std::error_code& ec) noexcept;
@@ -167,6 +168,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void reader_done() noexcept;
   struct reader_guard;
   struct closer_guard;
+  struct socket_guard;
 
   asio::any_io_executor executor_;
   std::unique_ptr<transport> transport_;

@@ -14,6 +14,17 @@
 // A websocket belongs to the executor it was created on: use it from that executor only (one
 // io_context per thread, as wsl's CLI does, or a strand). One read and one write may be in
 // progress at once; control frames (pings, pongs, close) are handled while a read is in progress.
+//
+// Cancellation, as for asio's own operations (co_spawn with bind_cancellation_slot, or the loser
+// of an awaitable operators' ||, a read with a time limit:
+// `co_await (ws.read_message(ec) || timer.async_wait(asio::use_awaitable))`):
+// - a read waiting for the peer ends with asio::error::operation_aborted and takes nothing from
+//   the stream: the connection goes on, and the next read starts where this one stopped;
+// - a write waiting for the socket may have sent part of a frame, which nothing can follow: the
+//   connection is dropped (no close frame), the write ends with operation_aborted, and what comes
+//   later with error::aborted.
+// asio's throw_if_cancelled applies as usual: the next co_await of the cancelled coroutine throws
+// unless it was turned off.
 #pragma once
 
 #include "wsl/clock.hpp"
