@@ -5,7 +5,8 @@
 //
 // A cancelled read takes nothing from the stream: it ends with operation_aborted and the next
 // read starts where it stopped. A cancelled write may leave a frame half sent, after which
-// nothing can follow: the connection is dropped.
+// nothing can follow: the connection is dropped. So is a close() cancelled while it waits for
+// the peer's close.
 #include "wsl/websocket.hpp"
 
 #define BOOST_TEST_MODULE cancel
@@ -188,4 +189,26 @@ BOOST_AUTO_TEST_CASE(a_write_cancelled_half_sent_drops_the_connection) {
   auto again = spawn(h.ctx, write_whole_message(h.ws, wsl::message_type::text, "x"));
   BOOST_REQUIRE(run_until(h.ctx, [&] { return again.done(); }));
   BOOST_TEST(again.get() == wsl::error::aborted);
+}
+
+BOOST_AUTO_TEST_CASE(a_close_cancelled_while_the_peer_does_not_answer_drops_the_connection) {
+  tcp_harness h;
+  asio::cancellation_signal cancel;
+  auto closing = spawn(h.ctx, close_websocket(h.ws, wsl::close_code::normal, "bye"), cancel.slot());
+  run_until_idle(h.ctx);  // our close frame is out; the peer does not answer it
+  BOOST_REQUIRE(!closing.done());
+  cancel.emit(asio::cancellation_type::terminal);
+  BOOST_REQUIRE(run_until(h.ctx, [&] { return closing.done(); }));
+  BOOST_TEST(closing.get() == asio::error::operation_aborted);  // get() rethrows: nothing was thrown
+  BOOST_TEST(!h.ws.is_open());
+
+  // The peer got our close frame, then the end of the connection.
+  std::string got;
+  std::error_code ec;
+  asio::read(h.peer, asio::dynamic_buffer(got), ec);
+  BOOST_TEST(ec == asio::error::eof);
+  const auto frames = parse_frames(got);
+  BOOST_REQUIRE(frames.size() == 1u);
+  BOOST_TEST(frames[0].opcode == op::close);
+  BOOST_TEST(frames[0].payload == close_payload(1000, "bye"));
 }

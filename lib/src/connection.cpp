@@ -1032,6 +1032,13 @@ asio::awaitable<void> connection::close(std::shared_ptr<connection> self, std::u
         if (!read_ec) read_ec = c.start_data_frame(c.frame_, true);
       }
     }
+    if (cancelled(read_ec)) {
+      // Cancelled while it waited for the peer's close: the handshake is given up, as at the
+      // close timeout, and the caller hears why.
+      c.abort(error::aborted);
+      ec = read_ec;
+      co_return;
+    }
     if (read_ec) co_await c.fail(read_ec);
   }
   if (c.end_reason_ != error::closed) ec = c.end_error();

@@ -22,7 +22,9 @@
 //   the stream: the connection goes on, and the next read starts where this one stopped;
 // - a write waiting for the socket may have sent part of a frame, which nothing can follow: the
 //   connection is dropped (no close frame), the write ends with operation_aborted, and what comes
-//   later with error::aborted.
+//   later with error::aborted;
+// - close() cancelled while it waits for the peer's close gives the handshake up, as its
+//   close_timeout would: the connection is dropped, and close() ends with operation_aborted.
 // asio's throw_if_cancelled applies as usual: the next co_await of the cancelled coroutine throws
 // unless it was turned off.
 #pragma once
