@@ -390,13 +390,18 @@ class session {
   bool receiver_waiting_ = false;
 };
 
+// The completion token of a connection's waits (its turn, a handshake slot, a pause before it
+// reconnects): `stop` ends them early when the run ends; their error says nothing, and is ignored.
+auto until_stopped(asio::cancellation_signal& stop, std::error_code& ignored) {
+  return asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored));
+}
+
 // True with a handshake slot taken; false when the run stopped sending meanwhile.
 asio::awaitable<bool> wait_for_slot(worker& w, const shared_state& s, asio::cancellation_signal& stop) {
   while (sending(s) && w.connecting >= s.opts.max_connecting) {
     ++w.waiters;
     std::error_code ignored;
-    co_await w.slot_free->async_wait(
-        asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
+    co_await w.slot_free->async_wait(until_stopped(stop, ignored));
     --w.waiters;
   }
   if (!sending(s)) co_return false;
@@ -502,8 +507,7 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
     ramp.expires_at(s.start +
                     duration_cast<clock::duration>(duration<double>(static_cast<double>(index) / s.opts.connect_rate)));
     std::error_code ignored;
-    co_await ramp.async_wait(
-        asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
+    co_await ramp.async_wait(until_stopped(stop, ignored));
   }
   unsigned misses = 0;  // attempts in a row that did not open
   while (sending(s)) {
@@ -514,8 +518,7 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
     if (const auto pause = reconnect_pause(misses); pause.count() > 0 && sending(s)) {
       timer backoff(ex, pause);
       std::error_code ignored;
-      co_await backoff.async_wait(
-          asio::bind_cancellation_slot(stop.slot(), asio::redirect_error(asio::use_awaitable, ignored)));
+      co_await backoff.async_wait(until_stopped(stop, ignored));
     }
   }
   std::erase(w.waiting, &stop);

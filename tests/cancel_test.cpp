@@ -96,6 +96,15 @@ struct chunk_result {
   co_return first.index();
 }
 
+// The peer sends `frame`: the next read_message() gives `payload`, whatever came before.
+void expect_next_message(tcp_harness& h, std::string_view frame, std::string_view payload) {
+  h.send(frame);
+  auto next = spawn(h.ctx, read_whole_message(h.ws));
+  BOOST_REQUIRE(run_until(h.ctx, [&] { return next.done(); }));
+  BOOST_TEST(!next.get().ec, next.get().ec.message());
+  BOOST_TEST(next.get().data == payload);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_cancelled_read_message_ends_aborted_and_the_next_read_gets_the_message) {
@@ -109,11 +118,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_read_message_ends_aborted_and_the_next_read_get
   BOOST_TEST(reading.get().ec == asio::error::operation_aborted);  // get() rethrows: nothing was thrown
   BOOST_TEST(h.ws.is_open());
 
-  h.send(client_frame(op::text, "hello"));
-  auto next = spawn(h.ctx, read_whole_message(h.ws));
-  BOOST_REQUIRE(run_until(h.ctx, [&] { return next.done(); }));
-  BOOST_TEST(!next.get().ec, next.get().ec.message());
-  BOOST_TEST(next.get().data == "hello");
+  expect_next_message(h, client_frame(op::text, "hello"), "hello");
 }
 
 BOOST_AUTO_TEST_CASE(a_read_cancelled_inside_a_message_leaves_the_rest_of_it_to_the_next_read) {
@@ -155,11 +160,7 @@ BOOST_AUTO_TEST_CASE(a_read_that_loses_a_race_of_awaitable_operators_loses_nothi
   BOOST_TEST(racing.get() == 1u);  // the timer's
   BOOST_TEST(h.ws.is_open());
 
-  h.send(client_frame(op::binary, "after the timeout"));
-  auto next = spawn(h.ctx, read_whole_message(h.ws));
-  BOOST_REQUIRE(run_until(h.ctx, [&] { return next.done(); }));
-  BOOST_TEST(!next.get().ec, next.get().ec.message());
-  BOOST_TEST(next.get().data == "after the timeout");
+  expect_next_message(h, client_frame(op::binary, "after the timeout"), "after the timeout");
 }
 
 BOOST_AUTO_TEST_CASE(a_write_cancelled_half_sent_drops_the_connection) {

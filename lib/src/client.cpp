@@ -433,21 +433,9 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
   co_return websocket(std::move(conn));
 }
 
-// What connect() and client_handshake() do first: the report emptied, the URL parsed, the options
-// checked.
-std::error_code start(std::string_view url_text, const client_options& o, connect_report& rep, url& u) {
-  rep = {};
-  if (auto ec = parse_url(url_text, u)) return ec;
-  return o.validate();
-}
-
-asio::awaitable<websocket> open_connection(asio::any_io_executor executor, std::string_view url_text,
-                                           const client_options& o, std::error_code& ec, connect_report* report) {
-  connect_report scratch;
-  auto& rep = report ? *report : scratch;
-  url u;
-  ec = start(url_text, o, rep, u);
-  if (ec) co_return websocket{};
+// connect() after run_client_operation()'s first steps.
+asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const url& u, const client_options& o,
+                                           std::error_code& ec, connect_report& rep) {
   std::shared_ptr<const connection_extension> tls;
   if (u.secure) tls = tls_for(o, ec, rep);  // before connecting: a TLS that cannot be set up fails at once
   if (ec) co_return websocket{};
@@ -509,13 +497,9 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, std::
   co_return ws;
 }
 
-asio::awaitable<websocket> handshake_over(std::unique_ptr<transport> stream, std::string_view url_text,
-                                          const client_options& o, std::error_code& ec, connect_report* report) {
-  connect_report scratch;
-  auto& rep = report ? *report : scratch;
-  url u;
-  ec = start(url_text, o, rep, u);
-  if (ec) co_return websocket{};
+// client_handshake() after run_client_operation()'s first steps.
+asio::awaitable<websocket> handshake_over(std::unique_ptr<transport> stream, const url& u, const client_options& o,
+                                          std::error_code& ec, connect_report& rep) {
   // Nothing is connected here, through a proxy or not: a proxy asked for would be ignored.
   if (!o.proxy.empty()) {
     ec = error::invalid_option;
@@ -534,14 +518,23 @@ asio::awaitable<websocket> handshake_over(std::unique_ptr<transport> stream, std
   co_return ws;
 }
 
-// Runs connect() or client_handshake() with asio's throw_if_cancelled off: cancelled, they end
-// with operation_aborted in ec and their stream closed, never by an exception from a co_await
-// within. The caller's setting is back in force when they return.
+// What connect() and client_handshake() share: the report (the caller's, or one of our own)
+// emptied, the URL parsed, the options checked; then operation(url, report), with asio's
+// throw_if_cancelled off: cancelled, it ends with operation_aborted in ec and its stream closed,
+// never by an exception from a co_await within. The caller's setting is back when it returns.
 template <typename Operation>
-asio::awaitable<websocket> without_throwing_on_cancel(Operation operation) {
+asio::awaitable<websocket> run_client_operation(std::string_view url_text, const client_options& o, std::error_code& ec,
+                                                connect_report* report, Operation operation) {
+  connect_report scratch;
+  auto& rep = report ? *report : scratch;
+  rep = {};
+  url u;
+  ec = parse_url(url_text, u);
+  if (!ec) ec = o.validate();
+  if (ec) co_return websocket{};
   const bool throwing = co_await asio::this_coro::throw_if_cancelled();
   co_await asio::this_coro::throw_if_cancelled(false);
-  auto ws = co_await operation();
+  auto ws = co_await operation(u, rep);
   co_await asio::this_coro::throw_if_cancelled(throwing);
   co_return ws;
 }
@@ -550,16 +543,20 @@ asio::awaitable<websocket> without_throwing_on_cancel(Operation operation) {
 
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url, const client_options& options,
                                    std::error_code& ec, connect_report* report) {
-  const auto operation = [&] { return open_connection(std::move(executor), url, options, ec, report); };
-  auto ws = co_await without_throwing_on_cancel(operation);
+  const auto operation = [&](const wsl::url& u, connect_report& rep) {
+    return open_connection(std::move(executor), u, options, ec, rep);
+  };
+  auto ws = co_await run_client_operation(url, options, ec, report, operation);
   co_return ws;
 }
 
 asio::awaitable<websocket> client_handshake(std::unique_ptr<transport> stream, std::string_view url,
                                             const client_options& options, std::error_code& ec,
                                             connect_report* report) {
-  const auto operation = [&] { return handshake_over(std::move(stream), url, options, ec, report); };
-  auto ws = co_await without_throwing_on_cancel(operation);
+  const auto operation = [&](const wsl::url& u, connect_report& rep) {
+    return handshake_over(std::move(stream), u, options, ec, rep);
+  };
+  auto ws = co_await run_client_operation(url, options, ec, report, operation);
   co_return ws;
 }
 

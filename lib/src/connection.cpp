@@ -473,7 +473,7 @@ bool connection::end_read(std::error_code& ec) noexcept {
     // The caller cancelled its read (asio's cancellation slot, the loser of an awaitable
     // operators' ||): nothing was taken from the stream, so the connection goes on, and the next
     // read starts where this one stopped.
-    if (ec == asio::error::operation_aborted && !end_reason_ && state_ != state::closed) return false;
+    if (cancelled(ec) && !end_reason_ && state_ != state::closed) return false;
     // Our own ending (idle timeout, close timeout, abort) explains the error best.
     ec = end_reason_ ? end_reason_ : make_error_code(error::connection_lost);
     if (ec == error::closed) ec = error::connection_lost;
