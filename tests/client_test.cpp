@@ -988,3 +988,239 @@ BOOST_AUTO_TEST_CASE(connect_loses_a_race_of_awaitable_operators_cleanly) {
   BOOST_REQUIRE(run_until(ctx, [&] { return closed.done(); }));
   BOOST_TEST(closed.get() == asio::error::eof);
 }
+
+// --- redirects ---
+
+BOOST_AUTO_TEST_CASE(a_location_resolves_against_the_url_that_drew_it) {
+  const auto base = parsed("ws://bob:pw@h:81/a/b/c?q");
+  struct example {
+    std::string_view reference, expected;  // expected as to_string() shows it
+  };
+  const example examples[] = {
+      {"d", "ws://bob:***@h:81/a/b/d"},
+      {"../d?x", "ws://bob:***@h:81/a/d?x"},
+      {"../../../../d", "ws://bob:***@h:81/d"},
+      {"/x/./y/../z", "ws://bob:***@h:81/x/z"},
+      {"g;x=1/../y", "ws://bob:***@h:81/a/b/y"},
+      {"./", "ws://bob:***@h:81/a/b/"},
+      {".", "ws://bob:***@h:81/a/b/"},
+      {"..", "ws://bob:***@h:81/a/"},
+      {"?n=1", "ws://bob:***@h:81/a/b/c?n=1"},
+      {"", "ws://bob:***@h:81/a/b/c?q"},
+      {"#frag", "ws://bob:***@h:81/a/b/c?q"},
+      {"d#frag", "ws://bob:***@h:81/a/b/d"},
+      {"//other:82/p?r", "ws://other:82/p?r"},
+      {"//carol:c@other/", "ws://carol:***@other/"},
+      {"https://other/p", "wss://other/p"},
+      {"WSS://Other:444", "wss://Other:444/"},
+      {"http://[::1]:8080/x", "ws://[::1]:8080/x"},
+  };
+  for (const auto& e : examples) {
+    BOOST_TEST_CONTEXT("reference '" << e.reference << "'") {
+      wsl::url out;
+      const auto ec = wsl::resolve_url(base, e.reference, out);
+      BOOST_TEST(!ec, ec.message());
+      BOOST_TEST(out.to_string() == e.expected);
+    }
+  }
+  // Credentials come with the base only when the host does.
+  wsl::url out;
+  BOOST_REQUIRE(!wsl::resolve_url(base, "/p", out));
+  BOOST_TEST((out.has_credentials && out.user == "bob" && out.password == "pw"));
+  BOOST_REQUIRE(!wsl::resolve_url(base, "//other/p", out));
+  BOOST_TEST(!out.has_credentials);
+  // A network-path reference keeps the base's scheme.
+  BOOST_REQUIRE(!wsl::resolve_url(parsed("wss://h/"), "//other/p", out));
+  BOOST_TEST(out.to_string() == "wss://other/p");
+
+  for (const std::string_view bad :
+       {"ftp://h/", "mailto:x@h", "a b", "/\xc3\xa9", "/x\ty", "ws://", "ws://h:0/", "javascript:alert(1)"}) {
+    BOOST_TEST_CONTEXT("reference '" << bad << "'") {
+      BOOST_TEST(wsl::resolve_url(base, bad, out) == wsl::error::bad_url);
+    }
+  }
+  BOOST_TEST(wsl::resolve_url(base, "ws://a%zz@h/", out) == wsl::error::bad_userinfo);
+}
+
+namespace {
+
+// What a listener's hook saw of each request: its target, Authorization, Cookie and X-Other.
+struct request_seen {
+  std::string target, authorization, cookie, other;
+};
+
+// A listener on 127.0.0.1 whose hook answers the targets of `redirects` with the status and
+// Location given, and upgrades the others; `seen` has every request.
+struct redirecting_server {
+  struct rule {
+    std::string target;
+    int status;
+    std::string location;
+  };
+  redirecting_server(asio::io_context& ctx, std::vector<rule> redirects)
+      : seen(std::make_shared<std::vector<request_seen>>()),
+        rules(std::make_shared<std::vector<rule>>(std::move(redirects))),
+        l(ctx.get_executor(), options(seen, rules)) {
+    BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
+  }
+  std::string url(std::string_view userinfo, std::string_view target) const {
+    return "ws://" + std::string(userinfo) + "127.0.0.1:" + std::to_string(l.local_endpoint().port()) +
+           std::string(target);
+  }
+  static wsl::listener_options options(std::shared_ptr<std::vector<request_seen>> seen,
+                                       std::shared_ptr<std::vector<rule>> rules) {
+    wsl::listener_options lo;
+    lo.hook = [seen, rules](const wsl::http_request& req, wsl::http_response& res) {
+      const auto value = [&](std::string_view name) { return std::string(req.headers.get(name).value_or("")); };
+      seen->push_back({req.target, value("Authorization"), value("Cookie"), value("X-Other")});
+      for (const auto& r : *rules)
+        if (r.target == req.target) {
+          res.reject(r.status, "moved");
+          res.headers.add("Location", r.location);
+        }
+    };
+    return lo;
+  }
+  std::shared_ptr<std::vector<request_seen>> seen;
+  std::shared_ptr<std::vector<rule>> rules;
+  wsl::listener l;
+};
+
+wsl::client_options following(unsigned max_redirects) {
+  auto o = quiet_client();
+  o.max_redirects = max_redirects;
+  o.cookies = {{"session", "s3"}};
+  o.headers.add("X-Other", "kept");
+  return o;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(connect_follows_redirects_on_the_origin_with_the_credentials_and_reports_them) {
+  asio::io_context ctx;
+  redirecting_server server(ctx, {{"/old", 302, "next?x=1"}, {"/next?x=1", 308, "/new"}});
+  auto c = spawn(ctx, connect_to(server.url("bob:pw@", "/old"), following(2)));
+  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
+  auto& r = c.get();
+  BOOST_TEST_REQUIRE(!r.ec, r.ec.message());
+  BOOST_TEST(r.ws.is_open());
+  BOOST_TEST(r.report.status == 101);
+  BOOST_TEST(r.report.final_url == server.url("bob:***@", "/new"));
+  BOOST_REQUIRE(r.report.redirects.size() == 2u);
+  BOOST_TEST(r.report.redirects[0].status == 302);
+  BOOST_TEST(r.report.redirects[0].location == server.url("bob:***@", "/next?x=1"));
+  BOOST_TEST(r.report.redirects[0].request_head.starts_with("GET /old HTTP/1.1\r\n"));
+  BOOST_TEST(*r.report.redirects[0].response_headers.get("Location") == "next?x=1");
+  BOOST_TEST(r.report.redirects[1].status == 308);
+  BOOST_TEST(r.report.redirects[1].location == server.url("bob:***@", "/new"));
+  BOOST_TEST(r.report.request_head.starts_with("GET /new HTTP/1.1\r\n"));
+  BOOST_REQUIRE(server.seen->size() == 3u);
+  for (const auto& s : *server.seen) {
+    BOOST_TEST(s.authorization == "Basic Ym9iOnB3");
+    BOOST_TEST(s.cookie == "session=s3");
+    BOOST_TEST(s.other == "kept");
+  }
+  BOOST_TEST((*server.seen)[2].target == "/new");
+  r.ws.abort();
+  server.l.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(without_max_redirects_a_redirect_is_a_refusal_with_its_body) {
+  asio::io_context ctx;
+  redirecting_server server(ctx, {{"/old", 301, "/new"}});
+  auto c = spawn(ctx, connect_to(server.url("", "/old"), following(0)));
+  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
+  BOOST_TEST(c.get().ec == wsl::error::bad_status);
+  BOOST_TEST(c.get().report.status == 301);
+  BOOST_TEST(c.get().report.body == "moved");
+  BOOST_TEST(c.get().report.redirects.empty());
+  BOOST_TEST(server.seen->size() == 1u);
+  server.l.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(a_redirect_loop_ends_at_max_redirects) {
+  asio::io_context ctx;
+  redirecting_server server(ctx, {{"/loop", 307, "/loop"}});
+  auto c = spawn(ctx, connect_to(server.url("", "/loop"), following(3)));
+  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
+  BOOST_TEST(c.get().ec == wsl::error::too_many_redirects);
+  BOOST_TEST(c.get().ec == wsl::condition::handshake_failed);
+  BOOST_TEST(c.get().report.status == 307);
+  BOOST_TEST(c.get().report.redirects.size() == 3u);
+  BOOST_TEST(server.seen->size() == 4u);
+  server.l.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(credentials_and_cookies_stay_on_their_origin) {
+  asio::io_context ctx;
+  redirecting_server there(ctx, {{"/back", 302, "PLACEHOLDER"}});
+  redirecting_server here(ctx, {{"/away", 302, there.url("", "/back")}});
+  (*there.rules)[0].location = here.url("", "/home");  // and back to the first origin
+  auto o = following(5);
+  o.headers.add("authorization", "Bearer tok");  // one of the user's: it stays behind too
+  auto c = spawn(ctx, connect_to(here.url("", "/away"), o));
+  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
+  BOOST_TEST_REQUIRE(!c.get().ec, c.get().ec.message());
+  BOOST_TEST(c.get().report.redirects.size() == 2u);
+  BOOST_REQUIRE(here.seen->size() == 2u);
+  BOOST_REQUIRE(there.seen->size() == 1u);
+  BOOST_TEST((*here.seen)[0].authorization == "Bearer tok");
+  BOOST_TEST((*here.seen)[0].cookie == "session=s3");
+  BOOST_TEST((*there.seen)[0].authorization == "");
+  BOOST_TEST((*there.seen)[0].cookie == "");
+  BOOST_TEST((*there.seen)[0].other == "kept");
+  // Once they have left, they are not sent again, even on the way back.
+  BOOST_TEST((*here.seen)[1].target == "/home");
+  BOOST_TEST((*here.seen)[1].authorization == "");
+  BOOST_TEST((*here.seen)[1].cookie == "");
+  c.get().ws.abort();
+  here.l.stop();
+  there.l.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(a_redirect_to_no_websocket_url_or_from_wss_to_ws_is_refused) {
+  asio::io_context ctx;
+  redirecting_server server(ctx, {{"/ftp", 302, "ftp://127.0.0.1/"}});
+  auto c = spawn(ctx, connect_to(server.url("", "/ftp"), following(3)));
+  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
+  BOOST_TEST(c.get().ec == wsl::error::bad_redirect);
+  BOOST_TEST(c.get().report.status == 302);
+  BOOST_TEST(*c.get().report.response_headers.get("Location") == "ftp://127.0.0.1/");
+  server.l.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(client_handshake_never_follows_a_redirect) {
+  asio::io_context ctx;
+  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", following(3)));
+  wsl::test::run_until_idle(ctx);
+  BOOST_TEST(!peer->take().empty());
+  peer->inject("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(connecting.done());
+  BOOST_TEST(connecting.get().ec == wsl::error::bad_status);
+  BOOST_TEST(connecting.get().report.status == 302);
+  BOOST_TEST(connecting.get().report.redirects.empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_http_1_0_switching_protocols_is_refused) {
+  asio::io_context ctx;
+  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
+  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", quiet_client()));
+  wsl::test::run_until_idle(ctx);
+  const auto key = request_header(peer->take(), "Sec-WebSocket-Key");
+  BOOST_REQUIRE(!key.empty());
+  auto answer = switching_protocols(wsl::websocket_accept_key(key));
+  answer.replace(0, 8, "HTTP/1.0");
+  peer->inject(answer);
+  wsl::test::run_until_idle(ctx);
+  BOOST_REQUIRE(connecting.done());
+  BOOST_TEST(connecting.get().ec == wsl::error::bad_response);
+  BOOST_TEST(connecting.get().report.version_minor == 0);
+  BOOST_TEST(peer->other_end_closed());
+}

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 
 namespace wsl {
 namespace {
@@ -195,6 +196,88 @@ std::error_code parse_proxy_url(std::string_view text, url& out) {
   return {};
 }
 
+namespace {
+
+// RFC 3986 section 5.2.4: "." and ".." segments out of a path.
+std::string remove_dot_segments(std::string input) {
+  std::string out;
+  const auto drop_last = [&out] {
+    const auto slash = out.rfind('/');
+    out.erase(slash == std::string::npos ? 0 : slash);
+  };
+  while (!input.empty()) {
+    if (input.starts_with("../")) {
+      input.erase(0, 3);
+    } else if (input.starts_with("./") || input.starts_with("/./")) {
+      input.erase(0, 2);
+    } else if (input == "/.") {
+      input = "/";
+    } else if (input.starts_with("/../")) {
+      input.erase(0, 3);
+      drop_last();
+    } else if (input == "/..") {
+      input = "/";
+      drop_last();
+    } else if (input == "." || input == "..") {
+      input.clear();
+    } else {
+      const auto next = std::min(input.find('/', 1), input.size());
+      out.append(input, 0, next);
+      input.erase(0, next);
+    }
+  }
+  return out;
+}
+
+// "scheme:" at the start of a reference (RFC 3986 section 3.1), before any '/', '?' or '#'.
+bool has_scheme(std::string_view reference) {
+  const auto colon = reference.find(':');
+  if (colon == 0 || colon == std::string_view::npos || colon > reference.find_first_of("/?#")) return false;
+  const auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  const auto scheme_char = [&](char c) {
+    return alpha(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+  };
+  const auto scheme = reference.substr(0, colon);
+  return alpha(scheme.front()) && std::all_of(scheme.begin(), scheme.end(), scheme_char);
+}
+
+}  // namespace
+
+std::error_code resolve_url(const url& base, std::string_view reference, url& out) {
+  if (const auto hash = reference.find('#'); hash != std::string_view::npos) reference = reference.substr(0, hash);
+  if (has_scheme(reference)) return parse_url(reference, out);
+  if (reference.starts_with("//")) return parse_url((base.secure ? "wss:" : "ws:") + std::string(reference), out);
+  // A path, a query or nothing: on the base's origin, with its credentials.
+  const auto split = [](std::string_view target, std::string_view& path, std::optional<std::string_view>& query) {
+    const auto mark = target.find('?');
+    path = target.substr(0, mark);
+    if (mark != std::string_view::npos) query = target.substr(mark + 1);
+  };
+  std::string_view base_path, ref_path;
+  std::optional<std::string_view> base_query, ref_query;
+  split(base.target, base_path, base_query);
+  split(reference, ref_path, ref_query);
+  std::string path;
+  if (ref_path.empty()) {
+    path = std::string(base_path);
+    if (!ref_query) ref_query = base_query;
+  } else if (ref_path.front() == '/') {
+    path = remove_dot_segments(std::string(ref_path));
+  } else {
+    path = remove_dot_segments(std::string(base_path.substr(0, base_path.rfind('/') + 1)) + std::string(ref_path));
+  }
+  if (path.empty() || path.front() != '/') path.insert(0, "/");
+  std::string target = path;
+  if (ref_query) target.append("?").append(*ref_query);
+  if (!std::all_of(target.begin(), target.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+    out = url{};
+    return error::bad_url;
+  }
+  out = base;
+  out.target = std::move(target);
+  return {};
+}
+
 std::string redact_url(std::string_view text) {
   const auto scheme_end = text.find("://");
   const std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
@@ -279,13 +362,19 @@ bool cancelled(const asio::cancellation_state& state) noexcept {
   return state.cancelled() != asio::cancellation_type::none;
 }
 
+// An answer connect() may follow: 301, 302, 303, 307 or 308 with a Location (RFC 9110 section 15.4).
+bool is_redirect(const connect_report& rep) {
+  const int s = rep.status;
+  return (s == 301 || s == 302 || s == 303 || s == 307 || s == 308) && rep.response_headers.count("Location") == 1;
+}
+
 // The one upgrade connect() and client_handshake() run, over a connected stream and within
 // handshake_timeout: `tls` (when set) wraps the stream and runs its handshake, then the HTTP
 // exchange of RFC 6455 section 4.1. The stream becomes the websocket's, or is closed with the
 // frame of this coroutine.
 asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url& u, const client_options& o,
-                                   std::shared_ptr<const connection_extension> tls, std::error_code& ec,
-                                   connect_report& rep) {
+                                   std::shared_ptr<const connection_extension> tls, bool follows_redirects,
+                                   std::error_code& ec, connect_report& rep) {
   detail::deadline limit(stream->get_executor(), o.handshake_timeout, [t = stream.get()] { t->close(); });
   const auto started = clock::now();
   const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
@@ -375,6 +464,10 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
   rep.handshake_time = clock::now() - started;
 
   if (status.status != 101) {
+    if (follows_redirects && is_redirect(rep)) {  // followed: its body is of no use
+      ec = error::bad_status;
+      co_return websocket{};
+    }
     // Keep the start of the body: it usually says why.
     std::size_t want = 4096;
     if (const auto cl = rep.response_headers.get("Content-Length")) {
@@ -397,7 +490,9 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
     co_return websocket{};
   }
   const auto& h = rep.response_headers;
-  if (!h.has_token("Upgrade", "websocket"))
+  if (status.version_minor < 1)  // the upgrade is HTTP/1.1's (RFC 6455 section 4.1): 1.0 has none
+    ec = error::bad_response;
+  else if (!h.has_token("Upgrade", "websocket"))
     ec = error::bad_response;
   else if (!h.has_token("Connection", "upgrade"))
     ec = error::bad_response;
@@ -493,8 +588,63 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
 
   // 2. TLS and the HTTP exchange, within handshake_timeout.
   auto stream = make_tcp_transport(std::move(socket));
-  auto ws = co_await upgrade(std::move(stream), u, o, tls, ec, rep);
+  auto ws = co_await upgrade(std::move(stream), u, o, tls, o.max_redirects > 0, ec, rep);
   co_return ws;
+}
+
+// Whether two URLs are of one origin (RFC 6454): scheme, host and port.
+bool same_origin(const url& a, const url& b) {
+  return a.secure == b.secure && a.port == b.port && lowercase(a.host) == lowercase(b.host);
+}
+
+// The options for a connection that left the first URL's origin: no Authorization, no Cookie.
+client_options without_credentials(const client_options& o) {
+  client_options out = o;
+  out.cookies.clear();
+  out.headers.remove("Authorization");
+  out.headers.remove("Cookie");
+  return out;
+}
+
+// connect(): open_connection(), then again for each redirect followed (client_options::max_redirects).
+asio::awaitable<websocket> follow_redirects(asio::any_io_executor executor, url u, const client_options& o,
+                                            std::error_code& ec, connect_report& rep) {
+  const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+  std::optional<client_options> elsewhere;  // once a redirect has left the origin
+  std::vector<connect_report::redirect_hop> hops;
+  for (;;) {
+    rep = {};
+    ec = {};
+    const auto started = clock::now();
+    auto ws = co_await open_connection(executor, u, elsewhere ? *elsewhere : o, ec, rep);
+    rep.redirects = hops;
+    rep.final_url = u.to_string();
+    if (ec != error::bad_status || o.max_redirects == 0 || !is_redirect(rep)) co_return ws;
+    if (hops.size() == o.max_redirects) {
+      ec = error::too_many_redirects;
+      co_return ws;
+    }
+    url next;
+    if (resolve_url(u, *rep.response_headers.get("Location"), next) || (u.secure && !next.secure)) {
+      ec = error::bad_redirect;
+      co_return ws;
+    }
+    if (!same_origin(u, next)) {
+      if (!elsewhere) elsewhere = without_credentials(o);
+    } else if (!next.has_credentials && u.has_credentials) {
+      next.has_credentials = true;
+      next.user = u.user;
+      next.password = u.password;
+    }
+    hops.push_back({std::move(rep.request_head), rep.status, rep.version_minor, std::move(rep.reason),
+                    std::move(rep.response_headers), next.to_string(), clock::now() - started});
+    u = std::move(next);
+    if (cancelled(cancellation)) {
+      rep.redirects = std::move(hops);
+      ec = asio::error::operation_aborted;
+      co_return websocket{};
+    }
+  }
 }
 
 // client_handshake() after run_client_operation()'s first steps.
@@ -514,7 +664,8 @@ asio::awaitable<websocket> handshake_over(std::unique_ptr<transport> stream, con
   if (u.secure && !stream->is_secure()) tls = tls_for(o, ec, rep);
   if (ec) co_return websocket{};
   rep.remote = stream->remote_endpoint();
-  auto ws = co_await upgrade(std::move(stream), u, o, tls, ec, rep);
+  rep.final_url = u.to_string();
+  auto ws = co_await upgrade(std::move(stream), u, o, tls, false, ec, rep);
   co_return ws;
 }
 
@@ -544,7 +695,7 @@ asio::awaitable<websocket> run_client_operation(std::string_view url_text, const
 asio::awaitable<websocket> connect(asio::any_io_executor executor, std::string_view url, const client_options& options,
                                    std::error_code& ec, connect_report* report) {
   const auto operation = [&](const wsl::url& u, connect_report& rep) {
-    return open_connection(std::move(executor), u, options, ec, rep);
+    return follow_redirects(std::move(executor), u, options, ec, rep);
   };
   auto ws = co_await run_client_operation(url, options, ec, report, operation);
   co_return ws;

@@ -462,7 +462,9 @@ int upgrade_mode(std::uint8_t config, std::size_t piece, std::string_view input)
     // RFC 6455 section 4.1, the client's checks of a 101, items 1 to 6: the errors that apply.
     const auto& hh = head.headers;
     std::vector<error> apply;
-    if (!has_token(hh, "Upgrade", "websocket") || !has_token(hh, "Connection", "Upgrade"))
+    // The upgrade is HTTP/1.1's (RFC 9110 section 7.8): a 101 of HTTP/1.0 is no answer to it.
+    if (head.status.version_minor < 1 || !has_token(hh, "Upgrade", "websocket") ||
+        !has_token(hh, "Connection", "Upgrade"))
       apply.push_back(error::bad_response);
     if (hh.count("Sec-WebSocket-Accept") != 1 || hh.get("Sec-WebSocket-Accept") != accept_for(key))
       apply.push_back(error::bad_accept);

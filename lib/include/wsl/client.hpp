@@ -67,6 +67,14 @@ std::error_code parse_proxy_url(std::string_view text, url& out);
 // replaced by "***", for messages and logs. Text without user info comes back as it is.
 //   redact_url("ws://bob:s3cret@host/") == "ws://bob:***@host/"
 std::string redact_url(std::string_view text);
+// A redirect's Location resolved against the URL that drew it (RFC 3986 section 5.2): an absolute
+// ws://, wss://, http:// or https:// URL, a network-path "//host:port/path", an absolute path
+// "/path?query", a query "?query" or a relative path "next" (merged with the base's directory,
+// "." and ".." segments removed). The fragment is dropped; a reference with no host keeps the
+// base's host, port and credentials. error::bad_url when it resolves to no WebSocket URL (another
+// scheme, spaces or control characters), error::bad_userinfo as parse_url() says.
+//   resolve_url(parsed("ws://h/a/b?q"), "c?d", out)  // ws://h/a/c?d
+std::error_code resolve_url(const url& base, std::string_view reference, url& out);
 // An HTTP head with the credentials of its Authorization and Proxy-Authorization fields replaced by
 // "***" (the scheme kept: "Authorization: Basic ***"), for printing connect_report's request heads.
 std::string redact_credentials(std::string_view head);
@@ -96,6 +104,16 @@ struct client_options {
   // against max_handshake_size; TLS (wss://) and the upgrade then run through the tunnel.
   // client_handshake() connects nowhere: error::invalid_option if set.
   std::string proxy;
+  // Redirects connect() follows, at most: a 301, 302, 303, 307 or 308 answer with a Location
+  // (resolve_url()) leads to a new connection there, with a new connect_timeout and
+  // handshake_timeout. 0 = none: such an answer is error::bad_status like any other. Beyond the
+  // limit, error::too_many_redirects. A Location that is no WebSocket URL, and one from wss:// to
+  // ws:// (a downgrade), are error::bad_redirect. Once a redirect has left the URL's origin (its
+  // scheme, host and port), neither Authorization (the URL's credentials or one in `headers`)
+  // nor Cookie (`cookies` or one in `headers`) is sent again, unless the Location carries
+  // credentials of its own; on the same origin, the credentials go on. client_handshake() has
+  // nowhere else to connect and never follows one.
+  unsigned max_redirects = 0;
 
   std::error_code validate() const;
 };
@@ -123,6 +141,21 @@ struct connect_report {
   clock::duration resolve_time{};    // zero over a stream the caller opened, as is connect_time
   clock::duration connect_time{};    // TCP connect, and through a proxy the CONNECT exchange
   clock::duration handshake_time{};  // TLS handshake (if any) and request sent to 101 received
+  // The redirects followed (client_options::max_redirects), in order; the fields above are those
+  // of the last connection, the one the redirects led to (on error::too_many_redirects and
+  // error::bad_redirect: the one that answered with the redirect not followed).
+  struct redirect_hop {
+    std::string request_head;  // as request_head, credentials included
+    int status = 0;
+    int version_minor = 1;
+    std::string reason;
+    http_headers response_headers;
+    std::string location;    // where it led: the URL resolved, its password hidden (url::to_string())
+    clock::duration time{};  // from its resolving to its answer
+  };
+  std::vector<redirect_hop> redirects;
+  // The last connection's URL, its password hidden: the given one, or the last redirect's.
+  std::string final_url;
 };
 
 // Resolves the URL's host, connects to it (through options.proxy when set) within

@@ -66,6 +66,9 @@ enum class error {
   aborted,            // abort() dropped the connection
   listener_stopped,   // accept() on a stopped listener; a negotiation its stop() ended
   invalid_option,     // an options struct failed validate()
+  // --- client side of the negotiation, added later (at the end: the values above stay) ---
+  too_many_redirects,  // more redirects than client_options::max_redirects (connect_report has the last)
+  bad_redirect,        // a redirect to no WebSocket URL, or from wss:// to ws:// (connect_report)
 };
 
 // Conditions group errors the way callers act on them (the CLI maps them to exit codes).
