@@ -17,7 +17,15 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
                  "Tunnel through this HTTP proxy with CONNECT: http://[user:password@]host:port "
                  "(http_proxy and https_proxy are never read)")
       ->type_name("URL");
-  add_duration_option(app, "--connect-timeout", c.connect_timeout, "Time allowed to resolve and connect");
+  auto* location = app.add_flag("-L,--location", o.follow_redirects,
+                                "Follow redirects (301, 302, 303, 307, 308): Authorization and Cookie are not sent "
+                                "to another origin, and wss:// never goes to ws://");
+  app.add_option("--max-redirects", o.max_redirects, "Redirects followed at most (-L)")
+      ->capture_default_str()
+      ->needs(location)
+      ->check(CLI::Range(1u, 100u));
+  add_duration_option(app, "--connect-timeout", c.connect_timeout,
+                      "Time allowed to resolve and connect (each redirect's anew)");
   add_duration_option(app, "--handshake-timeout", c.handshake_timeout, "Time allowed for the HTTP upgrade");
   add_size_option(app, "--max-message-size", c.connection.max_message_size,
                   "Largest message accepted (1009 beyond); 0 = no limit");
@@ -93,7 +101,8 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
     problem = "--cert and --key go together";
     return error::invalid_option;
   }
-  if (parsed.secure) {
+  c.max_redirects = o.follow_redirects ? o.max_redirects : 0;
+  if (parsed.secure || c.max_redirects > 0) {  // a redirect may lead to wss://
     c.transport_extension = make_tls_extension(role::client, o.tls, problem);
     if (!c.transport_extension) return error::invalid_option;
   }
@@ -133,7 +142,24 @@ asio::awaitable<websocket> connect_and_report(asio::any_io_executor executor, co
 }
 
 int report_connect_failure(std::string_view url_text, std::error_code ec, const connect_report& report) {
-  const auto url = redact_url(url_text);
+  auto url = redact_url(url_text);
+  const auto location = redact_url(report.response_headers.get("Location").value_or(""));
+  if (ec == error::too_many_redirects) {
+    diagnostics::fatal(fmt::format("{}: too many redirects ({}; --max-redirects): the last, {} from {}: HTTP {} {}",
+                                   url, report.redirects.size(), location, report.final_url, report.status,
+                                   report.reason));
+    return exit_protocol;
+  }
+  if (ec == error::bad_redirect) {
+    wsl::url from, to;
+    const bool downgrade = !parse_url(report.final_url, from) && from.secure &&
+                           !resolve_url(from, report.response_headers.get("Location").value_or(""), to) && !to.secure;
+    diagnostics::fatal(fmt::format("{}: redirect refused: HTTP {} {} from {} to '{}' ({})", url, report.status,
+                                   report.reason, report.final_url, location,
+                                   downgrade ? "wss:// never goes to ws://" : "not a WebSocket URL"));
+    return exit_protocol;
+  }
+  if (!report.redirects.empty()) url += fmt::format(" (redirected to {})", report.final_url);
   if (ec == error::proxy_refused) {
     diagnostics::fatal(fmt::format("{}: proxy {} refused CONNECT: HTTP {} {}", url, report.proxy, report.proxy_status,
                                    report.proxy_reason));
@@ -160,6 +186,9 @@ int report_connect_failure(std::string_view url_text, std::error_code ec, const 
   if (ec == error::bad_status) {
     auto body = report.body.substr(0, report.body.find('\n'));
     if (body.size() > 200) body.resize(200);
+    const bool redirect = report.status == 301 || report.status == 302 || report.status == 303 ||
+                          report.status == 307 || report.status == 308;
+    if (redirect && !location.empty()) body = fmt::format("redirect to {} (-L follows redirects)", location);
     diagnostics::fatal(fmt::format("{}: handshake refused: HTTP {} {}{}", url, report.status, report.reason,
                                    body.empty() ? "" : ": " + body));
     return exit_protocol;
@@ -183,6 +212,13 @@ int report_connect_failure(std::string_view url_text, std::error_code ec, const 
 
 void trace_handshake(const connect_report& report) {
   if (diagnostics::verbosity() < 1) return;
+  for (const auto& hop : report.redirects) {
+    trace_head('>', redact_credentials(hop.request_head));
+    diagnostics::info(fmt::format("< HTTP/1.{} {} {}", hop.version_minor, hop.status, hop.reason));
+    for (const auto& f : hop.response_headers)  // a Location may hold credentials of its own
+      diagnostics::info(fmt::format("< {}: {}", f.name, iequals(f.name, "Location") ? redact_url(f.value) : f.value));
+    diagnostics::info(fmt::format("* redirected to {}", hop.location));
+  }
   if (!report.proxy_request_head.empty()) {
     diagnostics::info(fmt::format("* through proxy {}", report.proxy));
     trace_head('>', redact_credentials(report.proxy_request_head));
@@ -197,7 +233,8 @@ void trace_handshake(const connect_report& report) {
     diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));
   if (report.status == 0) return;
   diagnostics::info(fmt::format("< HTTP/1.{} {} {}", report.version_minor, report.status, report.reason));
-  for (const auto& f : report.response_headers) diagnostics::info(fmt::format("< {}: {}", f.name, f.value));
+  for (const auto& f : report.response_headers)
+    diagnostics::info(fmt::format("< {}: {}", f.name, iequals(f.name, "Location") ? redact_url(f.value) : f.value));
 }
 
 }  // namespace wsl::cli

@@ -22,18 +22,22 @@ struct client_cli_options {
   std::vector<std::string> subprotocols;
   client_options client;  // timeouts, connection limits, --proxy
   deflate_cli deflate;
-  tls_options tls;  // --cacert, --insecure, --cert, --key (for wss://)
+  tls_options tls;                // --cacert, --insecure, --cert, --key (for wss://)
+  bool follow_redirects = false;  // -L
+  unsigned max_redirects = 10;    // with -L
 };
 
 // -H/--header, --origin, --subprotocol, --proxy, --connect-timeout, --handshake-timeout,
-// --max-message-size, --ping-interval, --idle-timeout, --close-timeout. The URL is positional.
+// --max-message-size, --ping-interval, --idle-timeout, --close-timeout, -L/--location,
+// --max-redirects. The URL is positional.
 void add_client_options(CLI::App& app, client_cli_options& o);
 
 // Turns the command-line form into client_options (headers parsed); a malformed -H is a usage error.
 std::error_code finish_client_options(client_cli_options& o, std::string& problem);
 
 // One line on stderr saying why connect() failed, and the exit status for it (69 refused or
-// unknown host, 75 timeout, 76 handshake refused with its status, 1 otherwise). A proxy's refusal
+// unknown host, 75 timeout, 76 handshake refused with its status or a redirect not followed, 1
+// otherwise). A proxy's refusal
 // of CONNECT: 69 for 5xx but 504 (it could not reach the server), 75 for 504, 76 otherwise. The
 // URL is shown with its password hidden.
 int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report);

@@ -163,8 +163,8 @@ asio::awaitable<void> latency_session::run() {
   connected_ = true;
   ws_.set_control_callback([this](control_kind kind, std::string_view payload) { on_control(kind, payload); });
   if (!o_.json && !o_.ndjson)
-    fmt::print("LATENCY {} ({}): {} bytes per {}\n", url, format_endpoint(report_.remote), o_.size,
-               o_.message ? "message" : "ping");
+    fmt::print("LATENCY {} ({}): {} bytes per {}\n", report_.redirects.empty() ? url : report_.final_url,
+               format_endpoint(report_.remote), o_.size, o_.message ? "message" : "ping");
   asio::co_spawn(ctx_, receive(), asio::detached);
   co_await probe();
   print_summary();

@@ -134,6 +134,7 @@ bool sending(const shared_state& s) noexcept { return s.current.load(std::memory
 
 std::string reason_of(std::error_code ec, const connect_report& report) {
   if (ec == error::bad_status) return fmt::format("HTTP {}", report.status);
+  if (ec == error::too_many_redirects) return fmt::format("too many redirects ({})", report.redirects.size());
   if (ec == error::proxy_refused) return fmt::format("proxy HTTP {}", report.proxy_status);
   return ec.message();
 }
@@ -803,7 +804,8 @@ int run_loadtest(loadtest_options o) {
 
   // Connect phase: until every connection is open or failed (bounded by the connect timeouts).
   const auto connect_deadline =
-      s.start + o.client.client.connect_timeout + o.client.client.handshake_timeout +
+      s.start +
+      (o.client.client.connect_timeout + o.client.client.handshake_timeout) * (1 + o.client.client.max_redirects) +
       (o.connect_rate > 0
            ? duration_cast<clock::duration>(duration<double>(static_cast<double>(o.connections) / o.connect_rate))
            : clock::duration::zero());

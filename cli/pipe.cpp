@@ -43,11 +43,17 @@ double milliseconds(clock::duration d) { return std::chrono::duration<double, st
 }  // namespace
 
 void report_connected(std::string_view url, const connect_report& report, websocket& ws) {
-  diagnostics::info(fmt::format("connected to {} ({}) in {:.3f} ms: tcp {:.3f} ms, handshake {:.3f} ms{}", url,
-                                format_endpoint(report.remote),
-                                milliseconds(report.resolve_time + report.connect_time + report.handshake_time),
-                                milliseconds(report.connect_time), milliseconds(report.handshake_time),
-                                ws.subprotocol().empty() ? "" : fmt::format(", subprotocol {}", ws.subprotocol())));
+  clock::duration redirecting{};
+  for (const auto& hop : report.redirects) redirecting += hop.time;
+  const auto n = report.redirects.size();
+  diagnostics::info(fmt::format(
+      "connected to {} ({}) in {:.3f} ms: {}tcp {:.3f} ms, handshake {:.3f} ms{}",
+      n == 0 ? std::string(url) : report.final_url, format_endpoint(report.remote),
+      milliseconds(redirecting + report.resolve_time + report.connect_time + report.handshake_time),
+      n == 0 ? ""
+             : fmt::format("{} redirect{} from {} {:.3f} ms, ", n, n == 1 ? "" : "s", url, milliseconds(redirecting)),
+      milliseconds(report.connect_time), milliseconds(report.handshake_time),
+      ws.subprotocol().empty() ? "" : fmt::format(", subprotocol {}", ws.subprotocol())));
   trace_control_frames(ws);
 }
 

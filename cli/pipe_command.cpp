@@ -41,7 +41,7 @@ std::vector<std::string> build_environment(std::string_view url, const websocket
     extensions += f.value;
   }
   const std::pair<std::string_view, std::string> ours[] = {
-      {"WSL_URL", url_without_userinfo(url)},
+      {"WSL_URL", url_without_userinfo(report.redirects.empty() ? url : report.final_url)},
       {"WSL_SUBPROTOCOL", std::string(ws.subprotocol())},
       {"WSL_EXTENSIONS", extensions},
       {"WEBSOCKET_SUBPROTOCOL", std::string(ws.subprotocol())},  // the name wsl serve's commands see

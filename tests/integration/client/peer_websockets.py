@@ -4,6 +4,7 @@
     peer_websockets.py MODE [--send JSON] [--close-code N] [--close-reason TEXT]
                             [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
                             [--stall SECONDS] [--replies N] [--raw HEX] [--close-after N]
+                            [--redirect-from PATH --location URL [--status N]]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered;
@@ -24,6 +25,9 @@ Modes:
            with every byte that came after the handshake
 
 --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
+--redirect-from PATH (echo, script, relay, refuse): an upgrade request for PATH (the query aside)
+is answered with --status (302) and `Location: --location`, and emits
+  {"event": "redirect", "path": ..., "headers": [[name, value], ...]}
 
 Prints `listening on ws://127.0.0.1:PORT/` (wss://) on stderr when ready, like `wsl echo`, and one
 JSON object per event on stdout, flushed at once, for the test to assert on:
@@ -112,6 +116,16 @@ def refuse(path, request_headers):
     return http.HTTPStatus.FORBIDDEN, [("Content-Type", "text/plain")], b"forbidden: no token for this test\n"
 
 
+def make_process_request(args):
+    def process_request(path, request_headers):
+        if args.redirect_from and path.split("?")[0] == args.redirect_from:
+            emit(event="redirect", path=path, headers=[[k, v] for k, v in request_headers.raw_items()])
+            return http.HTTPStatus(args.status), [("Location", args.location)], b""
+        return refuse(path, request_headers) if args.mode == "refuse" else None
+
+    return process_request
+
+
 async def silent_connection(reader, writer) -> None:
     emit(event="tcp")
     await reader.read()  # never answers; returns when the client goes away
@@ -160,6 +174,9 @@ async def main() -> None:
     parser.add_argument("--replies", type=int, default=0)
     parser.add_argument("--raw", default="")
     parser.add_argument("--close-after", type=int, default=0)
+    parser.add_argument("--redirect-from", default="")
+    parser.add_argument("--location", default="")
+    parser.add_argument("--status", type=int, default=302)
     args = parser.parse_args()
     context = None
     if args.tls:
@@ -177,7 +194,7 @@ async def main() -> None:
             **({"max_queue": 1, "read_limit": 1 << 14} if args.stall else {}),
             compression="deflate" if args.deflate else None,
             subprotocols=[p for p in args.subprotocols.split(",") if p] or None,
-            process_request=refuse if args.mode == "refuse" else None)
+            process_request=make_process_request(args))
     port = server.sockets[0].getsockname()[1]
     print(f"listening on {'wss' if context else 'ws'}://127.0.0.1:{port}/", file=sys.stderr, flush=True)
     await asyncio.Future()

@@ -5,6 +5,7 @@
 //   NODE_PATH=.deps/node/node_modules node peer_ws.js MODE [--send JSON] [--close-code N]
 //       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
 //       [--stall SECONDS] [--replies N] [--close-after N]
+//       [--redirect-from PATH --location URL [--status N]]
 //
 // Modes: echo (every message back with its type; --no-pong leaves pings unanswered; --close-after
 // N closes each connection with --close-code and --close-reason once N messages went back), script
@@ -15,6 +16,8 @@
 // --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
 // --stall S (echo): the first connection reads nothing for S seconds after its handshake, and no
 // message events are emitted.
+// --redirect-from PATH (not silent): an upgrade request for PATH (the query aside) gets --status
+// (302) with `Location: --location`, and emits {"event": "redirect", "path", "headers"}.
 // Prints `listening on ws://127.0.0.1:PORT/` on stderr when ready and one JSON object per event
 // on stdout. Runs until killed.
 'use strict';
@@ -28,7 +31,8 @@ const { WebSocketServer } = require('ws');
 
 function parse(argv) {
   const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
-                 deflate: false, tls: null, stall: 0, replies: 0, closeAfter: 0 };
+                 deflate: false, tls: null, stall: 0, replies: 0, closeAfter: 0, redirectFrom: '', location: '',
+                 status: 302 };
   for (let i = 1; i < argv.length; ++i) {
     switch (argv[i]) {
       case '--send': args.send = argv[++i]; break;
@@ -40,6 +44,9 @@ function parse(argv) {
       case '--stall': args.stall = Number(argv[++i]); break;
       case '--replies': args.replies = Number(argv[++i]); break;
       case '--close-after': args.closeAfter = Number(argv[++i]); break;
+      case '--redirect-from': args.redirectFrom = argv[++i]; break;
+      case '--location': args.location = argv[++i]; break;
+      case '--status': args.status = Number(argv[++i]); break;
       case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -81,6 +88,14 @@ if (args.mode === 'silent') {
   const answer = (req, res) => res.writeHead(426).end();
   const server = args.tls ? https.createServer(args.tls, answer) : http.createServer(answer);
   server.on('upgrade', (req, socket, head) => {
+    if (args.redirectFrom && req.url.split('?')[0] === args.redirectFrom) {
+      const headers = [];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+      emit({ event: 'redirect', path: req.url, headers });
+      socket.end(`HTTP/1.1 ${args.status} ${http.STATUS_CODES[args.status]}\r\nLocation: ${args.location}\r\n` +
+                 'Content-Length: 0\r\nConnection: close\r\n\r\n');
+      return;
+    }
     if (args.mode === 'refuse') {
       const body = 'forbidden: no token for this test\n';
       socket.end(`HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n` +
