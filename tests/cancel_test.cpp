@@ -6,7 +6,7 @@
 // A cancelled read takes nothing from the stream: it ends with operation_aborted and the next
 // read starts where it stopped. A cancelled write may leave a frame half sent, after which
 // nothing can follow: the connection is dropped. So is a close() cancelled while it waits for
-// the peer's close.
+// the peer's close, whether it reads itself or the application's reader does.
 #include "wsl/websocket.hpp"
 
 #define BOOST_TEST_MODULE cancel
@@ -212,4 +212,47 @@ BOOST_AUTO_TEST_CASE(a_close_cancelled_while_the_peer_does_not_answer_drops_the_
   BOOST_REQUIRE(frames.size() == 1u);
   BOOST_TEST(frames[0].opcode == op::close);
   BOOST_TEST(frames[0].payload == close_payload(1000, "bye"));
+}
+
+BOOST_AUTO_TEST_CASE(a_close_cancelled_while_a_read_waits_for_the_peer_drops_the_connection) {
+  tcp_harness h;
+  auto reading = spawn(h.ctx, open_message(h.ws));  // the application's reader, which would see the peer's close
+  run_until_idle(h.ctx);
+  asio::cancellation_signal cancel;
+  auto closing = spawn(h.ctx, close_websocket(h.ws, wsl::close_code::normal, "bye"), cancel.slot());
+  run_until_idle(h.ctx);  // our close frame is out; close() waits for the reader, the peer answers nothing
+  BOOST_REQUIRE(!closing.done());
+  BOOST_REQUIRE(!reading.done());
+  cancel.emit(asio::cancellation_type::terminal);
+  BOOST_REQUIRE(run_until(h.ctx, [&] { return closing.done() && reading.done(); }));
+  BOOST_TEST(closing.get() == asio::error::operation_aborted);  // get() rethrows: nothing was thrown
+  BOOST_TEST(reading.get().ec == wsl::error::aborted);
+  BOOST_TEST(!h.ws.is_open());
+
+  std::string got;
+  std::error_code ec;
+  asio::read(h.peer, asio::dynamic_buffer(got), ec);
+  BOOST_TEST(ec == asio::error::eof);
+  const auto frames = parse_frames(got);
+  BOOST_REQUIRE(frames.size() == 1u);
+  BOOST_TEST(frames[0].payload == close_payload(1000, "bye"));
+}
+
+BOOST_AUTO_TEST_CASE(a_read_cancelled_while_close_reads_ends_aborted_and_the_handshake_goes_on) {
+  tcp_harness h;
+  auto closing = spawn(h.ctx, close_websocket(h.ws, wsl::close_code::normal, "bye"));
+  run_until_idle(h.ctx);  // close() reads in the application's place, waiting for the peer's close
+  asio::cancellation_signal cancel;
+  auto reading = spawn(h.ctx, open_message(h.ws), cancel.slot());
+  run_until_idle(h.ctx);
+  BOOST_REQUIRE(!reading.done());
+  cancel.emit(asio::cancellation_type::terminal);
+  BOOST_REQUIRE(run_until(h.ctx, [&] { return reading.done(); }));
+  BOOST_TEST(reading.get().ec == asio::error::operation_aborted);  // get() rethrows: nothing was thrown
+  BOOST_TEST(!closing.done());
+
+  h.send(client_frame(op::close, close_payload(1000, "ok")));
+  BOOST_REQUIRE(run_until(h.ctx, [&] { return closing.done(); }));
+  BOOST_TEST(!closing.get(), closing.get().message());
+  BOOST_TEST(h.ws.peer_close().code == 1000);
 }

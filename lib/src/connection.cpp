@@ -1,9 +1,11 @@
 #include "connection.hpp"
 
+#include <asio/cancellation_state.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <openssl/rand.h>
@@ -1018,7 +1020,17 @@ asio::awaitable<void> connection::close(std::shared_ptr<connection> self, std::u
   }
   // A reader gets the messages that come before the peer's close, and finishes the handshake
   // when it reads that close. While no read is in progress, close() reads and discards itself.
-  while (c.reading_ && c.state_ != state::closed) co_await c.wait_for_wake();
+  const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+  while (c.reading_ && c.state_ != state::closed) {
+    if (cancellation.cancelled() != asio::cancellation_type::none) {
+      // Cancelled while the reader waits for the peer's close: given up, as below (and checked
+      // before each wait, since a co_await in a cancelled coroutine may throw).
+      c.abort(error::aborted);
+      ec = asio::error::operation_aborted;
+      co_return;
+    }
+    co_await c.wait_for_wake();
+  }
   if (c.state_ != state::closed) {
     c.reading_ = true;
     c.closer_reading_ = true;
@@ -1042,10 +1054,6 @@ asio::awaitable<void> connection::close(std::shared_ptr<connection> self, std::u
     if (read_ec) co_await c.fail(read_ec);
   }
   if (c.end_reason_ != error::closed) ec = c.end_error();
-}
-
-asio::awaitable<void> connection::wait_until_closed() {
-  while (state_ != state::closed) co_await wait_for_wake();
 }
 
 asio::awaitable<void> connection::wait_for_wake() {
@@ -1072,7 +1080,15 @@ asio::awaitable<void> connection::refuse_read(std::error_code& ec) {
     ec = error::read_in_progress;
     co_return;
   }
-  co_await wait_until_closed();
+  // A cancelled read that waits here ends as any cancelled read does, and the handshake goes on.
+  const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+  while (state_ != state::closed) {
+    if (cancellation.cancelled() != asio::cancellation_type::none) {
+      ec = asio::error::operation_aborted;
+      co_return;
+    }
+    co_await wait_for_wake();
+  }
   ec = end_error();
 }
 

@@ -162,7 +162,6 @@ class connection : public std::enable_shared_from_this<connection> {
   void on_keepalive();
   void start_close_timer();
   void record_pong(const std::uint8_t* p, std::size_t n) noexcept;
-  asio::awaitable<void> wait_until_closed();
   asio::awaitable<void> wait_for_wake();
   asio::awaitable<void> refuse_read(std::error_code& ec);
   void reader_done() noexcept;

@@ -23,8 +23,11 @@
 // - a write waiting for the socket may have sent part of a frame, which nothing can follow: the
 //   connection is dropped (no close frame), the write ends with operation_aborted, and what comes
 //   later with error::aborted;
-// - close() cancelled while it waits for the peer's close gives the handshake up, as its
-//   close_timeout would: the connection is dropped, and close() ends with operation_aborted.
+// - close() cancelled while it waits for the peer's close (reading itself, or waiting for the
+//   application's read to see that close) gives the handshake up, as its close_timeout would:
+//   the connection is dropped, close() ends with operation_aborted, a read in progress with
+//   error::aborted. A read cancelled while close() reads in its place ends with operation_aborted,
+//   and the handshake goes on.
 // asio's throw_if_cancelled applies as usual: the next co_await of the cancelled coroutine throws
 // unless it was turned off.
 #pragma once
