@@ -293,24 +293,30 @@ void start_signal_thread() {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
-  std::thread([set] {
-    for (int count = 0;;) {
-      int received = 0;
-      if (sigwait(&set, &received) != 0) continue;
-      std::function<void(int)> handler;
-      std::function<void()> abort;
-      {
-        std::lock_guard lock(targets().mutex);
-        handler = targets().handler;
-        abort = targets().abort;
+  std::thread thread;
+  try {
+    thread = std::thread([set] {
+      for (int count = 0;;) {
+        int received = 0;
+        if (sigwait(&set, &received) != 0) continue;
+        std::function<void(int)> handler;
+        std::function<void()> abort;
+        {
+          std::lock_guard lock(targets().mutex);
+          handler = targets().handler;
+          abort = targets().abort;
+        }
+        if (count++ > 0 || !handler) {
+          if (abort) abort();
+          _exit(exit_status_for_signal(received));
+        }
+        handler(received);
       }
-      if (count++ > 0 || !handler) {
-        if (abort) abort();
-        _exit(exit_status_for_signal(received));
-      }
-      handler(received);
-    }
-  }).detach();
+    });
+  } catch (const std::system_error& e) {
+    throw std::runtime_error(fmt::format("cannot start the thread that handles signals: {}", e.what()));
+  }
+  thread.detach();
 }
 
 void set_signal_handler(std::function<void(int)> handler) {

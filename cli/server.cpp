@@ -300,15 +300,16 @@ int run_server(const std::string& command, const server_options& given, session_
       asio::post(w->context, [&w = *w] { shut_down(w, close_code::going_away, "server shutting down"); });
   });
 
+  // "listening" once every thread runs: a script that waits for the line must not see it, then
+  // exit 1 because a thread could not start.
+  std::vector<asio::io_context*> contexts;
+  for (auto& w : workers) contexts.push_back(&w->context);
+  auto threads = run_threads(contexts);
   const auto url_host =
       endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
   fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
              endpoint.port());
   std::fflush(stderr);
-
-  std::vector<asio::io_context*> contexts;
-  for (auto& w : workers) contexts.push_back(&w->context);
-  auto threads = run_threads(contexts);
 
   for (auto& t : threads) t.join();
   set_signal_handler(nullptr);  // what it refers to ends here; a late signal just exits
