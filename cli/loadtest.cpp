@@ -162,6 +162,8 @@ class session {
   // --messages-per-connection: this connection has sent its share (and it should close, and
   // another take its place).
   bool spent() const noexcept { return budget_ != 0 && sent_here_ >= budget_; }
+  // Whether an echo came back on this connection (every send is counted, and waits until echoed).
+  bool answered() const noexcept { return sent_here_ > in_flight_.size(); }
 
   // The schedule changed (the stages began) or the sending ended: a sender asleep until its next
   // message is due looks again now, not then.
@@ -423,7 +425,8 @@ void release_slot(worker& w) {
 // How a connection of run_one_connection() ended.
 enum class connection_end {
   spent,       // it sent its share (--messages-per-connection): another takes its place
-  ended,       // it was open, and ended otherwise (the server closed it, it failed, or the run ended)
+  ended,       // it was open, had echoes, and ended otherwise (the server closed it, it failed, or the run ended)
+  unanswered,  // as ended, but before any echo came back: a server that closes what it opens
   not_opened,  // its connect or handshake failed
   stopped,     // the run ended before it opened
 };
@@ -488,12 +491,14 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
   }
   w.open_now.add(static_cast<std::uint64_t>(-1));
   std::erase(w.sockets, &ws);
-  co_return !sess.failed_ && !close_ec && sess.spent() ? connection_end::spent : connection_end::ended;
+  if (!sess.failed_ && !close_ec && sess.spent()) co_return connection_end::spent;
+  co_return sess.answered() ? connection_end::ended : connection_end::unanswered;
 }
 
 // --reconnect: the pause before the next attempt after `misses` attempts in a row that did not
-// open (none after a connection that was open): 50 ms, doubling up to 1 s, so that a server that
-// is down is asked a few times a second, not in a loop.
+// open, or opened and ended before any echo came back (none after a connection that had echoes):
+// 50 ms, doubling up to 1 s, so that a server that is down, or one that closes every connection
+// it accepts, is asked a few times a second, not in a loop.
 clock::duration reconnect_pause(unsigned misses) noexcept {
   if (misses == 0) return clock::duration::zero();
   return std::min<clock::duration>(1s, 50ms * (1u << std::min(misses - 1, 5u)));
@@ -515,7 +520,7 @@ asio::awaitable<void> run_connection(worker& w, shared_state& s, std::size_t ind
     const auto end = co_await run_one_connection(w, s, index, stop);
     if (end == connection_end::spent) continue;
     if (end == connection_end::stopped || !s.opts.reconnect) break;
-    misses = end == connection_end::not_opened ? misses + 1 : 0;
+    misses = end == connection_end::not_opened || end == connection_end::unanswered ? misses + 1 : 0;
     if (const auto pause = reconnect_pause(misses); pause.count() > 0 && sending(s)) {
       timer backoff(ex, pause);
       std::error_code ignored;
@@ -1119,7 +1124,8 @@ subcommand register_loadtest(CLI::App& parent) {
       ->capture_default_str();
   app->add_flag("--reconnect", o->reconnect,
                 "Replace a connection that the server closes or drops, or that fails to open (after the first "
-                "round, retried after 50ms doubling to 1s); by default the run goes on with those left");
+                "round; after a failure, or a close before any echo, retried after 50ms doubling to 1s); by "
+                "default the run goes on with those left");
   app->add_option("--connect-rate", o->connect_rate, "Connections opened per second while ramping up; 0 = at once")
       ->capture_default_str();
   app->add_option("--max-connecting", o->max_connecting, "Handshakes in progress at once, per thread")

@@ -484,6 +484,16 @@ class Server(Figures):
         self.assertTrue(2 <= r["failed"] <= 2 * 8, r)
         self.assertEqual(sum(r["failures"].values()), r["failed"] + 2, r)
 
+    def test_reconnect_backs_off_from_a_server_that_closes_what_it_opens(self):
+        # The server closes every connection with 1013 (try again later) as soon as it opens.
+        with Peer(PEER, "script", "--close-code", "1013") as peer:
+            r, _ = self.run_json(peer.url, "-c", "2", "-d", "1s", "--reconnect")
+            # Reopened 50 ms, 100 ms, 200 ms... apart, as after a refusal: a few times each, not in
+            # a loop (without the back-off: hundreds).
+            self.assertTrue(2 * 3 <= r["opened"] <= 2 * 8, r)
+            self.assertEqual(r["close_codes"], {"1013": r["opened"]}, r)
+            self.assertEqual((r["failed"], r["received"]), (0, 0), r)
+
     def test_nobody_listening(self):
         port = unused_port()
         done = loadtest(f"ws://127.0.0.1:{port}/", "-c", "2", "-d", "200ms", "--json")
