@@ -10,6 +10,7 @@
 
 #include "connection_harness.hpp"
 #include "memory_transport.hpp"
+#include "property.hpp"
 #include "proxy.hpp"
 #include "run_coroutine.hpp"
 #include "test_printing.hpp"
@@ -29,6 +30,7 @@
 
 #include <chrono>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -1223,4 +1225,60 @@ BOOST_AUTO_TEST_CASE(an_http_1_0_switching_protocols_is_refused) {
   BOOST_TEST(connecting.get().ec == wsl::error::bad_response);
   BOOST_TEST(connecting.get().report.version_minor == 0);
   BOOST_TEST(peer->other_end_closed());
+}
+
+BOOST_AUTO_TEST_CASE(any_reference_resolves_to_a_target_without_dot_segments_on_the_right_origin) {
+  // Random references of the pieces Location headers are made of; whatever resolves is a target
+  // ("/" first, no fragment, no "." or ".." segment), keeps the base's origin and credentials
+  // unless it names a host, keeps or replaces the query as RFC 3986 section 5.2.2 says, and
+  // resolves to itself again.
+  const auto base = parsed("wss://bob:pw@h:8443/a/b/c?base=1");
+  wsl::test::for_each_seed(0x5eed'0301, 3000, [&](std::uint64_t seed) {
+    std::mt19937_64 g(seed);
+    const auto pick = [&](std::initializer_list<std::string_view> from) {
+      return std::string(*(from.begin() + static_cast<std::ptrdiff_t>(g() % from.size())));
+    };
+    std::string reference = pick({"", "", "", "/", "//other:99", "//carol:x@other", "ws://h2", "HTTPS://h3:1"});
+    const auto segments = g() % 6;
+    for (std::size_t i = 0; i < segments; ++i)
+      reference += (i == 0 && reference.empty() && g() % 2 ? "" : "/") + pick({"x", "y", ".", "..", "", "%2E", "z;p"});
+    const bool has_query = g() % 3 == 0;
+    if (has_query) reference += "?" + pick({"", "q=1", "a/../b", "?"});
+    if (g() % 4 == 0) reference += "#" + pick({"", "f", "/../x?y"});
+    BOOST_TEST_CONTEXT("reference '" << reference << "'") {
+      wsl::url out;
+      const auto ec = wsl::resolve_url(base, reference, out);
+      if (ec) {  // only a URL with a host of its own can be wrong here
+        BOOST_TEST((reference.find("://") != std::string::npos || reference.starts_with("//")), ec.message());
+        return;
+      }
+      const std::string_view target = out.target;
+      BOOST_TEST(target.starts_with('/'));
+      BOOST_TEST(target.find('#') == std::string_view::npos);
+      const auto path = target.substr(0, target.find('?'));
+      const auto padded = std::string(path) + "/";
+      BOOST_TEST(padded.find("/./") == std::string::npos);
+      BOOST_TEST(padded.find("/../") == std::string::npos);
+      const auto without_fragment = std::string_view(reference).substr(0, reference.find('#'));
+      const bool own_host = without_fragment.starts_with("//") || without_fragment.find("://") != std::string::npos;
+      if (!own_host) {
+        BOOST_TEST((out.secure == base.secure && out.host == base.host && out.port == base.port));
+        BOOST_TEST((out.has_credentials && out.user == "bob" && out.password == "pw"));
+      }
+      const auto mark = without_fragment.find('?');
+      const auto ref_path = without_fragment.substr(0, mark);
+      const auto query =
+          target.find('?') == std::string_view::npos ? std::string_view("<none>") : target.substr(target.find('?') + 1);
+      if (mark != std::string_view::npos)
+        BOOST_TEST(query == without_fragment.substr(mark + 1));
+      else if (!own_host && ref_path.empty())
+        BOOST_TEST(query == "base=1");
+      else
+        BOOST_TEST(query == "<none>");
+      // (As an absolute URL: a target may start with "//", which alone would name a host.)
+      wsl::url again;
+      BOOST_REQUIRE(!wsl::resolve_url(out, (out.secure ? "wss://" : "ws://") + out.authority() + out.target, again));
+      BOOST_TEST(again.target == out.target);
+    }
+  });
 }

@@ -245,8 +245,17 @@ bool has_scheme(std::string_view reference) {
 
 std::error_code resolve_url(const url& base, std::string_view reference, url& out) {
   if (const auto hash = reference.find('#'); hash != std::string_view::npos) reference = reference.substr(0, hash);
-  if (has_scheme(reference)) return parse_url(reference, out);
-  if (reference.starts_with("//")) return parse_url((base.secure ? "wss:" : "ws:") + std::string(reference), out);
+  if (has_scheme(reference) || reference.starts_with("//")) {
+    // With its own host: parsed as it is, but for the dot segments of its path (section 5.2.2).
+    const auto ec = has_scheme(reference) ? parse_url(reference, out)
+                                          : parse_url((base.secure ? "wss:" : "ws:") + std::string(reference), out);
+    if (ec) return ec;
+    const auto mark = std::min(out.target.find('?'), out.target.size());
+    auto path = remove_dot_segments(out.target.substr(0, mark));
+    if (path.empty() || path.front() != '/') path.insert(0, "/");
+    out.target = path + out.target.substr(mark);
+    return {};
+  }
   // A path, a query or nothing: on the base's origin, with its credentials.
   const auto split = [](std::string_view target, std::string_view& path, std::optional<std::string_view>& query) {
     const auto mark = target.find('?');

@@ -69,8 +69,8 @@ std::error_code parse_proxy_url(std::string_view text, url& out);
 std::string redact_url(std::string_view text);
 // A redirect's Location resolved against the URL that drew it (RFC 3986 section 5.2): an absolute
 // ws://, wss://, http:// or https:// URL, a network-path "//host:port/path", an absolute path
-// "/path?query", a query "?query" or a relative path "next" (merged with the base's directory,
-// "." and ".." segments removed). The fragment is dropped; a reference with no host keeps the
+// "/path?query", a query "?query" or a relative path "next" (merged with the base's directory);
+// "." and ".." segments are removed from every path. The fragment is dropped; a reference with no host keeps the
 // base's host, port and credentials. error::bad_url when it resolves to no WebSocket URL (another
 // scheme, spaces or control characters), error::bad_userinfo as parse_url() says.
 //   resolve_url(parsed("ws://h/a/b?q"), "c?d", out)  // ws://h/a/c?d
