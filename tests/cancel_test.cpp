@@ -105,6 +105,18 @@ void expect_next_message(tcp_harness& h, std::string_view frame, std::string_vie
   BOOST_TEST(next.get().data == payload);
 }
 
+// The peer got a close frame with `payload`, then the end of the connection.
+void expect_close_then_end(tcp_harness& h, std::string_view payload) {
+  std::string got;
+  std::error_code ec;
+  asio::read(h.peer, asio::dynamic_buffer(got), ec);
+  BOOST_TEST(ec == asio::error::eof);
+  const auto frames = parse_frames(got);
+  BOOST_REQUIRE(frames.size() == 1u);
+  BOOST_TEST(frames[0].opcode == op::close);
+  BOOST_TEST(frames[0].payload == payload);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_cancelled_read_message_ends_aborted_and_the_next_read_gets_the_message) {
@@ -203,15 +215,7 @@ BOOST_AUTO_TEST_CASE(a_close_cancelled_while_the_peer_does_not_answer_drops_the_
   BOOST_TEST(closing.get() == asio::error::operation_aborted);  // get() rethrows: nothing was thrown
   BOOST_TEST(!h.ws.is_open());
 
-  // The peer got our close frame, then the end of the connection.
-  std::string got;
-  std::error_code ec;
-  asio::read(h.peer, asio::dynamic_buffer(got), ec);
-  BOOST_TEST(ec == asio::error::eof);
-  const auto frames = parse_frames(got);
-  BOOST_REQUIRE(frames.size() == 1u);
-  BOOST_TEST(frames[0].opcode == op::close);
-  BOOST_TEST(frames[0].payload == close_payload(1000, "bye"));
+  expect_close_then_end(h, close_payload(1000, "bye"));
 }
 
 BOOST_AUTO_TEST_CASE(a_close_cancelled_while_a_read_waits_for_the_peer_drops_the_connection) {
@@ -228,14 +232,7 @@ BOOST_AUTO_TEST_CASE(a_close_cancelled_while_a_read_waits_for_the_peer_drops_the
   BOOST_TEST(closing.get() == asio::error::operation_aborted);  // get() rethrows: nothing was thrown
   BOOST_TEST(reading.get().ec == wsl::error::aborted);
   BOOST_TEST(!h.ws.is_open());
-
-  std::string got;
-  std::error_code ec;
-  asio::read(h.peer, asio::dynamic_buffer(got), ec);
-  BOOST_TEST(ec == asio::error::eof);
-  const auto frames = parse_frames(got);
-  BOOST_REQUIRE(frames.size() == 1u);
-  BOOST_TEST(frames[0].payload == close_payload(1000, "bye"));
+  expect_close_then_end(h, close_payload(1000, "bye"));
 }
 
 BOOST_AUTO_TEST_CASE(a_read_cancelled_while_close_reads_ends_aborted_and_the_handshake_goes_on) {

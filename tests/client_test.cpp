@@ -29,6 +29,7 @@
 #include <asio/write.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -670,23 +671,45 @@ BOOST_AUTO_TEST_CASE(client_handshake_upgrades_a_given_stream_which_then_carries
   wsl::test::run_until_idle(ctx);
 }
 
-BOOST_AUTO_TEST_CASE(client_handshake_refuses_a_wrong_accept_key_and_closes_the_stream) {
+namespace {
+
+// client_handshake() over a memory pipe whose other end answers the request with answer(key).
+struct answered {
+  connected c;
+  bool stream_closed = false;  // by the client
+  std::string after_request;   // what the client sent after its request
+};
+
+answered handshake_answered_with(const std::function<std::string(const std::string& key)>& answer,
+                                 wsl::client_options options = quiet_client()) {
   asio::io_context ctx;
   auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
-  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", quiet_client()));
+  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", std::move(options)));
   wsl::test::run_until_idle(ctx);
   const auto key = request_header(peer->take(), "Sec-WebSocket-Key");
   BOOST_REQUIRE(!key.empty());
-  // The accept value of another key (RFC 6455's sample one).
-  const auto wrong = wsl::websocket_accept_key("dGhlIHNhbXBsZSBub25jZQ==");
-  BOOST_REQUIRE(wrong != wsl::websocket_accept_key(key));
-  peer->inject(switching_protocols(wrong));
+  peer->inject(answer(key));
   wsl::test::run_until_idle(ctx);
   BOOST_REQUIRE(connecting.done());
-  BOOST_TEST(connecting.get().ec == wsl::error::bad_accept);
-  BOOST_TEST(connecting.get().report.status == 101);
-  BOOST_TEST(peer->other_end_closed());
-  BOOST_TEST(peer->take().empty());
+  answered a{std::move(connecting.get()), peer->other_end_closed(), peer->take()};
+  a.c.ws.abort();
+  wsl::test::run_until_idle(ctx);
+  return a;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(client_handshake_refuses_a_wrong_accept_key_and_closes_the_stream) {
+  const auto a = handshake_answered_with([](const std::string& key) {
+    // The accept value of another key (RFC 6455's sample one).
+    const auto wrong = wsl::websocket_accept_key("dGhlIHNhbXBsZSBub25jZQ==");
+    BOOST_REQUIRE(wrong != wsl::websocket_accept_key(key));
+    return switching_protocols(wrong);
+  });
+  BOOST_TEST(a.c.ec == wsl::error::bad_accept);
+  BOOST_TEST(a.c.report.status == 101);
+  BOOST_TEST(a.stream_closed);
+  BOOST_TEST(a.after_request.empty());
 }
 
 BOOST_AUTO_TEST_CASE(client_handshake_is_bounded_by_the_handshake_timeout_only) {
@@ -1060,11 +1083,18 @@ struct redirecting_server {
     std::string location;
   };
   redirecting_server(asio::io_context& ctx, std::vector<rule> redirects)
-      : seen(std::make_shared<std::vector<request_seen>>()),
+      : ctx_(ctx),
+        seen(std::make_shared<std::vector<request_seen>>()),
         rules(std::make_shared<std::vector<rule>>(std::move(redirects))),
         l(ctx.get_executor(), options(seen, rules)) {
     BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
   }
+  ~redirecting_server() {
+    l.stop();
+    wsl::test::run_until_idle(ctx_);
+  }
+  redirecting_server(const redirecting_server&) = delete;
+  redirecting_server& operator=(const redirecting_server&) = delete;
   std::string url(std::string_view userinfo, std::string_view target) const {
     return "ws://" + std::string(userinfo) + "127.0.0.1:" + std::to_string(l.local_endpoint().port()) +
            std::string(target);
@@ -1083,10 +1113,18 @@ struct redirecting_server {
     };
     return lo;
   }
+  asio::io_context& ctx_;
   std::shared_ptr<std::vector<request_seen>> seen;
   std::shared_ptr<std::vector<rule>> rules;
   wsl::listener l;
 };
+
+// connect() to `url`, run to its end.
+connected connect_now(asio::io_context& ctx, std::string url, wsl::client_options options) {
+  auto c = spawn(ctx, connect_to(std::move(url), std::move(options)));
+  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
+  return std::move(c.get());
+}
 
 wsl::client_options following(unsigned max_redirects) {
   auto o = quiet_client();
@@ -1101,21 +1139,19 @@ wsl::client_options following(unsigned max_redirects) {
 BOOST_AUTO_TEST_CASE(connect_follows_redirects_on_the_origin_with_the_credentials_and_reports_them) {
   asio::io_context ctx;
   redirecting_server server(ctx, {{"/old", 302, "next?x=1"}, {"/next?x=1", 308, "/new"}});
-  auto c = spawn(ctx, connect_to(server.url("bob:pw@", "/old"), following(2)));
-  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
-  auto& r = c.get();
-  BOOST_TEST_REQUIRE(!r.ec, r.ec.message());
-  BOOST_TEST(r.ws.is_open());
-  BOOST_TEST(r.report.status == 101);
-  BOOST_TEST(r.report.final_url == server.url("bob:***@", "/new"));
-  BOOST_REQUIRE(r.report.redirects.size() == 2u);
-  BOOST_TEST(r.report.redirects[0].status == 302);
-  BOOST_TEST(r.report.redirects[0].location == server.url("bob:***@", "/next?x=1"));
-  BOOST_TEST(r.report.redirects[0].request_head.starts_with("GET /old HTTP/1.1\r\n"));
-  BOOST_TEST(*r.report.redirects[0].response_headers.get("Location") == "next?x=1");
-  BOOST_TEST(r.report.redirects[1].status == 308);
-  BOOST_TEST(r.report.redirects[1].location == server.url("bob:***@", "/new"));
-  BOOST_TEST(r.report.request_head.starts_with("GET /new HTTP/1.1\r\n"));
+  auto c = connect_now(ctx, server.url("bob:pw@", "/old"), following(2));
+  BOOST_TEST_REQUIRE(!c.ec, c.ec.message());
+  BOOST_TEST(c.ws.is_open());
+  BOOST_TEST(c.report.status == 101);
+  BOOST_TEST(c.report.final_url == server.url("bob:***@", "/new"));
+  BOOST_REQUIRE(c.report.redirects.size() == 2u);
+  BOOST_TEST(c.report.redirects[0].status == 302);
+  BOOST_TEST(c.report.redirects[0].location == server.url("bob:***@", "/next?x=1"));
+  BOOST_TEST(c.report.redirects[0].request_head.starts_with("GET /old HTTP/1.1\r\n"));
+  BOOST_TEST(*c.report.redirects[0].response_headers.get("Location") == "next?x=1");
+  BOOST_TEST(c.report.redirects[1].status == 308);
+  BOOST_TEST(c.report.redirects[1].location == server.url("bob:***@", "/new"));
+  BOOST_TEST(c.report.request_head.starts_with("GET /new HTTP/1.1\r\n"));
   BOOST_REQUIRE(server.seen->size() == 3u);
   for (const auto& s : *server.seen) {
     BOOST_TEST(s.authorization == "Basic Ym9iOnB3");
@@ -1123,37 +1159,29 @@ BOOST_AUTO_TEST_CASE(connect_follows_redirects_on_the_origin_with_the_credential
     BOOST_TEST(s.other == "kept");
   }
   BOOST_TEST((*server.seen)[2].target == "/new");
-  r.ws.abort();
-  server.l.stop();
-  wsl::test::run_until_idle(ctx);
+  c.ws.abort();
 }
 
 BOOST_AUTO_TEST_CASE(without_max_redirects_a_redirect_is_a_refusal_with_its_body) {
   asio::io_context ctx;
   redirecting_server server(ctx, {{"/old", 301, "/new"}});
-  auto c = spawn(ctx, connect_to(server.url("", "/old"), following(0)));
-  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
-  BOOST_TEST(c.get().ec == wsl::error::bad_status);
-  BOOST_TEST(c.get().report.status == 301);
-  BOOST_TEST(c.get().report.body == "moved");
-  BOOST_TEST(c.get().report.redirects.empty());
+  auto c = connect_now(ctx, server.url("", "/old"), following(0));
+  BOOST_TEST(c.ec == wsl::error::bad_status);
+  BOOST_TEST(c.report.status == 301);
+  BOOST_TEST(c.report.body == "moved");
+  BOOST_TEST(c.report.redirects.empty());
   BOOST_TEST(server.seen->size() == 1u);
-  server.l.stop();
-  wsl::test::run_until_idle(ctx);
 }
 
 BOOST_AUTO_TEST_CASE(a_redirect_loop_ends_at_max_redirects) {
   asio::io_context ctx;
   redirecting_server server(ctx, {{"/loop", 307, "/loop"}});
-  auto c = spawn(ctx, connect_to(server.url("", "/loop"), following(3)));
-  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
-  BOOST_TEST(c.get().ec == wsl::error::too_many_redirects);
-  BOOST_TEST(c.get().ec == wsl::condition::handshake_failed);
-  BOOST_TEST(c.get().report.status == 307);
-  BOOST_TEST(c.get().report.redirects.size() == 3u);
+  auto c = connect_now(ctx, server.url("", "/loop"), following(3));
+  BOOST_TEST(c.ec == wsl::error::too_many_redirects);
+  BOOST_TEST(c.ec == wsl::condition::handshake_failed);
+  BOOST_TEST(c.report.status == 307);
+  BOOST_TEST(c.report.redirects.size() == 3u);
   BOOST_TEST(server.seen->size() == 4u);
-  server.l.stop();
-  wsl::test::run_until_idle(ctx);
 }
 
 BOOST_AUTO_TEST_CASE(credentials_and_cookies_stay_on_their_origin) {
@@ -1163,10 +1191,9 @@ BOOST_AUTO_TEST_CASE(credentials_and_cookies_stay_on_their_origin) {
   (*there.rules)[0].location = here.url("", "/home");  // and back to the first origin
   auto o = following(5);
   o.headers.add("authorization", "Bearer tok");  // one of the user's: it stays behind too
-  auto c = spawn(ctx, connect_to(here.url("", "/away"), o));
-  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
-  BOOST_TEST_REQUIRE(!c.get().ec, c.get().ec.message());
-  BOOST_TEST(c.get().report.redirects.size() == 2u);
+  auto c = connect_now(ctx, here.url("", "/away"), o);
+  BOOST_TEST_REQUIRE(!c.ec, c.ec.message());
+  BOOST_TEST(c.report.redirects.size() == 2u);
   BOOST_REQUIRE(here.seen->size() == 2u);
   BOOST_REQUIRE(there.seen->size() == 1u);
   BOOST_TEST((*here.seen)[0].authorization == "Bearer tok");
@@ -1178,53 +1205,35 @@ BOOST_AUTO_TEST_CASE(credentials_and_cookies_stay_on_their_origin) {
   BOOST_TEST((*here.seen)[1].target == "/home");
   BOOST_TEST((*here.seen)[1].authorization == "");
   BOOST_TEST((*here.seen)[1].cookie == "");
-  c.get().ws.abort();
-  here.l.stop();
-  there.l.stop();
-  wsl::test::run_until_idle(ctx);
+  c.ws.abort();
 }
 
-BOOST_AUTO_TEST_CASE(a_redirect_to_no_websocket_url_or_from_wss_to_ws_is_refused) {
+// (From wss:// to ws://: integration.client.redirect, with TLS.)
+BOOST_AUTO_TEST_CASE(a_redirect_to_no_websocket_url_is_refused) {
   asio::io_context ctx;
   redirecting_server server(ctx, {{"/ftp", 302, "ftp://127.0.0.1/"}});
-  auto c = spawn(ctx, connect_to(server.url("", "/ftp"), following(3)));
-  BOOST_REQUIRE(run_until(ctx, [&] { return c.done(); }));
-  BOOST_TEST(c.get().ec == wsl::error::bad_redirect);
-  BOOST_TEST(c.get().report.status == 302);
-  BOOST_TEST(*c.get().report.response_headers.get("Location") == "ftp://127.0.0.1/");
-  server.l.stop();
-  wsl::test::run_until_idle(ctx);
+  auto c = connect_now(ctx, server.url("", "/ftp"), following(3));
+  BOOST_TEST(c.ec == wsl::error::bad_redirect);
+  BOOST_TEST(c.report.status == 302);
+  BOOST_TEST(*c.report.response_headers.get("Location") == "ftp://127.0.0.1/");
 }
 
 BOOST_AUTO_TEST_CASE(client_handshake_never_follows_a_redirect) {
-  asio::io_context ctx;
-  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
-  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", following(3)));
-  wsl::test::run_until_idle(ctx);
-  BOOST_TEST(!peer->take().empty());
-  peer->inject("HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
-  wsl::test::run_until_idle(ctx);
-  BOOST_REQUIRE(connecting.done());
-  BOOST_TEST(connecting.get().ec == wsl::error::bad_status);
-  BOOST_TEST(connecting.get().report.status == 302);
-  BOOST_TEST(connecting.get().report.redirects.empty());
+  const auto a = handshake_answered_with(
+      [](const std::string&) { return "HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n"; },
+      following(3));
+  BOOST_TEST(a.c.ec == wsl::error::bad_status);
+  BOOST_TEST(a.c.report.status == 302);
+  BOOST_TEST(a.c.report.redirects.empty());
 }
 
 BOOST_AUTO_TEST_CASE(an_http_1_0_switching_protocols_is_refused) {
-  asio::io_context ctx;
-  auto [stream, peer] = wsl::test::make_memory_pipe(ctx);
-  auto connecting = spawn(ctx, upgrade_over(std::move(stream), "ws://example.test/", quiet_client()));
-  wsl::test::run_until_idle(ctx);
-  const auto key = request_header(peer->take(), "Sec-WebSocket-Key");
-  BOOST_REQUIRE(!key.empty());
-  auto answer = switching_protocols(wsl::websocket_accept_key(key));
-  answer.replace(0, 8, "HTTP/1.0");
-  peer->inject(answer);
-  wsl::test::run_until_idle(ctx);
-  BOOST_REQUIRE(connecting.done());
-  BOOST_TEST(connecting.get().ec == wsl::error::bad_response);
-  BOOST_TEST(connecting.get().report.version_minor == 0);
-  BOOST_TEST(peer->other_end_closed());
+  const auto a = handshake_answered_with([](const std::string& key) {
+    return switching_protocols(wsl::websocket_accept_key(key)).replace(0, 8, "HTTP/1.0");
+  });
+  BOOST_TEST(a.c.ec == wsl::error::bad_response);
+  BOOST_TEST(a.c.report.version_minor == 0);
+  BOOST_TEST(a.stream_closed);
 }
 
 BOOST_AUTO_TEST_CASE(any_reference_resolves_to_a_target_without_dot_segments_on_the_right_origin) {

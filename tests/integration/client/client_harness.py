@@ -5,6 +5,7 @@
   and collects the JSON events the test peers print on stdout (`wait_event`).
 - `run_wsl`: runs `wsl ARGS` to completion with bytes on stdin, bounded in time.
 - `Wsl`: a running `wsl` for tests that talk to it while it runs (stdin kept open, SIGINT).
+- `pipe_round_trip`: `wsl pipe -v` sends a line to an echo server and gets it back.
 - `unused_port`: a port nobody listens on; `make_certificate`: a self-signed one for 127.0.0.1.
 
 $WSL_BIN is the binary (set by ctest; default build/release/cli/wsl), $WSL_TEST_NODE the node
@@ -279,6 +280,20 @@ class Wsl:
     def stderr_text(self) -> str:
         self.stderr.join(TIMEOUT)
         return self.stderr.data().decode(errors="replace")
+
+
+def pipe_round_trip(test, url: str, *options: str, line: bytes = b"hello\n") -> str:
+    """`wsl pipe -v OPTIONS URL` to an echo server: `line` there and back, then exit 0 (asserted on
+    `test`, a unittest.TestCase). Returns wsl's stderr."""
+    with Wsl("pipe", "-v", *options, url) as wsl:
+        wsl.send(line)
+        wsl.output(len(line))
+        wsl.end_input()
+        status = wsl.wait()
+        stderr = wsl.stderr_text()
+        test.assertEqual(status, 0, stderr)
+        test.assertEqual(wsl.stdout.data(), line)
+    return stderr
 
 
 def make_certificate(directory: str) -> Optional[tuple]:

@@ -10,7 +10,7 @@ import base64
 import json
 import unittest
 
-from client_harness import Peer, Wsl, run_wsl, unused_port
+from client_harness import Peer, pipe_round_trip, run_wsl, unused_port
 
 PEERS = ("websockets", "ws")  # the ones that report the request's headers
 USER = "bob"
@@ -37,14 +37,7 @@ class Credentials(unittest.TestCase):
         """`wsl pipe -v` to a `kind` echo peer with userinfo@ in the URL: one line there and back.
         Returns the peer's "open" event and wsl's stderr."""
         with Peer(kind) as peer:
-            with Wsl("pipe", "-v", *options, f"ws://{userinfo}@127.0.0.1:{peer.port}/path?q=1") as wsl:
-                wsl.send(b"hello\n")
-                wsl.output(6)
-                wsl.end_input()
-                status = wsl.wait()
-                stderr = wsl.stderr_text()
-                self.assertEqual(status, 0, stderr)
-                self.assertEqual(wsl.stdout.data(), b"hello\n")
+            stderr = pipe_round_trip(self, f"ws://{userinfo}@127.0.0.1:{peer.port}/path?q=1", *options)
             return peer.wait_event("open"), stderr
 
     def test_url_credentials_go_as_basic_authorization_and_stay_hidden(self):

@@ -18,8 +18,8 @@ import threading
 import time
 import unittest
 
-from client_harness import (TIMEOUT, WSL, Peer, Wsl, _die_with_parent, _Output, make_certificate, run_wsl,
-                            unused_port)
+from client_harness import (TIMEOUT, WSL, Peer, _die_with_parent, _Output, make_certificate, pipe_round_trip,
+                            run_wsl, unused_port)
 
 TINYPROXY = os.environ.get("WSL_TEST_TINYPROXY") or shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
 PROXY_USER, PROXY_PASSWORD = "me", "pr0xyPW"  # tinyproxy's BasicAuth takes letters and digits only
@@ -126,15 +126,7 @@ class SilentProxy:
 
 def exchange(test, url: str, *options: str) -> str:
     """`wsl pipe -v OPTIONS URL`: one line there and back, exit 0. Returns stderr."""
-    with Wsl("pipe", "-v", *options, url) as wsl:
-        wsl.send(b"through the tunnel\n")
-        wsl.output(19)
-        wsl.end_input()
-        status = wsl.wait()
-        stderr = wsl.stderr_text()
-        test.assertEqual(status, 0, stderr)
-        test.assertEqual(wsl.stdout.data(), b"through the tunnel\n")
-        return stderr
+    return pipe_round_trip(test, url, *options, line=b"through the tunnel\n")
 
 
 class ThroughTinyproxy(unittest.TestCase):

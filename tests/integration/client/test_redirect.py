@@ -12,7 +12,7 @@ import json
 import tempfile
 import unittest
 
-from client_harness import Peer, Wsl, make_certificate, run_wsl
+from client_harness import Peer, make_certificate, pipe_round_trip, run_wsl
 
 PEERS = ("websockets", "ws")  # both report the request heads they receive
 
@@ -27,15 +27,7 @@ def header(event: dict, name: str) -> list:
 
 def exchange(test: unittest.TestCase, url: str, *options: str) -> str:
     """`wsl pipe -v -L OPTIONS URL`: one line there and back, exit 0; returns stderr."""
-    with Wsl("pipe", "-v", "-L", *options, url) as wsl:
-        wsl.send(b"hello\n")
-        wsl.output(6)
-        wsl.end_input()
-        status = wsl.wait()
-        stderr = wsl.stderr_text()
-        test.assertEqual(status, 0, stderr)
-        test.assertEqual(wsl.stdout.data(), b"hello\n")
-    return stderr
+    return pipe_round_trip(test, url, "-L", *options)
 
 
 class SameOrigin(unittest.TestCase):
