@@ -14,8 +14,8 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)")
       ->allow_extra_args(false);
   app.add_option("--proxy", c.proxy,
-                 "Tunnel through this HTTP proxy with CONNECT: http://[user:password@]host:port "
-                 "(http_proxy and https_proxy are never read)")
+                 "Tunnel through this proxy: http://[user:password@]host:port (HTTP CONNECT), socks5://... or "
+                 "socks5h://... (SOCKS5; h: the proxy resolves names) (http_proxy and https_proxy are never read)")
       ->type_name("URL");
   auto* location = app.add_flag("-L,--location", o.follow_redirects,
                                 "Follow redirects (301, 302, 303, 307, 308): Authorization and Cookie are not sent "
@@ -80,7 +80,8 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
                           "--proxy '{}': malformed user:password (percent-encode '%', '/', '?', '#' and "
                           "control characters; the user cannot hold ':')",
                           redact_url(c.proxy))
-                    : fmt::format("--proxy '{}': expected http://[user:password@]host:port", redact_url(c.proxy));
+                    : fmt::format("--proxy '{}': expected http://, socks5:// or socks5h://[user:password@]host:port",
+                                  redact_url(c.proxy));
       return error::invalid_option;
     }
   }
@@ -117,6 +118,15 @@ namespace {
 int exit_status_for_proxy_status(int status) noexcept {
   if (status == 504) return exit_timeout;
   if (status >= 500 && status <= 599) return exit_unavailable;
+  return exit_protocol;
+}
+
+// The same for a SOCKS5 reply code (RFC 1928 section 6): a failure, or an unreachable or refusing
+// server, as when we cannot reach it ourselves; TTL expired, a timeout; a rule, an unsupported
+// command or address type, or refused credentials (code 0), a refusal.
+int exit_status_for_socks_reply(int code) noexcept {
+  if (code == 1 || code == 3 || code == 4 || code == 5) return exit_unavailable;
+  if (code == 6) return exit_timeout;
   return exit_protocol;
 }
 
@@ -160,13 +170,28 @@ int report_connect_failure(std::string_view url_text, std::error_code ec, const 
     return exit_protocol;
   }
   if (!report.redirects.empty()) url += fmt::format(" (redirected to {})", report.final_url);
+  const bool socks = report.proxy_protocol.starts_with("socks5");
+  if (ec == error::proxy_refused && socks) {
+    diagnostics::fatal(report.proxy_status == 0
+                           ? fmt::format("{}: SOCKS5 proxy {} refused: {}", url, report.proxy, report.proxy_reason)
+                           : fmt::format("{}: SOCKS5 proxy {} refused CONNECT: {} {}", url, report.proxy,
+                                         report.proxy_status, report.proxy_reason));
+    return exit_status_for_socks_reply(report.proxy_status);
+  }
   if (ec == error::proxy_refused) {
     diagnostics::fatal(fmt::format("{}: proxy {} refused CONNECT: HTTP {} {}", url, report.proxy, report.proxy_status,
                                    report.proxy_reason));
     return exit_status_for_proxy_status(report.proxy_status);
   }
-  if (!report.proxy.empty() && !report.proxy_request_head.empty() && report.proxy_status == 0) {
+  const bool proxy_answered = socks ? !report.proxy_reason.empty() : report.proxy_status != 0;
+  if (!report.proxy.empty() && !report.proxy_request_head.empty() && !proxy_answered) {
     // Connected to the proxy, no answer to CONNECT.
+    if (report.proxy_protocol == "socks5" &&
+        (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again)) {
+      diagnostics::fatal(
+          fmt::format("{}: {} (socks5:// resolves the name here, socks5h:// lets the proxy do it)", url, ec.message()));
+      return exit_unavailable;
+    }
     if (ec == asio::error::timed_out) {
       diagnostics::fatal(fmt::format("{}: timed out (waiting for proxy {} to answer CONNECT)", url, report.proxy));
       return exit_timeout;
@@ -219,7 +244,13 @@ void trace_handshake(const connect_report& report) {
       diagnostics::info(fmt::format("< {}: {}", f.name, iequals(f.name, "Location") ? redact_url(f.value) : f.value));
     diagnostics::info(fmt::format("* redirected to {}", hop.location));
   }
-  if (!report.proxy_request_head.empty()) {
+  if (report.proxy_protocol.starts_with("socks5")) {
+    diagnostics::info(fmt::format("* through SOCKS5 proxy {}{}", report.proxy,
+                                  report.proxy_protocol == "socks5h" ? " (it resolves the name)" : ""));
+    if (!report.proxy_request_head.empty()) diagnostics::info("> " + report.proxy_request_head);
+    if (!report.proxy_reason.empty())
+      diagnostics::info(fmt::format("< SOCKS5 {} {}", report.proxy_status, report.proxy_reason));
+  } else if (!report.proxy_request_head.empty()) {
     diagnostics::info(fmt::format("* through proxy {}", report.proxy));
     trace_head('>', redact_credentials(report.proxy_request_head));
     if (report.proxy_status != 0) {

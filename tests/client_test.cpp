@@ -31,11 +31,13 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -167,18 +169,18 @@ BOOST_AUTO_TEST_CASE(redact_credentials_hides_authorization_values_and_keeps_the
 
 // --- the proxy option ---
 
-BOOST_AUTO_TEST_CASE(the_proxy_is_an_http_url_with_a_port_and_nothing_else) {
-  for (const std::string_view ok :
-       {"http://127.0.0.1:3128", "HTTP://proxy.example:8080/", "http://u:p@[::1]:1", "http://u%40x:p%3a@h:1"}) {
+BOOST_AUTO_TEST_CASE(the_proxy_is_an_http_or_socks5_url_with_a_port_and_nothing_else) {
+  for (const std::string_view ok : {"http://127.0.0.1:3128", "HTTP://proxy.example:8080/", "http://u:p@[::1]:1",
+                                    "http://u%40x:p%3a@h:1", "socks5://127.0.0.1:1080", "SOCKS5H://u:p@h:1/"}) {
     BOOST_TEST_CONTEXT(ok) {
       wsl::client_options o;
       o.proxy = ok;
       BOOST_TEST(!o.validate());
     }
   }
-  for (const std::string_view bad :
-       {"https://h:3128", "socks5://h:1080", "ws://h:1", "http://h", "http://h:", "h:3128", "http://h:3128/path",
-        "http://h:3128?x", "http://h:0", "http://:p@h:1", "http://u:p%zz@h:1", "http://h:3128#f"}) {
+  for (const std::string_view bad : {"https://h:3128", "socks4://h:1080", "socks5://h", "socks://h:1", "ws://h:1",
+                                     "http://h", "http://h:", "h:3128", "http://h:3128/path", "http://h:3128?x",
+                                     "http://h:0", "http://:p@h:1", "http://u:p%zz@h:1", "http://h:3128#f"}) {
     BOOST_TEST_CONTEXT(bad) {
       wsl::client_options o;
       o.proxy = bad;
@@ -192,6 +194,131 @@ BOOST_AUTO_TEST_CASE(the_proxy_is_an_http_url_with_a_port_and_nothing_else) {
   BOOST_TEST(p.password == "s@id");
   BOOST_TEST(p.host == "10.0.0.1");
   BOOST_TEST(p.port == 3128);
+  BOOST_TEST(wsl::proxy_protocol("http://h:1") == "http");
+  BOOST_TEST(wsl::proxy_protocol("SOCKS5h://h:1") == "socks5h");
+  // RFC 1929 carries a user and a password of at most 255 bytes each; HTTP has no such limit.
+  const std::string long_user(256, 'u');
+  BOOST_TEST(wsl::parse_proxy_url("socks5://" + long_user + ":p@h:1", p) == wsl::error::bad_userinfo);
+  BOOST_TEST(!wsl::parse_proxy_url("socks5://" + long_user.substr(1) + ":p@h:1", p));
+  BOOST_TEST(!wsl::parse_proxy_url("http://" + long_user + ":p@h:1", p));
+}
+
+// --- SOCKS5 (the proxy's side played by hand over a socket pair) ---
+
+namespace {
+
+struct socks_exchange {
+  std::error_code ec;
+  wsl::detail::socks_answer answer;
+};
+
+[[gnu::noinline]] asio::awaitable<socks_exchange> socks5_over(asio::ip::tcp::socket& s, std::string target,
+                                                              std::string proxy, std::optional<asio::ip::address> at) {
+  socks_exchange o;
+  wsl::url t, p;
+  t.host = target;
+  t.port = 443;
+  BOOST_REQUIRE(!wsl::parse_proxy_url(proxy, p));
+  co_await wsl::detail::socks5_connect(s, t, p, at, o.answer, o.ec);
+  co_return o;
+}
+
+// A connected pair on 127.0.0.1: the client's socket, and the proxy's end the test plays.
+struct socket_pair {
+  explicit socket_pair(asio::io_context& ctx) : client(ctx), proxy(ctx) {
+    asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::address_v4::loopback(), 0});
+    client.connect(acceptor.local_endpoint());
+    proxy = acceptor.accept();
+  }
+  std::string take(std::size_t n) {
+    std::string got(n, '\0');
+    asio::read(proxy, asio::buffer(got));
+    return got;
+  }
+  asio::ip::tcp::socket client, proxy;
+};
+
+std::string bytes(std::initializer_list<int> values) {
+  std::string out;
+  for (const int v : values) out.push_back(static_cast<char>(v));
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(socks5_names_the_host_for_the_proxy_and_takes_its_reply_and_not_a_byte_more) {
+  asio::io_context ctx;
+  socket_pair pair(ctx);
+  // The whole exchange answered ahead: the method, then the reply with a bound name, then the tunnel.
+  asio::write(pair.proxy,
+              asio::buffer(bytes({5, 0}) + bytes({5, 0, 0, 3, 4}) + "bind" + bytes({0x1f, 0x90}) + "TUNNEL"));
+  auto exchange = spawn(ctx, socks5_over(pair.client, "example.com", "socks5h://127.0.0.1:1080", std::nullopt));
+  BOOST_REQUIRE(run_until(ctx, [&] { return exchange.done(); }));
+  BOOST_TEST(!exchange.get().ec, exchange.get().ec.message());
+  BOOST_TEST(exchange.get().answer.code == 0);
+  BOOST_TEST(exchange.get().answer.reason == "succeeded");
+  BOOST_TEST(exchange.get().answer.request == "SOCKS5 CONNECT example.com:443");
+  BOOST_TEST(pair.take(3) == bytes({5, 1, 0}));  // version, one method: none
+  BOOST_TEST(pair.take(7 + 11) == bytes({5, 1, 0, 3, 11}) + "example.com" + bytes({1, 0xbb}));
+  BOOST_REQUIRE(pair.client.available() == 6u);  // the tunnel's, still in the socket
+}
+
+BOOST_AUTO_TEST_CASE(socks5_sends_an_address_it_was_given_or_an_ip_literal_and_the_credentials) {
+  for (const auto& [host, given, expected] :
+       {std::tuple{std::string("example.com"), std::optional(asio::ip::make_address("10.1.2.3")),
+                   bytes({1, 10, 1, 2, 3})},
+        std::tuple{std::string("::1"), std::optional<asio::ip::address>(),
+                   bytes({4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})}}) {
+    BOOST_TEST_CONTEXT(host) {
+      asio::io_context ctx;
+      socket_pair pair(ctx);
+      // Method 2 (user and password) chosen and accepted; a reply bound to an IPv6 address.
+      asio::write(pair.proxy,
+                  asio::buffer(bytes({5, 2}) + bytes({1, 0}) + bytes({5, 0, 0, 4}) + std::string(18, '\0')));
+      auto exchange = spawn(ctx, socks5_over(pair.client, host, "socks5://bob:s%40cret@127.0.0.1:1080", given));
+      BOOST_REQUIRE(run_until(ctx, [&] { return exchange.done(); }));
+      BOOST_TEST(!exchange.get().ec, exchange.get().ec.message());
+      BOOST_TEST(pair.take(4) == bytes({5, 2, 0, 2}));  // none, or user and password
+      BOOST_TEST(pair.take(12) == bytes({1, 3}) + "bob" + bytes({6}) + "s@cret");
+      BOOST_TEST(pair.take(3 + expected.size() + 2) == bytes({5, 1, 0}) + expected + bytes({1, 0xbb}));
+      BOOST_TEST(pair.client.available() == 0u);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(socks5_refusals_and_malformed_replies_are_told_apart) {
+  struct example {
+    std::string replies;
+    std::string proxy;
+    std::error_code ec;
+    int code;
+    std::string reason;
+  };
+  const example examples[] = {
+      {bytes({5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0}), "socks5h://h:1", wsl::error::proxy_refused, 5,
+       "connection refused"},
+      {bytes({5, 0, 5, 6, 0, 1, 0, 0, 0, 0, 0, 0}), "socks5h://h:1", wsl::error::proxy_refused, 6, "TTL expired"},
+      {bytes({5, 0xff}), "socks5h://h:1", wsl::error::proxy_refused, 0, "it wants a user and password"},
+      {bytes({5, 0xff}), "socks5h://u:p@h:1", wsl::error::proxy_refused, 0, "no acceptable authentication method"},
+      {bytes({5, 2, 1, 1}), "socks5h://u:p@h:1", wsl::error::proxy_refused, 0, "user or password refused"},
+      {bytes({5, 2}), "socks5h://h:1", wsl::error::bad_response, 0, ""},                   // a method not offered
+      {bytes({4, 0}), "socks5h://h:1", wsl::error::bad_response, 0, ""},                   // SOCKS4
+      {bytes({5, 0, 5, 0, 0, 9}), "socks5h://h:1", wsl::error::bad_response, 0, ""},       // no such address type
+      {bytes({5, 0, 5, 0, 0, 1, 127}), "socks5h://h:1", wsl::error::bad_response, 0, ""},  // then it hung up
+  };
+  for (const auto& e : examples) {
+    BOOST_TEST_CONTEXT(e.proxy << ", replies of " << e.replies.size() << " bytes, " << e.ec.message()) {
+      asio::io_context ctx;
+      socket_pair pair(ctx);
+      asio::write(pair.proxy, asio::buffer(e.replies));
+      pair.proxy.shutdown(asio::socket_base::shutdown_send);
+      auto exchange = spawn(ctx, socks5_over(pair.client, "example.com", e.proxy, std::nullopt));
+      BOOST_REQUIRE(run_until(ctx, [&] { return exchange.done(); }));
+      BOOST_TEST(exchange.get().ec == e.ec);
+      BOOST_TEST(exchange.get().answer.code == e.code);
+      BOOST_TEST(exchange.get().answer.reason == e.reason);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(the_connect_request_names_host_and_port_and_carries_the_proxy_credentials) {

@@ -188,12 +188,20 @@ std::error_code parse_proxy_url(std::string_view text, url& out) {
   out = url{};
   std::string scheme;
   std::string_view authority, rest;
-  if (!split_url(text, scheme, authority, rest) || scheme != "http") return error::bad_url;
+  if (!split_url(text, scheme, authority, rest) || (scheme != "http" && scheme != "socks5" && scheme != "socks5h"))
+    return error::bad_url;
   std::string_view port_text;
   if (auto ec = parse_authority(authority, out, port_text)) return ec;
   if (port_text.empty() || !(rest.empty() || rest == "/")) return error::bad_url;
+  if (scheme != "http" && (out.user.size() > 255 || out.password.size() > 255)) return error::bad_userinfo;
   out.target = "/";
   return {};
+}
+
+std::string proxy_protocol(std::string_view text) {
+  std::string scheme;
+  std::string_view authority, rest;
+  return split_url(text, scheme, authority, rest) ? scheme : std::string();
 }
 
 namespace {
@@ -551,6 +559,7 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
   if (!o.proxy.empty()) {
     parse_proxy_url(o.proxy, proxy);  // validate() saw it parse
     rep.proxy = detail::host_and_port(proxy);
+    rep.proxy_protocol = proxy_protocol(o.proxy);
   }
   const url& first_hop = o.proxy.empty() ? u : proxy;
   asio::ip::tcp::socket socket(executor);
@@ -578,7 +587,22 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
     if (!ec) {
       started = clock::now();
       rep.remote = co_await asio::async_connect(socket, endpoints, redirect(ec));
-      if (!ec && !o.proxy.empty()) {
+      if (!ec && rep.proxy_protocol.starts_with("socks5")) {
+        // socks5://: the name is resolved here (within connect_timeout), socks5h://: by the proxy.
+        rep.proxy_request_head = "SOCKS5 CONNECT " + detail::host_and_port(u);
+        std::optional<asio::ip::address> target;
+        std::error_code not_literal;
+        asio::ip::make_address(u.host, not_literal);
+        if (rep.proxy_protocol == "socks5" && not_literal) {
+          const auto results = co_await resolver.async_resolve(u.host, std::to_string(u.port), redirect(ec));
+          if (!ec && results.empty()) ec = asio::error::host_not_found;
+          if (!ec) target = results.begin()->endpoint().address();
+        }
+        detail::socks_answer answer;
+        if (!ec) co_await detail::socks5_connect(socket, u, proxy, target, answer, ec);
+        rep.proxy_status = answer.code;
+        rep.proxy_reason = std::move(answer.reason);
+      } else if (!ec && !o.proxy.empty()) {
         rep.proxy_request_head = detail::connect_request(u, proxy, o.user_agent);
         detail::proxy_answer answer;
         co_await detail::exchange_connect(socket, rep.proxy_request_head, o.max_handshake_size, answer, ec);

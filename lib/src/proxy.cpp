@@ -69,4 +69,111 @@ asio::awaitable<void> exchange_connect(asio::ip::tcp::socket& socket, const std:
   }
 }
 
+std::string_view socks5_reply_text(int code) noexcept {
+  switch (code) {
+    case 0: return "succeeded";
+    case 1: return "general SOCKS server failure";
+    case 2: return "connection not allowed by ruleset";
+    case 3: return "network unreachable";
+    case 4: return "host unreachable";
+    case 5: return "connection refused";
+    case 6: return "TTL expired";
+    case 7: return "command not supported";
+    case 8: return "address type not supported";
+    default: return "unassigned reply code";
+  }
+}
+
+asio::awaitable<void> socks5_connect(asio::ip::tcp::socket& socket, const url& target, const url& proxy,
+                                     std::optional<asio::ip::address> address, socks_answer& answer,
+                                     std::error_code& ec) {
+  const auto redirect = [&ec] { return asio::redirect_error(asio::use_awaitable, ec); };
+  const auto byte = [](std::size_t n) { return static_cast<char>(static_cast<unsigned char>(n)); };
+  ec = {};
+  answer = socks_answer{"SOCKS5 CONNECT " + host_and_port(target), 0, {}};
+  if (std::error_code literal_ec; !address) {
+    const auto literal = asio::ip::make_address(target.host, literal_ec);
+    if (!literal_ec) address = literal;
+  }
+  if (!address && target.host.size() > 255) {
+    ec = error::bad_url;
+    co_return;
+  }
+  // A reply of `n` bytes, all of them or an error (the proxy hanging up early is a bad answer).
+  unsigned char reply[262];
+  const auto read_reply = [&](std::size_t offset, std::size_t n) {
+    return asio::async_read(socket, asio::buffer(reply + offset, n), redirect());
+  };
+
+  // 1. Greeting: no authentication, or user and password.
+  const bool login = proxy.has_credentials;
+  const std::string greeting = login ? std::string("\x05\x02\x00\x02", 4) : std::string("\x05\x01\x00", 3);
+  co_await asio::async_write(socket, asio::buffer(greeting), redirect());
+  if (!ec) co_await read_reply(0, 2);
+  if (ec == asio::error::eof) ec = error::bad_response;
+  if (ec) co_return;
+  if (reply[0] != 5) {
+    ec = error::bad_response;
+    co_return;
+  }
+  if (reply[1] == 0xff) {
+    answer.reason = login ? "no acceptable authentication method" : "it wants a user and password";
+    ec = error::proxy_refused;
+    co_return;
+  }
+  if (reply[1] == 2 && login) {
+    std::string auth = "\x01";
+    auth.append(1, byte(proxy.user.size())).append(proxy.user);
+    auth.append(1, byte(proxy.password.size())).append(proxy.password);
+    co_await asio::async_write(socket, asio::buffer(auth), redirect());
+    if (!ec) co_await read_reply(0, 2);
+    if (ec == asio::error::eof) ec = error::bad_response;
+    if (ec) co_return;
+    if (reply[0] != 1) {
+      ec = error::bad_response;
+      co_return;
+    }
+    if (reply[1] != 0) {
+      answer.reason = "user or password refused";
+      ec = error::proxy_refused;
+      co_return;
+    }
+  } else if (reply[1] != 0) {  // a method we did not offer
+    ec = error::bad_response;
+    co_return;
+  }
+
+  // 2. CONNECT to an IPv4 or IPv6 address, or to a name the proxy resolves.
+  std::string request("\x05\x01\x00", 3);  // (the reserved 0 would end a C string)
+  if (address && address->is_v4()) {
+    const auto bytes = address->to_v4().to_bytes();
+    request.append(1, '\x01').append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  } else if (address) {
+    const auto bytes = address->to_v6().to_bytes();
+    request.append(1, '\x04').append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  } else {
+    request.append(1, '\x03').append(1, byte(target.host.size())).append(target.host);
+  }
+  request.append(1, byte(target.port >> 8)).append(1, byte(target.port & 0xff));
+  co_await asio::async_write(socket, asio::buffer(request), redirect());
+  // The reply: version, code, reserved, address type; then the bound address (4 or 16 bytes, or
+  // a length and a name) and port, which say nothing to us but must leave the socket.
+  if (!ec) co_await read_reply(0, 4);
+  std::size_t at = 4, rest = 0;
+  if (!ec) {
+    if (reply[0] != 5 || reply[2] != 0 || (reply[3] != 1 && reply[3] != 3 && reply[3] != 4)) {
+      ec = error::bad_response;
+      co_return;
+    }
+    if (reply[3] == 3) co_await read_reply(at++, 1);
+    rest = (reply[3] == 1 ? 4 : reply[3] == 4 ? 16 : reply[4]) + 2;
+  }
+  if (!ec) co_await read_reply(at, rest);
+  if (ec == asio::error::eof) ec = error::bad_response;
+  if (ec) co_return;
+  answer.code = reply[1];
+  answer.reason = socks5_reply_text(reply[1]);
+  if (answer.code != 0) ec = error::proxy_refused;
+}
+
 }  // namespace wsl::detail

@@ -1,4 +1,5 @@
-// Tunnelling through an HTTP proxy with CONNECT (RFC 9110 section 9.3.6), for the client side.
+// Tunnelling through an HTTP proxy with CONNECT (RFC 9110 section 9.3.6) or a SOCKS5 proxy (RFC 1928,
+// with RFC 1929's user and password), for the client side.
 #pragma once
 
 #include "wsl/client.hpp"
@@ -7,6 +8,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -42,5 +44,27 @@ inline constexpr std::size_t max_interim_answers = 4;
 // The caller bounds it in time by closing the socket.
 asio::awaitable<void> exchange_connect(asio::ip::tcp::socket& socket, const std::string& request, std::size_t max_head,
                                        proxy_answer& answer, std::error_code& ec);
+
+// What a SOCKS5 proxy said to CONNECT.
+struct socks_answer {
+  std::string request;  // "SOCKS5 CONNECT host:port", for -v
+  int code = 0;         // the reply code; 0 also when the user and password were refused
+  std::string reason;   // empty while no answer came
+};
+
+// The words for a SOCKS5 reply code (RFC 1928 section 6).
+std::string_view socks5_reply_text(int code) noexcept;
+
+// Opens a tunnel to target's host and port through a SOCKS5 proxy on a connected socket: the
+// greeting (with user and password when the proxy's URL has them), then CONNECT, naming `address`
+// when given (or the host when it is an IP literal), otherwise the host name for the proxy to
+// resolve. Reads the replies to their last byte and not one more. ec: the socket's errors,
+// error::bad_response (malformed, or the proxy hung up), error::proxy_refused (a reply code
+// other than 0, no acceptable authentication method, or the user and password refused: answer
+// says which), error::bad_url (a host name of more than 255 bytes). The caller bounds it in time
+// by closing the socket.
+asio::awaitable<void> socks5_connect(asio::ip::tcp::socket& socket, const url& target, const url& proxy,
+                                     std::optional<asio::ip::address> address, socks_answer& answer,
+                                     std::error_code& ec);
 
 }  // namespace wsl::detail

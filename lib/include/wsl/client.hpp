@@ -60,9 +60,14 @@ struct url {
 // last '@' before the path ends the user info, so a password may hold a raw '@'; '/', '?' and '#'
 // in it must be percent-encoded.
 std::error_code parse_url(std::string_view text, url& out);
-// A proxy's URL, as client_options::proxy takes it: http://[user:password@]host:port, with no
-// path but "/". error::bad_url for anything else (https://, socks5://, no port), bad_userinfo as above.
+// A proxy's URL, as client_options::proxy takes it: http://[user:password@]host:port (CONNECT),
+// socks5:// (SOCKS5, RFC 1928, the server's name resolved here) or socks5h:// (resolved by the
+// proxy), each with an explicit port and no path but "/"; a SOCKS user and password are at most
+// 255 bytes each (RFC 1929). proxy_protocol() names which: "http", "socks5" or "socks5h".
+// error::bad_url for anything else (https://, socks4://, no port), bad_userinfo as above.
 std::error_code parse_proxy_url(std::string_view text, url& out);
+// The protocol of a proxy URL that parse_proxy_url() accepts: "http", "socks5" or "socks5h".
+std::string proxy_protocol(std::string_view text);
 // Any text that may be a URL (even one that does not parse), with the password of its user info
 // replaced by "***", for messages and logs. Text without user info comes back as it is.
 //   redact_url("ws://bob:s3cret@host/") == "ws://bob:***@host/"
@@ -98,7 +103,8 @@ struct client_options {
   // For wss:// URLs (tls.hpp), never for ws:// ones; nullptr = TLS verified against the system's
   // CAs (wsl's TLS wraps a stream with a TCP socket under it: make_tcp_transport()'s).
   std::shared_ptr<const connection_extension> transport_extension;
-  // An HTTP proxy to tunnel through with CONNECT: "http://[user:password@]host:port" (parse_proxy_url),
+  // A proxy to tunnel through: "http://[user:password@]host:port" (HTTP CONNECT),
+  // "socks5://..." or "socks5h://..." (SOCKS5; h: the proxy resolves the name) (parse_proxy_url),
   // empty = connect directly. Never taken from http_proxy/https_proxy: only what is set here is used.
   // Connecting to it and its answer to CONNECT count against connect_timeout, its answer's head
   // against max_handshake_size; TLS (wss://) and the upgrade then run through the tunnel.
@@ -132,7 +138,12 @@ struct connect_report {
   std::string tls_protocol, tls_cipher;  // what TLS agreed on
   std::string request_head;              // what was sent, for -v (credentials included: redact them)
   // Through a proxy: its host:port, the CONNECT request sent (with Proxy-Authorization) and its answer.
+  // Through a SOCKS5 one (proxy_protocol "socks5" or "socks5h"): proxy_request_head is a line that
+  // says what was asked ("SOCKS5 CONNECT host:port"), proxy_status the reply code (0 succeeded, 1 to
+  // 8 a refusal, RFC 1928 section 6; 0 also when the user and password were refused), and
+  // proxy_reason, set once an answer came, says it in words.
   std::string proxy;
+  std::string proxy_protocol;  // "http", "socks5", "socks5h"; empty without a proxy
   std::string proxy_request_head;
   int proxy_status = 0;         // 0 while no answer came
   int proxy_version_minor = 1;  // its HTTP/1.x

@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""`--proxy`: the client subcommands through an HTTP CONNECT proxy we did not write, Debian's
-tinyproxy, started here with a generated configuration on a free port of 127.0.0.1 (in the
-foreground, `-d`); and, for the one case tinyproxy cannot play, a proxy that never answers.
+"""`--proxy`: the client subcommands through proxies we did not write: an HTTP CONNECT proxy,
+Debian's tinyproxy, started here with a generated configuration on a free port of 127.0.0.1 (in
+the foreground, `-d`), and a SOCKS5 one, Debian's microsocks; and, for the one case tinyproxy
+cannot play, a proxy that never answers.
 
     test_proxy.py [unittest options]
 
-$WSL_TEST_TINYPROXY is the tinyproxy binary (set by ctest; default: tinyproxy on PATH).
+$WSL_TEST_TINYPROXY and $WSL_TEST_MICROSOCKS are the binaries (set by ctest; default: on PATH).
 """
 
 import base64
@@ -22,6 +23,7 @@ from client_harness import (TIMEOUT, WSL, Peer, _die_with_parent, _Output, make_
                             run_wsl, unused_port)
 
 TINYPROXY = os.environ.get("WSL_TEST_TINYPROXY") or shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+MICROSOCKS = os.environ.get("WSL_TEST_MICROSOCKS") or shutil.which("microsocks") or "/usr/bin/microsocks"
 PROXY_USER, PROXY_PASSWORD = "me", "pr0xyPW"  # tinyproxy's BasicAuth takes letters and digits only
 
 
@@ -91,6 +93,63 @@ class Tinyproxy:
 
     def log(self) -> str:
         return self.output.data().decode(errors="replace")
+
+
+class Microsocks:
+    """microsocks (SOCKS5) on 127.0.0.1, with a user and password when `auth` is given. It says
+    nothing when it is ready: the test connects until it is accepted (bounded by TIMEOUT).
+
+        with Microsocks() as proxy:
+            run_wsl("pipe", "--proxy", proxy.url("socks5h"), peer.url)
+    """
+
+    def __init__(self, auth=None) -> None:
+        self.auth = auth
+        self.proc = None
+
+    def __enter__(self) -> "Microsocks":
+        for _ in range(5):  # a port someone else took first: microsocks exits, take another
+            self.port = unused_port()
+            auth = ["-u", self.auth[0], "-P", self.auth[1]] if self.auth else []
+            self.proc = subprocess.Popen([MICROSOCKS, "-i", "127.0.0.1", "-p", str(self.port), *auth],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+            self.output = _Output(self.proc.stderr)
+            deadline = time.monotonic() + TIMEOUT
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT).close()
+                    return self
+                except ConnectionRefusedError:
+                    time.sleep(0.01)  # not listening yet: a readiness poll, not a synchronisation
+            self._stop()
+        raise AssertionError("microsocks did not start")
+
+    def _stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+        self.output.join(TIMEOUT)
+        self.proc.stderr.close()
+        self.proc = None
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def url(self, scheme: str, userinfo: str = "") -> str:
+        return f"{scheme}://{userinfo + '@' if userinfo else ''}127.0.0.1:{self.port}"
+
+    def wait_log(self, text: str) -> None:
+        """Waits for a line of microsocks's log that holds `text`."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            line = self.output.next_line(deadline)
+            if line is None:
+                raise AssertionError(f"microsocks ended without logging {text!r}")
+            if text in line.decode(errors="replace"):
+                return
 
 
 class SilentProxy:
@@ -209,6 +268,57 @@ class ThroughTinyproxy(unittest.TestCase):
             self.assertIn(b"refused CONNECT: HTTP 403 ", done.stderr)
 
 
+class ThroughMicrosocks(unittest.TestCase):
+
+    def test_pipe_round_trip_with_the_name_resolved_here_or_by_the_proxy(self):
+        for kind in ("websockets", "ws", "wsl"):
+            for scheme, seen in (("socks5", "127.0.0.1"), ("socks5h", "localhost")):
+                with self.subTest(peer=kind, scheme=scheme), Peer(kind) as peer, Microsocks() as proxy:
+                    # localhost is 127.0.0.1 in /etc/hosts; the peers listen on 127.0.0.1 only.
+                    stderr = exchange(self, f"ws://localhost:{peer.port}/", "--proxy", proxy.url(scheme))
+                    self.assertIn(f"* through SOCKS5 proxy 127.0.0.1:{proxy.port}", stderr)
+                    self.assertIn(f"> SOCKS5 CONNECT localhost:{peer.port}\n", stderr)
+                    self.assertIn("< SOCKS5 0 succeeded\n", stderr)
+                    self.assertIn("< HTTP/1.1 101 Switching Protocols\n", stderr)
+                    proxy.wait_log(f"connected to {seen}:{peer.port}")  # what the proxy was asked to reach
+
+    def test_proxy_credentials_go_to_the_proxy_and_wrong_or_missing_ones_exit_76(self):
+        with Peer("ws") as peer, Microsocks(auth=("me", "s0cks")) as proxy:
+            stderr = exchange(self, peer.url, "--proxy", proxy.url("socks5h", "me:s0cks"))
+            self.assertNotIn("s0cks", stderr)
+            for userinfo, why in (("me:wrong", "user or password refused"), ("", "it wants a user and password")):
+                with self.subTest(userinfo=userinfo):
+                    done = run_wsl("pipe", "--proxy", proxy.url("socks5h", userinfo), peer.url, input=b"x\n")
+                    self.assertEqual(done.returncode, 76, done.stderr)
+                    self.assertEqual(done.stderr.decode(), f"wsl pipe: {peer.url}: SOCKS5 proxy 127.0.0.1:{proxy.port} "
+                                                          f"refused: {why}\n")
+        self.assertEqual(len(peer.events_named("open", 1)), 1)  # the one with the right password
+
+    def test_wss_latency_and_loadtest_through_it(self):
+        with tempfile.TemporaryDirectory() as directory:
+            cert, key = make_certificate(directory)
+            with Peer("websockets", "echo", "--tls", cert, key) as peer, Microsocks() as proxy:
+                stderr = exchange(self, peer.url, "--proxy", proxy.url("socks5h"), "--cacert", cert)
+                self.assertIn("* TLS TLSv1.", stderr)
+        with Peer("wsl") as peer, Microsocks() as proxy:
+            done = run_wsl("latency", "--proxy", proxy.url("socks5"), "-c", "3", "-i", "0", peer.url)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn(b"3 sent, 3 received", done.stdout)
+            done = run_wsl("loadtest", peer.url, "--proxy", proxy.url("socks5h"), "-c", "2", "-d", "300ms")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn(b"connections  2 opened, 0 failed", done.stdout)
+
+    def test_a_server_the_proxy_cannot_reach_exits_69_and_an_unknown_name_too(self):
+        with Microsocks() as proxy:
+            done = run_wsl("pipe", "--proxy", proxy.url("socks5h"), f"ws://127.0.0.1:{unused_port()}/", input=b"x\n")
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertIn(b"refused CONNECT: 5 connection refused\n", done.stderr)
+            # socks5:// resolves here, and says so when it cannot.
+            done = run_wsl("pipe", "--proxy", proxy.url("socks5"), "ws://name.invalid/", input=b"x\n")
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertIn(b"(socks5:// resolves the name here, socks5h:// lets the proxy do it)", done.stderr)
+
+
 class Others(unittest.TestCase):
 
     def test_a_proxy_that_never_answers_exits_75_at_the_connect_timeout(self):
@@ -227,7 +337,7 @@ class Others(unittest.TestCase):
 
     def test_proxies_other_than_http_host_port_are_usage_errors(self):
         url = f"ws://127.0.0.1:{unused_port()}/"
-        for proxy in ("https://127.0.0.1:3128", "socks5://127.0.0.1:1080", "http://127.0.0.1",
+        for proxy in ("https://127.0.0.1:3128", "socks4://127.0.0.1:1080", "socks5://127.0.0.1", "http://127.0.0.1",
                       "127.0.0.1:3128", "http://127.0.0.1:3128/path", "http://me:s3cr%zz@127.0.0.1:3128"):
             with self.subTest(proxy=proxy):
                 done = run_wsl("pipe", "--proxy", proxy, url)
