@@ -135,6 +135,8 @@ bool sending(const shared_state& s) noexcept { return s.current.load(std::memory
 std::string reason_of(std::error_code ec, const connect_report& report) {
   if (ec == error::bad_status) return fmt::format("HTTP {}", report.status);
   if (ec == error::too_many_redirects) return fmt::format("too many redirects ({})", report.redirects.size());
+  if (ec == error::proxy_refused && report.proxy_protocol.starts_with("socks5"))
+    return report.proxy_status == 0 ? "SOCKS5 " + report.proxy_reason : fmt::format("SOCKS5 {}", report.proxy_status);
   if (ec == error::proxy_refused) return fmt::format("proxy HTTP {}", report.proxy_status);
   return ec.message();
 }

@@ -10,6 +10,7 @@ $WSL_TEST_TINYPROXY and $WSL_TEST_MICROSOCKS are the binaries (set by ctest; def
 """
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -313,6 +314,10 @@ class ThroughMicrosocks(unittest.TestCase):
             done = run_wsl("pipe", "--proxy", proxy.url("socks5h"), f"ws://127.0.0.1:{unused_port()}/", input=b"x\n")
             self.assertEqual(done.returncode, 69, done.stderr)
             self.assertIn(b"refused CONNECT: 5 connection refused\n", done.stderr)
+            done = run_wsl("loadtest", "--proxy", proxy.url("socks5h"), f"ws://127.0.0.1:{unused_port()}/", "-c", "2",
+                           "-d", "200ms", "--json")
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertEqual(json.loads(done.stdout)["failures"], {"SOCKS5 5": 2})
             # socks5:// resolves here, and says so when it cannot.
             done = run_wsl("pipe", "--proxy", proxy.url("socks5"), "ws://name.invalid/", input=b"x\n")
             self.assertEqual(done.returncode, 69, done.stderr)
