@@ -75,6 +75,7 @@ class command_session {
     options_.close_grace = o.close_grace;
     options_.message_limit = o.once ? 1 : o.max_messages;
     options_.trace_frames = true;  // as plain pipe does, at -vv
+    options_.log_exit = false;     // report_end() says how it ended
     options_.close_for_exit = [this](int) {
       return close_status{static_cast<std::uint16_t>(o_.close_code), o_.close_reason};
     };

@@ -125,7 +125,8 @@ asio::awaitable<void> running_command::end_after_exit() {
     output_.cancel(ignored);
     while (!output_done_) co_await wait_until(forever);
   }
-  diagnostics::debug(fmt::format("{}process {}: {}", o_.log_prefix, pid, describe_wait_status(status_)));
+  if (o_.log_exit)
+    diagnostics::debug(fmt::format("{}process {}: {}", o_.log_prefix, pid, describe_wait_status(status_)));
   const auto close = o_.close_for_exit ? o_.close_for_exit(status_) : close_status{close_code::normal, {}};
   if (o_.trace_frames) trace_close_sent(ws_, close.code, close.reason, o_.log_prefix);
   std::error_code ec;
@@ -157,7 +158,8 @@ asio::awaitable<void> running_command::end_after_peer() {
   }
   signal_group(child_, SIGKILL);  // what is left of its group
   status_ = reap(child_);
-  diagnostics::debug(fmt::format("{}process {}: {}", o_.log_prefix, pid, describe_wait_status(status_)));
+  if (o_.log_exit)
+    diagnostics::debug(fmt::format("{}process {}: {}", o_.log_prefix, pid, describe_wait_status(status_)));
 }
 
 // The pipes end once no process holds them; one that escaped the group may: stop waiting then.

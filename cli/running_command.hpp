@@ -47,6 +47,8 @@ struct running_command_options {
   // (frame_trace.hpp): a message once it is whole, one written to the process's stdin or one line
   // (a read with binary) of its stdout sent. Set at -vv.
   bool trace_frames = false;
+  // Log "process N: <wait status>" at -vv when it ends (wsl pipe says it once itself).
+  bool log_exit = true;
   // The close frame sent once the process has exited first, from its wait status.
   std::function<close_status(int wait_status)> close_for_exit;
 };

@@ -112,6 +112,7 @@ class Trace(unittest.TestCase):
                 self.assertEqual(done.returncode, 0, stderr)
                 self.assertEqual(payloads(peer, 1), [b"hello!"])
                 self.assertIn("connected to", stderr)  # -v's own lines in both cases
+                self.assertEqual(stderr.count("exit 0"), 1, stderr)  # the command's end, said once
                 frames = ["< text message, 5 bytes\n", "> text message, 6 bytes\n",
                           "> close 1000 (normal closure)\n", "< close 1000"]
                 for line in frames:
