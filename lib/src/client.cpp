@@ -507,11 +507,8 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
     co_return websocket{};
   }
   const auto& h = rep.response_headers;
-  if (status.version_minor < 1)  // the upgrade is HTTP/1.1's (RFC 6455 section 4.1): 1.0 has none
-    ec = error::bad_response;
-  else if (!h.has_token("Upgrade", "websocket"))
-    ec = error::bad_response;
-  else if (!h.has_token("Connection", "upgrade"))
+  // The upgrade is HTTP/1.1's (RFC 9110 section 7.8): a 101 of HTTP/1.0 answers none.
+  if (status.version_minor < 1 || !h.has_token("Upgrade", "websocket") || !h.has_token("Connection", "upgrade"))
     ec = error::bad_response;
   else if (h.count("Sec-WebSocket-Accept") != 1 || *h.get("Sec-WebSocket-Accept") != websocket_accept_key(key))
     ec = error::bad_accept;
