@@ -1166,6 +1166,9 @@ BOOST_AUTO_TEST_CASE(a_location_resolves_against_the_url_that_drew_it) {
       {"https://other/p", "wss://other/p"},
       {"WSS://Other:444", "wss://Other:444/"},
       {"http://[::1]:8080/x", "ws://[::1]:8080/x"},
+      {"a b", "ws://bob:***@h:81/a/b/a%20b"},  // percent-encoded, as browsers do
+      {"/caf\xc3\xa9?q=\xc3\xa9", "ws://bob:***@h:81/caf%C3%A9?q=%C3%A9"},
+      {"https://other/\xc3\xa9", "wss://other/%C3%A9"},
   };
   for (const auto& e : examples) {
     BOOST_TEST_CONTEXT("reference '" << e.reference << "'") {
@@ -1186,7 +1189,7 @@ BOOST_AUTO_TEST_CASE(a_location_resolves_against_the_url_that_drew_it) {
   BOOST_TEST(out.to_string() == "wss://other/p");
 
   for (const std::string_view bad :
-       {"ftp://h/", "mailto:x@h", "a b", "/\xc3\xa9", "/x\ty", "ws://", "ws://h:0/", "javascript:alert(1)"}) {
+       {"ftp://h/", "mailto:x@h", "/x\ty", "/x\x7fy", "ws://", "ws://h:0/", "javascript:alert(1)"}) {
     BOOST_TEST_CONTEXT("reference '" << bad << "'") {
       BOOST_TEST(wsl::resolve_url(base, bad, out) == wsl::error::bad_url);
     }
@@ -1377,7 +1380,8 @@ BOOST_AUTO_TEST_CASE(any_reference_resolves_to_a_target_without_dot_segments_on_
     std::string reference = pick({"", "", "", "/", "//other:99", "//carol:x@other", "ws://h2", "HTTPS://h3:1"});
     const auto segments = g() % 6;
     for (std::size_t i = 0; i < segments; ++i)
-      reference += (i == 0 && reference.empty() && g() % 2 ? "" : "/") + pick({"x", "y", ".", "..", "", "%2E", "z;p"});
+      reference += (i == 0 && reference.empty() && g() % 2 ? "" : "/") +
+                   pick({"x", "y", ".", "..", "", "%2E", "z;p", "a b", "\xc3\xa9"});
     const bool has_query = g() % 3 == 0;
     if (has_query) reference += "?" + pick({"", "q=1", "a/../b", "?"});
     if (g() % 4 == 0) reference += "#" + pick({"", "f", "/../x?y"});
@@ -1390,6 +1394,7 @@ BOOST_AUTO_TEST_CASE(any_reference_resolves_to_a_target_without_dot_segments_on_
       }
       const std::string_view target = out.target;
       BOOST_TEST(target.starts_with('/'));
+      BOOST_TEST(std::all_of(target.begin(), target.end(), [](char c) { return c > 0x20 && c < 0x7f; }));
       BOOST_TEST(target.find('#') == std::string_view::npos);
       const auto path = target.substr(0, target.find('?'));
       const auto padded = std::string(path) + "/";

@@ -206,6 +206,12 @@ std::string proxy_protocol(std::string_view text) {
 
 namespace {
 
+// "%XX" for a byte, in upper-case hex (RFC 3986 section 2.1).
+std::string fmt_percent(unsigned char c) {
+  constexpr char hex[] = "0123456789ABCDEF";
+  return {'%', hex[c >> 4], hex[c & 15]};
+}
+
 // RFC 3986 section 5.2.4: "." and ".." segments out of a path.
 std::string remove_dot_segments(std::string input) {
   std::string out;
@@ -251,7 +257,17 @@ bool has_scheme(std::string_view reference) {
 
 }  // namespace
 
-std::error_code resolve_url(const url& base, std::string_view reference, url& out) {
+std::error_code resolve_url(const url& base, std::string_view location, url& out) {
+  // Spaces and bytes beyond ASCII are not allowed in a URI, but servers send them (a UTF-8 path):
+  // percent-encoded, as browsers and node ws do. Control characters stay, and are refused below.
+  std::string encoded;
+  for (const char c : location) {
+    if (c == ' ' || static_cast<unsigned char>(c) >= 0x80)
+      encoded += fmt_percent(static_cast<unsigned char>(c));
+    else
+      encoded += c;
+  }
+  std::string_view reference = encoded;
   if (const auto hash = reference.find('#'); hash != std::string_view::npos) reference = reference.substr(0, hash);
   if (has_scheme(reference) || reference.starts_with("//")) {
     // With its own host: parsed as it is, but for the dot segments of its path (section 5.2.2).

@@ -75,11 +75,12 @@ std::string redact_url(std::string_view text);
 // A redirect's Location resolved against the URL that drew it (RFC 3986 section 5.2): an absolute
 // ws://, wss://, http:// or https:// URL, a network-path "//host:port/path", an absolute path
 // "/path?query", a query "?query" or a relative path "next" (merged with the base's directory);
-// "." and ".." segments are removed from every path. The fragment is dropped; a reference with no host keeps the
+// "." and ".." segments are removed from every path. Spaces and bytes beyond ASCII are
+// percent-encoded, as browsers do; the fragment is dropped; a reference with no host keeps the
 // base's host, port and credentials. error::bad_url when it resolves to no WebSocket URL (another
-// scheme, spaces or control characters), error::bad_userinfo as parse_url() says.
+// scheme, control characters), error::bad_userinfo as parse_url() says.
 //   resolve_url(parsed("ws://h/a/b?q"), "c?d", out)  // ws://h/a/c?d
-std::error_code resolve_url(const url& base, std::string_view reference, url& out);
+std::error_code resolve_url(const url& base, std::string_view location, url& out);
 // An HTTP head with the credentials of its Authorization and Proxy-Authorization fields replaced by
 // "***" (the scheme kept: "Authorization: Basic ***"), for printing connect_report's request heads.
 std::string redact_credentials(std::string_view head);
