@@ -329,12 +329,14 @@ void latency_session::print_summary() {
           "\"stddev\":{:.6f}}}",
           rtt.min, rtt.avg, rtt.p50, rtt.p90, rtt.p99, rtt.max, rtt.stddev);
     fmt::print(
-        "{{\"type\":\"summary\",\"url\":{},\"remote\":{},\"mode\":\"{}\",\"size\":{},\"interval_ms\":{:.3f},\"timeout_"
+        "{{\"type\":\"summary\",\"url\":{},\"final_url\":{},\"redirects\":{},\"remote\":{},\"mode\":\"{}\",\"size\":{},"
+        "\"interval_ms\":{:.3f},\"timeout_"
         "ms\":{:.3f},"
         "\"sent\":{},\"received\":{},\"lost\":{},\"loss_percent\":{:.3f},\"time_ms\":{:.3f},"
         "\"connect_ms\":{:.6f},\"handshake_ms\":{:.6f},\"rtt_ms\":{},\"interrupted\":{}}}\n",
-        json_string(url), json_string(format_endpoint(report_.remote)), o_.message ? "message" : "ping", o_.size,
-        milliseconds(o_.interval), milliseconds(o_.reply_timeout), sent_, received_, sent_ - received_, loss,
+        json_string(url), json_string(report_.redirects.empty() ? std::string(url) : report_.final_url),
+        report_.redirects.size(), json_string(format_endpoint(report_.remote)), o_.message ? "message" : "ping",
+        o_.size, milliseconds(o_.interval), milliseconds(o_.reply_timeout), sent_, received_, sent_ - received_, loss,
         milliseconds(elapsed_), milliseconds(report_.connect_time), milliseconds(report_.handshake_time), rtt_json,
         signal_ != 0 ? "true" : "false");
   } else {

@@ -151,6 +151,10 @@ class LatencyAndLoadtest(unittest.TestCase):
             self.assertEqual(done.returncode, 0, done.stderr)
             self.assertIn(f"LATENCY ws://127.0.0.1:{peer.port}/echo (127.0.0.1:{peer.port})", done.stdout.decode())
             self.assertEqual(peer.wait_event("open")["path"], "/echo")
+            done = run_wsl("latency", "-L", "-c", "1", "--json", peer.url)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            r = json.loads(done.stdout)
+            self.assertEqual((r["url"], r["final_url"], r["redirects"]), (peer.url, peer.url + "echo", 1))
 
     def test_loadtest_follows_on_every_connection(self):
         with Peer("websockets", "echo", "--redirect-from", "/", "--location", "/echo") as peer:
