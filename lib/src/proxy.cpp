@@ -69,6 +69,19 @@ asio::awaitable<void> exchange_connect(asio::ip::tcp::socket& socket, const std:
   }
 }
 
+namespace {
+
+// Sends `out`, then reads exactly `n` bytes of the answer into `in`: a proxy that hangs up before
+// it has answered gave a bad answer.
+asio::awaitable<void> send_then_read(asio::ip::tcp::socket& socket, const std::string& out, unsigned char* in,
+                                     std::size_t n, std::error_code& ec) {
+  co_await asio::async_write(socket, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) co_await asio::async_read(socket, asio::buffer(in, n), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec == asio::error::eof) ec = error::bad_response;
+}
+
+}  // namespace
+
 std::string_view socks5_reply_text(int code) noexcept {
   switch (code) {
     case 0: return "succeeded";
@@ -108,9 +121,7 @@ asio::awaitable<void> socks5_connect(asio::ip::tcp::socket& socket, const url& t
   // 1. Greeting: no authentication, or user and password.
   const bool login = proxy.has_credentials;
   const std::string greeting = login ? std::string("\x05\x02\x00\x02", 4) : std::string("\x05\x01\x00", 3);
-  co_await asio::async_write(socket, asio::buffer(greeting), redirect());
-  if (!ec) co_await read_reply(0, 2);
-  if (ec == asio::error::eof) ec = error::bad_response;
+  co_await send_then_read(socket, greeting, reply, 2, ec);
   if (ec) co_return;
   if (reply[0] != 5) {
     ec = error::bad_response;
@@ -125,9 +136,7 @@ asio::awaitable<void> socks5_connect(asio::ip::tcp::socket& socket, const url& t
     std::string auth = "\x01";
     auth.append(1, byte(proxy.user.size())).append(proxy.user);
     auth.append(1, byte(proxy.password.size())).append(proxy.password);
-    co_await asio::async_write(socket, asio::buffer(auth), redirect());
-    if (!ec) co_await read_reply(0, 2);
-    if (ec == asio::error::eof) ec = error::bad_response;
+    co_await send_then_read(socket, auth, reply, 2, ec);
     if (ec) co_return;
     if (reply[0] != 1) {
       ec = error::bad_response;
@@ -155,19 +164,17 @@ asio::awaitable<void> socks5_connect(asio::ip::tcp::socket& socket, const url& t
     request.append(1, '\x03').append(1, byte(target.host.size())).append(target.host);
   }
   request.append(1, byte(target.port >> 8)).append(1, byte(target.port & 0xff));
-  co_await asio::async_write(socket, asio::buffer(request), redirect());
   // The reply: version, code, reserved, address type; then the bound address (4 or 16 bytes, or
   // a length and a name) and port, which say nothing to us but must leave the socket.
-  if (!ec) co_await read_reply(0, 4);
-  std::size_t at = 4, rest = 0;
-  if (!ec) {
-    if (reply[0] != 5 || reply[2] != 0 || (reply[3] != 1 && reply[3] != 3 && reply[3] != 4)) {
-      ec = error::bad_response;
-      co_return;
-    }
-    if (reply[3] == 3) co_await read_reply(at++, 1);
-    rest = (reply[3] == 1 ? 4 : reply[3] == 4 ? 16 : reply[4]) + 2;
+  co_await send_then_read(socket, request, reply, 4, ec);
+  if (ec) co_return;
+  if (reply[0] != 5 || reply[2] != 0 || (reply[3] != 1 && reply[3] != 3 && reply[3] != 4)) {
+    ec = error::bad_response;
+    co_return;
   }
+  std::size_t at = 4;
+  if (reply[3] == 3) co_await read_reply(at++, 1);
+  const std::size_t rest = (reply[3] == 1 ? 4 : reply[3] == 4 ? 16 : reply[4]) + 2;
   if (!ec) co_await read_reply(at, rest);
   if (ec == asio::error::eof) ec = error::bad_response;
   if (ec) co_return;

@@ -92,6 +92,15 @@ class _Output(threading.Thread):
             self.position = end + 1
             return line
 
+    def wait_line(self, text: str, deadline: float) -> bool:
+        """Reads on to a line that holds `text`: True, or False at EOF; TimeoutError at the deadline."""
+        while True:
+            line = self.next_line(deadline)
+            if line is None:
+                return False
+            if text in line.decode(errors="replace"):
+                return True
+
     def wait_size(self, size: int, deadline: float) -> bytes:
         """Everything once at least `size` bytes have come (or EOF); TimeoutError at the deadline."""
         self._wait(lambda: len(self.buffer) >= size, deadline, f"{size} bytes")
@@ -254,13 +263,9 @@ class Wsl:
 
     def stderr_until(self, text: str, timeout: float = TIMEOUT) -> str:
         """Waits for a stderr line containing `text`; returns stderr so far."""
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.stderr.next_line(deadline)
-            if line is None:
-                raise AssertionError(f"wsl ended without printing {text!r}; stderr:\n{self.stderr_text()}")
-            if text in line.decode(errors="replace"):
-                return self.stderr.data().decode(errors="replace")
+        if not self.stderr.wait_line(text, time.monotonic() + timeout):
+            raise AssertionError(f"wsl ended without printing {text!r}; stderr:\n{self.stderr_text()}")
+        return self.stderr.data().decode(errors="replace")
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)

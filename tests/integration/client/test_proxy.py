@@ -28,7 +28,24 @@ MICROSOCKS = os.environ.get("WSL_TEST_MICROSOCKS") or shutil.which("microsocks")
 PROXY_USER, PROXY_PASSWORD = "me", "pr0xyPW"  # tinyproxy's BasicAuth takes letters and digits only
 
 
-class Tinyproxy:
+class _ProxyProcess:
+    """What the proxies below share: the process, killed on exit, and its output, drained."""
+
+    proc = None
+    output = None
+
+    def _stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+        self.output.join(TIMEOUT)
+        self.output.pipe.close()
+        self.proc = None
+
+
+class Tinyproxy(_ProxyProcess):
     """tinyproxy on 127.0.0.1, allowing CONNECT to `ports`, with BasicAuth when `auth` is given:
 
         with Tinyproxy([peer.port], auth=("me", "pw")) as proxy:
@@ -75,16 +92,6 @@ class Tinyproxy:
             if b"Accepting connections" in line:
                 return True
 
-    def _stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=TIMEOUT)
-        self.output.join(TIMEOUT)
-        self.proc.stdout.close()
-        self.proc = None
-
     def __exit__(self, *exc) -> None:
         self._stop()
         self.directory.cleanup()
@@ -96,7 +103,7 @@ class Tinyproxy:
         return self.output.data().decode(errors="replace")
 
 
-class Microsocks:
+class Microsocks(_ProxyProcess):
     """microsocks (SOCKS5) on 127.0.0.1, with a user and password when `auth` is given. It says
     nothing when it is ready: the test connects until it is accepted (bounded by TIMEOUT).
 
@@ -126,16 +133,6 @@ class Microsocks:
             self._stop()
         raise AssertionError("microsocks did not start")
 
-    def _stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=TIMEOUT)
-        self.output.join(TIMEOUT)
-        self.proc.stderr.close()
-        self.proc = None
-
     def __exit__(self, *exc) -> None:
         self._stop()
 
@@ -144,13 +141,8 @@ class Microsocks:
 
     def wait_log(self, text: str) -> None:
         """Waits for a line of microsocks's log that holds `text`."""
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            line = self.output.next_line(deadline)
-            if line is None:
-                raise AssertionError(f"microsocks ended without logging {text!r}")
-            if text in line.decode(errors="replace"):
-                return
+        if not self.output.wait_line(text, time.monotonic() + TIMEOUT):
+            raise AssertionError(f"microsocks ended without logging {text!r}")
 
 
 class SilentProxy:
