@@ -130,6 +130,14 @@ int exit_status_for_socks_reply(int code) noexcept {
   return exit_protocol;
 }
 
+// An answer's status line and headers, as -v shows them ("< HTTP/1.1 101 ..."); a Location may
+// hold credentials of its own.
+void trace_answer(int version_minor, int status, std::string_view reason, const http_headers& headers) {
+  diagnostics::info(fmt::format("< HTTP/1.{} {} {}", version_minor, status, reason));
+  for (const auto& f : headers)
+    diagnostics::info(fmt::format("< {}: {}", f.name, iequals(f.name, "Location") ? redact_url(f.value) : f.value));
+}
+
 void trace_head(char direction, std::string_view head) {
   while (!head.empty()) {
     const auto end = head.find("\r\n");
@@ -211,9 +219,8 @@ int report_connect_failure(std::string_view url_text, std::error_code ec, const 
   if (ec == error::bad_status) {
     auto body = report.body.substr(0, report.body.find('\n'));
     if (body.size() > 200) body.resize(200);
-    const bool redirect = report.status == 301 || report.status == 302 || report.status == 303 ||
-                          report.status == 307 || report.status == 308;
-    if (redirect && !location.empty()) body = fmt::format("redirect to {} (-L follows redirects)", location);
+    if (is_redirect_status(report.status) && !location.empty())
+      body = fmt::format("redirect to {} (-L follows redirects)", location);
     diagnostics::fatal(fmt::format("{}: handshake refused: HTTP {} {}{}", url, report.status, report.reason,
                                    body.empty() ? "" : ": " + body));
     return exit_protocol;
@@ -239,9 +246,7 @@ void trace_handshake(const connect_report& report) {
   if (diagnostics::verbosity() < 1) return;
   for (const auto& hop : report.redirects) {
     trace_head('>', redact_credentials(hop.request_head));
-    diagnostics::info(fmt::format("< HTTP/1.{} {} {}", hop.version_minor, hop.status, hop.reason));
-    for (const auto& f : hop.response_headers)  // a Location may hold credentials of its own
-      diagnostics::info(fmt::format("< {}: {}", f.name, iequals(f.name, "Location") ? redact_url(f.value) : f.value));
+    trace_answer(hop.version_minor, hop.status, hop.reason, hop.response_headers);
     diagnostics::info(fmt::format("* redirected to {}", hop.location));
   }
   if (report.proxy_protocol.starts_with("socks5")) {
@@ -253,19 +258,13 @@ void trace_handshake(const connect_report& report) {
   } else if (!report.proxy_request_head.empty()) {
     diagnostics::info(fmt::format("* through proxy {}", report.proxy));
     trace_head('>', redact_credentials(report.proxy_request_head));
-    if (report.proxy_status != 0) {
-      diagnostics::info(
-          fmt::format("< HTTP/1.{} {} {}", report.proxy_version_minor, report.proxy_status, report.proxy_reason));
-      for (const auto& f : report.proxy_response_headers) diagnostics::info(fmt::format("< {}: {}", f.name, f.value));
-    }
+    if (report.proxy_status != 0)
+      trace_answer(report.proxy_version_minor, report.proxy_status, report.proxy_reason, report.proxy_response_headers);
   }
   trace_head('>', redact_credentials(report.request_head));
   if (!report.tls_protocol.empty())
     diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));
-  if (report.status == 0) return;
-  diagnostics::info(fmt::format("< HTTP/1.{} {} {}", report.version_minor, report.status, report.reason));
-  for (const auto& f : report.response_headers)
-    diagnostics::info(fmt::format("< {}: {}", f.name, iequals(f.name, "Location") ? redact_url(f.value) : f.value));
+  if (report.status != 0) trace_answer(report.version_minor, report.status, report.reason, report.response_headers);
 }
 
 }  // namespace wsl::cli

@@ -206,12 +206,6 @@ std::string proxy_protocol(std::string_view text) {
 
 namespace {
 
-// "%XX" for a byte, in upper-case hex (RFC 3986 section 2.1).
-std::string fmt_percent(unsigned char c) {
-  constexpr char hex[] = "0123456789ABCDEF";
-  return {'%', hex[c >> 4], hex[c & 15]};
-}
-
 // RFC 3986 section 5.2.4: "." and ".." segments out of a path.
 std::string remove_dot_segments(std::string input) {
   std::string out;
@@ -260,13 +254,7 @@ bool has_scheme(std::string_view reference) {
 std::error_code resolve_url(const url& base, std::string_view location, url& out) {
   // Spaces and bytes beyond ASCII are not allowed in a URI, but servers send them (a UTF-8 path):
   // percent-encoded, as browsers and node ws do. Control characters stay, and are refused below.
-  std::string encoded;
-  for (const char c : location) {
-    if (c == ' ' || static_cast<unsigned char>(c) >= 0x80)
-      encoded += fmt_percent(static_cast<unsigned char>(c));
-    else
-      encoded += c;
-  }
+  const auto encoded = detail::percent_encode(location, [](unsigned char b) { return b == ' ' || b >= 0x80; });
   std::string_view reference = encoded;
   if (const auto hash = reference.find('#'); hash != std::string_view::npos) reference = reference.substr(0, hash);
   if (has_scheme(reference) || reference.starts_with("//")) {
@@ -397,8 +385,7 @@ bool cancelled(const asio::cancellation_state& state) noexcept {
 
 // An answer connect() may follow: 301, 302, 303, 307 or 308 with a Location (RFC 9110 section 15.4).
 bool is_redirect(const connect_report& rep) {
-  const int s = rep.status;
-  return (s == 301 || s == 302 || s == 303 || s == 307 || s == 308) && rep.response_headers.count("Location") == 1;
+  return is_redirect_status(rep.status) && rep.response_headers.count("Location") == 1;
 }
 
 // The one upgrade connect() and client_handshake() run, over a connected stream and within

@@ -40,23 +40,29 @@ inline bool percent_decode_userinfo(std::string_view in, std::string& out) {
   return true;
 }
 
+// `in` with every byte for which escape(byte) holds written as %XX (RFC 3986 section 2.1).
+template <typename Escape>
+std::string percent_encode(std::string_view in, Escape escape) {
+  static constexpr char digits[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : in) {
+    const auto b = static_cast<unsigned char>(c);
+    if (escape(b)) {
+      out += '%';
+      out += digits[b >> 4];
+      out += digits[b & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 // The user as a URL shows it: unreserved characters and sub-delimiters as they are, others escaped.
 inline std::string percent_encode_userinfo(std::string_view in) {
   static constexpr std::string_view keep =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=";
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : in) {
-    if (keep.find(c) != std::string_view::npos) {
-      out += c;
-    } else {
-      const auto b = static_cast<unsigned char>(c);
-      out += '%';
-      out += digits[b >> 4];
-      out += digits[b & 15];
-    }
-  }
-  return out;
+  return percent_encode(in, [](unsigned char b) { return keep.find(static_cast<char>(b)) == std::string_view::npos; });
 }
 
 // The value of an Authorization or Proxy-Authorization header: "Basic " base64(user ":" password).

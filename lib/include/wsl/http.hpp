@@ -99,6 +99,11 @@ using negotiation_hook = std::function<void(const http_request&, http_response&)
 // The standard reason phrase of an HTTP status ("Not Found"), or "Unknown".
 std::string_view http_reason(int status) noexcept;
 
+// A redirect a client follows to its Location (RFC 9110 section 15.4): 301, 302, 303, 307, 308.
+constexpr bool is_redirect_status(int status) noexcept {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 namespace detail {
 
 // Parses a complete request head (up to and including the blank line). Strict: CRLF line ends,
