@@ -6,7 +6,7 @@
 // sent, so a server that stalls is charged for the whole stall (no coordinated omission).
 //
 // Phases: connect (ramped by --connect-rate), warm-up (traffic, not recorded), measurement (-d),
-// drain (outstanding echoes awaited briefly), close (1000). One io_context per --threads.
+// drain (outstanding echoes and handshakes awaited briefly), close (1000). One io_context per --threads.
 #include "loadtest.hpp"
 
 #include "client.hpp"
@@ -107,6 +107,9 @@ struct worker {
   asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Live figures (read by the progress printer).
   counter sent, received, bytes_sent, bytes_received, opened, failed, cancelled, errors, open_now;
+  // Connections from their handshake's start to their close's end: the drain waits for these, so
+  // that none opening or closing as it ends is cut short (open_now alone misses the handshakes).
+  counter unfinished;
   // Round trips since the last interval's end, handed over to the control thread and reset at each
   // one (on this worker's thread, with the counters above: an interval's figures agree).
   histogram interval_rtt;
@@ -439,6 +442,11 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
   auto ex = co_await asio::this_coro::executor;
   const bool slot = co_await wait_for_slot(w, s, stop);
   if (!slot) co_return connection_end::stopped;
+  w.unfinished.add();
+  struct unfinished_guard {
+    counter& c;
+    ~unfinished_guard() { c.add(static_cast<std::uint64_t>(-1)); }
+  } guard{w.unfinished};
   std::error_code ec;
   connect_report report;
   const auto started = clock::now();
@@ -597,7 +605,7 @@ std::string json_escape(std::string_view s) {
 
 struct totals {
   std::uint64_t sent = 0, received = 0, bytes_sent = 0, bytes_received = 0, opened = 0, failed = 0, cancelled = 0,
-                errors = 0, open_now = 0;
+                errors = 0, open_now = 0, unfinished = 0;
 
   void add(const worker& w) noexcept {
     sent += w.sent.get();
@@ -609,6 +617,7 @@ struct totals {
     cancelled += w.cancelled.get();
     errors += w.errors.get();
     open_now += w.open_now.get();
+    unfinished += w.unfinished.get();
   }
 };
 
@@ -921,8 +930,9 @@ int run_loadtest(loadtest_options o) {
   wake_senders(workers);
   if (!interrupted) {
     const auto drain_end = clock::now() + o.drain;
-    while (!interrupted && clock::now() < drain_end && sum(workers).open_now > 0) {
-      // Sessions stop sending and close by themselves once their last echo is in.
+    while (!interrupted && clock::now() < drain_end && sum(workers).unfinished > 0) {
+      // Sessions stop sending and close by themselves once their last echo is in; handshakes
+      // under way finish, and those connections close at once.
       sleep_until(std::min(drain_end, clock::now() + 10ms));
     }
   }
@@ -1133,7 +1143,8 @@ subcommand register_loadtest(CLI::App& parent) {
   app->add_option("--max-connecting", o->max_connecting, "Handshakes in progress at once, per thread")
       ->capture_default_str();
   add_duration_option(*app, "--warmup", o->warmup, "Traffic before the measurement starts, not recorded");
-  add_duration_option(*app, "--drain", o->drain, "Time allowed for the last echoes after the measurement");
+  add_duration_option(*app, "--drain", o->drain,
+                      "Time allowed after the measurement for the last echoes and the handshakes under way");
   app->add_option("--threads", o->threads, "Threads, each with its share of the connections")
       ->capture_default_str()
       ->check(CLI::Range(1u, 256u));

@@ -5,6 +5,7 @@
                             [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
                             [--stall SECONDS] [--replies N] [--raw HEX] [--close-after N]
                             [--redirect-from PATH --location URL [--status N]]
+                            [--answer-after SECONDS]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered;
@@ -28,6 +29,7 @@ Modes:
 --redirect-from PATH (echo, script, relay, refuse): an upgrade request for PATH (the query aside)
 is answered with --status (302) and `Location: --location`, and emits
   {"event": "redirect", "path": ..., "headers": [[name, value], ...]}
+--answer-after S (echo, script, relay, refuse): every upgrade request waits S seconds for its answer.
 
 Prints `listening on ws://127.0.0.1:PORT/` (wss://) on stderr when ready, like `wsl echo`, and one
 JSON object per event on stdout, flushed at once, for the test to assert on:
@@ -117,7 +119,9 @@ def refuse(path, request_headers):
 
 
 def make_process_request(args):
-    def process_request(path, request_headers):
+    async def process_request(path, request_headers):
+        if args.answer_after:
+            await asyncio.sleep(args.answer_after)
         if args.redirect_from and path.split("?")[0] == args.redirect_from:
             emit(event="redirect", path=path, headers=[[k, v] for k, v in request_headers.raw_items()])
             return http.HTTPStatus(args.status), [("Location", args.location)], b""
@@ -177,6 +181,7 @@ async def main() -> None:
     parser.add_argument("--redirect-from", default="")
     parser.add_argument("--location", default="")
     parser.add_argument("--status", type=int, default=302)
+    parser.add_argument("--answer-after", type=float, default=0)
     args = parser.parse_args()
     context = None
     if args.tls:

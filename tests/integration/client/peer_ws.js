@@ -5,7 +5,7 @@
 //   NODE_PATH=.deps/node/node_modules node peer_ws.js MODE [--send JSON] [--close-code N]
 //       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
 //       [--stall SECONDS] [--replies N] [--close-after N]
-//       [--redirect-from PATH --location URL [--status N]]
+//       [--redirect-from PATH --location URL [--status N]] [--answer-after SECONDS]
 //
 // Modes: echo (every message back with its type; --no-pong leaves pings unanswered; --close-after
 // N closes each connection with --close-code and --close-reason once N messages went back), script
@@ -18,6 +18,7 @@
 // message events are emitted.
 // --redirect-from PATH (not silent): an upgrade request for PATH (the query aside) gets --status
 // (302) with `Location: --location`, and emits {"event": "redirect", "path", "headers"}.
+// --answer-after S (not silent): every upgrade request waits S seconds for its answer.
 // Prints `listening on ws://127.0.0.1:PORT/` on stderr when ready and one JSON object per event
 // on stdout. Runs until killed.
 'use strict';
@@ -32,7 +33,7 @@ const { WebSocketServer } = require('ws');
 function parse(argv) {
   const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
                  deflate: false, tls: null, stall: 0, replies: 0, closeAfter: 0, redirectFrom: '', location: '',
-                 status: 302 };
+                 status: 302, answerAfter: 0 };
   for (let i = 1; i < argv.length; ++i) {
     switch (argv[i]) {
       case '--send': args.send = argv[++i]; break;
@@ -47,6 +48,7 @@ function parse(argv) {
       case '--redirect-from': args.redirectFrom = argv[++i]; break;
       case '--location': args.location = argv[++i]; break;
       case '--status': args.status = Number(argv[++i]); break;
+      case '--answer-after': args.answerAfter = Number(argv[++i]); break;
       case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -88,6 +90,10 @@ if (args.mode === 'silent') {
   const answer = (req, res) => res.writeHead(426).end();
   const server = args.tls ? https.createServer(args.tls, answer) : http.createServer(answer);
   server.on('upgrade', (req, socket, head) => {
+    if (args.answerAfter) setTimeout(() => upgrade(req, socket, head), args.answerAfter * 1000);
+    else upgrade(req, socket, head);
+  });
+  const upgrade = (req, socket, head) => {
     if (args.redirectFrom && req.url.split('?')[0] === args.redirectFrom) {
       const headers = [];
       for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
@@ -138,6 +144,6 @@ if (args.mode === 'silent') {
         if (++echoed === args.closeAfter) ws.close(args.closeCode, args.closeReason);
       });
     });
-  });
+  };
   server.listen(0, '127.0.0.1', () => listening(server));
 }

@@ -400,6 +400,29 @@ class Stall(Figures):
         self.assertLess(rtt["max"], 1.5e9 + TIMEOUT * 1e9, rtt)
 
 
+class Drain(Figures):
+    """The end of a run: what is under way finishes within --drain, and no more."""
+
+    def test_a_handshake_under_way_at_the_end_is_finished_and_closed(self):
+        # Every handshake takes 400 ms and each connection sends one message, so one is always
+        # under way: the third begins about 350 ms into the 600 ms of measurement and ends 150 ms
+        # after it. The drain waits for it; the connection closes at once (1000), having sent nothing.
+        kind = "websockets" if PEER == "wsl" else PEER
+        wait = 0.4 * TIME_SCALE
+        measure = f"{600 * TIME_SCALE:.0f}ms"
+        with Peer(kind, "echo", "--answer-after", str(wait)) as peer:
+            r, _ = self.run_json(peer.url, "-c", "1", "-d", measure, "--messages-per-connection", "1")
+            self.assertEqual((r["opened"], r["cancelled"], r["failed"], r["errors"]), (3, 0, 0, 0), r)
+            self.assertEqual(r["close_codes"], {"1000": 3})
+            self.assertEqual(r["handshake_ns"]["count"], 3)
+            self.assertEqual(r["sent"], r["received"])
+            # A drain shorter than what is left of the handshake cuts it: cancelled, not failed.
+            r, _ = self.run_json(peer.url, "-c", "1", "-d", measure, "--messages-per-connection", "1", "--drain",
+                                 "10ms")
+            self.assertEqual((r["opened"], r["cancelled"], r["failed"], r["errors"]), (2, 1, 0, 0), r)
+            self.assertEqual(r["close_codes"], {"1000": 2})
+
+
 class Server(Figures):
     """Servers that refuse, never answer, or are not there."""
 
