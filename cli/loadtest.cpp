@@ -92,6 +92,9 @@ struct counter {
 struct shared_state {
   loadtest_options opts;
   std::atomic<phase> current{phase::connecting};
+  // When the measurement began (stored before `current` turns measuring): in open loop a message
+  // counts when it was due within the measurement, not one due before and sent late.
+  std::atomic<clock::rep> measuring_since{clock::time_point::max().time_since_epoch().count()};
   std::atomic<bool> interrupted{false};  // Ctrl-C: the connections are aborted by us
   clock::time_point start;               // when the first connection attempt may start
   std::string payload;                   // the message body, shared by all connections
@@ -133,6 +136,13 @@ struct worker {
 };
 
 bool recording(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) == phase::measuring; }
+// Whether a message sent now, due at `due`, counts: sent during the measurement, and in open loop
+// also due within it (one due in the warm-up or the connect phase that leaves late does not).
+bool counts(const shared_state& s, clock::time_point due) noexcept {
+  if (!s.open_loop) return recording(s);
+  return s.current.load(std::memory_order_acquire) == phase::measuring &&
+         due.time_since_epoch().count() >= s.measuring_since.load(std::memory_order_relaxed);
+}
 bool sending(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) < phase::draining; }
 
 std::string reason_of(std::error_code ec, const connect_report& report) {
@@ -193,7 +203,7 @@ class session {
       failed_ = ec;
       return false;
     }
-    const bool counted = recording(s_);
+    const bool counted = counts(s_, due);
     in_flight_.push_back({due, counted});
     ++sent_here_;
     w_.payload_total_sent += s_.payload.size();
@@ -387,7 +397,7 @@ class session {
   timer sender_timer_, receiver_timer_;
   struct outstanding {
     clock::time_point due;  // when it was sent, or due to be in open loop
-    bool counted;           // sent during the measurement
+    bool counted;           // sent during the measurement (and in open loop due within it)
   };
   std::deque<outstanding> in_flight_;
   clock::time_point received_at_;  // of the last echo
@@ -862,6 +872,7 @@ int run_loadtest(loadtest_options o) {
     opened_before = last.opened;
     cpu_before = sample_cpu(o.server_pids);
     window_start = clock::now();
+    s.measuring_since.store(window_start.time_since_epoch().count(), std::memory_order_relaxed);
     s.current = phase::measuring;
     if (!o.stages.empty()) {
       s.plan->start_stages(window_start);

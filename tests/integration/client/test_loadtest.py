@@ -399,6 +399,19 @@ class Stall(Figures):
         self.assertGreater(rtt["max"], 1.2e9, rtt)  # the first message waited out the whole stall
         self.assertLess(rtt["max"], 1.5e9 + TIMEOUT * 1e9, rtt)
 
+    def test_messages_due_before_the_measurement_do_not_count_in_it(self):
+        # As above, with the first second warm-up: the messages due in it mostly leave late, once
+        # the server reads again half a second into the measurement. They are not counted in it:
+        # what it counts was due within it, 50 a second at most.
+        kind = "websockets" if PEER == "wsl" else PEER
+        with Peer(kind, "echo", "--stall", "1.5") as peer:
+            r, _ = self.run_json(peer.url, "-c", "1", "--warmup", "1s", "-d", "1s", "-r", "50", "-s", "256K",
+                                 "--binary")
+        self.assertEqual((r["opened"], r["errors"], r["received"]), (1, 0, r["sent"]), r)
+        due = 50 * r["seconds"]
+        self.assertTrue(due - 5 <= r["sent"] <= due + 1, (r["sent"], r["seconds"]))
+        self.assertEqual(r["rtt_ns"]["count"], r["received"])
+
 
 class Drain(Figures):
     """The end of a run: what is under way finishes within --drain, and no more."""
