@@ -100,7 +100,20 @@ struct shared_state {
   std::string payload;                   // the message body, shared by all connections
   bool open_loop = false;                // -r or --stage: messages leave by the schedule, not by the echoes
   std::optional<send_schedule> plan;     // open loop: when each message is due
+  // The control thread waits on `changed` (a signal, an interval's hand-over, the connect phase's end).
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::atomic<std::size_t> settled{0};  // connections opened or failed in the connect phase
 };
+
+// A connection opened or failed: the last one of the connect phase wakes the control thread, so
+// that the measurement starts then, not at its next look.
+void settle(shared_state& s) {
+  if (s.current.load(std::memory_order_relaxed) != phase::connecting) return;
+  if (s.settled.fetch_add(1, std::memory_order_relaxed) + 1 != s.opts.connections) return;
+  { const std::lock_guard lock(s.mutex); }  // the control thread waits or has yet to look
+  s.changed.notify_all();
+}
 
 class session;
 
@@ -482,9 +495,11 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
       w.first_failure = ec;
       w.first_report = std::move(report);
     }
+    settle(s);
     co_return connection_end::not_opened;
   }
   w.opened.add();
+  settle(s);
   w.open_now.add();
   w.handshake.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(clock::now() - started).count()));
   w.sockets.push_back(&ws);
@@ -800,8 +815,8 @@ int run_loadtest(loadtest_options o) {
   // A signal ends the run early; the control loop below waits on the condition variable. Set
   // before the threads start, so that no signal finds the run without it (and exits without the
   // summary).
-  std::mutex mutex;
-  std::condition_variable changed;
+  auto& mutex = s.mutex;
+  auto& changed = s.changed;
   std::atomic<int> interrupted{0};
   set_signal_handler([&](int received) {
     interrupted = received;
@@ -818,11 +833,6 @@ int run_loadtest(loadtest_options o) {
 
   const bool tty = isatty(STDERR_FILENO) && !std::getenv("NO_COLOR");
   const bool progress = !o.quiet;
-  auto finished = [&] {
-    std::size_t done = 0;
-    for (auto& w : workers) done += w->opened.get() + w->failed.get();
-    return done;
-  };
   auto sleep_until = [&](clock::time_point t) {
     std::unique_lock lock(mutex);
     changed.wait_until(lock, steady_clock::time_point(t.time_since_epoch()), [&] { return interrupted.load() != 0; });
@@ -835,8 +845,12 @@ int run_loadtest(loadtest_options o) {
       (o.connect_rate > 0
            ? duration_cast<clock::duration>(duration<double>(static_cast<double>(o.connections) / o.connect_rate))
            : clock::duration::zero());
-  while (!interrupted && finished() < o.connections && clock::now() < connect_deadline)
-    sleep_until(std::min(connect_deadline, clock::now() + 50ms));
+  {
+    std::unique_lock lock(mutex);
+    changed.wait_until(lock, steady_clock::time_point(connect_deadline.time_since_epoch()), [&] {
+      return interrupted.load() != 0 || s.settled.load(std::memory_order_relaxed) >= o.connections;
+    });
+  }
   const auto connect_time = clock::now() - s.start;
   if (sum(workers).opened == 0) {
     s.current = phase::done;

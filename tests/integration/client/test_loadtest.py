@@ -88,6 +88,8 @@ class Echo(AgainstOneEchoServer):
         self.assertAlmostEqual(r["seconds"], 0.5, delta=0.25)
         self.assert_all_echoed(r, 4, 32)
         self.assertGreater(r["cpu_seconds"], 0)
+        # The measurement starts as the last connection opens, not at the control thread's next look.
+        self.assertLess(r["connect_seconds"], r["handshake_ns"]["max"] / 1e9 + 0.03 * TIME_SCALE, r)
 
     def test_closed_loop_binary_with_several_in_flight(self):
         r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "400ms", "-s", "3000", "--binary", "--inflight", "4",
