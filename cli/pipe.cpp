@@ -269,7 +269,9 @@ class pipe_session {
   bool receiver_done_ = false;
   int signal_ = 0;
   int input_error_ = 0;
+  bool bad_line_ = false;  // a line that could not be sent ended the input
   bool warned_invalid_utf8_ = false;
+  base64_stream base64_;  // of the message being written (--base64)
   std::uint64_t received_ = 0, sent_ = 0;
   clock::time_point last_received_{};
   std::error_code end_;          // how the receiver's last read ended
@@ -308,12 +310,22 @@ asio::awaitable<void> pipe_session::receive() {
   for (;;) {
     auto in = co_await ws_.read_message(ec);
     if (ec) break;
-    bool written = true;
+    const auto& prefix = in.type() == message_type::text ? o_.types.text_prefix : o_.types.binary_prefix;
+    bool written = prefix.empty() || out_.write(asio::buffer(prefix), {});
+    const bool encode = o_.types.base64 && in.type() == message_type::binary;
+    std::string encoded;
     for (;;) {
       const auto chunk = co_await in.read_chunk(ec);
       if (ec) break;
       const bool last = in.done();
-      written = written && out_.write(chunk, last ? tail : std::string_view());
+      if (encode) {
+        encoded.clear();
+        base64_.add({static_cast<const unsigned char*>(chunk.data()), chunk.size()}, encoded);
+        if (last) base64_.finish(encoded);
+        written = written && out_.write(asio::buffer(encoded), last ? tail : std::string_view());
+      } else {
+        written = written && out_.write(chunk, last ? tail : std::string_view());
+      }
       if (last) break;
     }
     if (ec) break;
@@ -352,14 +364,16 @@ asio::awaitable<void> pipe_session::send_stdin() {
       co_await send_lines(c.data, c.size, ec);
     feed_->release();
     if (ec) co_return;  // the connection ended; the receiver tells why
+    if (bad_line_) break;
   }
   if (closing_ || receiver_done_ || signal_ != 0) co_return;
   if (input_error_ != 0) diagnostics::error(fmt::format("cannot read stdin: {}", std::strerror(input_error_)));
-  if (const auto last = records_.finish()) {  // a last line without its delimiter is a message too
+  if (const auto last = bad_line_ ? std::nullopt : records_.finish()) {  // a last line without its delimiter too
     co_await send_line(*last, ec);
     if (ec) co_return;
   }
-  diagnostics::info(fmt::format("end of stdin after {} message{}{}", sent_, sent_ == 1 ? "" : "s",
+  diagnostics::info(fmt::format("{} after {} message{}{}", bad_line_ ? "input ended" : "end of stdin", sent_,
+                                sent_ == 1 ? "" : "s",
                                 o_.no_close ? "; receiving until the server closes (--no-close)" : ""));
   if (o_.no_close) co_return;
   if (o_.linger.count() > 0) co_await linger();
@@ -386,13 +400,32 @@ asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std
     const auto line = records_.next();
     if (!line) co_return;
     co_await send_line(*line, ec);
-    if (ec) co_return;
+    if (ec || bad_line_) co_return;
   }
 }
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires of text; otherwise it goes as
 // a binary message with the same bytes, so that nothing is lost or altered (warned once).
+// With --binary-prefix or --text-prefix a line may say which it is (typed_lines.hpp); a line
+// after the binary prefix that is not base64 (--base64) ends the input, as a read error would.
 asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_code& ec) {
+  if (o_.types.any()) {
+    const auto typed = classify_line(o_.types, line);
+    if (typed.type == typed_line::bad_base64) {
+      diagnostics::fatal(
+          fmt::format("line {} is not base64 after the binary prefix '{}' (--base64): not sent, "
+                      "and nothing after it",
+                      sent_ + 1, o_.types.binary_prefix));
+      bad_line_ = true;
+      co_return;
+    }
+    if (typed.type == typed_line::binary) {
+      const auto payload = typed.payload();
+      co_await send(message_type::binary, asio::buffer(payload.data(), payload.size()), ec);
+      co_return;
+    }
+    line = typed.rest;
+  }
   const auto type = line_message_type(line);
   if (type == message_type::binary && !warned_invalid_utf8_) {
     warned_invalid_utf8_ = true;
@@ -472,7 +505,7 @@ int pipe_session::report_end() const {
     status = exit_status_for(end_) == exit_ok ? exit_failure : exit_status_for(end_);
   }
   if (signal_ != 0) return interrupted;
-  if (status == exit_ok && input_error_ != 0) status = exit_failure;
+  if (status == exit_ok && (input_error_ != 0 || bad_line_)) status = exit_failure;
   return status;
 }
 
@@ -501,6 +534,21 @@ int run_pipe(pipe_options& o) {
   if (o.command.empty() && o.close_grace_given) {
     diagnostics::fatal("--close-grace goes with a COMMAND (wsl pipe URL -- COMMAND)");
     return exit_usage;
+  }
+  if (o.types.any() || o.empty_prefix) {
+    const char delimiter = o.null_delimited ? '\0' : '\n';
+    const auto& t = o.types;
+    std::string_view problem_with;
+    if (!o.command.empty())
+      problem_with = "not with a COMMAND (yet)";
+    else if (o.empty_prefix || (!t.text_prefix.empty() && t.text_prefix == t.binary_prefix))
+      problem_with = "a prefix cannot be empty, nor the two the same";
+    else if (t.text_prefix.find(delimiter) != std::string::npos || t.binary_prefix.find(delimiter) != std::string::npos)
+      problem_with = o.null_delimited ? "a prefix cannot hold a NUL (-0)" : "a prefix cannot hold a newline";
+    if (!problem_with.empty()) {
+      diagnostics::fatal(fmt::format("--text-prefix, --binary-prefix, --base64: {}", problem_with));
+      return exit_usage;
+    }
   }
   if (!o.command.empty()) {
     if (o.no_close || o.linger.count() != 0) {
@@ -547,9 +595,24 @@ subcommand register_pipe(CLI::App& parent) {
   app->add_option("command", o->command, "Run COMMAND instead: messages to its stdin, its stdout to messages")
       ->type_name("COMMAND");
   auto* null = app->add_flag("-0,--null", o->null_delimited, "Messages are delimited by NUL, not newline, both ways");
-  app->add_flag("-b,--binary", o->binary,
-                "Send stdin as binary messages of up to --chunk bytes; write payloads raw, undelimited")
-      ->excludes(null);
+  auto* binary = app->add_flag("-b,--binary", o->binary,
+                               "Send stdin as binary messages of up to --chunk bytes; write payloads raw, undelimited")
+                     ->excludes(null);
+  const auto add_prefix = [&](const char* name, std::string& prefix, std::string_view type) {
+    return app
+        ->add_option(name, prefix,
+                     fmt::format("Write each {0} message received after this prefix; a stdin line that starts with "
+                                 "it is a {0} message of the rest",
+                                 type))
+        ->type_name("PREFIX")
+        ->excludes(binary);
+  };
+  auto* text_prefix = add_prefix("--text-prefix", o->types.text_prefix, "text");
+  auto* binary_prefix = add_prefix("--binary-prefix", o->types.binary_prefix, "binary");
+  app->add_flag("--base64", o->types.base64,
+                "Write binary messages received as one line of base64; a stdin line after --binary-prefix is "
+                "base64 too")
+      ->excludes(binary);
   add_size_option(*app, "--chunk", o->chunk, "Largest binary message made from stdin (--binary)");
   app->add_option("--close-code", o->close_code, "Close code sent at the end of stdin, --once or --max-messages")
       ->capture_default_str();
@@ -575,8 +638,10 @@ subcommand register_pipe(CLI::App& parent) {
       "otherwise. SIGINT closes with 1001, drains and exits 130. With '-- COMMAND [ARGS...]' the command takes "
       "the place of stdin and stdout (same framing), with WSL_URL, WSL_SUBPROTOCOL and WSL_EXTENSIONS in its "
       "environment; its exit closes the connection and wsl exits with its status. See wsl-pipe(1).");
-  return {app, [o, grace] {
+  return {app, [o, grace, text_prefix, binary_prefix] {
             o->close_grace_given = grace->count() > 0;
+            o->empty_prefix = (text_prefix->count() > 0 && o->types.text_prefix.empty()) ||
+                              (binary_prefix->count() > 0 && o->types.binary_prefix.empty());
             return run_pipe(*o);
           }};
 }

@@ -4,6 +4,7 @@
 
 #include "client.hpp"
 #include "frame_trace.hpp"
+#include "typed_lines.hpp"
 
 #include <cstdint>
 #include <string>
@@ -17,6 +18,8 @@ struct pipe_options {
   bool null_delimited = false;     // -0: NUL instead of newline, both ways
   bool binary = false;             // stdin chunks as binary messages, payloads written raw
   std::uint64_t chunk = 64 << 10;  // largest binary message made from stdin
+  line_types types;                // --text-prefix, --binary-prefix, --base64 (text mode, stdin and stdout)
+  bool empty_prefix = false;       // --text-prefix '' or --binary-prefix '' (a usage error)
   unsigned close_code = close_code::normal;
   std::string close_reason;
   bool once = false;               // -1: exit after the first message received

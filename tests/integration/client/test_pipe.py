@@ -9,6 +9,7 @@ python3-websockets and node `ws` peers; the ones that do not depend on the serve
 nobody listening, a terminal on stdin) run once, with the websockets peer.
 """
 
+import base64
 import json
 import os
 import pty
@@ -360,6 +361,69 @@ class Server(unittest.TestCase):
             self.assertLess(done.elapsed, 1 + TIMEOUT / 2)
 
 
+class TypedLines(unittest.TestCase):
+    """--text-prefix, --binary-prefix and --base64: both kinds of message on lines, as websocat does."""
+
+    TYPED = ("--text-prefix", "T:", "--binary-prefix", "B:", "--base64")
+
+    def setUp(self):
+        if PEER == "wsl":
+            self.skipTest("needs a test peer")
+
+    def test_messages_received_are_written_with_their_type(self):
+        script = [{"text": "first"}, {"hex": INVALID_UTF8.hex()}, {"hex": b"a\nb\0".hex()}, {"text": ""},
+                  {"hex": ""}, {"text": "T:x ü"}]
+        expected = [b"T:first", b"B:" + base64.b64encode(INVALID_UTF8), b"B:YQpiAA==", b"T:", b"B:", b"T:T:x \xc3\xbc"]
+        with Peer(PEER, "script", "--send", json.dumps(script)) as peer:
+            for delimiter, options in ((b"\n", []), (b"\0", ["-0"])):
+                with self.subTest(options=options), Wsl("pipe", *self.TYPED, *options, peer.url) as wsl:
+                    self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                    self.assertEqual(wsl.stdout.data(), b"".join(line + delimiter for line in expected))
+            # Without --base64 a binary payload is written as it is, after its prefix.
+            with Wsl("pipe", "--binary-prefix", "bin ", peer.url) as wsl:
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                self.assertEqual(wsl.stdout.data().split(b"\n")[:3], [b"first", b"bin " + INVALID_UTF8, b"bin a"])
+
+    def test_a_large_binary_message_is_one_line_of_base64(self):
+        data = random.Random(7).randbytes(60001)  # read in pieces that are no multiple of 3
+        with Peer(PEER, "script", "--send", json.dumps([{"hex": data.hex()}])) as peer:
+            with Wsl("pipe", "--base64", peer.url) as wsl:
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                self.assertEqual(wsl.stdout.data(), base64.b64encode(data) + b"\n")
+
+    def test_lines_are_sent_as_their_prefix_says(self):
+        lines = b"T:B:x\nB:AAr/\nplain\nB:\nT:\n" + INVALID_UTF8 + b"\nB:" + base64.b64encode(INVALID_UTF8)
+        with Peer(PEER, "relay") as peer:
+            with Wsl("pipe", *self.TYPED, peer.url) as wsl:
+                wsl.send(lines)
+                wsl.end_input()  # the last line has no newline: a message too
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            got = [(m["type"], bytes.fromhex(m["hex"])) for m in peer.messages(7)]
+            self.assertEqual(got, [("text", b"B:x"), ("binary", b"\0\n\xff"), ("text", b"plain"), ("binary", b""),
+                                   ("text", b""), ("binary", INVALID_UTF8), ("binary", INVALID_UTF8)])
+        # The longer prefix is tried first; without --base64 the rest is the payload.
+        with Peer(PEER, "relay") as peer:
+            with Wsl("pipe", "--text-prefix", ">", "--binary-prefix", ">>", peer.url) as wsl:
+                wsl.send(b">>raw\n>text\n")
+                wsl.end_input()
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            got = [(m["type"], bytes.fromhex(m["hex"])) for m in peer.messages(2)]
+            self.assertEqual(got, [("binary", b"raw"), ("text", b"text")])
+
+    def test_a_line_that_is_not_base64_ends_the_input(self):
+        with Peer(PEER, "relay") as peer:
+            with Wsl("pipe", *self.TYPED, peer.url) as wsl:
+                wsl.send(b"one\nB:AAr\nthree\n")  # 3 characters: no base64
+                status = wsl.wait()
+                stderr = wsl.stderr_text()
+            self.assertEqual(status, 1, stderr)
+            self.assertEqual(len(stderr.splitlines()), 1, stderr)
+            self.assertIn("line 2 is not base64 after the binary prefix 'B:'", stderr)
+            self.assertEqual(peer.messages(1), [{"event": "message", "type": "text", "hex": b"one".hex()}])
+            self.assertEqual(peer.wait_event("close")["code"], 1000)
+            self.assertEqual(len([e for e in peer.events if e["event"] == "message"]), 1, peer.events)
+
+
 class RawServer:
     """Answers one connection with `answer`, written as given once the request head has come, then
     hangs up: for answers the peers will not give. `request` is the head it read."""
@@ -467,12 +531,17 @@ class NoServer(unittest.TestCase):
     def test_usage_errors(self):
         url = f"ws://127.0.0.1:{unused_port()}/"
         for options in (["--close-code", "1005"], ["--close-code", "999"], ["-0", "--binary"], ["-H", "no colon"],
-                        ["--chunk", "0", "--binary"], ["--close-reason", "x" * 124]):
+                        ["--chunk", "0", "--binary"], ["--close-reason", "x" * 124], ["--binary", "--base64"],
+                        ["--binary-prefix", ""], ["--text-prefix", "", "--binary-prefix", "b"],
+                        ["--text-prefix", "p", "--binary-prefix", "p"], ["--text-prefix", "a\nb"]):
             with self.subTest(options=options):
                 done = pipe(url, *options)
                 self.assertEqual(done.returncode, 64, done.stderr)
         done = pipe("http//nowhere")
         self.assertEqual(done.returncode, 64, done.stderr)
+        done = run_wsl("pipe", "--base64", url, "--", "cat")
+        self.assertEqual(done.returncode, 64, done.stderr)
+        self.assertIn(b"not with a COMMAND", done.stderr)
 
     @peer_independent
     def test_terminal_on_stdin(self):
