@@ -136,6 +136,7 @@ struct worker {
   // Over whole connections (all phases): message payload against WebSocket bytes on the wire, to
   // show what compression saves.
   std::uint64_t payload_total_sent = 0, payload_total_received = 0, wire_sent = 0, wire_received = 0;
+  std::uint64_t redirects = 0;    // followed (-L), by every connection attempt
   std::error_code first_failure;  // of connecting, with its report: the exit status when none opened
   connect_report first_report;
   std::size_t connecting = 0;
@@ -484,6 +485,7 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
     ec = e.code();  // cancelled before it started: asio throws then
   }
   release_slot(w);
+  w.redirects += report.redirects.size();
   if (ec == asio::error::operation_aborted && s.current.load() == phase::done) {
     w.cancelled.add();
     co_return connection_end::stopped;
@@ -972,12 +974,13 @@ int run_loadtest(loadtest_options o) {
   histogram rtt, handshake;
   std::map<std::string, std::uint64_t> failures;
   std::map<std::uint16_t, std::uint64_t> close_codes;
-  std::uint64_t payload_sent = 0, payload_received = 0, wire_sent = 0, wire_received = 0;
+  std::uint64_t payload_sent = 0, payload_received = 0, wire_sent = 0, wire_received = 0, redirects = 0;
   for (auto& w : workers) {
     payload_sent += w->payload_total_sent;
     payload_received += w->payload_total_received;
     wire_sent += w->wire_sent;
     wire_received += w->wire_received;
+    redirects += w->redirects;
     rtt.merge(w->rtt);
     rtt.merge(w->interval_rtt);  // the drain's
     handshake.merge(w->handshake);
@@ -1027,7 +1030,7 @@ int run_loadtest(loadtest_options o) {
         "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"messages_per_connection\":{},\"reconnect\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},"
-        "\"opened\":{},"
+        "\"opened\":{},\"redirects\":{},"
         "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"cancelled\":{},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
@@ -1036,8 +1039,8 @@ int run_loadtest(loadtest_options o) {
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, stages,
         duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.messages_per_connection, o.reconnect, seconds,
-        duration<double>(connect_time).count(), t.opened, static_cast<double>(opened_measuring) / seconds, t.failed, f,
-        t.cancelled, t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds,
+        duration<double>(connect_time).count(), t.opened, redirects, static_cast<double>(opened_measuring) / seconds,
+        t.failed, f, t.cancelled, t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds,
         static_cast<double>(t.received) / seconds, static_cast<double>(t.bytes_sent) / seconds,
         static_cast<double>(t.bytes_received) / seconds, histogram_json(rtt), histogram_json(handshake), c, gen_cpu,
         servers, payload_sent, payload_received, wire_sent, wire_received, verdict_list, interrupted.load() != 0);
@@ -1061,6 +1064,7 @@ int run_loadtest(loadtest_options o) {
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
     if (t.cancelled) fmt::print(", {} cancelled while connecting", t.cancelled);
+    if (redirects) fmt::print(", {} redirect{} followed", redirects, redirects == 1 ? "" : "s");
     if (o.messages_per_connection)
       fmt::print("  ({}/s opened during the measurement)",
                  human_count(static_cast<double>(opened_measuring) / seconds));
