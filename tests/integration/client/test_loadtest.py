@@ -420,7 +420,7 @@ class Drain(Figures):
 
     def test_a_handshake_under_way_at_the_end_is_finished_and_closed(self):
         # Every handshake takes 400 ms and each connection sends one message, so one is always
-        # under way: the third begins about 350 ms into the 600 ms of measurement and ends 150 ms
+        # under way: the third begins about 400 ms into the 600 ms of measurement and ends 200 ms
         # after it. The drain waits for it; the connection closes at once (1000), having sent nothing.
         kind = "websockets" if PEER == "wsl" else PEER
         wait = 0.4 * TIME_SCALE
