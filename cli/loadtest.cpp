@@ -92,9 +92,12 @@ struct counter {
 struct shared_state {
   loadtest_options opts;
   std::atomic<phase> current{phase::connecting};
-  // When the measurement began (stored before `current` turns measuring): in open loop a message
-  // counts when it was due within the measurement, not one due before and sent late.
+  // The measurement's bounds (stored before `current` turns measuring): a message counts when it
+  // was sent during the measurement and due before its end (sent, in closed loop), and in open
+  // loop also due after its start (not one due before and sent late). The end holds even when
+  // the control thread, on a loaded machine, wakes late to end the measurement.
   std::atomic<clock::rep> measuring_since{clock::time_point::max().time_since_epoch().count()};
+  std::atomic<clock::rep> measuring_until{clock::time_point::max().time_since_epoch().count()};
   std::atomic<bool> interrupted{false};  // Ctrl-C: the connections are aborted by us
   clock::time_point start;               // when the first connection attempt may start
   std::string payload;                   // the message body, shared by all connections
@@ -149,13 +152,12 @@ struct worker {
   std::vector<session*> sessions;  // running ones, told when the sending ends
 };
 
-bool recording(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) == phase::measuring; }
-// Whether a message sent now, due at `due`, counts: sent during the measurement, and in open loop
-// also due within it (one due in the warm-up or the connect phase that leaves late does not).
+// Whether a message sent now, due at `due` (closed loop: sent), counts (shared_state::measuring_since).
 bool counts(const shared_state& s, clock::time_point due) noexcept {
-  if (!s.open_loop) return recording(s);
-  return s.current.load(std::memory_order_acquire) == phase::measuring &&
-         due.time_since_epoch().count() >= s.measuring_since.load(std::memory_order_relaxed);
+  if (s.current.load(std::memory_order_acquire) != phase::measuring) return false;
+  const auto at = due.time_since_epoch().count();
+  return at < s.measuring_until.load(std::memory_order_relaxed) &&
+         (!s.open_loop || at >= s.measuring_since.load(std::memory_order_relaxed));
 }
 bool sending(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) < phase::draining; }
 
@@ -888,7 +890,9 @@ int run_loadtest(loadtest_options o) {
     opened_before = last.opened;
     cpu_before = sample_cpu(o.server_pids);
     window_start = clock::now();
+    const auto end = window_start + o.duration;
     s.measuring_since.store(window_start.time_since_epoch().count(), std::memory_order_relaxed);
+    s.measuring_until.store(end.time_since_epoch().count(), std::memory_order_relaxed);
     s.current = phase::measuring;
     if (!o.stages.empty()) {
       s.plan->start_stages(window_start);
@@ -896,13 +900,14 @@ int run_loadtest(loadtest_options o) {
     }
     auto last_time = window_start;
     auto tick = window_start;
-    const auto end = window_start + o.duration;
     histogram interval_rtt;
     for (bool over = false; !over;) {
       tick = std::min(end, tick + o.interval);
       sleep_until(tick);
-      const auto now = clock::now();
-      over = interrupted || now >= end;
+      const auto woke = clock::now();
+      over = interrupted || woke >= end;
+      // Woken late at the end, the measurement still ends at `end`: nothing sent after it counted.
+      const auto now = std::min(woke, end);
       if (over) {
         // Messages sent from here on are not counted: the last interval holds the rest of the sent ones.
         window_end = now;

@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import tempfile
+import time
 import unittest
 
 from client_harness import TIME_SCALE, TIMEOUT, Peer, Wsl, peer_from_argv, run_wsl, unused_port
@@ -284,6 +285,26 @@ class Intervals(AgainstOneEchoServer):
             self.assertLess(sent[0] + sent[1], sent[2] + sent[3], sent)  # about 200 against 400
             for got, expected in zip(sent, (75, 125, 175, 225)):
                 self.assertAlmostEqual(got, expected, delta=25 * TIME_SCALE, msg=sent)
+
+    def test_a_run_frozen_across_its_end_still_measures_its_duration(self):
+        # SIGSTOP freezes the whole run (its workers and its control thread) from about 0.75 s to
+        # 1.25 s, across the end of its one second: resumed, the control thread is late to end the
+        # measurement, as on a machine too loaded to wake it in time. The window is still one
+        # second, and nothing sent after its end is counted (400 due at most, and one at 0).
+        with Wsl("loadtest", self.peer.url, "-c", "1", "-r", "400", "-d", "1s", "--interval", "250ms", "--ndjson",
+                 "-q") as wsl:
+            for _ in range(3):  # the records at 0.25, 0.5 and 0.75 s
+                self.assertIsNotNone(wsl.line())
+            wsl.signal(signal.SIGSTOP)
+            time.sleep(0.5)  # the freeze itself, not a wait for something to happen
+            wsl.signal(signal.SIGCONT)
+            self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+            records = [json.loads(line) for line in wsl.stdout.data().decode().splitlines()]
+        summary = records.pop()
+        self.assertEqual(summary["seconds"], 1.0, summary)
+        self.assertLessEqual(summary["sent"], 401, summary)
+        self.assert_all_echoed(summary, 1, 32)
+        self.assert_intervals_add_up(records, summary)
 
     def test_stages_from_zero_are_open_loop_and_a_rate_of_zero_sends_nothing(self):
         # -r 0 with stages starts the ramp from nothing (closed loop would send thousands).
