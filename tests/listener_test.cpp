@@ -1,4 +1,5 @@
-// wsl::listener over real sockets on 127.0.0.1: what stop() does to the negotiations it started.
+// wsl::listener over real sockets on 127.0.0.1: what stop() does to the negotiations it started;
+// and on Unix-domain sockets.
 #include "wsl/listener.hpp"
 #include "wsl/client.hpp"
 #include "wsl/error.hpp"
@@ -14,7 +15,12 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -130,4 +136,197 @@ BOOST_AUTO_TEST_CASE(a_refusal_being_sent_when_the_listener_stops_keeps_its_stat
       ctx, [&] { return records->size() == 1; }, 5000ms));
   BOOST_TEST((*records)[0].status == 400);
   BOOST_TEST((*records)[0].error != wsl::error::listener_stopped);
+}
+
+namespace {
+
+struct unix_round_trip {
+  std::error_code ec;
+  std::string echo;
+  wsl::connect_report report;
+};
+
+asio::awaitable<unix_round_trip> send_over(std::string socket_path, std::string text) {
+  unix_round_trip r;
+  wsl::client_options options;
+  options.unix_socket = std::move(socket_path);
+  auto executor = co_await asio::this_coro::executor;
+  auto ws = co_await wsl::connect(executor, "ws://example.test/over-unix", options, r.ec, &r.report);
+  if (r.ec) co_return r;
+  co_await ws.write_message(wsl::message_type::text, asio::buffer(text), r.ec);
+  if (r.ec) co_return r;
+  auto in = co_await ws.read_message(r.ec);
+  if (!r.ec) r.echo = co_await in.read_all(r.ec);
+  std::error_code ignored;
+  co_await ws.close(1000, {}, ignored);
+  co_return r;
+}
+
+asio::awaitable<void> echo_one(wsl::listener& l, std::shared_ptr<std::vector<wsl::websocket>> served) {
+  std::error_code ec;
+  auto ws = co_await l.accept(ec);
+  if (ec) co_return;
+  auto in = co_await ws.read_message(ec);
+  std::string text;
+  if (!ec) text = co_await in.read_all(ec);
+  if (!ec) co_await ws.write_message(wsl::message_type::text, asio::buffer(text), ec);
+  served->push_back(std::move(ws));
+}
+
+// A directory of its own under /tmp, removed with what is left in it.
+struct temp_dir {
+  std::string path;
+  temp_dir() {
+    char name[] = "/tmp/wsl-listener-test-XXXXXX";
+    BOOST_REQUIRE(::mkdtemp(name) != nullptr);
+    path = name;
+  }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_listener_on_a_unix_socket_knows_who_connected) {
+  temp_dir dir;
+  const auto path = dir.path + "/ws.sock";
+  asio::io_context ctx;
+  auto requests = std::make_shared<std::vector<wsl::http_request>>();
+  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  wsl::listener_options options;
+  options.unix_mode = 0600;
+  options.hook = [requests](const wsl::http_request& req, wsl::http_response&) { requests->push_back(req); };
+  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
+  wsl::listener l(ctx.get_executor(), options);
+  std::error_code ec;
+  BOOST_REQUIRE(!l.start(wsl::unix_endpoint(path, ec)));
+  BOOST_TEST(l.unix_path() == path);
+  struct stat st {};
+  BOOST_REQUIRE(::stat(path.c_str(), &st) == 0);
+  BOOST_TEST(S_ISSOCK(st.st_mode));
+  BOOST_TEST((st.st_mode & 07777) == 0600u);
+
+  auto served = std::make_shared<std::vector<wsl::websocket>>();
+  spawn(ctx, echo_one(l, served));
+  spawn(ctx, echo_one(l, served));
+  auto a = spawn(ctx, send_over(path, "one"));
+  auto b = spawn(ctx, send_over(path, "two"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return a.done() && b.done() && served->size() == 2; }));
+  BOOST_REQUIRE(!a.get().ec);
+  BOOST_REQUIRE(!b.get().ec);
+  BOOST_TEST(a.get().echo == "one");
+  BOOST_TEST(b.get().echo == "two");
+  BOOST_TEST(a.get().report.unix_socket == path);
+  for (auto& ws : *served) {
+    const auto peer = ws.unix_peer();  // this process, both
+    BOOST_REQUIRE(peer.has_value());
+    BOOST_TEST(peer->pid == ::getpid());
+    BOOST_TEST(peer->uid == ::getuid());
+    BOOST_TEST(ws.request().target == "/over-unix");
+    BOOST_TEST(*ws.request().headers.get("Host") == "example.test");
+    ws.abort();
+  }
+  // The hook's request, the record and the websocket of a connection share its number; two
+  // connections do not.
+  BOOST_REQUIRE(requests->size() == 2u);
+  BOOST_REQUIRE(records->size() == 2u);
+  BOOST_TEST(requests->at(0).unix_peer.has_value());
+  BOOST_TEST(records->at(0).unix_peer.has_value());
+  const auto first_id = requests->at(0).connection_id, second_id = requests->at(1).connection_id;
+  BOOST_TEST(first_id != 0u);
+  BOOST_TEST(first_id != second_id);
+  BOOST_TEST(((records->at(0).connection_id == first_id && records->at(1).connection_id == second_id) ||
+              (records->at(0).connection_id == second_id && records->at(1).connection_id == first_id)));
+  for (auto& ws : *served)
+    BOOST_TEST((ws.request().connection_id == first_id || ws.request().connection_id == second_id));
+  BOOST_TEST(served->at(0).request().connection_id != served->at(1).request().connection_id);
+
+  l.stop();
+  BOOST_TEST(!std::filesystem::exists(path));
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(listeners_share_a_unix_socket_and_only_the_first_removes_its_file) {
+  temp_dir dir;
+  const auto path = dir.path + "/ws.sock";
+  asio::io_context ctx;
+  std::error_code ec;
+  {
+    wsl::listener first(ctx.get_executor()), second(ctx.get_executor());
+    BOOST_REQUIRE(!first.start(wsl::unix_endpoint(path, ec)));
+    BOOST_REQUIRE(!second.start(first));
+    BOOST_TEST(second.unix_path() == path);
+    second.stop();
+    BOOST_TEST(std::filesystem::exists(path));
+    first.stop();
+    BOOST_TEST(!std::filesystem::exists(path));
+  }
+  // The second accepts on its own once the first has stopped (a name in the abstract namespace:
+  // no file to lose meanwhile).
+  const auto name = "@wsl-listener-test-" + std::to_string(::getpid());
+  wsl::listener first(ctx.get_executor()), second(ctx.get_executor());
+  BOOST_REQUIRE(!first.start(wsl::unix_endpoint(name, ec)));
+  BOOST_TEST(first.unix_path() == name);
+  BOOST_REQUIRE(!second.start(first));
+  first.stop();
+  auto served = std::make_shared<std::vector<wsl::websocket>>();
+  spawn(ctx, echo_one(second, served));
+  auto a = spawn(ctx, send_over(name, "to the second"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return a.done() && served->size() == 1; }));
+  BOOST_REQUIRE(!a.get().ec);
+  BOOST_TEST(a.get().echo == "to the second");
+  served->at(0).abort();
+  second.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(a_unix_socket_path_in_use_or_taken_by_a_file_is_refused_and_a_stale_one_replaced) {
+  temp_dir dir;
+  const auto path = dir.path + "/ws.sock";
+  asio::io_context ctx;
+  std::error_code ec;
+  const auto endpoint = wsl::unix_endpoint(path, ec);
+  BOOST_REQUIRE(!ec);
+  {
+    // A socket file left by a process that died: bound, never listening.
+    asio::local::stream_protocol::socket stale(ctx, asio::local::stream_protocol());
+    stale.bind(endpoint);
+  }
+  wsl::listener l(ctx.get_executor());
+  BOOST_REQUIRE(!l.start(endpoint));
+  wsl::listener other(ctx.get_executor());
+  BOOST_TEST((other.start(endpoint) == std::errc::address_in_use));
+  l.stop();
+  { std::ofstream(path) << "not a socket"; }
+  wsl::listener third(ctx.get_executor());
+  BOOST_TEST((third.start(endpoint) == std::errc::file_exists));
+  BOOST_TEST(std::filesystem::file_size(path) == 12u);  // untouched
+}
+
+BOOST_AUTO_TEST_CASE(unix_endpoints_and_client_options_are_checked) {
+  std::error_code ec;
+  BOOST_TEST(wsl::unix_endpoint("/run/x.sock", ec).path() == "/run/x.sock");
+  BOOST_TEST(!ec);
+  BOOST_TEST(wsl::unix_endpoint("@abstract", ec).path() == std::string("\0abstract", 9));
+  BOOST_TEST(!ec);
+  wsl::unix_endpoint("", ec);
+  BOOST_TEST((ec == std::errc::invalid_argument));
+  wsl::unix_endpoint("@", ec);
+  BOOST_TEST((ec == std::errc::invalid_argument));
+  wsl::unix_endpoint(std::string(108, 'x'), ec);
+  BOOST_TEST((ec == std::errc::filename_too_long));
+  wsl::unix_endpoint(std::string(107, 'x'), ec);
+  BOOST_TEST(!ec);
+
+  wsl::client_options o;
+  o.unix_socket = "/run/x.sock";
+  BOOST_TEST(!o.validate());
+  o.proxy = "http://127.0.0.1:3128";
+  BOOST_TEST(o.validate() == wsl::error::invalid_option);
+  o.proxy.clear();
+  o.unix_socket = std::string(200, 'x');
+  BOOST_TEST(o.validate() == wsl::error::invalid_option);
+
+  wsl::listener_options lo;
+  lo.unix_mode = 010000;
+  BOOST_TEST(lo.validate() == wsl::error::invalid_option);
 }

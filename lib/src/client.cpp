@@ -329,6 +329,11 @@ std::error_code client_options::validate() const {
       return error::invalid_option;
   if (!header_safe(origin) || !header_safe(user_agent)) return error::invalid_option;
   if (url parsed; !proxy.empty() && parse_proxy_url(proxy, parsed)) return error::invalid_option;
+  if (!unix_socket.empty()) {
+    std::error_code bad;
+    unix_endpoint(unix_socket, bad);
+    if (bad || !proxy.empty()) return error::invalid_option;
+  }
   return {};
 }
 
@@ -553,6 +558,34 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
   if (ec) co_return websocket{};
   const auto redirect = [&](std::error_code& e) { return asio::redirect_error(asio::use_awaitable, e); };
   const asio::cancellation_state cancellation = co_await asio::this_coro::cancellation_state;
+
+  if (!o.unix_socket.empty()) {
+    // 1. Connect to the Unix-domain socket, within connect_timeout.
+    if (u.secure) {
+      ec = error::invalid_option;  // TLS wraps a TCP socket
+      co_return websocket{};
+    }
+    std::error_code ignored;
+    const auto endpoint = unix_endpoint(o.unix_socket, ignored);  // validate() saw it parse
+    asio::local::stream_protocol::socket socket(executor);
+    {
+      detail::deadline limit(executor, o.connect_timeout, [&] {
+        std::error_code e;
+        socket.close(e);
+      });
+      const auto started = clock::now();
+      co_await socket.async_connect(endpoint, redirect(ec));
+      rep.connect_time = clock::now() - started;
+      rep.unix_socket = o.unix_socket;
+      if (limit.expired()) ec = asio::error::timed_out;
+      if (!ec && cancelled(cancellation)) ec = asio::error::operation_aborted;
+      if (ec) co_return websocket{};
+    }
+    // 2. The HTTP exchange, within handshake_timeout.
+    auto stream = make_unix_transport(std::move(socket));
+    auto ws = co_await upgrade(std::move(stream), u, o, tls, o.max_redirects > 0, ec, rep);
+    co_return ws;
+  }
 
   // 1. Resolve and connect (to the proxy, and through it to the server), within connect_timeout.
   url proxy;

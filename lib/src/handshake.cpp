@@ -9,6 +9,7 @@
 #include <asio/error.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 
 namespace wsl::detail {
@@ -60,6 +61,8 @@ void plain_body(http_response& res, int status, std::string_view text) {
   res.body.assign(text).append("\n");
 }
 
+std::atomic<std::uint64_t> next_connection_id{1};
+
 }  // namespace
 
 asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
@@ -68,6 +71,8 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   ec = {};
   report = {};
   report.remote = stream->remote_endpoint();
+  report.unix_peer = stream->unix_peer();
+  report.connection_id = next_connection_id.fetch_add(1, std::memory_order_relaxed);
   deadline timeout(stream->get_executor(), opts.handshake_timeout, [t = stream.get()] { t->close(); });
   bool aborted = false;
   // Every way out of here (co_return) passes through this: the listener never calls into a finished
@@ -170,6 +175,8 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   http_request req;
   req.remote_endpoint = stream->remote_endpoint();
   req.local_endpoint = stream->local_endpoint();
+  req.unix_peer = stream->unix_peer();
+  req.connection_id = report.connection_id;
   http_response res;
   if (auto e = parse_request(std::string_view(buf.data(), head_size), req)) {
     plain_body(res, 400, "malformed HTTP request");

@@ -15,6 +15,8 @@ namespace wsl::detail {
 // What a negotiation did, for logs.
 struct handshake_report {
   asio::ip::tcp::endpoint remote;
+  std::optional<peer_credentials> unix_peer;
+  std::uint64_t connection_id = 0;
   std::string method;
   std::string target;
   int status = 0;  // the HTTP status sent, 0 when none

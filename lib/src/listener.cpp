@@ -10,6 +10,13 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <list>
 
@@ -18,7 +25,7 @@ namespace detail {
 
 struct listener_state : std::enable_shared_from_this<listener_state> {
   listener_state(asio::any_io_executor ex, listener_options o)
-      : executor(ex), opts(std::move(o)), acceptor(ex), wake(ex) {
+      : executor(ex), opts(std::move(o)), acceptor(ex), unix_acceptor(ex), wake(ex) {
     wake.expires_at(clock::time_point::max());
     budget = opts.budget ? opts.budget : std::make_shared<connection_budget>(opts.max_connections);
   }
@@ -26,6 +33,10 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   asio::any_io_executor executor;
   listener_options opts;
   asio::ip::tcp::acceptor acceptor;
+  asio::local::stream_protocol::acceptor unix_acceptor;  // open instead of acceptor on a Unix-domain socket
+  std::string unix_path;                                 // its path ("@name" in the abstract namespace)
+  // The socket file this listener created, removed by stop() if it is still the same file.
+  std::optional<std::pair<dev_t, ino_t>> socket_file;
   std::shared_ptr<connection_budget> budget;
   std::deque<websocket> ready;
   std::list<handshake_control> in_progress;  // negotiations running, which stop() ends
@@ -64,7 +75,14 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
       while (!self->stopped && !self->has_room()) co_await self->wait();
       if (self->stopped) break;
       std::error_code ec;
-      auto socket = co_await self->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      std::unique_ptr<transport> stream;
+      if (self->unix_acceptor.is_open()) {
+        auto socket = co_await self->unix_acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec && !self->stopped) stream = make_unix_transport(std::move(socket));
+      } else {
+        auto socket = co_await self->acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec && !self->stopped) stream = make_tcp_transport(std::move(socket));
+      }
       if (self->stopped) break;
       if (ec) {
         self->log(log_level::warning, fmt::format("accept: {}", ec.message()));
@@ -77,30 +95,32 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
         continue;
       }
       ++self->negotiating;
-      asio::co_spawn(self->executor, negotiate(self, std::move(socket)), asio::detached);
+      asio::co_spawn(self->executor, negotiate(self, std::move(stream)), asio::detached);
     }
     self->running = false;
   }
 
-  static asio::awaitable<void> negotiate(std::shared_ptr<listener_state> self, asio::ip::tcp::socket socket) {
+  static asio::awaitable<void> negotiate(std::shared_ptr<listener_state> self, std::unique_ptr<transport> stream) {
     std::error_code ec;
     handshake_report report;
     const auto started = clock::now();
     self->in_progress.emplace_front();
     const auto control = self->in_progress.begin();
-    auto ws = co_await server_handshake(make_tcp_transport(std::move(socket)), self->opts, self->budget, report, ec,
-                                        &*control);
+    auto ws = co_await server_handshake(std::move(stream), self->opts, self->budget, report, ec, &*control);
     self->in_progress.erase(control);
     --self->negotiating;
     if (self->opts.on_negotiation) {
       try {
         self->opts.on_negotiation(negotiation_record{report.remote, report.method, report.target, report.status,
-                                                     report.bytes_sent, clock::now() - started, ec});
+                                                     report.bytes_sent, clock::now() - started, ec, report.unix_peer,
+                                                     report.connection_id});
       } catch (...) {
       }
     }
     if (ec) {
-      const auto peer = report.remote.address().is_v6()
+      const auto peer = report.unix_peer
+                            ? fmt::format("unix:pid={},uid={}", report.unix_peer->pid, report.unix_peer->uid)
+                        : report.remote.address().is_v6()
                             ? fmt::format("[{}]:{}", report.remote.address().to_string(), report.remote.port())
                             : fmt::format("{}:{}", report.remote.address().to_string(), report.remote.port());
       const auto level =
@@ -151,12 +171,109 @@ std::error_code listener::start(const asio::ip::tcp::endpoint& endpoint) {
   return {};
 }
 
+namespace {
+
+// What start() does with a file already at a Unix-domain socket's path: a socket nobody listens
+// on (left by a process that died) is removed; a socket in use, or anything else, is an error.
+std::error_code clear_stale_socket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};  // nothing there (or bind() will say why)
+  if (!S_ISSOCK(st.st_mode)) return std::make_error_code(std::errc::file_exists);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {errno, std::system_category()};
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    ::close(fd);
+    return std::make_error_code(std::errc::filename_too_long);
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int e = errno;
+  ::close(fd);
+  // Connected, or its backlog is full (EAGAIN): somebody listens there.
+  if (r == 0 || e == EAGAIN || e == EINPROGRESS) return std::make_error_code(std::errc::address_in_use);
+  if (e != ECONNREFUSED) return {e, std::system_category()};
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return {errno, std::system_category()};
+  return {};
+}
+
+}  // namespace
+
+std::error_code listener::start(const asio::local::stream_protocol::endpoint& endpoint) {
+  auto& s = *state_;
+  if (auto ec = s.opts.validate()) return ec;
+  if (s.running || s.stopped) return make_error_code(error::invalid_option);
+  const std::string path = endpoint.path();
+  const bool abstract = !path.empty() && path[0] == '\0';
+  if (path.empty() || (abstract && path.size() == 1)) return make_error_code(error::invalid_option);
+  std::error_code ec;
+  if (!abstract) ec = clear_stale_socket(path);
+  if (!ec) s.unix_acceptor.open(endpoint.protocol(), ec);
+  if (!ec) s.unix_acceptor.bind(endpoint, ec);
+  struct stat st {};
+  if (!ec && !abstract) {
+    if (::stat(path.c_str(), &st) == 0) s.socket_file.emplace(st.st_dev, st.st_ino);
+    // Before listen(): until then nobody can connect, whatever the umask allowed.
+    if (s.opts.unix_mode != 0 && ::chmod(path.c_str(), static_cast<mode_t>(s.opts.unix_mode)) != 0)
+      ec = {errno, std::system_category()};
+  }
+  if (!ec) s.unix_acceptor.listen(s.opts.backlog, ec);
+  if (ec) {
+    std::error_code ignored;
+    s.unix_acceptor.close(ignored);
+    if (s.socket_file) ::unlink(path.c_str());
+    s.socket_file.reset();
+    return ec;
+  }
+  s.unix_path = path;
+  if (abstract) s.unix_path[0] = '@';
+  s.running = true;
+  asio::co_spawn(s.executor, detail::listener_state::accept_loop(state_), asio::detached);
+  return {};
+}
+
+std::error_code listener::start(const listener& other) {
+  auto& s = *state_;
+  const auto& o = *other.state_;
+  if (auto ec = s.opts.validate()) return ec;
+  if (s.running || s.stopped || !o.running || o.stopped) return make_error_code(error::invalid_option);
+  const bool is_unix = o.unix_acceptor.is_open();
+  const int fd = ::fcntl(is_unix ? const_cast<detail::listener_state&>(o).unix_acceptor.native_handle()
+                                 : const_cast<detail::listener_state&>(o).acceptor.native_handle(),
+                         F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return {errno, std::system_category()};
+  std::error_code ec;
+  if (is_unix)
+    s.unix_acceptor.assign(asio::local::stream_protocol(), fd, ec);
+  else
+    s.acceptor.assign(o.endpoint.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return ec;
+  }
+  s.endpoint = o.endpoint;
+  s.unix_path = o.unix_path;
+  s.running = true;
+  asio::co_spawn(s.executor, detail::listener_state::accept_loop(state_), asio::detached);
+  return {};
+}
+
 void listener::stop() noexcept {
   auto& s = *state_;
   if (s.stopped) return;
   s.stopped = true;
   std::error_code ignored;
   s.acceptor.close(ignored);
+  s.unix_acceptor.close(ignored);
+  if (s.socket_file) {
+    // Only if it is still ours: another server may have replaced it since.
+    struct stat st {};
+    if (::stat(s.unix_path.c_str(), &st) == 0 && st.st_dev == s.socket_file->first &&
+        st.st_ino == s.socket_file->second)
+      ::unlink(s.unix_path.c_str());
+    s.socket_file.reset();
+  }
   s.ready.clear();
   // A client that connected but never finished its request (a browser's spare connection, say)
   // would otherwise hold its negotiation, and whoever waits for the listener's connections to end,
@@ -169,6 +286,8 @@ void listener::stop() noexcept {
 bool listener::is_running() const noexcept { return state_->running && !state_->stopped; }
 
 asio::ip::tcp::endpoint listener::local_endpoint() const noexcept { return state_->endpoint; }
+
+const std::string& listener::unix_path() const noexcept { return state_->unix_path; }
 
 asio::awaitable<websocket> listener::accept(std::error_code& ec) {
   ec = {};

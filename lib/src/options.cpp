@@ -18,6 +18,7 @@ std::error_code listener_options::validate() const {
   if (auto ec = connection.validate()) return ec;
   if (max_handshake_size < 256 || handshake_timeout.count() <= 0) return error::invalid_option;
   if (max_pending_handshakes == 0 || accept_queue_size == 0 || backlog <= 0) return error::invalid_option;
+  if (unix_mode > 07777) return error::invalid_option;
   // A line break in a field would let it write fields (or a body) of its own.
   constexpr std::string_view breaks("\r\n\0", 3);
   for (const auto& f : response_headers)

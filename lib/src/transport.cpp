@@ -7,31 +7,49 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 namespace wsl {
 namespace {
 
-class tcp_transport final : public transport {
+// A stream socket: TCP, or Unix-domain (Protocol = asio::local::stream_protocol).
+template <class Protocol>
+class socket_transport final : public transport {
+  static constexpr bool is_tcp = std::is_same_v<Protocol, asio::ip::tcp>;
+
  public:
-  explicit tcp_transport(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {
+  explicit socket_transport(typename Protocol::socket socket) : socket_(std::move(socket)) {
     std::error_code ignored;
-    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
     // Writes are tried synchronously first and only fall back to the reactor when the kernel's
     // buffer is full: one send() per frame batch, no extra trip through the scheduler.
     socket_.non_blocking(true, ignored);
-    // Each read then says whether the socket is empty, and the next one waits for epoll at once
-    // instead of trying a recv() that fails (inq_read.hpp).
-    detail::enable_inq(socket_);
-    remote_ = socket_.remote_endpoint(ignored);
-    local_ = socket_.local_endpoint(ignored);
+    if constexpr (is_tcp) {
+      socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+      // Each read then says whether the socket is empty, and the next one waits for epoll at once
+      // instead of trying a recv() that fails (inq_read.hpp).
+      detail::enable_inq(socket_);
+      remote_ = socket_.remote_endpoint(ignored);
+      local_ = socket_.local_endpoint(ignored);
+    } else {
+      ucred cred{};
+      socklen_t size = sizeof cred;
+      if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &size) == 0 && size == sizeof cred)
+        peer_ = peer_credentials{cred.pid, cred.uid, cred.gid};
+    }
   }
 
   asio::any_io_executor get_executor() override { return socket_.get_executor(); }
 
   // No coroutine of its own: one frame less per read, and less memory per idle connection.
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer buffer, std::error_code& ec) override {
-    return socket_.async_read_some(detail::inq_buffer{buffer}, asio::redirect_error(asio::use_awaitable, ec));
+    if constexpr (is_tcp)
+      return socket_.async_read_some(detail::inq_buffer{buffer}, asio::redirect_error(asio::use_awaitable, ec));
+    else
+      return socket_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
   }
 
   asio::awaitable<void> write(std::span<const asio::const_buffer> buffers, std::error_code& ec) override {
@@ -64,7 +82,7 @@ class tcp_transport final : public transport {
 
   void shutdown_send() noexcept override {
     std::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
   }
 
   void close() noexcept override {
@@ -73,19 +91,52 @@ class tcp_transport final : public transport {
   }
 
   bool is_open() const noexcept override { return socket_.is_open(); }
-  asio::ip::tcp::socket* tcp_socket() noexcept override { return &socket_; }
+  asio::ip::tcp::socket* tcp_socket() noexcept override {
+    if constexpr (is_tcp)
+      return &socket_;
+    else
+      return nullptr;
+  }
   asio::ip::tcp::endpoint remote_endpoint() const noexcept override { return remote_; }
   asio::ip::tcp::endpoint local_endpoint() const noexcept override { return local_; }
+  std::optional<peer_credentials> unix_peer() const noexcept override {
+    if constexpr (is_tcp)
+      return std::nullopt;
+    else
+      return peer_;
+  }
 
  private:
-  asio::ip::tcp::socket socket_;
+  typename Protocol::socket socket_;
   asio::ip::tcp::endpoint remote_, local_;
+  struct none {};
+  // Nothing for TCP: every idle connection holds this.
+  [[no_unique_address]] std::conditional_t<is_tcp, none, peer_credentials> peer_;
 };
 
 }  // namespace
 
 std::unique_ptr<transport> make_tcp_transport(asio::ip::tcp::socket socket) {
-  return std::make_unique<tcp_transport>(std::move(socket));
+  return std::make_unique<socket_transport<asio::ip::tcp>>(std::move(socket));
+}
+
+std::unique_ptr<transport> make_unix_transport(asio::local::stream_protocol::socket socket) {
+  return std::make_unique<socket_transport<asio::local::stream_protocol>>(std::move(socket));
+}
+
+asio::local::stream_protocol::endpoint unix_endpoint(std::string_view name, std::error_code& ec) {
+  ec = {};
+  if (name.empty() || name == "@") {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return {};
+  }
+  std::string path(name);
+  if (path[0] == '@') path[0] = '\0';
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    ec = std::make_error_code(std::errc::filename_too_long);
+    return {};
+  }
+  return asio::local::stream_protocol::endpoint(path);
 }
 
 }  // namespace wsl

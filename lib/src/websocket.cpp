@@ -275,6 +275,9 @@ asio::ip::tcp::endpoint websocket::remote_endpoint() const noexcept {
 asio::ip::tcp::endpoint websocket::local_endpoint() const noexcept {
   return impl_ ? impl_->get_transport().local_endpoint() : asio::ip::tcp::endpoint{};
 }
+std::optional<peer_credentials> websocket::unix_peer() const noexcept {
+  return impl_ ? impl_->get_transport().unix_peer() : std::nullopt;
+}
 const connection_options& websocket::options() const noexcept { return impl_ ? impl_->options() : default_options; }
 wsl::role websocket::role() const noexcept { return impl_ ? impl_->role() : wsl::role::server; }
 void websocket::set_control_callback(control_callback cb) {

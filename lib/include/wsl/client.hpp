@@ -121,6 +121,11 @@ struct client_options {
   // credentials of its own; on the same origin, the credentials go on. client_handshake() has
   // nowhere else to connect and never follows one.
   unsigned max_redirects = 0;
+  // Connect to this Unix-domain socket instead of the URL's host and port, which still name the
+  // server in Host (curl's --unix-socket): a path, or "@name" in Linux's abstract namespace
+  // (unix_endpoint()). Every redirect followed goes to it too. Not with a proxy, nor with wss://
+  // (wsl's TLS needs TCP): error::invalid_option. client_handshake() connects nowhere: ignored.
+  std::string unix_socket;
 
   std::error_code validate() const;
 };
@@ -130,6 +135,7 @@ struct client_options {
 // proxy's status and reason.
 struct connect_report {
   asio::ip::tcp::endpoint remote;  // the server's, the proxy's through one, or the given stream's remote_endpoint()
+  std::string unix_socket;         // client_options::unix_socket, when connected through it
   int status = 0;
   int version_minor = 1;  // the answer's HTTP/1.x (HTTP/1.0 from some servers)
   std::string reason;

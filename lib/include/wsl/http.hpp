@@ -7,8 +7,11 @@
 //   };
 #pragma once
 
+#include "wsl/peer_credentials.hpp"
+
 #include <asio/ip/tcp.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -61,8 +64,13 @@ struct http_request {
   int version_major = 1;
   int version_minor = 1;
   http_headers headers;
-  asio::ip::tcp::endpoint remote_endpoint;
+  asio::ip::tcp::endpoint remote_endpoint;  // default-constructed over a Unix-domain socket
   asio::ip::tcp::endpoint local_endpoint;
+  std::optional<peer_credentials> unix_peer;  // over a Unix-domain socket, who connected it
+  // A number for the connection, unique in the process (from 1, for connections a server
+  // accepted): ties the hook's call, the negotiation_record and the websocket of one connection
+  // together even where no endpoint tells them apart (a Unix-domain socket's peers).
+  std::uint64_t connection_id = 0;
 
   // True for a request that asks for a WebSocket upgrade (Upgrade: websocket).
   bool is_websocket_upgrade() const noexcept;

@@ -20,8 +20,10 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
 
 #include <memory>
+#include <string>
 
 namespace wsl {
 
@@ -38,6 +40,17 @@ class listener {
 
   // Binds and listens, then negotiates in the background. Validates the options first.
   std::error_code start(const asio::ip::tcp::endpoint& endpoint);
+  // The same on a Unix-domain socket: a path, or a name in Linux's abstract namespace (a path
+  // starting with '\0'). A socket file nobody listens on is replaced (one left by a process that
+  // died); one in use is std::errc::address_in_use, any other file std::errc::file_exists.
+  // options.unix_mode sets its permissions before it listens; stop() removes the file, unless
+  // it has been replaced since. Connections have no TCP endpoints; websocket::unix_peer() says
+  // who connected. TLS (transport_extension from tls.hpp) needs TCP: it fails each negotiation.
+  std::error_code start(const asio::local::stream_protocol::endpoint& endpoint);
+  // Accepts from the socket `other` (started) listens on, through a duplicate of its descriptor:
+  // how listeners on several threads share one Unix-domain socket (on TCP each may also bind the
+  // port with reuse_port). `other` keeps the socket file to remove.
+  std::error_code start(const listener& other);
   // Stops accepting; accept() ends with error::listener_stopped. Negotiations in progress end at
   // once (those still reading the request fail with error::listener_stopped; an answer already
   // sent stands), and negotiated websockets not yet accept()ed are dropped. Websockets accept()
@@ -46,6 +59,8 @@ class listener {
   bool is_running() const noexcept;
   // The bound endpoint (with the real port when started on port 0).
   asio::ip::tcp::endpoint local_endpoint() const noexcept;
+  // The Unix-domain socket's path ("@name" in the abstract namespace); empty on TCP.
+  const std::string& unix_path() const noexcept;
 
   // The next negotiated websocket.
   asio::awaitable<websocket> accept(std::error_code& ec);

@@ -91,10 +91,12 @@ struct negotiation_record {
   asio::ip::tcp::endpoint remote;
   std::string method;  // empty when the request could not be parsed
   std::string target;
-  int status = 0;              // the HTTP status sent; 0 when none was (timeout, peer gone)
-  std::size_t bytes_sent = 0;  // response head and body
-  clock::duration duration{};  // from accept to the response (or the failure)
-  std::error_code error;       // empty when the connection was upgraded
+  int status = 0;                             // the HTTP status sent; 0 when none was (timeout, peer gone)
+  std::size_t bytes_sent = 0;                 // response head and body
+  clock::duration duration{};                 // from accept to the response (or the failure)
+  std::error_code error;                      // empty when the connection was upgraded
+  std::optional<peer_credentials> unix_peer;  // over a Unix-domain socket, who connected it
+  std::uint64_t connection_id = 0;            // http_request::connection_id
 };
 using negotiation_observer = std::function<void(const negotiation_record&)>;
 
@@ -114,6 +116,9 @@ struct listener_options {
   std::shared_ptr<connection_budget> budget;
   // SO_REUSEPORT, so that one listener per thread can bind the same port.
   bool reuse_port = false;
+  // For a Unix-domain socket: the socket file's permission bits (chmod; 0600, say), set before it
+  // listens. 0 = as the umask leaves them. At most 07777.
+  unsigned unix_mode = 0;
   int backlog = 1024;
   // Runs during each negotiation; see http.hpp.
   negotiation_hook hook;

@@ -1,18 +1,23 @@
 // The byte stream under a websocket: TCP, TLS (a connection_extension wraps TCP), or an in-memory
 // pipe in tests. One virtual call per read or write, never per frame or byte.
 //
-// A stream opened by the caller (a socket it connected, a Unix-domain socket behind a transport of
-// its own) becomes a websocket through wsl::client_handshake() (client.hpp) on the client side and
+// A stream opened by the caller (a socket it connected, a transport of its own) becomes a
+// websocket through wsl::client_handshake() (client.hpp) on the client side and
 // wsl::accept_websocket() (listener.hpp) on the server side.
 #pragma once
+
+#include "wsl/peer_credentials.hpp"
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
 
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <system_error>
 
 namespace wsl {
@@ -40,8 +45,11 @@ class transport {
   // Closes at once; pending operations complete with operation_aborted. Idempotent.
   virtual void close() noexcept = 0;
   virtual bool is_open() const noexcept = 0;
+  // The TCP endpoints; default-constructed ones (0.0.0.0:0) over a Unix-domain socket.
   virtual asio::ip::tcp::endpoint remote_endpoint() const noexcept = 0;
   virtual asio::ip::tcp::endpoint local_endpoint() const noexcept = 0;
+  // Over a Unix-domain socket, the peer's credentials; nullopt over anything else.
+  virtual std::optional<peer_credentials> unix_peer() const noexcept { return std::nullopt; }
   virtual bool is_secure() const noexcept { return false; }
   // The stream's own handshake (TLS), run once before HTTP; nothing for plain TCP. After it
   // failed, read_some() returns what still arrives, undecoded: the caller may read it away
@@ -56,5 +64,10 @@ class transport {
 
 // TCP_NODELAY is set: a WebSocket frame is a unit worth sending at once.
 std::unique_ptr<transport> make_tcp_transport(asio::ip::tcp::socket socket);
+// A connected Unix-domain stream socket; its peer's credentials are read once, here.
+std::unique_ptr<transport> make_unix_transport(asio::local::stream_protocol::socket socket);
+// A Unix-domain socket's endpoint: a path, or "@name" for a name in Linux's abstract namespace.
+// std::errc::filename_too_long beyond what sockaddr_un holds (107 bytes), invalid_argument when empty.
+asio::local::stream_protocol::endpoint unix_endpoint(std::string_view name, std::error_code& ec);
 
 }  // namespace wsl

@@ -213,8 +213,11 @@ class websocket {
   // The request this connection was opened with (server role).
   const http_request& request() const noexcept;
   std::string_view subprotocol() const noexcept;
+  // The TCP endpoints (default-constructed over a Unix-domain socket).
   asio::ip::tcp::endpoint remote_endpoint() const noexcept;
   asio::ip::tcp::endpoint local_endpoint() const noexcept;
+  // Over a Unix-domain socket, who is at the other end; nullopt over TCP and TLS.
+  std::optional<peer_credentials> unix_peer() const noexcept;
   const connection_options& options() const noexcept;
   wsl::role role() const noexcept;
   void set_control_callback(control_callback cb);

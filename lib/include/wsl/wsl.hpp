@@ -9,6 +9,7 @@
 #include "wsl/http.hpp"
 #include "wsl/listener.hpp"
 #include "wsl/options.hpp"
+#include "wsl/peer_credentials.hpp"
 #include "wsl/standard.hpp"
 #include "wsl/tls.hpp"
 #include "wsl/transport.hpp"
