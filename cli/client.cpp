@@ -6,7 +6,9 @@ namespace wsl::cli {
 
 void add_client_options(CLI::App& app, client_cli_options& o) {
   auto& c = o.client;
-  app.add_option("URL", o.url, "ws:// or wss:// URL to connect to; user:password@ in it is sent as Basic auth")
+  app.add_option("URL", o.url,
+                 "ws:// or wss:// URL to connect to; user:password@ in it is sent as Basic auth; "
+                 "ws+unix:SOCKET[:/PATH] connects to a Unix-domain socket")
       ->required();
   // One value per occurrence: `-H 'X: a' URL` must not take the URL for a second header.
   app.add_option("-H,--header", o.headers, "Extra request header 'Name: value' (repeatable)")->allow_extra_args(false);
@@ -17,6 +19,11 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
                  "Tunnel through this proxy: http://[user:password@]host:port (HTTP CONNECT), socks5://... or "
                  "socks5h://... (SOCKS5; h: the proxy resolves names) (http_proxy and https_proxy are never read)")
       ->type_name("URL");
+  app.add_option("--unix-socket", c.unix_socket,
+                 "Connect to this Unix-domain socket (a path, or @NAME in the abstract namespace) instead of the "
+                 "URL's host and port, which still go in Host")
+      ->type_name("PATH")
+      ->excludes("--proxy");
   auto* location = app.add_flag("-L,--location", o.follow_redirects,
                                 "Follow redirects (301, 302, 303, 307, 308): Authorization and Cookie are not sent "
                                 "to another origin, and wss:// never goes to ws://");
@@ -85,6 +92,31 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
       return error::invalid_option;
     }
   }
+  if (o.url.starts_with("ws+unix:")) {
+    // node ws's form: ws+unix:/path/to/socket:/request/path?query (or ws+unix:///path...).
+    if (!c.unix_socket.empty()) {
+      problem = "a ws+unix: URL names its socket: not with --unix-socket";
+      return error::invalid_option;
+    }
+    std::string_view rest = std::string_view(o.url).substr(8);
+    if (rest.starts_with("//")) rest.remove_prefix(2);
+    const auto colon = rest.find(':');
+    c.unix_socket = std::string(rest.substr(0, colon));
+    const auto target = colon == std::string_view::npos ? std::string_view("/") : rest.substr(colon + 1);
+    if (c.unix_socket.empty() || !target.starts_with('/')) {
+      problem = fmt::format("not a WebSocket URL: '{}' (expected ws+unix:/path/to/socket[:/path])", o.display_url);
+      return error::bad_url;
+    }
+    o.url = "ws://localhost" + std::string(target);
+  }
+  if (!c.unix_socket.empty()) {
+    std::error_code bad;
+    unix_endpoint(c.unix_socket, bad);
+    if (bad) {
+      problem = fmt::format("--unix-socket '{}': {}", c.unix_socket, bad.message());
+      return error::invalid_option;
+    }
+  }
   if (auto ec = c.validate()) {
     problem = "invalid header, origin or subprotocol (control characters, or a comma in a subprotocol)";
     return ec;
@@ -100,6 +132,10 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
   }
   if (o.tls.certificate_chain_file.empty() != o.tls.private_key_file.empty()) {
     problem = "--cert and --key go together";
+    return error::invalid_option;
+  }
+  if (parsed.secure && !c.unix_socket.empty()) {
+    problem = "wss:// over a Unix-domain socket is not supported (TLS needs TCP here)";
     return error::invalid_option;
   }
   c.max_redirects = o.follow_redirects ? o.max_redirects : 0;
@@ -233,6 +269,13 @@ int report_connect_failure(std::string_view url_text, std::error_code ec, const 
     diagnostics::fatal(fmt::format("{}: TLS handshake failed: {}", url, report.tls_error));
     return exit_protocol;
   }
+  if (!report.unix_socket.empty() && report.request_head.empty() && ec != error::handshake_timeout) {
+    // Not connected to the socket.
+    diagnostics::fatal(fmt::format("{}: Unix socket {}: {}", url, report.unix_socket,
+                                   ec == asio::error::timed_out ? "timed out connecting" : ec.message()));
+    return ec == asio::error::timed_out ? exit_timeout
+                                        : (exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec));
+  }
   if (ec == asio::error::timed_out || ec == error::handshake_timeout) {
     diagnostics::fatal(fmt::format("{}: timed out ({})", url,
                                    ec == asio::error::timed_out ? "connecting" : "waiting for the handshake"));
@@ -240,6 +283,10 @@ int report_connect_failure(std::string_view url_text, std::error_code ec, const 
   }
   diagnostics::fatal(fmt::format("{}: {}", url, ec.message()));
   return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
+}
+
+std::string format_remote(const connect_report& report) {
+  return report.unix_socket.empty() ? format_endpoint(report.remote) : "unix:" + report.unix_socket;
 }
 
 void trace_handshake(const connect_report& report) {
@@ -261,6 +308,7 @@ void trace_handshake(const connect_report& report) {
     if (report.proxy_status != 0)
       trace_answer(report.proxy_version_minor, report.proxy_status, report.proxy_reason, report.proxy_response_headers);
   }
+  if (!report.unix_socket.empty()) diagnostics::info(fmt::format("* through Unix socket {}", report.unix_socket));
   trace_head('>', redact_credentials(report.request_head));
   if (!report.tls_protocol.empty())
     diagnostics::info(fmt::format("* TLS {} {}", report.tls_protocol, report.tls_cipher));

@@ -42,6 +42,10 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
 // URL is shown with its password hidden.
 int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report);
 
+// Where connect() went, for messages: "unix:PATH" through a Unix-domain socket, the TCP endpoint
+// (the proxy's through one) otherwise.
+std::string format_remote(const connect_report& report);
+
 // -v: the requests sent (CONNECT to a proxy, then the upgrade) and the response heads received,
 // as curl -v shows them, credentials hidden.
 void trace_handshake(const connect_report& report);

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <stdexcept>
 #include <thread>
@@ -69,8 +70,9 @@ int exit_status_for(std::error_code ec) noexcept {
   if (ec == asio::error::connection_refused || ec == asio::error::host_not_found ||
       ec == asio::error::host_not_found_try_again || ec == asio::error::network_unreachable ||
       ec == asio::error::host_unreachable || ec == asio::error::address_in_use || ec == asio::error::access_denied ||
-      ec == asio::error::address_family_not_supported)
-    return exit_unavailable;
+      ec == asio::error::address_family_not_supported ||
+      ec == asio::error_code(ENOENT, asio::error::get_system_category()))
+    return exit_unavailable;  // ENOENT: a Unix socket's file that is not there, as nobody listening
   return exit_failure;
 }
 
@@ -202,6 +204,15 @@ std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
   if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
   return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
+
+std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer) {
+  if (unix_peer) return fmt::format("unix:pid={},uid={}", unix_peer->pid, unix_peer->uid);
+  return format_endpoint(ep);
+}
+
+std::string format_peer(const http_request& req) { return format_peer(req.remote_endpoint, req.unix_peer); }
+
+std::string format_peer(const websocket& ws) { return format_peer(ws.remote_endpoint(), ws.unix_peer()); }
 
 void add_deflate_options(CLI::App& app, deflate_cli& d) {
   auto& o = d.options;

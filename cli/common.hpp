@@ -72,6 +72,11 @@ class diagnostics {
 };
 
 std::string format_endpoint(const asio::ip::tcp::endpoint& ep);
+// Who a server's peer is, for logs: its TCP endpoint, or over a Unix-domain socket
+// "unix:pid=PID,uid=UID".
+std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer);
+std::string format_peer(const http_request& req);
+std::string format_peer(const websocket& ws);
 
 // Signals. SIGINT and SIGTERM are blocked in every thread and taken by one thread with sigwait():
 // the first runs the handler (on that thread: post to an io_context from it), a second one, or one

@@ -102,7 +102,7 @@ void plain(http_response& res, int status, std::string_view text) {
 
 // Answers a plain HTTP request from the static directory (canonical, absolute).
 void serve_static(const http_options& o, const http_request& req, http_response& res) {
-  const auto peer = format_endpoint(req.remote_endpoint);
+  const auto peer = format_peer(req);
   if (req.method != "GET" && req.method != "HEAD") {
     plain(res, 405, "only GET and HEAD are served here");
     res.headers.add("Allow", "GET, HEAD");
@@ -340,8 +340,7 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
       if (!o.static_dir.empty()) serve_static(o, req, res);
     } else if (const auto origin = req.headers.get("Origin");
                !o.origins.empty() && origin && !origin_allowed(*origin, o.origins)) {
-      diagnostics::info(
-          fmt::format("{} {}: Origin {} refused", format_endpoint(req.remote_endpoint), req.target, *origin));
+      diagnostics::info(fmt::format("{} {}: Origin {} refused", format_peer(req), req.target, *origin));
       plain(res, 403, "origin not allowed");
     } else {
       if (inner) inner(req, res);

@@ -164,7 +164,7 @@ asio::awaitable<void> latency_session::run() {
   ws_.set_control_callback([this](control_kind kind, std::string_view payload) { on_control(kind, payload); });
   if (!o_.json && !o_.ndjson)
     fmt::print("LATENCY {} ({}): {} bytes per {}\n", report_.redirects.empty() ? url : report_.final_url,
-               format_endpoint(report_.remote), o_.size, o_.message ? "message" : "ping");
+               format_remote(report_), o_.size, o_.message ? "message" : "ping");
   asio::co_spawn(ctx_, receive(), asio::detached);
   co_await probe();
   print_summary();
@@ -267,7 +267,7 @@ void latency_session::arm_reply_deadline() {
 }
 
 asio::awaitable<void> latency_session::probe() {
-  const auto remote = format_endpoint(report_.remote);
+  const auto remote = format_remote(report_);
   const auto started = clock::now();
   std::error_code ec;
   for (std::uint64_t seq = 1; !stopping_ && (o_.count == 0 || seq <= o_.count); ++seq) {
@@ -335,15 +335,15 @@ void latency_session::print_summary() {
         "\"sent\":{},\"received\":{},\"lost\":{},\"loss_percent\":{:.3f},\"time_ms\":{:.3f},"
         "\"connect_ms\":{:.6f},\"handshake_ms\":{:.6f},\"rtt_ms\":{},\"interrupted\":{}}}\n",
         json_string(url), json_string(report_.redirects.empty() ? std::string(url) : report_.final_url),
-        report_.redirects.size(), json_string(format_endpoint(report_.remote)), o_.message ? "message" : "ping",
-        o_.size, milliseconds(o_.interval), milliseconds(o_.reply_timeout), sent_, received_, sent_ - received_, loss,
+        report_.redirects.size(), json_string(format_remote(report_)), o_.message ? "message" : "ping", o_.size,
+        milliseconds(o_.interval), milliseconds(o_.reply_timeout), sent_, received_, sent_ - received_, loss,
         milliseconds(elapsed_), milliseconds(report_.connect_time), milliseconds(report_.handshake_time), rtt_json,
         signal_ != 0 ? "true" : "false");
   } else {
     fmt::print("\n--- {} latency statistics ---\n", url);
     fmt::print("{} sent, {} received, {:.3g}% loss, time {:.0f} ms\n", sent_, received_, loss, milliseconds(elapsed_));
-    fmt::print("handshake {:.3f} ms (tcp connect {:.3f} ms)\n", milliseconds(report_.handshake_time),
-               milliseconds(report_.connect_time));
+    fmt::print("handshake {:.3f} ms ({} connect {:.3f} ms)\n", milliseconds(report_.handshake_time),
+               report_.unix_socket.empty() ? "tcp" : "unix", milliseconds(report_.connect_time));
     if (received_ != 0)
       fmt::print("rtt min/avg/p50/p90/p99/max/stddev = {:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", rtt.min,
                  rtt.avg, rtt.p50, rtt.p90, rtt.p99, rtt.max, rtt.stddev);

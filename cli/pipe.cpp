@@ -47,12 +47,13 @@ void report_connected(std::string_view url, const connect_report& report, websoc
   for (const auto& hop : report.redirects) redirecting += hop.time;
   const auto n = report.redirects.size();
   diagnostics::info(fmt::format(
-      "connected to {} ({}) in {:.3f} ms: {}tcp {:.3f} ms, handshake {:.3f} ms{}",
-      n == 0 ? std::string(url) : report.final_url, format_endpoint(report.remote),
+      "connected to {} ({}) in {:.3f} ms: {}{} {:.3f} ms, handshake {:.3f} ms{}",
+      n == 0 ? std::string(url) : report.final_url, format_remote(report),
       milliseconds(redirecting + report.resolve_time + report.connect_time + report.handshake_time),
       n == 0 ? ""
              : fmt::format("{} redirect{} from {} {:.3f} ms, ", n, n == 1 ? "" : "s", url, milliseconds(redirecting)),
-      milliseconds(report.connect_time), milliseconds(report.handshake_time),
+      report.unix_socket.empty() ? "tcp" : "unix connect", milliseconds(report.connect_time),
+      milliseconds(report.handshake_time),
       ws.subprotocol().empty() ? "" : fmt::format(", subprotocol {}", ws.subprotocol())));
   trace_control_frames(ws);
 }

@@ -48,19 +48,19 @@ class fork_slots {
   std::uint64_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
 
   // The hook, the negotiation observer and the session of one connection run on the same thread
-  // (its listener's), in that order: a slot taken by the hook is noted by peer address there.
-  void note_taken(const asio::ip::tcp::endpoint& peer) { pending().insert(key(peer)); }
+  // (its listener's), in that order: a slot taken by the hook is noted by connection there (its
+  // number: on a Unix-domain socket every peer has the same empty endpoint).
+  void note_taken(std::uint64_t connection) { pending().insert(connection); }
   // A negotiation failed after the hook took a slot (the 101 could not be written, say).
-  void negotiation_failed(const asio::ip::tcp::endpoint& peer) {
-    if (pending().erase(key(peer)) != 0) give_back();
+  void negotiation_failed(std::uint64_t connection) {
+    if (pending().erase(connection) != 0) give_back();
   }
   // The session takes over the slot its negotiation took; false when it had none.
-  bool claim(const asio::ip::tcp::endpoint& peer) { return pending().erase(key(peer)) != 0; }
+  bool claim(std::uint64_t connection) { return pending().erase(connection) != 0; }
 
  private:
-  static std::string key(const asio::ip::tcp::endpoint& e) { return format_endpoint(e); }
-  static std::unordered_set<std::string>& pending() {
-    thread_local std::unordered_set<std::string> set;
+  static std::unordered_set<std::uint64_t>& pending() {
+    thread_local std::unordered_set<std::uint64_t> set;
     return set;
   }
   const std::uint64_t limit_;
@@ -155,10 +155,18 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
   add("SERVER_SOFTWARE", "wsl/" WSL_VERSION);
   add("SERVER_PROTOCOL", fmt::format("HTTP/{}.{}", req.version_major, req.version_minor));
   add("SERVER_NAME", server_name);
-  add("SERVER_PORT", std::to_string(local.port()));
-  add("REMOTE_ADDR", remote.address().to_string());
-  add("REMOTE_HOST", remote.address().to_string());
-  add("REMOTE_PORT", std::to_string(remote.port()));
+  if (const auto peer = ws.unix_peer()) {
+    // No address or port: who connected instead, for a command that decides by user.
+    add("WSL_UNIX_SOCKET", o.server.unix_socket);
+    add("WSL_PEER_PID", std::to_string(peer->pid));
+    add("WSL_PEER_UID", std::to_string(peer->uid));
+    add("WSL_PEER_GID", std::to_string(peer->gid));
+  } else {
+    add("SERVER_PORT", std::to_string(local.port()));
+    add("REMOTE_ADDR", remote.address().to_string());
+    add("REMOTE_HOST", remote.address().to_string());
+    add("REMOTE_PORT", std::to_string(remote.port()));
+  }
   add("REQUEST_METHOD", req.method);
   add("REQUEST_URI", req.target);
   add("SCRIPT_NAME", p.script_name);
@@ -203,7 +211,7 @@ void trace_start_failure(const websocket& ws, const session_context& session) {
 
 asio::awaitable<void> command_session(websocket& ws, session_context& session, const serve_options& o,
                                       fork_slots& slots) {
-  if (!slots.claim(ws.remote_endpoint())) slots.take_anyway();
+  if (!slots.claim(ws.request().connection_id)) slots.take_anyway();
   endpoint_program p;
   const bool found = resolve_endpoint(o, ws.request().path, p);
   child_process child;
@@ -274,15 +282,15 @@ int run_serve_command(serve_options& o) {
     }
     if (!slots->try_take()) {
       diagnostics::warning(fmt::format("{} {}: refused with 503, --max-forks {} processes are running",
-                                       format_endpoint(req.remote_endpoint), req.target, o.max_forks));
+                                       format_peer(req), req.target, o.max_forks));
       res.reject(503, "too many processes\n");
       res.headers.add("Retry-After", "1");
       return;
     }
-    slots->note_taken(req.remote_endpoint);
+    slots->note_taken(req.connection_id);
   };
   listener.on_negotiation = [slots](const negotiation_record& r) {
-    if (r.error) slots->negotiation_failed(r.remote);
+    if (r.error) slots->negotiation_failed(r.connection_id);
   };
   server_callbacks callbacks;
   callbacks.aborting = [] { kill_all_children(); };

@@ -443,8 +443,7 @@ void pipe_server::cut(pipe_client& c) {
   diagnostics::warning(
       fmt::format("[{}] {} fell {} bytes ({} messages) behind, over --queue-limit {}: closing it "
                   "with 1008; it got {} messages",
-                  c.session.id, format_endpoint(c.ws.remote_endpoint()), c.queued, c.queue.size(),
-                  format_size(o_.queue_limit), c.sent));
+                  c.session.id, format_peer(c.ws), c.queued, c.queue.size(), format_size(o_.queue_limit), c.sent));
   c.cut = true;
   c.active = false;
   active_.remove(&c);
@@ -473,10 +472,10 @@ void pipe_server::end_of_input() {
     if (ec) return;
     for (auto* c : active_) {
       if (c->queue.empty()) continue;
-      diagnostics::warning(fmt::format(
-          "[{}] {} did not take its last {} messages within --drain-timeout {}: "
-          "dropping it",
-          c->session.id, format_endpoint(c->ws.remote_endpoint()), c->queue.size(), format_duration(o_.drain_timeout)));
+      diagnostics::warning(
+          fmt::format("[{}] {} did not take its last {} messages within --drain-timeout {}: "
+                      "dropping it",
+                      c->session.id, format_peer(c->ws), c->queue.size(), format_duration(o_.drain_timeout)));
       c->ws.abort();
     }
   });
@@ -655,8 +654,7 @@ int run_serve_pipe(serve_options& o) {
     o.server.listener.budget = std::make_shared<connection_budget>(o.server.max_connections);
     o.server.listener.hook = [budget = o.server.listener.budget](const http_request& req, http_response& res) {
       if (budget->count() > 1) {  // this negotiation holds one already
-        diagnostics::info(
-            fmt::format("{} {}: busy (--one --reject-busy): 503", format_endpoint(req.remote_endpoint), req.target));
+        diagnostics::info(fmt::format("{} {}: busy (--one --reject-busy): 503", format_peer(req), req.target));
         res.reject(503, "busy: one client at a time\n");
         res.headers.add("Retry-After", "1");
       }

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <atomic>
+#include <charconv>
 #include <csignal>
 #include <list>
 #include <memory>
@@ -47,8 +48,8 @@ void log_session_end(const session_context& s, const websocket& ws, clock::durat
   if (diagnostics::verbosity() < 1) return;
   const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
   diagnostics::info(fmt::format("access {} [{}] {} GET {} 101 {} in={} out={} close={}", log_time(s.opened), s.id,
-                                format_endpoint(ws.remote_endpoint()), ws.request().target, format_seconds(lasted),
-                                ws.bytes_received(), ws.bytes_sent(), code ? std::to_string(code) : "1006"));
+                                format_peer(ws), ws.request().target, format_seconds(lasted), ws.bytes_received(),
+                                ws.bytes_sent(), code ? std::to_string(code) : "1006"));
 }
 
 // The access log line of a request that was not upgraded (-v).
@@ -57,7 +58,7 @@ void log_refused(const negotiation_record& r) {
   const auto opened =
       std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(r.duration);
   diagnostics::info(fmt::format("access {} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened),
-                                format_endpoint(r.remote), r.method.empty() ? "-" : r.method,
+                                format_peer(r.remote, r.unix_peer), r.method.empty() ? "-" : r.method,
                                 r.target.empty() ? "-" : r.target, r.status ? std::to_string(r.status) : "-",
                                 format_seconds(r.duration), r.bytes_sent, r.error.message()));
 }
@@ -65,8 +66,7 @@ void log_refused(const negotiation_record& r) {
 // -vv: the open line, and from then on the control frames it receives.
 void log_session_open(const session_context& context, websocket& ws) {
   if (diagnostics::verbosity() < 2) return;
-  diagnostics::debug(
-      fmt::format("[{}] {} open {}", context.id, format_endpoint(ws.remote_endpoint()), ws.request().target));
+  diagnostics::debug(fmt::format("[{}] {} open {}", context.id, format_peer(ws), ws.request().target));
   trace_control_frames(ws, session_prefix(context));
 }
 
@@ -77,7 +77,7 @@ void trace_session_close(const session_context& context, const websocket& ws, st
 }
 
 void log_session_error(const session_context& context, const websocket& ws, const std::exception& e) {
-  diagnostics::error(fmt::format("[{}] {}: {}", context.id, format_endpoint(ws.remote_endpoint()), e.what()));
+  diagnostics::error(fmt::format("[{}] {}: {}", context.id, format_peer(ws), e.what()));
 }
 
 // Every idle connection holds this coroutine's frame: what it keeps is kept small, and the
@@ -175,6 +175,18 @@ void add_server_options(CLI::App& app, server_options& o) {
   auto& c = o.listener.connection;
   app.add_option("--host", o.host, "Address to listen on (IPv4, IPv6 or a name)")->capture_default_str();
   app.add_option("--port", o.port, "Port to listen on; 0 picks a free one")->capture_default_str();
+  auto* unix_socket =
+      app.add_option("--unix-socket", o.unix_socket,
+                     "Listen on this Unix-domain socket instead (a path, or @NAME in the abstract namespace); a "
+                     "socket file nobody listens on is replaced, and the file is removed at exit")
+          ->type_name("PATH")
+          ->excludes("--host")
+          ->excludes("--port");
+  app.add_option("--unix-mode", o.unix_mode,
+                 "Permissions of the --unix-socket file, in octal (660: its owner and group may connect); "
+                 "default: as the umask leaves them")
+      ->type_name("MODE")
+      ->needs(unix_socket);
   app.add_option("--threads", o.threads, "Threads, each with its own SO_REUSEPORT listener")
       ->capture_default_str()
       ->check(CLI::Range(1u, 256u));
@@ -219,6 +231,10 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_usage;
   }
   const bool tls = !o.tls.certificate_chain_file.empty() || !o.tls.private_key_file.empty();
+  if (!o.unix_socket.empty() && (tls || !o.tls.client_ca_file.empty())) {
+    diagnostics::fatal("--tls-cert: wss:// over a Unix-domain socket is not supported (TLS needs TCP here)");
+    return exit_usage;
+  }
   if (tls || !o.tls.client_ca_file.empty()) {
     std::string problem;
     if (o.tls.certificate_chain_file.empty() || o.tls.private_key_file.empty()) {
@@ -229,6 +245,18 @@ int run_server(const std::string& command, const server_options& given, session_
     if (!o.listener.transport_extension) {
       diagnostics::fatal(problem);
       return exit_failure;
+    }
+  }
+  if (!o.unix_socket.empty()) {
+    if (!o.unix_mode.empty()) {
+      unsigned mode = 0;
+      const auto* end = o.unix_mode.data() + o.unix_mode.size();
+      const auto [ptr, err] = std::from_chars(o.unix_mode.data(), end, mode, 8);
+      if (err != std::errc() || ptr != end || mode == 0 || mode > 07777) {
+        diagnostics::fatal(fmt::format("--unix-mode '{}': expected octal permissions such as 600 or 660", o.unix_mode));
+        return exit_usage;
+      }
+      o.listener.unix_mode = mode;
     }
   }
   if (auto problem = finish_http_options(o.http); !problem.empty()) {
@@ -244,7 +272,7 @@ int run_server(const std::string& command, const server_options& given, session_
   raise_descriptor_limit();
 
   std::error_code ec;
-  const auto address = resolve_host(o.host, ec);
+  const auto address = o.unix_socket.empty() ? resolve_host(o.host, ec) : asio::ip::address();
   if (ec) {
     diagnostics::fatal(fmt::format("cannot resolve --host {}: {}", o.host, ec.message()));
     return exit_unavailable;
@@ -256,7 +284,15 @@ int run_server(const std::string& command, const server_options& given, session_
   o.listener.log = diagnostics::library_log();
   o.listener.reuse_port = o.threads > 1;
   asio::ip::tcp::endpoint endpoint(address, o.port);
-  if (o.listener.reuse_port) {
+  asio::local::stream_protocol::endpoint unix_endpoint;
+  if (!o.unix_socket.empty()) {
+    o.listener.reuse_port = false;  // the other threads' listeners take the first one's socket
+    unix_endpoint = wsl::unix_endpoint(o.unix_socket, ec);
+    if (ec) {
+      diagnostics::fatal(fmt::format("--unix-socket '{}': {}", o.unix_socket, ec.message()));
+      return exit_usage;
+    }
+  } else if (o.listener.reuse_port) {
     // SO_REUSEPORT lets any process of this user join a port. Claim it alone first, so that a port
     // in use is an error here too, then let the listeners share it.
     asio::io_context probe_context;
@@ -275,8 +311,13 @@ int run_server(const std::string& command, const server_options& given, session_
   for (unsigned i = 0; i < o.threads; ++i) {
     auto w = std::make_unique<worker>();
     w->server = std::make_unique<listener>(w->context.get_executor(), o.listener);
-    if (auto e = w->server->start(endpoint)) {
-      diagnostics::fatal(fmt::format("cannot listen on {}: {}", format_endpoint(endpoint), e.message()));
+    const auto e = o.unix_socket.empty() ? w->server->start(endpoint)
+                   : workers.empty()     ? w->server->start(unix_endpoint)
+                                         : w->server->start(*workers.front()->server);
+    if (e) {
+      diagnostics::fatal(fmt::format("cannot listen on {}: {}",
+                                     o.unix_socket.empty() ? format_endpoint(endpoint) : "unix:" + o.unix_socket,
+                                     e.message()));
       return e == error::invalid_option ? exit_usage : exit_unavailable;
     }
     endpoint = w->server->local_endpoint();  // the others bind the port the first one got
@@ -307,8 +348,11 @@ int run_server(const std::string& command, const server_options& given, session_
   auto threads = run_threads(contexts);
   const auto url_host =
       endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
-  fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
-             endpoint.port());
+  if (!o.unix_socket.empty())
+    fmt::print(stderr, "listening on ws+unix:{}\n", workers.front()->server->unix_path());
+  else
+    fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
+               endpoint.port());
   std::fflush(stderr);
 
   for (auto& t : threads) t.join();

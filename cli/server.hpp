@@ -21,6 +21,8 @@ namespace wsl::cli {
 struct server_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
+  std::string unix_socket;  // --unix-socket: listen there instead
+  std::string unix_mode;    // --unix-mode, octal
   unsigned threads = 1;
   std::uint64_t max_connections = 10000;
   // Connection and negotiation limits. A subcommand may set listener.hook (run for upgrade
@@ -35,7 +37,7 @@ struct server_options {
   bool quiet = false;
 };
 
-// --host, --port, --threads, the size and time bounds, and the HTTP options.
+// --host, --port, --unix-socket, --unix-mode, --threads, the size and time bounds, and the HTTP options.
 void add_server_options(CLI::App& app, server_options& o);
 
 // One accepted connection, as its handler sees it. Lives as long as the handler runs.

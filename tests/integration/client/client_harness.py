@@ -37,7 +37,7 @@ PYTHON = "/usr/bin/python3"  # the Debian interpreter, which has websockets 10.4
 TIME_SCALE = float(os.environ.get("WSL_TIME_SCALE", "1"))
 TIMEOUT = 10.0 * TIME_SCALE  # the bound of any single wait
 
-LISTENING = re.compile(r"^listening on (?P<scheme>wss?)://127\.0\.0\.1:(?P<port>\d+)/$")
+LISTENING = re.compile(r"^listening on (?:(?P<scheme>wss?)://127\.0\.0\.1:(?P<port>\d+)/|ws\+unix:(?P<unix>.+))$")
 PEERS = ("websockets", "ws", "wsl")
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -119,15 +119,18 @@ class Peer:
             peer.wait_event("close")["code"]
     """
 
-    def __init__(self, kind: str, mode: str = "echo", *options: str) -> None:
+    def __init__(self, kind: str, mode: str = "echo", *options: str, unix: Optional[str] = None) -> None:
+        """unix: listen on this Unix-domain socket instead of 127.0.0.1 (url is then ws+unix:PATH)."""
+        where = ["--unix", unix] if unix else []
         if kind == "websockets":
-            self.argv = [PYTHON, os.path.join(HERE, "peer_websockets.py"), mode, *options]
+            self.argv = [PYTHON, os.path.join(HERE, "peer_websockets.py"), mode, *where, *options]
         elif kind == "ws":
-            self.argv = [NODE, os.path.join(HERE, "peer_ws.js"), mode, *options]
+            self.argv = [NODE, os.path.join(HERE, "peer_ws.js"), mode, *where, *options]
         elif kind == "wsl":
             if mode != "echo":
                 raise ValueError("wsl echo only echoes")
-            self.argv = [WSL, "echo", "--host", "127.0.0.1", "--port", "0", *options]  # options of wsl echo
+            where = ["--unix-socket", unix] if unix else ["--host", "127.0.0.1", "--port", "0"]
+            self.argv = [WSL, "echo", *where, *options]  # options of wsl echo
         else:
             raise ValueError(kind)
         self.kind = kind
@@ -148,8 +151,14 @@ class Peer:
             self.__exit__()
             raise AssertionError(f"{' '.join(self.argv)}: no 'listening on' line (got {line!r}); stderr:\n"
                                  f"{self.stderr.data().decode(errors='replace')}")
-        self.port = int(match["port"])
-        self.url = f"{match['scheme']}://127.0.0.1:{self.port}/"
+        if match["unix"]:
+            self.port = 0
+            self.unix = match["unix"]
+            self.url = f"ws+unix:{self.unix}"
+        else:
+            self.port = int(match["port"])
+            self.unix = None
+            self.url = f"{match['scheme']}://127.0.0.1:{self.port}/"
         return self
 
     def __exit__(self, *exc) -> None:

@@ -5,7 +5,7 @@
                             [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
                             [--stall SECONDS] [--replies N] [--raw HEX] [--close-after N]
                             [--redirect-from PATH --location URL [--status N]]
-                            [--answer-after SECONDS]
+                            [--answer-after SECONDS] [--unix PATH]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered;
@@ -30,6 +30,7 @@ Modes:
 is answered with --status (302) and `Location: --location`, and emits
   {"event": "redirect", "path": ..., "headers": [[name, value], ...]}
 --answer-after S (echo, script, relay, refuse): every upgrade request waits S seconds for its answer.
+--unix PATH: listen on this Unix-domain socket instead (its line: `listening on ws+unix:PATH`).
 
 Prints `listening on ws://127.0.0.1:PORT/` (wss://) on stderr when ready, like `wsl echo`, and one
 JSON object per event on stdout, flushed at once, for the test to assert on:
@@ -182,6 +183,7 @@ async def main() -> None:
     parser.add_argument("--location", default="")
     parser.add_argument("--status", type=int, default=302)
     parser.add_argument("--answer-after", type=float, default=0)
+    parser.add_argument("--unix", default="")
     args = parser.parse_args()
     context = None
     if args.tls:
@@ -191,17 +193,22 @@ async def main() -> None:
     if args.mode in ("silent", "deaf", "rude"):
         handler = {"silent": silent_connection, "deaf": deaf_connection,
                    "rude": rude_connection(bytes.fromhex(args.raw))}[args.mode]
-        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=context)
+        server = await (asyncio.start_unix_server(handler, args.unix, ssl=context) if args.unix
+                        else asyncio.start_server(handler, "127.0.0.1", 0, ssl=context))
     else:
-        server = await websockets.serve(
-            make_handler(args), "127.0.0.1", 0, max_size=None, ping_interval=None, ssl=context,
+        where = {"path": args.unix} if args.unix else {"host": "127.0.0.1", "port": 0}
+        server = await (websockets.unix_serve if args.unix else websockets.serve)(
+            make_handler(args), **where, max_size=None, ping_interval=None, ssl=context,
             # A stalled connection holds at most one message and a small read buffer.
             **({"max_queue": 1, "read_limit": 1 << 14} if args.stall else {}),
             compression="deflate" if args.deflate else None,
             subprotocols=[p for p in args.subprotocols.split(",") if p] or None,
             process_request=make_process_request(args))
-    port = server.sockets[0].getsockname()[1]
-    print(f"listening on {'wss' if context else 'ws'}://127.0.0.1:{port}/", file=sys.stderr, flush=True)
+    if args.unix:
+        print(f"listening on ws+unix:{args.unix}", file=sys.stderr, flush=True)
+    else:
+        port = server.sockets[0].getsockname()[1]
+        print(f"listening on {'wss' if context else 'ws'}://127.0.0.1:{port}/", file=sys.stderr, flush=True)
     await asyncio.Future()
 
 

@@ -5,7 +5,7 @@
 //   NODE_PATH=.deps/node/node_modules node peer_ws.js MODE [--send JSON] [--close-code N]
 //       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
 //       [--stall SECONDS] [--replies N] [--close-after N]
-//       [--redirect-from PATH --location URL [--status N]] [--answer-after SECONDS]
+//       [--redirect-from PATH --location URL [--status N]] [--answer-after SECONDS] [--unix PATH]
 //
 // Modes: echo (every message back with its type; --no-pong leaves pings unanswered; --close-after
 // N closes each connection with --close-code and --close-reason once N messages went back), script
@@ -19,6 +19,7 @@
 // --redirect-from PATH (not silent): an upgrade request for PATH (the query aside) gets --status
 // (302) with `Location: --location`, and emits {"event": "redirect", "path", "headers"}.
 // --answer-after S (not silent): every upgrade request waits S seconds for its answer.
+// --unix PATH: listen on this Unix-domain socket instead (its line: `listening on ws+unix:PATH`).
 // Prints `listening on ws://127.0.0.1:PORT/` on stderr when ready and one JSON object per event
 // on stdout. Runs until killed.
 'use strict';
@@ -33,7 +34,7 @@ const { WebSocketServer } = require('ws');
 function parse(argv) {
   const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
                  deflate: false, tls: null, stall: 0, replies: 0, closeAfter: 0, redirectFrom: '', location: '',
-                 status: 302, answerAfter: 0 };
+                 status: 302, answerAfter: 0, unix: '' };
   for (let i = 1; i < argv.length; ++i) {
     switch (argv[i]) {
       case '--send': args.send = argv[++i]; break;
@@ -49,6 +50,7 @@ function parse(argv) {
       case '--location': args.location = argv[++i]; break;
       case '--status': args.status = Number(argv[++i]); break;
       case '--answer-after': args.answerAfter = Number(argv[++i]); break;
+      case '--unix': args.unix = argv[++i]; break;
       case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
@@ -62,7 +64,13 @@ function emit(event) {
 }
 
 function listening(server) {
-  process.stderr.write(`listening on ${args.tls ? 'wss' : 'ws'}://127.0.0.1:${server.address().port}/\n`);
+  if (args.unix) process.stderr.write(`listening on ws+unix:${args.unix}\n`);
+  else process.stderr.write(`listening on ${args.tls ? 'wss' : 'ws'}://127.0.0.1:${server.address().port}/\n`);
+}
+
+function listen(server) {
+  if (args.unix) server.listen(args.unix, () => listening(server));
+  else server.listen(0, '127.0.0.1', () => listening(server));
 }
 
 const args = parse(process.argv.slice(2));
@@ -73,7 +81,7 @@ if (args.mode === 'silent') {
     socket.on('error', () => {});
     socket.resume();  // reads and ignores the request; never answers
   });
-  server.listen(0, '127.0.0.1', () => listening(server));
+  listen(server);
 } else {
   let stalls = args.stall ? 1 : 0;
   const script = JSON.parse(args.send).map((m) => ('text' in m ? m.text : Buffer.from(m.hex, 'hex')));
@@ -145,5 +153,5 @@ if (args.mode === 'silent') {
       });
     });
   };
-  server.listen(0, '127.0.0.1', () => listening(server));
+  listen(server);
 }
