@@ -5,6 +5,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/error.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -123,8 +124,12 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
                         : report.remote.address().is_v6()
                             ? fmt::format("[{}]:{}", report.remote.address().to_string(), report.remote.port())
                             : fmt::format("{}:{}", report.remote.address().to_string(), report.remote.port());
-      const auto level =
-          ec == error::not_upgrade || ec == error::listener_stopped ? log_level::info : log_level::warning;
+      // A peer that leaves before its request is complete is no fault of either side: a load
+      // balancer's or a script's check that something listens (wsl's own, on a Unix socket it is
+      // about to take over, is one).
+      const bool left_early = ec == asio::error::eof && report.status == 0;
+      const auto level = ec == error::not_upgrade || ec == error::listener_stopped || left_early ? log_level::info
+                                                                                                 : log_level::warning;
       if (report.status != 0 && !report.method.empty())
         self->log(level,
                   fmt::format("{} {} {}: {} ({})", peer, report.method, report.target, report.status, ec.message()));

@@ -10,6 +10,7 @@ every message and close frame of each connection, after its "[ID] ".
 import asyncio
 import re
 import signal
+import socket
 import time
 import unittest
 from typing import Dict, List
@@ -407,6 +408,27 @@ class PortInUse(unittest.TestCase):
     def test_multithreaded_server_on_a_port_in_use_fails(self):
         with Server() as first:
             self.assert_refused(first.port, "--threads", "2")
+
+
+
+class HealthCheck(unittest.TestCase):
+    def test_a_peer_that_leaves_before_its_request_is_no_warning(self):
+        # A load balancer's TCP check connects and leaves, every few seconds: at the default
+        # verbosity that must not fill the log. -v still tells.
+        for verbose in (False, True):
+            with Server(*(["-v"] if verbose else [])) as server:
+                with socket.create_connection(("127.0.0.1", server.port)):
+                    pass
+                with open_client(server.port) as client:  # accepted after it: it was read first
+                    echo_once(client)
+                server.signal(signal.SIGINT)
+                self.assertEqual(server.wait(), EXIT_INTERRUPTED)
+                logged = [line for line in server.stderr.all if "handshake failed" in line]
+                if verbose:
+                    self.assertEqual(len(logged), 1, server.stderr.text())
+                    self.assertIn("End of file", logged[0])
+                else:
+                    self.assertEqual(logged, [], server.stderr.text())
 
 
 if __name__ == "__main__":

@@ -156,11 +156,14 @@ class Echo(unittest.TestCase):
             self.assertEqual(run(echo_over(self.path, ["after a stale file"])), ["after a stale file"])
 
     def test_a_socket_in_use_is_refused_and_its_server_goes_on(self):
-        with UnixServer(self.path):
+        with UnixServer(self.path) as server:
             done = run_wsl("echo", "--unix-socket", self.path)
             self.assertEqual(done.returncode, EXIT_UNAVAILABLE, done.stderr)
             self.assertEqual(done.stderr, f"wsl echo: cannot listen on unix:{self.path}: Address already in use\n")
             self.assertEqual(run(echo_over(self.path, ["still mine"])), ["still mine"])
+            # The second one's check (it connected and left) is no warning of the first one's.
+            self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+            self.assertEqual(server.stderr.text(), f"listening on ws+unix:{self.path}")
 
     def test_a_plain_file_at_the_path_is_refused_and_kept(self):
         with open(self.path, "w") as f:
