@@ -996,6 +996,7 @@ int run_loadtest(loadtest_options o) {
   const double seconds = std::max(1e-9, duration<double>(window_end - window_start).count());
   const double gen_cpu = cpu_after.self - cpu_before.self;
   const auto& url = o.client.display_url;
+  const auto& unix_socket = o.client.client.unix_socket;  // --unix-socket or a ws+unix: URL's
 
   struct threshold_result {
     const threshold& criterion;
@@ -1032,7 +1033,8 @@ int run_loadtest(loadtest_options o) {
       servers += fmt::format("{}{{\"pid\":{},\"cpu_seconds\":{:.3f}}}", servers.empty() ? "" : ",", o.server_pids[i],
                              cpu_after.servers[i] - cpu_before.servers[i]);
     fmt::print(
-        "{{\"type\":\"summary\",\"url\":\"{}\",\"connections\":{},\"threads\":{},\"size\":{},\"binary\":{},\"rate\":{},"
+        "{{\"type\":\"summary\",\"url\":\"{}\",\"unix_socket\":{},\"connections\":{},\"threads\":{},\"size\":{},"
+        "\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"messages_per_connection\":{},\"reconnect\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},"
         "\"opened\":{},\"redirects\":{},"
@@ -1042,13 +1044,14 @@ int run_loadtest(loadtest_options o) {
         "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
-        json_escape(url), o.connections, o.threads, o.size, o.binary, o.rate, stages,
-        duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.messages_per_connection, o.reconnect, seconds,
-        duration<double>(connect_time).count(), t.opened, redirects, static_cast<double>(opened_measuring) / seconds,
-        t.failed, f, t.cancelled, t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds,
-        static_cast<double>(t.received) / seconds, static_cast<double>(t.bytes_sent) / seconds,
-        static_cast<double>(t.bytes_received) / seconds, histogram_json(rtt), histogram_json(handshake), c, gen_cpu,
-        servers, payload_sent, payload_received, wire_sent, wire_received, verdict_list, interrupted.load() != 0);
+        json_escape(url), unix_socket.empty() ? "null" : "\"" + json_escape(unix_socket) + "\"", o.connections,
+        o.threads, o.size, o.binary, o.rate, stages, duration_cast<nanoseconds>(o.send_window).count(), o.inflight,
+        o.messages_per_connection, o.reconnect, seconds, duration<double>(connect_time).count(), t.opened, redirects,
+        static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors, t.sent, t.received,
+        static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
+        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
+        histogram_json(rtt), histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
+        wire_received, verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
     if (o.messages_per_connection)
@@ -1064,8 +1067,9 @@ int run_loadtest(loadtest_options o) {
                                                : std::string("each at its own time"));
     }
     if (o.reconnect) mode += ", reconnecting";
-    fmt::print("{}: {} connections, {}-byte {} messages, {}, {:.1f} s{}\n", url, o.connections, o.size,
-               o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
+    fmt::print("{}{}: {} connections, {}-byte {} messages, {}, {:.1f} s{}\n", url,
+               unix_socket.empty() || url.starts_with("ws+unix:") ? "" : " (unix:" + unix_socket + ")", o.connections,
+               o.size, o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
     if (t.cancelled) fmt::print(", {} cancelled while connecting", t.cancelled);

@@ -85,6 +85,7 @@ class UnixSocket(unittest.TestCase):
             self.assertGreater(result["sent"], 0)
             self.assertEqual(result["received"], result["sent"])
             self.assertEqual(result["close_codes"], {"1000": 4})
+            self.assertEqual(result["unix_socket"], self.path)
 
     @peer_independent
     def test_no_socket_there(self):
