@@ -40,6 +40,7 @@ TIME_SCALE = float(os.environ.get("WSL_TIME_SCALE", "1"))
 TIMEOUT = 10.0 * TIME_SCALE  # default bound of any single wait
 
 LISTENING = re.compile(r"^listening on ws://(?P<host>[^ ]+):(?P<port>\d+)/$")
+UNIX_LISTENING = re.compile(r"^listening on ws\+unix:(?P<path>.+)$")
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -115,8 +116,13 @@ class Server:
 
     def __init__(self, *options: str, subcommand: str = "echo", port: int = 0,
                  env: Optional[Dict[str, str]] = None, ready_timeout: float = TIMEOUT,
-                 stdin_pipe: bool = False) -> None:
-        self.argv = [WSL, subcommand, "--host", "127.0.0.1", "--port", str(port), *options]
+                 stdin_pipe: bool = False, unix: Optional[str] = None) -> None:
+        """unix: listen on this Unix-domain socket (--unix-socket) instead; its path as printed is
+        then `unix_path`, and `port` and `url` stay unset."""
+        where = ["--unix-socket", unix] if unix else ["--host", "127.0.0.1", "--port", str(port)]
+        self.argv = [WSL, subcommand, *where, *options]
+        self.unix = unix
+        self.unix_path = ""
         self.env = env
         self.stdin_pipe = stdin_pipe  # stdin a pipe for write_stdin() (`wsl serve --pipe`), else /dev/null
         self.ready_timeout = ready_timeout
@@ -145,7 +151,7 @@ class Server:
         except TimeoutError:
             self.kill()
             raise DidNotStart(self, None, f"no 'listening on' line within {self.ready_timeout:.0f} s") from None
-        match = LISTENING.match(line or "")
+        match = (UNIX_LISTENING if self.unix else LISTENING).match(line or "")
         if not match:
             try:  # it is failing: let it finish saying why
                 status = self.proc.wait(timeout=TIMEOUT)
@@ -153,6 +159,9 @@ class Server:
                 status = None
             self.kill()
             raise DidNotStart(self, status, f"first stderr line {line!r} is not 'listening on ws://HOST:PORT/'")
+        if self.unix:
+            self.unix_path = match["path"]
+            return
         self.port = int(match["port"])
         self.url = f"ws://127.0.0.1:{self.port}/"
 
@@ -184,6 +193,16 @@ class Server:
         for collector in (self.stderr, self.stdout):
             collector.join(TIMEOUT)
         return status
+
+    def wait_stderr(self, pattern: str) -> str:
+        """The next stderr line (after those already taken) that matches the regular expression."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            line = self.stderr.next_line(deadline)
+            if line is None:
+                raise AssertionError(f"wsl ended without a line matching {pattern!r}:\n{self.stderr.text()}")
+            if re.search(pattern, line):
+                return line
 
     def kill(self) -> Optional[int]:
         """Kills the server if it still runs, reaps it and returns its exit status."""

@@ -11,71 +11,30 @@ errors.
 
 import asyncio
 import os
-import re
 import signal
 import socket
 import stat
 import subprocess
 import tempfile
-import time
 import unittest
 from typing import List
 
 import websockets  # python3-websockets 10.4 (asyncio)
 
-from harness import TIMEOUT, WSL, _die_with_parent, _LineCollector, run_wsl
+from harness import TIMEOUT, Server, _die_with_parent, run_wsl
 
 NODE = os.environ.get("WSL_TEST_NODE", "node")
 EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_INTERRUPTED = 69, 64, 130
-LISTENING = re.compile(r"^listening on ws\+unix:(?P<path>.+)$")
 
 
-class UnixServer:
-    """`wsl SUBCOMMAND --unix-socket PATH OPTIONS` for a `with` block, started once it printed its
-    listening line."""
+def unix_server(path: str, *options: str, subcommand: str = "echo") -> Server:
+    return Server(*options, subcommand=subcommand, unix=path)
 
-    def __init__(self, path: str, *options: str, subcommand: str = "echo") -> None:
-        self.argv = [WSL, subcommand, "--unix-socket", path, *options]
-        self.path = path
 
-    def __enter__(self) -> "UnixServer":
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
-        self.stdout = _LineCollector(self.proc.stdout)
-        self.stderr = _LineCollector(self.proc.stderr)
-        line = self.stderr.next_line(time.monotonic() + TIMEOUT)
-        match = LISTENING.match(line or "")
-        if not match:
-            self.__exit__()
-            raise AssertionError(f"{' '.join(self.argv)}: first line {line!r}, not 'listening on ws+unix:PATH'")
-        self.listening_on = match["path"]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=TIMEOUT)
-        for collector in (self.stdout, self.stderr):
-            collector.join(TIMEOUT)
-            collector.pipe.close()
-
-    def wait_stderr(self, pattern: str) -> str:
-        """The next stderr line that matches `pattern` (a regular expression)."""
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            line = self.stderr.next_line(deadline)
-            if line is None:
-                raise AssertionError(f"wsl ended without a line matching {pattern!r}:\n{self.stderr.text()}")
-            if re.search(pattern, line):
-                return line
-
-    def stop(self) -> int:
-        """SIGINT, then the exit status once it has exited and its output is read."""
-        self.proc.send_signal(signal.SIGINT)
-        status = self.proc.wait(timeout=TIMEOUT)
-        for collector in (self.stdout, self.stderr):
-            collector.join(TIMEOUT)
-        return status
+def stop(server: Server) -> int:
+    """SIGINT, then the exit status once it has exited and its output is read."""
+    server.signal(signal.SIGINT)
+    return server.wait()
 
 
 def run(coroutine):
@@ -110,11 +69,11 @@ class Echo(unittest.TestCase):
         self.dir.cleanup()
 
     def test_python_websockets_round_trip_and_the_access_log_names_the_peer_process(self):
-        with UnixServer(self.path, "-v") as server:
-            self.assertEqual(server.listening_on, self.path)
+        with unix_server(self.path, "-v") as server:
+            self.assertEqual(server.unix_path, self.path)
             messages = ["hello", b"\x00\xff" * 1000, "é" * (1 << 19), b""]
             self.assertEqual(run(echo_over(self.path, messages)), messages)
-            self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
             # SO_PEERCRED: this very process connected.
             self.assertRegex(server.stderr.text(),
                              rf"access \S+ \[\d+\] unix:pid={os.getpid()},uid={os.getuid()} GET / 101 .* close=1000")
@@ -131,19 +90,19 @@ class Echo(unittest.TestCase):
             ws.on('close', (code) => { process.stdout.write(`close ${code}\\n`); });
             ws.on('error', (e) => { process.stdout.write(`error ${e.message}\\n`); });
         """
-        with UnixServer(self.path, "-v") as server:
+        with unix_server(self.path, "-v") as server:
             done = subprocess.run([NODE, "-e", script, self.path], capture_output=True, text=True, timeout=TIMEOUT,
                                   env=dict(os.environ), preexec_fn=_die_with_parent)
             self.assertEqual(done.stdout, "text from node\nclose 4000\n", done.stderr)
-            self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
             self.assertRegex(server.stderr.text(), r"unix:pid=\d+,uid=\d+ GET /node\?x=1 101 .* close=4000")
 
     def test_the_socket_file_gets_its_mode_and_is_removed_at_exit(self):
-        with UnixServer(self.path, "--unix-mode", "600") as server:
+        with unix_server(self.path, "--unix-mode", "600") as server:
             st = os.lstat(self.path)
             self.assertTrue(stat.S_ISSOCK(st.st_mode))
             self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
-            self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
         self.assertFalse(os.path.lexists(self.path))
 
     def test_a_stale_socket_file_is_replaced(self):
@@ -152,17 +111,17 @@ class Echo(unittest.TestCase):
         stale.bind(self.path)
         stale.close()
         self.assertFalse(is_listening(self.path))
-        with UnixServer(self.path):
+        with unix_server(self.path):
             self.assertEqual(run(echo_over(self.path, ["after a stale file"])), ["after a stale file"])
 
     def test_a_socket_in_use_is_refused_and_its_server_goes_on(self):
-        with UnixServer(self.path) as server:
+        with unix_server(self.path) as server:
             done = run_wsl("echo", "--unix-socket", self.path)
             self.assertEqual(done.returncode, EXIT_UNAVAILABLE, done.stderr)
             self.assertEqual(done.stderr, f"wsl echo: cannot listen on unix:{self.path}: Address already in use\n")
             self.assertEqual(run(echo_over(self.path, ["still mine"])), ["still mine"])
             # The second one's check (it connected and left) is no warning of the first one's.
-            self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
             self.assertEqual(server.stderr.text(), f"listening on ws+unix:{self.path}")
 
     def test_a_plain_file_at_the_path_is_refused_and_kept(self):
@@ -175,32 +134,32 @@ class Echo(unittest.TestCase):
             self.assertEqual(f.read(), "precious")
 
     def test_a_socket_file_replaced_meanwhile_is_left_alone_at_exit(self):
-        with UnixServer(self.path) as server:
+        with unix_server(self.path) as server:
             os.unlink(self.path)
             other = socket.socket(socket.AF_UNIX)
             other.bind(self.path)
             try:
-                self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+                self.assertEqual(stop(server), EXIT_INTERRUPTED)
                 self.assertTrue(stat.S_ISSOCK(os.lstat(self.path).st_mode), "wsl removed a file it did not make")
             finally:
                 other.close()
 
     def test_the_abstract_namespace(self):
         name = f"wsl-test-{os.getpid()}-{id(self)}"
-        with UnixServer("@" + name) as server:
-            self.assertEqual(server.listening_on, "@" + name)
+        with unix_server("@" + name) as server:
+            self.assertEqual(server.unix_path, "@" + name)
             self.assertEqual(run(echo_over("\0" + name, ["abstract"])), ["abstract"])
-            self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
         self.assertFalse(os.path.lexists("@" + name))
 
     def test_threads_share_the_socket(self):
         async def many() -> List[str]:
             return await asyncio.gather(*(echo_over(self.path, [f"client {i}"]) for i in range(30)))
 
-        with UnixServer(self.path, "--threads", "3") as server:
+        with unix_server(self.path, "--threads", "3") as server:
             self.assertEqual(run(many()), [[f"client {i}"] for i in range(30)])
             # The threads that did not bind it are stopped too; the file goes once.
-            self.assertEqual(server.stop(), EXIT_INTERRUPTED)
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
         self.assertFalse(os.path.lexists(self.path))
 
     def test_usage_errors(self):
@@ -236,7 +195,7 @@ class ServeCommand(unittest.TestCase):
             async with websockets.unix_connect(self.path, "ws://localhost/") as ws:
                 return await ws.recv()
 
-        with UnixServer(self.path, "--", "sh", "-c", command, subcommand="serve"):
+        with unix_server(self.path, "--", "sh", "-c", command, subcommand="serve"):
             self.assertEqual(run(first_line()), f"{os.getpid()} {os.getuid()} {os.getgid()} {self.path} none")
 
     def test_max_forks_counts_each_connection(self):
@@ -269,7 +228,7 @@ class ServeCommand(unittest.TestCase):
                 for c in clients:
                     c.close()
 
-        with UnixServer(self.path, "-v", "--max-forks", "2", "--", "sh", "-c", "exec cat",
+        with unix_server(self.path, "-v", "--max-forks", "2", "--", "sh", "-c", "exec cat",
                         subcommand="serve") as server:
             for round in range(3):
                 self.assertEqual(statuses_of_two_at_once(), [101, 101], f"round {round + 1}")
