@@ -182,6 +182,14 @@ void add_server_options(CLI::App& app, server_options& o) {
           ->type_name("PATH")
           ->excludes("--host")
           ->excludes("--port");
+  app.add_option("--listen-fd", o.listen_fd,
+                 "Accept on this inherited descriptor, a TCP or Unix socket that already listens (3 under "
+                 "systemd's socket activation), instead of --host/--port")
+      ->type_name("FD")
+      ->check(CLI::Range(0, 1 << 20))
+      ->excludes("--host")
+      ->excludes("--port")
+      ->excludes(unix_socket);
   app.add_option("--unix-mode", o.unix_mode,
                  "Permissions of the --unix-socket file, in octal (660: its owner and group may connect); "
                  "default: as the umask leaves them")
@@ -231,6 +239,7 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_usage;
   }
   const bool tls = !o.tls.certificate_chain_file.empty() || !o.tls.private_key_file.empty();
+  const bool inherited = o.listen_fd >= 0;
   if (!o.unix_socket.empty() && (tls || !o.tls.client_ca_file.empty())) {
     diagnostics::fatal("--tls-cert: wss:// over a Unix-domain socket is not supported (TLS needs TCP here)");
     return exit_usage;
@@ -272,7 +281,7 @@ int run_server(const std::string& command, const server_options& given, session_
   raise_descriptor_limit();
 
   std::error_code ec;
-  const auto address = o.unix_socket.empty() ? resolve_host(o.host, ec) : asio::ip::address();
+  const auto address = o.unix_socket.empty() && !inherited ? resolve_host(o.host, ec) : asio::ip::address();
   if (ec) {
     diagnostics::fatal(fmt::format("cannot resolve --host {}: {}", o.host, ec.message()));
     return exit_unavailable;
@@ -285,7 +294,9 @@ int run_server(const std::string& command, const server_options& given, session_
   o.listener.reuse_port = o.threads > 1;
   asio::ip::tcp::endpoint endpoint(address, o.port);
   asio::local::stream_protocol::endpoint unix_endpoint;
-  if (!o.unix_socket.empty()) {
+  if (inherited) {
+    o.listener.reuse_port = false;  // the other threads' listeners take the first one's socket
+  } else if (!o.unix_socket.empty()) {
     o.listener.reuse_port = false;  // the other threads' listeners take the first one's socket
     unix_endpoint = wsl::unix_endpoint(o.unix_socket, ec);
     if (ec) {
@@ -311,9 +322,20 @@ int run_server(const std::string& command, const server_options& given, session_
   for (unsigned i = 0; i < o.threads; ++i) {
     auto w = std::make_unique<worker>();
     w->server = std::make_unique<listener>(w->context.get_executor(), o.listener);
-    const auto e = o.unix_socket.empty() ? w->server->start(endpoint)
-                   : workers.empty()     ? w->server->start(unix_endpoint)
-                                         : w->server->start(*workers.front()->server);
+    const auto e = !workers.empty() && (inherited || !o.unix_socket.empty())
+                       ? w->server->start(*workers.front()->server)
+                   : inherited             ? w->server->adopt(o.listen_fd)
+                   : o.unix_socket.empty() ? w->server->start(endpoint)
+                                           : w->server->start(unix_endpoint);
+    if (e && inherited) {
+      diagnostics::fatal(fmt::format("--listen-fd {}: not a listening TCP or Unix stream socket ({})", o.listen_fd,
+                                     e == error::invalid_option ? "wrong kind" : e.message()));
+      return exit_usage;
+    }
+    if (!e && inherited && workers.empty() && tls && !w->server->unix_path().empty()) {
+      diagnostics::fatal("--tls-cert: wss:// over a Unix-domain socket is not supported (TLS needs TCP here)");
+      return exit_usage;
+    }
     if (e) {
       diagnostics::fatal(fmt::format("cannot listen on {}: {}",
                                      o.unix_socket.empty() ? format_endpoint(endpoint) : "unix:" + o.unix_socket,
@@ -348,7 +370,7 @@ int run_server(const std::string& command, const server_options& given, session_
   auto threads = run_threads(contexts);
   const auto url_host =
       endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
-  if (!o.unix_socket.empty())
+  if (!workers.front()->server->unix_path().empty())
     fmt::print(stderr, "listening on ws+unix:{}\n", workers.front()->server->unix_path());
   else
     fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,

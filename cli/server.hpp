@@ -23,6 +23,7 @@ struct server_options {
   std::uint16_t port = 8080;
   std::string unix_socket;  // --unix-socket: listen there instead
   std::string unix_mode;    // --unix-mode, octal
+  int listen_fd = -1;       // --listen-fd: a socket that already listens (systemd's), instead
   unsigned threads = 1;
   std::uint64_t max_connections = 10000;
   // Connection and negotiation limits. A subcommand may set listener.hook (run for upgrade

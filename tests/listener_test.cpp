@@ -15,6 +15,7 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <chrono>
@@ -329,4 +330,41 @@ BOOST_AUTO_TEST_CASE(unix_endpoints_and_client_options_are_checked) {
   wsl::listener_options lo;
   lo.unix_mode = 010000;
   BOOST_TEST(lo.validate() == wsl::error::invalid_option);
+}
+
+BOOST_AUTO_TEST_CASE(a_listener_adopts_a_listening_socket_and_refuses_anything_else) {
+  asio::io_context ctx;
+  // What systemd's socket activation hands over: a socket that already listens.
+  asio::ip::tcp::acceptor given(ctx, {asio::ip::address_v4::loopback(), 0});
+  const auto endpoint = given.local_endpoint();
+  const int fd = given.release();
+  wsl::listener l(ctx.get_executor());
+  BOOST_REQUIRE(!l.adopt(fd));
+  BOOST_TEST(l.local_endpoint() == endpoint);
+  BOOST_TEST(l.unix_path().empty());
+  BOOST_TEST((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  auto accepting = spawn(ctx, accept_one(l));
+  auto a = spawn(ctx, connect_to("ws://127.0.0.1:" + std::to_string(endpoint.port()) + "/"));
+  BOOST_REQUIRE(run_until(ctx, [&] { return a.done() && accepting.done(); }));
+  BOOST_REQUIRE(!a.get().ec);
+  BOOST_REQUIRE(!accepting.get().ec);
+  a.get().ws.abort();
+  accepting.get().ws.abort();
+  l.stop();
+  BOOST_TEST(::fcntl(fd, F_GETFD) == -1);  // the listener's to close
+
+  // A socket that does not listen, and what is no socket: refused, and left open.
+  asio::ip::tcp::socket bound(ctx, {asio::ip::address_v4::loopback(), 0});
+  wsl::listener refusing(ctx.get_executor());
+  BOOST_TEST(refusing.adopt(bound.native_handle()) == wsl::error::invalid_option);
+  BOOST_TEST(bound.is_open());
+  BOOST_TEST(::fcntl(bound.native_handle(), F_GETFD) != -1);
+  int pipe_fds[2];
+  BOOST_REQUIRE(::pipe(pipe_fds) == 0);
+  wsl::listener refusing_too(ctx.get_executor());
+  BOOST_TEST(refusing_too.adopt(pipe_fds[0]));
+  BOOST_TEST(::fcntl(pipe_fds[0], F_GETFD) != -1);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  wsl::test::run_until_idle(ctx);
 }

@@ -238,6 +238,46 @@ std::error_code listener::start(const asio::local::stream_protocol::endpoint& en
   return {};
 }
 
+std::error_code listener::adopt(int fd) {
+  auto& s = *state_;
+  if (auto ec = s.opts.validate()) return ec;
+  if (s.running || s.stopped) return make_error_code(error::invalid_option);
+  int type = 0, listening = 0;
+  socklen_t size = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) != 0) return {errno, std::system_category()};
+  size = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0) return {errno, std::system_category()};
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return {errno, std::system_category()};
+  if (type != SOCK_STREAM || !listening) return make_error_code(error::invalid_option);
+  // Its children (a command wsl serve runs) must not hold the socket open.
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return {errno, std::system_category()};
+  std::error_code ec;
+  if (address.ss_family == AF_UNIX) {
+    s.unix_acceptor.assign(asio::local::stream_protocol(), fd, ec);
+    if (!ec) {
+      const auto path = s.unix_acceptor.local_endpoint(ec).path();
+      s.unix_path = path;
+      if (!path.empty() && path[0] == '\0') s.unix_path[0] = '@';
+    }
+  } else if (address.ss_family == AF_INET || address.ss_family == AF_INET6) {
+    s.acceptor.assign(address.ss_family == AF_INET ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
+    if (!ec) s.endpoint = s.acceptor.local_endpoint(ec);
+  } else {
+    return make_error_code(error::invalid_option);
+  }
+  if (ec) {
+    // Not ours to close unless it was taken.
+    if (s.unix_acceptor.is_open()) s.unix_acceptor.release(ec);
+    if (s.acceptor.is_open()) s.acceptor.release(ec);
+    return make_error_code(error::invalid_option);
+  }
+  s.running = true;
+  asio::co_spawn(s.executor, detail::listener_state::accept_loop(state_), asio::detached);
+  return {};
+}
+
 std::error_code listener::start(const listener& other) {
   auto& s = *state_;
   const auto& o = *other.state_;

@@ -8,17 +8,20 @@ every message and close frame of each connection, after its "[ID] ".
 """
 
 import asyncio
+import os
 import re
 import signal
 import socket
+import subprocess
+import tempfile
 import time
 import unittest
 from typing import Dict, List
 
 import websockets  # python3-websockets 10.4 (asyncio)
 
-from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TIME_SCALE, TIMEOUT, DidNotStart,
-                     RawClient, Server, close_payload, open_client, run_wsl)
+from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TIME_SCALE, TIMEOUT, WSL, DidNotStart,
+                     RawClient, Server, _die_with_parent, close_payload, open_client, run_wsl)
 
 EXIT_USAGE, EXIT_INTERRUPTED = 64, 130
 
@@ -429,6 +432,106 @@ class HealthCheck(unittest.TestCase):
                     self.assertIn("End of file", logged[0])
                 else:
                     self.assertEqual(logged, [], server.stderr.text())
+
+
+
+def spawn_on_socket(sock: socket.socket, *args: str) -> subprocess.Popen:
+    """`wsl ARGS` with `sock` as descriptor 3 and systemd's LISTEN_PID and LISTEN_FDS set for it, as
+    socket activation starts a service (a shell sets LISTEN_PID to its own pid, then execs)."""
+    fd = sock.fileno()
+
+    def as_descriptor_3() -> None:
+        _die_with_parent()
+        os.dup2(fd, 3)
+
+    return subprocess.Popen(["sh", "-c", 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"', "sh", WSL, *args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            pass_fds=(3,), preexec_fn=as_descriptor_3)
+
+
+class ListenFd(unittest.TestCase):
+    """--listen-fd: a socket that already listens, inherited (systemd's socket activation)."""
+
+    def run_on(self, sock: socket.socket, *args: str, check) -> str:
+        """Starts `wsl ARGS` on `sock`, calls check(listening line), then stops it with SIGINT
+        (exit 130 wanted); returns its stderr."""
+        proc = spawn_on_socket(sock, *args)
+        try:
+            line = proc.stderr.readline().decode().rstrip("\n")
+            check(line)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=TIMEOUT)
+            self.assertEqual(proc.returncode, EXIT_INTERRUPTED, stderr)
+            return stderr.decode()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def test_a_tcp_socket_is_served_and_its_port_printed(self):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            port = sock.getsockname()[1]
+
+            def check(line: str) -> None:
+                self.assertEqual(line, f"listening on ws://127.0.0.1:{port}/")
+                with open_client(port) as client:
+                    echo_once(client)
+
+            self.run_on(sock, "echo", "--listen-fd", "3", "--threads", "2", check=check)
+
+    def test_a_unix_socket_is_served_and_its_file_left_to_its_owner(self):
+        with tempfile.TemporaryDirectory() as directory, socket.socket(socket.AF_UNIX) as sock:
+            path = os.path.join(directory, "activated.sock")
+            sock.bind(path)
+            sock.listen()
+
+            async def round_trip() -> str:
+                async with websockets.unix_connect(path, "ws://localhost/") as ws:
+                    await ws.send("through systemd's socket")
+                    return await ws.recv()
+
+            def check(line: str) -> None:
+                self.assertEqual(line, f"listening on ws+unix:{path}")
+                self.assertEqual(asyncio.run(asyncio.wait_for(round_trip(), TIMEOUT)), "through systemd's socket")
+
+            self.run_on(sock, "echo", "--listen-fd", "3", check=check)
+            self.assertTrue(os.path.exists(path), "wsl removed a socket file it did not make")
+
+    def test_commands_get_neither_the_socket_nor_the_activation_variables(self):
+        # A command's environment is CGI's (and --passenv), not wsl's; descriptor 3 is wsl's alone.
+        command = ('if [ -e /dev/fd/3 ]; then fd=open; else fd=closed; fi; '
+                   'echo "${LISTEN_PID-none} ${LISTEN_FDS-none} $fd"')
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            port = sock.getsockname()[1]
+
+            async def first_line() -> str:
+                async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
+                    return await ws.recv()
+
+            def check(line: str) -> None:
+                self.assertEqual(line, f"listening on ws://127.0.0.1:{port}/")
+                self.assertEqual(asyncio.run(asyncio.wait_for(first_line(), TIMEOUT)), "none none closed")
+
+            self.run_on(sock, "serve", "--listen-fd", "3", "--", "sh", "-c", command, check=check)
+
+    def test_a_descriptor_that_is_no_listening_socket_is_a_usage_error(self):
+        with socket.socket() as sock:  # bound, not listening
+            sock.bind(("127.0.0.1", 0))
+            proc = spawn_on_socket(sock, "echo", "--listen-fd", "3")
+            _, stderr = proc.communicate(timeout=TIMEOUT)
+            self.assertEqual(proc.returncode, EXIT_USAGE, stderr)
+            self.assertEqual(stderr.decode(),
+                             "wsl echo: --listen-fd 3: not a listening TCP or Unix stream socket (wrong kind)\n")
+        done = run_wsl("echo", "--listen-fd", "9")  # not open
+        self.assertEqual(done.returncode, EXIT_USAGE, done.stderr)
+        self.assertIn("--listen-fd 9: not a listening TCP or Unix stream socket (Bad file descriptor)", done.stderr)
+        done = run_wsl("echo", "--listen-fd", "3", "--port", "1")
+        self.assertEqual(done.returncode, EXIT_USAGE, done.stderr)
+        self.assertIn("--port excludes --listen-fd", done.stderr)
 
 
 if __name__ == "__main__":

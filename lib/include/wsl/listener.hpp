@@ -47,6 +47,11 @@ class listener {
   // it has been replaced since. Connections have no TCP endpoints; websocket::unix_peer() says
   // who connected. TLS (transport_extension from tls.hpp) needs TCP: it fails each negotiation.
   std::error_code start(const asio::local::stream_protocol::endpoint& endpoint);
+  // Takes over a stream socket that already listens, TCP or Unix-domain: one passed by systemd's
+  // socket activation (descriptor 3), say. The listener owns it from then on (it is made
+  // close-on-exec); a Unix socket's file is never removed. error::invalid_option for a descriptor
+  // that is not a listening stream socket of these families (left open then).
+  std::error_code adopt(int listening_fd);
   // Accepts from the socket `other` (started) listens on, through a duplicate of its descriptor:
   // how listeners on several threads share one Unix-domain socket (on TCP each may also bind the
   // port with reuse_port). `other` keeps the socket file to remove.
