@@ -1,5 +1,5 @@
-// The byte stream under a websocket: TCP, TLS (a connection_extension wraps TCP), or an in-memory
-// pipe in tests. One virtual call per read or write, never per frame or byte.
+// The byte stream under a websocket: TCP, a Unix-domain socket, TLS (a connection_extension wraps
+// TCP), or an in-memory pipe in tests. One virtual call per read or write, never per frame or byte.
 //
 // A stream opened by the caller (a socket it connected, a transport of its own) becomes a
 // websocket through wsl::client_handshake() (client.hpp) on the client side and
