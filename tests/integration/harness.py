@@ -94,6 +94,16 @@ class _LineCollector(threading.Thread):
         except queue.Empty:
             raise TimeoutError("no line before the deadline") from None
 
+    def wait_match(self, pattern: str, timeout: float = TIMEOUT) -> str:
+        """The next line (after those already taken) that matches the regular expression."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.next_line(deadline)
+            if line is None:
+                raise AssertionError(f"the output ended without a line matching {pattern!r}:\n{self.text()}")
+            if re.search(pattern, line):
+                return line
+
     def text(self) -> str:
         return "\n".join(self.all)
 
@@ -194,15 +204,9 @@ class Server:
             collector.join(TIMEOUT)
         return status
 
-    def wait_stderr(self, pattern: str) -> str:
+    def wait_stderr(self, pattern: str, timeout: float = TIMEOUT) -> str:
         """The next stderr line (after those already taken) that matches the regular expression."""
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            line = self.stderr.next_line(deadline)
-            if line is None:
-                raise AssertionError(f"wsl ended without a line matching {pattern!r}:\n{self.stderr.text()}")
-            if re.search(pattern, line):
-                return line
+        return self.stderr.wait_match(pattern, timeout)
 
     def kill(self) -> Optional[int]:
         """Kills the server if it still runs, reaps it and returns its exit status."""
@@ -318,12 +322,18 @@ def handshake_request(port: int, key: Optional[str] = None, version: str = "13",
 
 
 class RawClient:
-    """One TCP connection to the server; reads are buffered and every read has a deadline."""
+    """One TCP connection to the server (or one to a Unix-domain socket, `unix`); reads are buffered
+    and every read has a deadline."""
 
-    def __init__(self, port: int, timeout: float = TIMEOUT, ssl_context=None) -> None:
+    def __init__(self, port: int, timeout: float = TIMEOUT, ssl_context=None, unix: Optional[str] = None) -> None:
         self.timeout = timeout
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if unix:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(timeout)
+            self.sock.connect(unix)
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:  # wss://: the same client over TLS
             self.sock = ssl_context.wrap_socket(self.sock, server_hostname="127.0.0.1")
         self.port = port

@@ -21,7 +21,7 @@ from typing import List
 
 import websockets  # python3-websockets 10.4 (asyncio)
 
-from harness import TIMEOUT, Server, _die_with_parent, run_wsl
+from harness import TIMEOUT, RawClient, Server, _die_with_parent, handshake_request, run_wsl
 
 NODE = os.environ.get("WSL_TEST_NODE", "node")
 EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_INTERRUPTED = 69, 64, 130
@@ -202,31 +202,12 @@ class ServeCommand(unittest.TestCase):
         # Fork slots are tracked per connection from the hook to the session. On a Unix socket every
         # peer has the same (empty) address: told apart by it, two negotiations at once shared one
         # record, and a slot leaked.
-        request = (b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-
         def statuses_of_two_at_once() -> List[int]:
             """Two clients whose requests are both in before the server reads either."""
-            clients = [socket.socket(socket.AF_UNIX) for _ in range(2)]
-            try:
-                for c in clients:
-                    c.settimeout(TIMEOUT)
-                    c.connect(self.path)
-                for c in clients:
-                    c.sendall(request)
-                statuses = []
-                for c in clients:
-                    head = b""
-                    while b"\r\n\r\n" not in head:
-                        chunk = c.recv(4096)
-                        if not chunk:
-                            break
-                        head += chunk
-                    statuses.append(int(head.split(b" ", 2)[1]))
-                return statuses
-            finally:
-                for c in clients:
-                    c.close()
+            with RawClient(0, unix=self.path) as a, RawClient(0, unix=self.path) as b:
+                for client in (a, b):
+                    client.send(handshake_request(0))
+                return [client.read_http_response().status for client in (a, b)]
 
         with unix_server(self.path, "-v", "--max-forks", "2", "--", "sh", "-c", "exec cat",
                         subcommand="serve") as server:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -132,13 +131,7 @@ class Serve:
 
     def wait_stderr(self, pattern: str, timeout: float = TIMEOUT) -> str:
         """The first stderr line (after those already seen) that matches the regex."""
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.stderr.next_line(deadline)
-            if line is None:
-                raise AssertionError(f"stderr ended without a line matching {pattern!r}:\n{self.stderr.text()}")
-            if re.search(pattern, line):
-                return line
+        return self.stderr.wait_match(pattern, timeout)
 
     def kill(self) -> Optional[int]:
         if self.proc is None:
