@@ -291,13 +291,11 @@ int run_server(const std::string& command, const server_options& given, session_
   start_signal_thread();
 
   o.listener.log = diagnostics::library_log();
-  o.listener.reuse_port = o.threads > 1;
+  // With an inherited socket or a Unix one, the other threads' listeners take the first one's.
+  o.listener.reuse_port = o.threads > 1 && !inherited && o.unix_socket.empty();
   asio::ip::tcp::endpoint endpoint(address, o.port);
   asio::local::stream_protocol::endpoint unix_endpoint;
-  if (inherited) {
-    o.listener.reuse_port = false;  // the other threads' listeners take the first one's socket
-  } else if (!o.unix_socket.empty()) {
-    o.listener.reuse_port = false;  // the other threads' listeners take the first one's socket
+  if (!o.unix_socket.empty()) {
     unix_endpoint = wsl::unix_endpoint(o.unix_socket, ec);
     if (ec) {
       diagnostics::fatal(fmt::format("--unix-socket '{}': {}", o.unix_socket, ec.message()));
