@@ -257,6 +257,10 @@ int run_server(const std::string& command, const server_options& given, session_
     }
   }
   if (!o.unix_socket.empty()) {
+    if (!o.unix_mode.empty() && o.unix_socket.starts_with('@')) {
+      diagnostics::fatal("--unix-mode: a socket in the abstract namespace (@NAME) has no file to set it on");
+      return exit_usage;
+    }
     if (!o.unix_mode.empty()) {
       unsigned mode = 0;
       const auto* end = o.unix_mode.data() + o.unix_mode.size();

@@ -167,6 +167,7 @@ class Echo(unittest.TestCase):
             (["--unix-socket", self.path, "--port", "1"], "--port excludes --unix-socket"),
             (["--unix-mode", "600"], "--unix-mode requires --unix-socket"),
             (["--unix-socket", self.path, "--unix-mode", "8"], "--unix-mode '8': expected octal permissions"),
+            (["--unix-socket", "@wsl-test", "--unix-mode", "600"], "--unix-mode: a socket in the abstract namespace"),
             (["--unix-socket", "x" * 200], "--unix-socket '" + "x" * 200 + "': File name too long"),
         ]:
             done = run_wsl("echo", *args)
