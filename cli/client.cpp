@@ -135,7 +135,7 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
     return error::invalid_option;
   }
   if (parsed.secure && !c.unix_socket.empty()) {
-    problem = "wss:// over a Unix-domain socket is not supported (TLS needs TCP here)";
+    problem = no_tls_over_unix;
     return error::invalid_option;
   }
   c.max_redirects = o.follow_redirects ? o.max_redirects : 0;

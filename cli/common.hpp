@@ -72,6 +72,10 @@ class diagnostics {
 };
 
 std::string format_endpoint(const asio::ip::tcp::endpoint& ep);
+// Why --unix-socket and TLS do not go together, on either side.
+inline constexpr std::string_view no_tls_over_unix =
+    "wss:// over a Unix-domain socket is not supported (TLS needs TCP here)";
+
 // Who a server's peer is, for logs: its TCP endpoint, or over a Unix-domain socket
 // "unix:pid=PID,uid=UID".
 std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer);

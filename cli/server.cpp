@@ -241,7 +241,7 @@ int run_server(const std::string& command, const server_options& given, session_
   const bool tls = !o.tls.certificate_chain_file.empty() || !o.tls.private_key_file.empty();
   const bool inherited = o.listen_fd >= 0;
   if (!o.unix_socket.empty() && (tls || !o.tls.client_ca_file.empty())) {
-    diagnostics::fatal("--tls-cert: wss:// over a Unix-domain socket is not supported (TLS needs TCP here)");
+    diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
     return exit_usage;
   }
   if (tls || !o.tls.client_ca_file.empty()) {
@@ -256,21 +256,19 @@ int run_server(const std::string& command, const server_options& given, session_
       return exit_failure;
     }
   }
-  if (!o.unix_socket.empty()) {
-    if (!o.unix_mode.empty() && o.unix_socket.starts_with('@')) {
+  if (!o.unix_mode.empty()) {  // with --unix-socket (CLI11 checked)
+    if (o.unix_socket.starts_with('@')) {
       diagnostics::fatal("--unix-mode: a socket in the abstract namespace (@NAME) has no file to set it on");
       return exit_usage;
     }
-    if (!o.unix_mode.empty()) {
-      unsigned mode = 0;
-      const auto* end = o.unix_mode.data() + o.unix_mode.size();
-      const auto [ptr, err] = std::from_chars(o.unix_mode.data(), end, mode, 8);
-      if (err != std::errc() || ptr != end || mode == 0 || mode > 07777) {
-        diagnostics::fatal(fmt::format("--unix-mode '{}': expected octal permissions such as 600 or 660", o.unix_mode));
-        return exit_usage;
-      }
-      o.listener.unix_mode = mode;
+    unsigned mode = 0;
+    const auto* end = o.unix_mode.data() + o.unix_mode.size();
+    const auto [ptr, err] = std::from_chars(o.unix_mode.data(), end, mode, 8);
+    if (err != std::errc() || ptr != end || mode == 0 || mode > 07777) {
+      diagnostics::fatal(fmt::format("--unix-mode '{}': expected octal permissions such as 600 or 660", o.unix_mode));
+      return exit_usage;
     }
+    o.listener.unix_mode = mode;
   }
   if (auto problem = finish_http_options(o.http); !problem.empty()) {
     diagnostics::fatal(problem);
@@ -335,7 +333,7 @@ int run_server(const std::string& command, const server_options& given, session_
       return exit_usage;
     }
     if (!e && inherited && workers.empty() && tls && !w->server->unix_path().empty()) {
-      diagnostics::fatal("--tls-cert: wss:// over a Unix-domain socket is not supported (TLS needs TCP here)");
+      diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
       return exit_usage;
     }
     if (e) {

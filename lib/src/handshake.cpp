@@ -175,7 +175,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   http_request req;
   req.remote_endpoint = stream->remote_endpoint();
   req.local_endpoint = stream->local_endpoint();
-  req.unix_peer = stream->unix_peer();
+  req.unix_peer = report.unix_peer;
   req.connection_id = report.connection_id;
   http_response res;
   if (auto e = parse_request(std::string_view(buf.data(), head_size), req)) {

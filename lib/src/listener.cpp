@@ -14,10 +14,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <cerrno>
-#include <cstring>
 #include <deque>
 #include <list>
 
@@ -69,6 +67,12 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
 
   bool has_room() const noexcept {
     return negotiating < opts.max_pending_handshakes && negotiating + ready.size() < opts.accept_queue_size;
+  }
+
+  // Once its acceptor is open, by whichever start(): accepting runs in the background.
+  void begin(std::shared_ptr<listener_state> self) {
+    running = true;
+    asio::co_spawn(executor, accept_loop(std::move(self)), asio::detached);
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<listener_state> self) {
@@ -171,8 +175,7 @@ std::error_code listener::start(const asio::ip::tcp::endpoint& endpoint) {
     s.acceptor.close(ignored);
     return ec;
   }
-  s.running = true;
-  asio::co_spawn(s.executor, detail::listener_state::accept_loop(state_), asio::detached);
+  s.begin(state_);
   return {};
 }
 
@@ -180,27 +183,32 @@ namespace {
 
 // What start() does with a file already at a Unix-domain socket's path: a socket nobody listens
 // on (left by a process that died) is removed; a socket in use, or anything else, is an error.
-std::error_code clear_stale_socket(const std::string& path) {
+std::error_code clear_stale_socket(asio::any_io_executor executor,
+                                   const asio::local::stream_protocol::endpoint& endpoint) {
+  const std::string path = endpoint.path();
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return {};  // nothing there (or bind() will say why)
   if (!S_ISSOCK(st.st_mode)) return std::make_error_code(std::errc::file_exists);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {errno, std::system_category()};
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) {
-    ::close(fd);
-    return std::make_error_code(std::errc::filename_too_long);
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  const int r = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  asio::local::stream_protocol::socket probe(executor);
+  std::error_code ec;
+  probe.open(endpoint.protocol(), ec);
+  if (!ec) probe.non_blocking(true, ec);
+  if (ec) return ec;
+  // Not asio's connect(), which would wait for a full backlog to drain.
+  const int r = ::connect(probe.native_handle(), endpoint.data(), static_cast<socklen_t>(endpoint.size()));
   const int e = errno;
-  ::close(fd);
   // Connected, or its backlog is full (EAGAIN): somebody listens there.
   if (r == 0 || e == EAGAIN || e == EINPROGRESS) return std::make_error_code(std::errc::address_in_use);
   if (e != ECONNREFUSED) return {e, std::system_category()};
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return {errno, std::system_category()};
   return {};
+}
+
+// A Unix-domain socket's name as unix_endpoint() takes it: "@name" for the abstract namespace.
+std::string unix_name(const asio::local::stream_protocol::endpoint& endpoint) {
+  std::string name = endpoint.path();
+  if (!name.empty() && name[0] == '\0') name[0] = '@';
+  return name;
 }
 
 }  // namespace
@@ -213,7 +221,7 @@ std::error_code listener::start(const asio::local::stream_protocol::endpoint& en
   const bool abstract = !path.empty() && path[0] == '\0';
   if (path.empty() || (abstract && path.size() == 1)) return make_error_code(error::invalid_option);
   std::error_code ec;
-  if (!abstract) ec = clear_stale_socket(path);
+  if (!abstract) ec = clear_stale_socket(s.executor, endpoint);
   if (!ec) s.unix_acceptor.open(endpoint.protocol(), ec);
   if (!ec) s.unix_acceptor.bind(endpoint, ec);
   struct stat st {};
@@ -231,10 +239,8 @@ std::error_code listener::start(const asio::local::stream_protocol::endpoint& en
     s.socket_file.reset();
     return ec;
   }
-  s.unix_path = path;
-  if (abstract) s.unix_path[0] = '@';
-  s.running = true;
-  asio::co_spawn(s.executor, detail::listener_state::accept_loop(state_), asio::detached);
+  s.unix_path = unix_name(endpoint);
+  s.begin(state_);
   return {};
 }
 
@@ -256,11 +262,7 @@ std::error_code listener::adopt(int fd) {
   std::error_code ec;
   if (address.ss_family == AF_UNIX) {
     s.unix_acceptor.assign(asio::local::stream_protocol(), fd, ec);
-    if (!ec) {
-      const auto path = s.unix_acceptor.local_endpoint(ec).path();
-      s.unix_path = path;
-      if (!path.empty() && path[0] == '\0') s.unix_path[0] = '@';
-    }
+    if (!ec) s.unix_path = unix_name(s.unix_acceptor.local_endpoint(ec));
   } else if (address.ss_family == AF_INET || address.ss_family == AF_INET6) {
     s.acceptor.assign(address.ss_family == AF_INET ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
     if (!ec) s.endpoint = s.acceptor.local_endpoint(ec);
@@ -273,20 +275,17 @@ std::error_code listener::adopt(int fd) {
     if (s.acceptor.is_open()) s.acceptor.release(ec);
     return make_error_code(error::invalid_option);
   }
-  s.running = true;
-  asio::co_spawn(s.executor, detail::listener_state::accept_loop(state_), asio::detached);
+  s.begin(state_);
   return {};
 }
 
 std::error_code listener::start(const listener& other) {
   auto& s = *state_;
-  const auto& o = *other.state_;
+  auto& o = *other.state_;  // native_handle() is not const
   if (auto ec = s.opts.validate()) return ec;
   if (s.running || s.stopped || !o.running || o.stopped) return make_error_code(error::invalid_option);
   const bool is_unix = o.unix_acceptor.is_open();
-  const int fd = ::fcntl(is_unix ? const_cast<detail::listener_state&>(o).unix_acceptor.native_handle()
-                                 : const_cast<detail::listener_state&>(o).acceptor.native_handle(),
-                         F_DUPFD_CLOEXEC, 0);
+  const int fd = ::fcntl(is_unix ? o.unix_acceptor.native_handle() : o.acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return {errno, std::system_category()};
   std::error_code ec;
   if (is_unix)
@@ -299,8 +298,7 @@ std::error_code listener::start(const listener& other) {
   }
   s.endpoint = o.endpoint;
   s.unix_path = o.unix_path;
-  s.running = true;
-  asio::co_spawn(s.executor, detail::listener_state::accept_loop(state_), asio::detached);
+  s.begin(state_);
   return {};
 }
 

@@ -92,24 +92,9 @@ def compressible_text(size: int) -> str:
 
 def access_line(collector, timeout: float = TIMEOUT) -> Dict[str, int]:
     """Waits for the next `-v` access line of an upgraded connection; its in=, out= and close= figures."""
-    deadline = time.monotonic() + timeout
-    while True:
-        line = collector.next_line(deadline)
-        if line is None:
-            raise AssertionError("stderr ended without an access line")
-        match = re.search(r" 101 \S+ in=(\d+) out=(\d+) close=(\d+)$", line)
-        if match:
-            return {"in": int(match[1]), "out": int(match[2]), "close": int(match[3])}
-
-
-def wait_line(collector, pattern: str, timeout: float = TIMEOUT) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        line = collector.next_line(deadline)
-        if line is None:
-            raise AssertionError(f"stderr ended without a line matching {pattern!r}")
-        if re.search(pattern, line):
-            return line
+    pattern = r" 101 \S+ in=(\d+) out=(\d+) close=(\d+)$"
+    match = re.search(pattern, collector.wait_match(pattern, timeout))
+    return {"in": int(match[1]), "out": int(match[2]), "close": int(match[3])}
 
 
 class BrowserTest(unittest.TestCase):
@@ -361,9 +346,9 @@ class PageOrigin(BrowserTest):
                    stdin=False) as server:
             origin = self.load_page(server)  # plain GETs are not checked: the page loads
             self.open_fails(f"ws://127.0.0.1:{server.port}/")
-            line = wait_line(server.stderr, r"Origin \S+ refused")
+            line = server.stderr.wait_match(r"Origin \S+ refused")
             self.assertIn(f"Origin {origin} refused", line)
-            wait_line(server.stderr, r"access .* GET / 403 ")
+            server.stderr.wait_match(r"access .* GET / 403 ")
             # A client without an Origin (not a browser) is served; the browser is refused again.
             with open_client(server.port) as client:
                 client.send_frame(OP_TEXT, "no origin ✓".encode())
