@@ -6,6 +6,7 @@
                             [--stall SECONDS] [--replies N] [--raw HEX] [--close-after N]
                             [--redirect-from PATH --location URL [--status N]]
                             [--answer-after SECONDS] [--unix PATH]
+                            [--push-every SECONDS] [--push-size N]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered;
@@ -17,6 +18,11 @@ Modes:
            closes with --close-code/--close-reason
   relay    sends the messages of --send, then records the messages it receives (answering none);
            after --replies N of them (0: never) it closes with --close-code/--close-reason
+  ack      answers every message with a text message `ack N`, N its number on the connection from 1
+           (no event per message); at the close, {"event": "acked", "count": N}
+  push     once a connection's first message came, sends it a binary message of --push-size (100)
+           zero bytes every --push-every (0.01) seconds until it closes; records every message it
+           receives; at the close, {"event": "pushed", "count": N}
   refuse   answers the upgrade with 403 Forbidden and a text body
   silent   accepts TCP connections and never answers the HTTP request
   deaf     completes the handshake (by hand, not with websockets), then reads and ignores every
@@ -93,6 +99,14 @@ def make_handler(args):
                     received += 1
                     if received == args.replies:
                         await ws.close(args.close_code, args.close_reason)
+            elif args.mode == "ack":
+                acked = 0
+                async for message in ws:
+                    acked += 1
+                    await ws.send(f"ack {acked}")
+                emit(event="acked", count=acked)
+            elif args.mode == "push":
+                await push(ws, args)
             elif args.stall:
                 if stalls:
                     await asyncio.sleep(stalls.pop())
@@ -113,6 +127,33 @@ def make_handler(args):
         emit(event="close", code=ws.close_code, reason=ws.close_reason)
 
     return handler
+
+
+async def push(ws, args) -> None:
+    pushed = 0
+
+    async def pusher():
+        nonlocal pushed
+        payload = bytes(args.push_size)
+        try:
+            while True:
+                await ws.send(payload)
+                pushed += 1
+                await asyncio.sleep(args.push_every)
+        except websockets.ConnectionClosed:
+            pass
+
+    task = None
+    try:
+        async for message in ws:
+            emit(event="message", type="text" if isinstance(message, str) else "binary",
+                 hex=(message.encode() if isinstance(message, str) else message).hex())
+            if task is None:
+                task = asyncio.create_task(pusher())
+    finally:
+        if task is not None:
+            task.cancel()
+        emit(event="pushed", count=pushed)
 
 
 def refuse(path, request_headers):
@@ -167,7 +208,7 @@ def rude_connection(raw: bytes):
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["echo", "script", "relay", "refuse", "silent", "deaf", "rude"])
+    parser.add_argument("mode", choices=["echo", "ack", "push", "script", "relay", "refuse", "silent", "deaf", "rude"])
     parser.add_argument("--send", default="[]")
     parser.add_argument("--close-code", type=int, default=1000)
     parser.add_argument("--close-reason", default="")
@@ -184,6 +225,8 @@ async def main() -> None:
     parser.add_argument("--status", type=int, default=302)
     parser.add_argument("--answer-after", type=float, default=0)
     parser.add_argument("--unix", default="")
+    parser.add_argument("--push-every", type=float, default=0.01)
+    parser.add_argument("--push-size", type=int, default=100)
     args = parser.parse_args()
     context = None
     if args.tls:

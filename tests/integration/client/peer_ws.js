@@ -6,11 +6,15 @@
 //       [--close-reason TEXT] [--subprotocols a,b] [--no-pong] [--deflate] [--tls CERT KEY]
 //       [--stall SECONDS] [--replies N] [--close-after N]
 //       [--redirect-from PATH --location URL [--status N]] [--answer-after SECONDS] [--unix PATH]
+//       [--push-every SECONDS] [--push-size N]
 //
 // Modes: echo (every message back with its type; --no-pong leaves pings unanswered; --close-after
 // N closes each connection with --close-code and --close-reason once N messages went back), script
 // (sends --send, a JSON list of {"text": s} or {"hex": h}, then closes with --close-code and
-// --close-reason), relay (sends --send, then records what it receives, answering nothing, and
+// --close-reason), ack (answers every message with a text message `ack N`, N its number on the
+// connection; {"event": "acked", "count": N} at the close), push (once a connection's first message
+// came, sends it --push-size (100) zero bytes every --push-every (0.01) seconds until it closes,
+// records every message; {"event": "pushed", "count": N} at the close), relay (sends --send, then records what it receives, answering nothing, and
 // closes with --close-code and --close-reason after --replies N messages; 0: never), refuse (403
 // with a text body), silent (accepts TCP, never answers).
 // --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
@@ -34,7 +38,7 @@ const { WebSocketServer } = require('ws');
 function parse(argv) {
   const args = { mode: argv[0], send: '[]', closeCode: 1000, closeReason: '', subprotocols: [], noPong: false,
                  deflate: false, tls: null, stall: 0, replies: 0, closeAfter: 0, redirectFrom: '', location: '',
-                 status: 302, answerAfter: 0, unix: '' };
+                 status: 302, answerAfter: 0, unix: '', pushEvery: 0.01, pushSize: 100 };
   for (let i = 1; i < argv.length; ++i) {
     switch (argv[i]) {
       case '--send': args.send = argv[++i]; break;
@@ -51,11 +55,13 @@ function parse(argv) {
       case '--status': args.status = Number(argv[++i]); break;
       case '--answer-after': args.answerAfter = Number(argv[++i]); break;
       case '--unix': args.unix = argv[++i]; break;
+      case '--push-every': args.pushEvery = Number(argv[++i]); break;
+      case '--push-size': args.pushSize = Number(argv[++i]); break;
       case '--tls': args.tls = { cert: fs.readFileSync(argv[++i]), key: fs.readFileSync(argv[++i]) }; break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
   }
-  if (!['echo', 'script', 'relay', 'refuse', 'silent'].includes(args.mode)) throw new Error(`unknown mode ${args.mode}`);
+  if (!['echo', 'ack', 'push', 'script', 'relay', 'refuse', 'silent'].includes(args.mode)) throw new Error(`unknown mode ${args.mode}`);
   return args;
 }
 
@@ -125,6 +131,33 @@ if (args.mode === 'silent') {
       if (args.mode === 'script') {
         for (const m of script) ws.send(m, { binary: Buffer.isBuffer(m) });
         ws.close(args.closeCode, args.closeReason);
+        return;
+      }
+      if (args.mode === 'ack') {
+        let acked = 0;
+        ws.on('message', () => ws.send(`ack ${++acked}`));
+        ws.on('close', () => emit({ event: 'acked', count: acked }));
+        return;
+      }
+      if (args.mode === 'push') {
+        let pushed = 0;
+        let timer = null;
+        const payload = Buffer.alloc(args.pushSize);
+        ws.on('message', (data, isBinary) => {
+          emit({ event: 'message', type: isBinary ? 'binary' : 'text', hex: Buffer.from(data).toString('hex') });
+          if (timer) return;
+          const send = () => {
+            if (ws.readyState !== ws.OPEN) return;
+            ws.send(payload);
+            ++pushed;
+          };
+          send();
+          timer = setInterval(send, args.pushEvery * 1000);
+        });
+        ws.on('close', () => {
+          clearInterval(timer);
+          emit({ event: 'pushed', count: pushed });
+        });
         return;
       }
       if (args.mode === 'relay') {
