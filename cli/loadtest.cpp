@@ -1,9 +1,13 @@
-// wsl loadtest: a WebSocket load generator for echo servers.
+// wsl loadtest: a WebSocket load generator, for echo servers first.
 //
 // Closed loop (default): each connection keeps --inflight messages outstanding and sends the next
 // one when an echo arrives. Open loop (-r RATE, --stage ramps: schedule.hpp): messages leave on a
 // schedule and their round trip counts from the time they were due, not from when they could be
 // sent, so a server that stalls is charged for the whole stall (no coordinated omission).
+//
+// What answers a message is --reply's: its echo (same type and length), the next message whatever
+// it is (request/response servers), or nothing (servers that push: every message received is
+// counted, none is an answer, and messages leave only on an open-loop schedule).
 //
 // Phases: connect (ramped by --connect-rate), warm-up (traffic, not recorded), measurement (-d),
 // drain (outstanding echoes and handshakes awaited briefly), close (1000). One io_context per --threads.
@@ -48,6 +52,13 @@ namespace {
 
 using namespace std::chrono;
 
+// What answers a message sent (--reply).
+enum class reply_mode {
+  echo,  // its echo: the same type and length (and bytes, with --verify)
+  any,   // whatever message comes next: the oldest outstanding message is answered
+  none,  // nothing: the server's messages are counted as they come, without a round trip
+};
+
 struct loadtest_options {
   client_cli_options client;
   std::size_t connections = 10;
@@ -63,6 +74,10 @@ struct loadtest_options {
   bool duration_given = false;  // -d; with stages and without it, the measurement lasts the stages
   clock::duration send_window = 250us;
   std::size_t inflight = 1;
+  bool inflight_given = false;
+  reply_mode reply = reply_mode::echo;
+  std::string reply_text = "echo";            // --reply as given
+  std::string first_message;                  // sent as a text message right after the handshake, not counted
   std::uint64_t messages_per_connection = 0;  // closed loop: then close and open another; 0 = no limit
   bool reconnect = false;                     // replace a connection that ends or fails to open
   double connect_rate = 0;
@@ -160,6 +175,11 @@ bool counts(const shared_state& s, clock::time_point due) noexcept {
          (!s.open_loop || at >= s.measuring_since.load(std::memory_order_relaxed));
 }
 bool sending(const shared_state& s) noexcept { return s.current.load(std::memory_order_relaxed) < phase::draining; }
+// --reply none: whether a message that arrived at `at` counts (it arrived within the measurement).
+bool counts_arrival(const shared_state& s, clock::time_point at) noexcept {
+  return s.current.load(std::memory_order_acquire) == phase::measuring &&
+         at.time_since_epoch().count() < s.measuring_until.load(std::memory_order_relaxed);
+}
 
 std::string reason_of(std::error_code ec, const connect_report& report) {
   if (ec == error::bad_status) return fmt::format("HTTP {}", report.status);
@@ -177,8 +197,12 @@ class session {
       : w_(w), s_(s), ws_(ws), index_(index), sender_timer_(ws.get_executor()), receiver_timer_(ws.get_executor()) {}
 
   asio::awaitable<void> run() {
+    if (!s_.opts.first_message.empty()) {
+      const bool ok = co_await first_exchange();
+      if (!ok) co_return;
+    }
     const bool small = s_.opts.size * s_.opts.inflight <= (64u << 10);
-    if (!s_.open_loop && small) {
+    if (!s_.open_loop && small && !listening()) {
       co_await closed_loop_inline();
     } else {
       sender_running_ = true;
@@ -193,8 +217,8 @@ class session {
   // --messages-per-connection: this connection has sent its share (and it should close, and
   // another take its place).
   bool spent() const noexcept { return budget_ != 0 && sent_here_ >= budget_; }
-  // Whether an echo came back on this connection (every send is counted, and waits until echoed).
-  bool answered() const noexcept { return sent_here_ > in_flight_.size(); }
+  // Whether an echo (an answer; with --reply none, any message) came back on this connection.
+  bool answered() const noexcept { return received_here_ != 0; }
 
   // The schedule changed (the stages began) or the sending ended: a sender asleep until its next
   // message is due looks again now, not then.
@@ -205,6 +229,33 @@ class session {
  private:
   message_type type() const noexcept { return s_.opts.binary ? message_type::binary : message_type::text; }
   bool may_send() const noexcept { return sending(s_) && !spent(); }
+  bool listening() const noexcept { return s_.opts.reply == reply_mode::none; }
+
+  // --first-message: sent before anything else, and its answer awaited (unless --reply none); neither
+  // is counted, so that a subscription or a login and its acknowledgement are no round trip.
+  asio::awaitable<bool> first_exchange() {
+    std::error_code ec;
+    co_await ws_.write_message(message_type::text, asio::buffer(s_.opts.first_message), ec);
+    if (ec) {
+      failed_ = ec;
+      co_return false;
+    }
+    w_.payload_total_sent += s_.opts.first_message.size();
+    if (listening()) co_return true;
+    auto in = co_await ws_.read_message(ec);
+    std::uint64_t bytes = 0;
+    while (!ec && !in.done()) {
+      const auto chunk = co_await in.read_chunk(ec);
+      bytes += chunk.size();
+    }
+    if (ec) {
+      failed_ = ec;
+      if (ec == error::aborted && !s_.interrupted.load()) reason_ = "first message unanswered";
+      co_return false;
+    }
+    w_.payload_total_received += bytes;
+    co_return true;
+  }
 
   asio::awaitable<bool> send_one(clock::time_point due) {
     std::error_code ec;
@@ -220,7 +271,7 @@ class session {
       return false;
     }
     const bool counted = counts(s_, due);
-    in_flight_.push_back({due, counted});
+    if (!listening()) in_flight_.push_back({due, counted});
     ++sent_here_;
     w_.payload_total_sent += s_.payload.size();
     if (counted) {
@@ -260,13 +311,28 @@ class session {
       return false;
     }
     const auto now = received_at_ = clock::now();
-    if (in_flight_.empty() || in.type() != type() || check.bytes != s_.payload.size() || !check.same) {
+    if (listening()) {
+      ++received_here_;
+      w_.payload_total_received += check.bytes;
+      if (counts_arrival(s_, now)) {
+        w_.received.add();
+        w_.bytes_received.add(check.bytes);
+      }
+      return true;
+    }
+    if (in_flight_.empty()) {
       failed_ = make_error_code(error::bad_response);
-      mismatch_ = true;
+      reason_ = "unsolicited message";
+      return false;
+    }
+    if (s_.opts.reply == reply_mode::echo && (in.type() != type() || check.bytes != s_.payload.size() || !check.same)) {
+      failed_ = make_error_code(error::bad_response);
+      reason_ = "echo mismatch";
       return false;
     }
     const auto sent = in_flight_.front();
     in_flight_.pop_front();
+    ++received_here_;
     w_.payload_total_received += check.bytes;
     // An echo counts when its message did: sent within the measurement, received by the end of the
     // drain. So against an echo server received equals sent, and no round trip is cut short.
@@ -309,7 +375,7 @@ class session {
   asio::awaitable<void> receiver() {
     const bool open = s_.open_loop;
     while (!failed_) {
-      if (in_flight_.empty()) {
+      if (in_flight_.empty() && !listening()) {
         if (!sending(s_) || !sender_running_) break;
         // Open loop: read on while nothing is outstanding, rather than wait to be woken by each
         // send; when the sending ends with nothing outstanding, the sender closes to end this read.
@@ -332,6 +398,10 @@ class session {
     double message = open ? first_message() : 0;
     const auto window = s_.opts.send_window;
     while (may_send() && !sender_stop_ && !failed_ && ws_.is_open()) {
+      if (!open && listening()) {  // --reply none without a schedule: nothing to send, until the end
+        co_await wait(sender_timer_, sender_waiting_);
+        continue;
+      }
       const auto now = clock::now();
       auto due = now;
       if (open) {
@@ -362,7 +432,7 @@ class session {
       message += connections;
       wake(receiver_timer_, receiver_waiting_);
     }
-    if (open && in_flight_.empty() && !failed_ && ws_.is_open() && s_.current.load() != phase::done) {
+    if ((open || listening()) && in_flight_.empty() && !failed_ && ws_.is_open() && s_.current.load() != phase::done) {
       std::error_code ignored;
       co_await ws_.close(close_code::normal, {}, ignored);
     }
@@ -400,7 +470,7 @@ class session {
 
  public:
   std::error_code failed_;
-  bool mismatch_ = false;
+  std::string reason_;  // what failed_ means here, when its message says too little ("echo mismatch")
 
  private:
   static constexpr std::size_t max_backlog = 1 << 20;
@@ -410,6 +480,7 @@ class session {
   std::size_t index_;  // of the connection, among all of them
   const std::uint64_t budget_ = s_.opts.messages_per_connection;
   std::uint64_t sent_here_ = 0;
+  std::uint64_t received_here_ = 0;  // answers (with --reply none, messages)
   timer sender_timer_, receiver_timer_;
   struct outstanding {
     clock::time_point due;  // when it was sent, or due to be in open loop
@@ -526,7 +597,7 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
   const bool our_abort = sess.failed_ == error::aborted && s.interrupted.load();
   if (sess.failed_ && !(sess.failed_ == error::closed) && !our_abort) {
     w.errors.add();
-    ++w.failures[sess.mismatch_ ? std::string("echo mismatch") : sess.failed_.message()];
+    ++w.failures[sess.reason_.empty() ? sess.failed_.message() : sess.reason_];
   }
   w.open_now.add(static_cast<std::uint64_t>(-1));
   std::erase(w.sockets, &ws);
@@ -721,6 +792,30 @@ void stop_workers(std::vector<std::unique_ptr<worker>>& workers) {
 
 constexpr std::uint64_t max_message_size = 1u << 30;
 
+// Whether a threshold's metric needs answers to messages (round trips, or messages lost).
+bool measures_answers(threshold_metric m) noexcept {
+  return m <= threshold_metric::rtt_mean || m == threshold_metric::lost;
+}
+
+// --reply into reply_mode, and the options that do not go with it.
+std::optional<std::string> check_reply_options(loadtest_options& o) {
+  if (o.reply_text == "echo")
+    o.reply = reply_mode::echo;
+  else if (o.reply_text == "any")
+    o.reply = reply_mode::any;
+  else if (o.reply_text == "none")
+    o.reply = reply_mode::none;
+  else
+    return fmt::format("--reply: '{}' is none of echo, any, none", o.reply_text);
+  if (o.verify && o.reply != reply_mode::echo) return "--verify: only with --reply echo";
+  if (o.reply == reply_mode::none && (o.inflight_given || o.messages_per_connection != 0))
+    return "--inflight and --messages-per-connection: not with --reply none (nothing is awaited)";
+  if (o.first_message.size() > max_message_size) return "--first-message: at most 1G";
+  if (!detail::utf8_validator::validate(o.first_message.data(), o.first_message.size()))
+    return "--first-message: not UTF-8 (it is sent as a text message)";
+  return std::nullopt;
+}
+
 // --payload-file into payload, or what is wrong with it. Read with a bound: a FIFO or a huge file
 // must not fill the memory before the size check.
 std::optional<std::string> read_payload_file(const loadtest_options& o, std::string& payload) {
@@ -768,6 +863,10 @@ int run_loadtest(loadtest_options o) {
     diagnostics::fatal("--interval: at least 10ms");
     return exit_usage;
   }
+  if (auto problem = check_reply_options(o)) {
+    diagnostics::fatal(*problem);
+    return exit_usage;
+  }
   std::string payload;
   if (!o.payload_file.empty()) {
     if (auto problem = read_payload_file(o, payload)) {
@@ -785,6 +884,10 @@ int run_loadtest(loadtest_options o) {
       thresholds.push_back(parse_threshold(text));
     } catch (const std::invalid_argument& e) {
       diagnostics::fatal(fmt::format("--threshold: {}", e.what()));
+      return exit_usage;
+    }
+    if (o.reply == reply_mode::none && measures_answers(thresholds.back().which)) {
+      diagnostics::fatal(fmt::format("--threshold {}: nothing is an answer with --reply none", text));
       return exit_usage;
     }
   }
@@ -1036,7 +1139,8 @@ int run_loadtest(loadtest_options o) {
         "{{\"type\":\"summary\",\"url\":\"{}\",\"unix_socket\":{},\"connections\":{},\"threads\":{},\"size\":{},"
         "\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
-        "\"inflight\":{},\"messages_per_connection\":{},\"reconnect\":{},\"seconds\":{:.3f},\"connect_seconds\":{:.3f},"
+        "\"inflight\":{},\"reply\":\"{}\",\"messages_per_connection\":{},\"reconnect\":{},\"seconds\":{:.3f},"
+        "\"connect_seconds\":{:.3f},"
         "\"opened\":{},\"redirects\":{},"
         "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"cancelled\":{},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
@@ -1046,9 +1150,9 @@ int run_loadtest(loadtest_options o) {
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), unix_socket.empty() ? "null" : "\"" + json_escape(unix_socket) + "\"", o.connections,
         o.threads, o.size, o.binary, o.rate, stages, duration_cast<nanoseconds>(o.send_window).count(), o.inflight,
-        o.messages_per_connection, o.reconnect, seconds, duration<double>(connect_time).count(), t.opened, redirects,
-        static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors, t.sent, t.received,
-        static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
+        o.reply_text, o.messages_per_connection, o.reconnect, seconds, duration<double>(connect_time).count(), t.opened,
+        redirects, static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors, t.sent,
+        t.received, static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
         static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
         histogram_json(rtt), histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
         wire_received, verdict_list, interrupted.load() != 0);
@@ -1066,10 +1170,18 @@ int run_loadtest(loadtest_options o) {
                          o.send_window.count() ? "sent in " + format_duration(o.send_window) + " windows"
                                                : std::string("each at its own time"));
     }
+    if (o.reply == reply_mode::any) mode += ", any message an answer";
+    if (o.reply == reply_mode::none)
+      mode = s.open_loop ? mode + ", no answers awaited" : std::string("receiving only, nothing sent");
+    if (!o.first_message.empty())
+      mode += fmt::format(", a {}-byte first message{}", o.first_message.size(),
+                          o.reply == reply_mode::none ? "" : " answered");
     if (o.reconnect) mode += ", reconnecting";
-    fmt::print("{}{}: {} connections, {}-byte {} messages, {}, {:.1f} s{}\n", url,
+    const bool sends = o.reply != reply_mode::none || s.open_loop;
+    fmt::print("{}{}: {} connections, {}{}, {:.1f} s{}\n", url,
                unix_socket.empty() || url.starts_with("ws+unix:") ? "" : " (unix:" + unix_socket + ")", o.connections,
-               o.size, o.binary ? "binary" : "text", mode, seconds, interrupted ? " (interrupted)" : "");
+               sends ? fmt::format("{}-byte {} messages, ", o.size, o.binary ? "binary" : "text") : "", mode, seconds,
+               interrupted ? " (interrupted)" : "");
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
     if (t.cancelled) fmt::print(", {} cancelled while connecting", t.cancelled);
@@ -1145,7 +1257,8 @@ int run_loadtest(loadtest_options o) {
 
 subcommand register_loadtest(CLI::App& parent) {
   auto o = std::make_shared<loadtest_options>();
-  auto* app = parent.add_subcommand("loadtest", "Load-test an echo server: throughput and round-trip percentiles");
+  auto* app = parent.add_subcommand(
+      "loadtest", "Load-test a server (an echo server by default): throughput and round-trip percentiles");
   add_client_options(*app, o->client);
   app->add_option("-c,--connections", o->connections, "Connections to open")->capture_default_str();
   add_duration_option(*app, "-d,--duration", o->duration, "Length of the measurement");
@@ -1187,6 +1300,16 @@ subcommand register_loadtest(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 256u));
   app->add_flag("--verify", o->verify, "Compare every echoed byte, not only the length and type");
+  app->add_option("--reply", o->reply_text,
+                  "What answers a message: 'echo' (the same type and length), 'any' (the next message, whatever "
+                  "it is: request/response servers) or 'none' (servers that push: messages received are counted, "
+                  "none is an answer; messages are sent only with -r or --stage)")
+      ->type_name("echo|any|none")
+      ->capture_default_str();
+  app->add_option("--first-message", o->first_message,
+                  "Send this text message first on each connection (a subscription, a login) and, unless --reply "
+                  "none, wait for one message in answer; neither is counted")
+      ->type_name("TEXT");
   app->add_option("--server-pid", o->server_pids, "Also report this process's CPU time over the measurement")
       ->type_name("PID");
   app->add_option("--threshold", o->thresholds,
@@ -1204,6 +1327,7 @@ subcommand register_loadtest(CLI::App& parent) {
       "that interval. The summary goes to stdout. Ctrl-C prints the summary so far and exits 130.");
   return {app, [o, app] {
             o->duration_given = app->count("--duration") != 0;
+            o->inflight_given = app->count("--inflight") != 0;
             return run_loadtest(*o);
           }};
 }

@@ -21,6 +21,7 @@ import unittest
 from client_harness import TIME_SCALE, TIMEOUT, Peer, Wsl, peer_from_argv, run_wsl, unused_port
 
 PEER = peer_from_argv(sys.argv)
+KIND = "websockets" if PEER == "wsl" else PEER  # for the servers wsl echo cannot stand in for
 SANE_RTT_NS = 1e9  # loopback; generous for a loaded machine or a sanitizer build
 
 TIME = r"[\d.]+ [um]?s"
@@ -459,6 +460,94 @@ class Drain(Figures):
             self.assertEqual(r["close_codes"], {"1000": 2})
 
 
+class Replies(Figures):
+    """--reply any and none, and --first-message: servers whose answers are no echoes, or that push."""
+
+    def test_any_message_answers_the_oldest_outstanding_one(self):
+        # The server answers every message with `ack N`: shorter than the message, and text.
+        with Peer(KIND, "ack") as peer:
+            r, _ = self.run_json(peer.url, "-c", "2", "-d", "400ms", "--reply", "any", "--inflight", "3", "--binary")
+            acked = [e["count"] for e in peer.events_named("acked", 2)]
+            human = loadtest(peer.url, "-c", "1", "-d", "100ms", "--reply", "any", "-q")
+        self.assertEqual((r["reply"], r["inflight"]), ("any", 3))
+        self.assertEqual((r["opened"], r["failed"], r["errors"], r["failures"]), (2, 0, 0, {}), r)
+        self.assertGreater(r["sent"], 0, r)
+        self.assertEqual(r["received"], r["sent"], "every message in the measurement is answered and counted")
+        self.assert_percentiles(r["rtt_ns"], r["received"])
+        self.assertEqual(r["close_codes"], {"1000": 2})
+        # Over the whole run, every message sent was acknowledged and every acknowledgement came in.
+        self.assertEqual(sum(acked) * 32, r["payload_bytes_sent"], (acked, r))
+        self.assertEqual(r["payload_bytes_received"], sum(len(f"ack {i}") for n in acked for i in range(1, n + 1)))
+        self.assertEqual(human.returncode, 0, human.stderr)
+        self.assertIn(b"closed loop, 1 in flight per connection, any message an answer", human.stdout)
+
+    def test_echo_takes_an_answer_of_another_length_for_a_failure(self):
+        with Peer(KIND, "ack") as peer:
+            done = loadtest(peer.url, "-c", "2", "-d", "300ms", "--json")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        r = json.loads(done.stdout)
+        self.assertEqual(r["reply"], "echo")
+        self.assertEqual((r["opened"], r["errors"], r["failures"], r["received"]), (2, 2, {"echo mismatch": 2}, 0), r)
+
+    def test_none_counts_what_a_server_pushes(self):
+        # Each connection subscribes with --first-message, then the server pushes 100 bytes to it
+        # every 10 ms. Nothing else is sent and nothing is an answer: the messages that arrive
+        # within the measurement are counted (not those of the warm-up), with no round trips.
+        subscribe = '{"subscribe":"ticks"}'
+        with Peer(KIND, "push", "--push-every", "0.01") as peer:
+            r, _ = self.run_json(peer.url, "-c", "3", "--warmup", "500ms", "-d", "1s", "--reply", "none",
+                                 "--first-message", subscribe)
+            pushed = [e["count"] for e in peer.events_named("pushed", 3)]
+            subscriptions = peer.messages(3)
+            human = loadtest(peer.url, "-c", "1", "-d", "100ms", "--reply", "none", "--first-message", "x", "-q")
+        self.assertEqual(r["reply"], "none")
+        self.assertEqual([bytes.fromhex(m["hex"]) for m in subscriptions], [subscribe.encode()] * 3)
+        self.assertEqual((r["opened"], r["failed"], r["errors"], r["sent"]), (3, 0, 0, 0), r)
+        self.assertEqual(r["payload_bytes_sent"], 3 * len(subscribe))
+        self.assertEqual(r["rtt_ns"]["count"], 0)
+        # One message every 10 ms a connection at most; a timer-driven server on a loaded machine
+        # sends fewer, but not a tenth of that.
+        cadence = 3 * r["seconds"] / 0.01
+        self.assertTrue(cadence / 10 <= r["received"] <= cadence + 6, (cadence, r))
+        self.assertAlmostEqual(r["bytes_received_per_second"], r["received"] * 100 / r["seconds"],
+                               delta=0.002 * r["received"] * 100 / r["seconds"])
+        self.assertTrue(r["received"] * 100 <= r["payload_bytes_received"] <= sum(pushed) * 100, (pushed, r))
+        self.assertEqual(r["close_codes"], {"1000": 3})
+        self.assertEqual(human.returncode, 0, human.stderr)
+        self.assertIn(b": 1 connections, receiving only, nothing sent, a 1-byte first message,", human.stdout)
+
+    def test_none_with_a_rate_sends_by_the_schedule_and_awaits_nothing(self):
+        with Peer(KIND, "push", "--push-every", "0.05") as peer:
+            r, _ = self.run_json(peer.url, "-c", "2", "-d", "1s", "-r", "100", "-s", "10", "--reply", "none")
+            peer.events_named("pushed", 2)  # after every message the server received
+            received_by_server = len([e for e in peer.events if e["event"] == "message"])
+        self.assertEqual((r["opened"], r["failed"], r["errors"]), (2, 0, 0), r)
+        due = 100 * r["seconds"]
+        self.assertTrue(due - 5 <= r["sent"] <= due + 1, (r["sent"], r["seconds"]))
+        self.assertEqual(received_by_server * 10, r["payload_bytes_sent"], "the whole run's messages, all sent")
+        self.assertGreater(r["received"], 0, r)
+        self.assertEqual(r["rtt_ns"]["count"], 0)
+        self.assertEqual(r["close_codes"], {"1000": 2})
+
+    def test_the_first_message_and_its_echo_are_not_counted(self):
+        # Were the first message's echo taken for the first 32-byte message's, --verify would fail.
+        with Peer(PEER) as peer:
+            r, _ = self.run_json(peer.url, "-c", "1", "-d", "300ms", "--first-message", "hello", "--verify")
+            if peer.records_events:
+                self.assertEqual(bytes.fromhex(peer.messages(1)[0]["hex"]), b"hello")
+        self.assertEqual((r["opened"], r["failed"], r["errors"]), (1, 0, 0), r)
+        self.assertGreater(r["sent"], 0, r)
+        self.assertEqual(r["received"], r["sent"])
+        self.assertEqual(r["payload_bytes_received"], r["payload_bytes_sent"])
+        self.assertEqual((r["payload_bytes_sent"] - 5) % 32, 0, r)
+
+    def test_a_first_message_never_answered_is_an_error(self):
+        with Peer(KIND, "relay") as peer:
+            r, _ = self.run_json(peer.url, "-c", "1", "-d", "200ms", "--drain", "100ms", "--first-message", "hello")
+        self.assertEqual((r["opened"], r["sent"], r["errors"], r["failures"]),
+                         (1, 0, 1, {"first message unanswered": 1}), r)
+
+
 class Server(Figures):
     """Servers that refuse, never answer, or are not there."""
 
@@ -563,7 +652,10 @@ class Server(Figures):
 
     def test_usage_errors(self):
         for args in (["-c", "x"], ["-d", "soon"], ["--send-window", "soon"], ["--threads", "0"], ["--bogus"], [],
-                     ["--threshold", "p99=5ms"], ["--threshold", "p98<5ms"], ["--threshold", "lost<=ten"]):
+                     ["--threshold", "p99=5ms"], ["--threshold", "p98<5ms"], ["--threshold", "lost<=ten"],
+                     ["--reply", "maybe"], ["--reply", "any", "--verify"], ["--reply", "none", "--inflight", "2"],
+                     ["--reply", "none", "--messages-per-connection", "3"], ["--reply", "none", "--threshold", "p99<5ms"],
+                     ["--reply", "none", "--threshold", "lost==0"], ["--first-message", "\udcff"]):
             with self.subTest(args=args):
                 done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
                 self.assertEqual(done.returncode, 64, done.stderr)
