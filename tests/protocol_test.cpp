@@ -604,6 +604,90 @@ BOOST_AUTO_TEST_CASE(pongs_are_sent_while_a_message_is_being_written) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// write_messages(): whole messages in batches
+
+namespace {
+
+// write_messages() of `messages` (kept alive by the coroutine until it completes).
+asio::awaitable<std::error_code> write_batch(wsl::websocket& ws,
+                                             std::vector<std::pair<wsl::message_type, std::string>> messages) {
+  std::vector<wsl::outgoing_message> out;
+  for (const auto& [type, data] : messages) out.push_back({type, asio::buffer(data)});
+  std::error_code ec;
+  co_await ws.write_messages(out, ec);
+  co_return ec;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(write_messages_sends_each_message_as_one_frame_in_few_writes) {
+  connection_harness h;
+  // 100 small messages, one larger than a batch (70 KiB), then 49 of which some are over the size
+  // that is copied beside its header (512 bytes) and go as buffers of their own.
+  std::vector<std::pair<wsl::message_type, std::string>> messages;
+  for (int i = 0; i < 150; ++i) {
+    const auto type = i % 3 == 0 ? wsl::message_type::binary : wsl::message_type::text;
+    const std::size_t size = i == 100 ? 70 << 10 : i > 100 && i % 7 == 0 ? 600 + i : static_cast<std::size_t>(i % 13);
+    messages.emplace_back(type, pattern(size, static_cast<char>('a' + i % 20)));
+  }
+  const auto writes_before = h.peer->other_write_count();
+  BOOST_TEST(!run(h.ctx, write_batch(h.ws, messages)));
+  // Batches of 64: 64 + 36 before the large one, which goes alone, then 49.
+  BOOST_TEST(h.peer->other_write_count() - writes_before == 4u);
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), messages.size());
+  std::uint64_t wire = 0;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    BOOST_TEST_CONTEXT("message " << i) {
+      BOOST_TEST(frames[i].opcode == (messages[i].first == wsl::message_type::text ? op::text : op::binary));
+      BOOST_TEST(frames[i].fin);
+      BOOST_TEST(!frames[i].masked);
+      BOOST_TEST(frames[i].rsv == 0);
+      BOOST_TEST(frames[i].payload == messages[i].second);
+    }
+    wire += frames[i].payload.size() + (frames[i].payload.size() < 126 ? 2 : frames[i].payload.size() < 65536 ? 4 : 10);
+  }
+  BOOST_TEST(h.ws.bytes_sent() == wire);
+}
+
+BOOST_AUTO_TEST_CASE(write_messages_from_a_client_masks_each_frame_with_its_own_key) {
+  connection_harness h(quiet_options(), wsl::role::client);
+  std::vector<std::pair<wsl::message_type, std::string>> messages;
+  for (int i = 0; i < 10; ++i) messages.emplace_back(wsl::message_type::binary, pattern(i == 5 ? 3000 : 20 + i));
+  BOOST_TEST(!run(h.ctx, write_batch(h.ws, messages)));
+  BOOST_TEST(h.peer->other_write_count() == 1u);
+  const auto frames = h.received();
+  BOOST_REQUIRE_EQUAL(frames.size(), messages.size());
+  std::set<std::array<std::uint8_t, 4>> keys;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    BOOST_TEST(frames[i].masked);
+    keys.insert(frames[i].mask);
+    BOOST_TEST(frames[i].payload == messages[i].second);
+  }
+  BOOST_TEST(keys.size() == messages.size());
+}
+
+BOOST_AUTO_TEST_CASE(write_messages_waits_its_turn_behind_a_writer_and_fails_on_a_closed_connection) {
+  connection_harness h;
+  const std::vector<std::pair<wsl::message_type, std::string>> two = {{wsl::message_type::text, "one"},
+                                                                      {wsl::message_type::text, "two"}};
+  auto writer = h.ws.create_message_writer(wsl::message_type::text);
+  std::error_code ec;
+  run(h.ctx, writer.write(asio::buffer(std::string_view("unfinished")), ec));
+  BOOST_REQUIRE(!ec);
+  BOOST_TEST(run(h.ctx, write_batch(h.ws, two)) == wsl::error::write_in_progress);
+  run(h.ctx, writer.finish(ec));
+  BOOST_TEST(reassemble(h.received(), op::text) == "unfinished");
+  BOOST_TEST(!run(h.ctx, write_batch(h.ws, two)));
+  BOOST_TEST(h.received().size() == 2u);
+
+  auto closing = h.spawn(close_websocket(h.ws, 1000));
+  h.send(client_frame(op::close, std::string("\x03\xe8", 2)));
+  BOOST_REQUIRE(closing.done());
+  BOOST_TEST(run(h.ctx, write_batch(h.ws, two)) == wsl::condition::closed);
+}
+
+// ------------------------------------------------------------------------------------------------
 // Between messages: an idle connection does not hold the large receive buffer
 
 namespace {

@@ -735,12 +735,7 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
   socket_busy_ = true;
   socket_guard guard{*this};
   std::array<asio::const_buffer, 5> bufs;
-  std::size_t count = 0;
-  if (cork_used_ != 0) bufs[count++] = asio::buffer(cork_.data(), cork_used_);
-  if (control_pending()) {
-    take_pending_control();
-    bufs[count++] = asio::buffer(control_inflight_);
-  }
+  std::size_t count = put_pending(bufs.data());
   std::uint8_t header[max_header_size];
   const std::uint64_t length = a.size() + b.size();
   std::uint64_t wire = length + control_inflight_.size();
@@ -764,16 +759,97 @@ asio::awaitable<void> connection::write_frame(opcode op, bool fin, std::uint8_t 
     wire += bufs[count - 1].size();
     co_await write_masked(std::span(bufs.data(), count), mask, a, b, ec);
   }
+  guard.disarm();
+  end_write(wire, ec);
+}
+
+// In front of a write that took the socket: the cork's frames, then the control frames waiting
+// (either may be empty). Returns the number of buffers put at bufs (at most 2).
+std::size_t connection::put_pending(asio::const_buffer* bufs) {
+  std::size_t count = 0;
+  if (cork_used_ != 0) bufs[count++] = asio::buffer(cork_.data(), cork_used_);
+  if (control_pending()) {
+    take_pending_control();
+    bufs[count++] = asio::buffer(control_inflight_);
+  }
+  return count;
+}
+
+// After that write: gives the socket back; `wire` bytes went out (the cork's were counted before).
+void connection::end_write(std::uint64_t wire, std::error_code& ec) {
   control_inflight_.clear();
   release_cork();
   release_socket();
-  guard.disarm();
   if (ec) {
     write_failed(ec);
-    co_return;
+    return;
   }
   bytes_out_ += wire;
   if (control_pending()) schedule_flush();
+}
+
+// Whole messages, one frame each, as few sends as possible: a batch of them (up to batch_messages
+// and batch_bytes) goes out in one gathered write, in the server role the headers beside the
+// payloads, in the client role masked copies in one buffer. A message larger than a batch, and
+// every message when an extension is negotiated (it decides per message), goes as write_message()
+// sends it.
+asio::awaitable<void> connection::write_messages(std::span<const outgoing_message> messages, std::error_code& ec) {
+  constexpr std::size_t batch_messages = 64, batch_bytes = 64 << 10;
+  ec = {};
+  while (!messages.empty()) {
+    std::size_t n = 0, bytes = 0;
+    while (n < messages.size() && n < batch_messages && bytes + messages[n].data.size() <= batch_bytes)
+      bytes += messages[n++].data.size();
+    if (n < 2 || ext_) {
+      co_await write_message(messages.front().type, messages.front().data, ec);
+      if (ec) co_return;
+      messages = messages.subspan(1);
+      continue;
+    }
+    ec = begin_writer(messages.front().type);
+    if (ec) co_return;
+    if (socket_busy_) co_await wait_for_socket(ec);
+    if (!ec && (close_sent_ || state_ != state::open)) ec = state_ == state::closed ? end_error() : error::closed;
+    if (ec) {
+      end_writer();
+      co_return;
+    }
+    socket_busy_ = true;
+    socket_guard guard{*this};
+    std::array<asio::const_buffer, 2 + 2 * batch_messages> bufs;
+    std::size_t count = put_pending(bufs.data());
+    // Frames are put one after another in one buffer, payloads and all, except (server role) the
+    // payloads too large for a copy to be cheaper than a buffer of the gathered write of their own.
+    constexpr std::size_t copy_limit = 512;
+    const bool masking = role_ == wsl::role::client;
+    std::size_t flat_size = n * max_header_size;
+    for (std::size_t i = 0; i < n; ++i)
+      if (masking || messages[i].data.size() <= copy_limit) flat_size += messages[i].data.size();
+    pooled_buffer flat(flat_size);
+    std::size_t used = 0, region = 0;  // region: where the bytes of flat not yet in bufs begin
+    std::uint64_t wire = control_inflight_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& m = messages[i];
+      const auto op = m.type == message_type::text ? opcode::text : opcode::binary;
+      if (masking || m.data.size() <= copy_limit) {
+        used += put_frame(flat.data() + used, op, true, 0, m.data, {});
+        continue;
+      }
+      used += write_frame_header(flat.data() + used, op, true, m.data.size(), nullptr, 0);
+      bufs[count++] = asio::buffer(flat.data() + region, used - region);
+      bufs[count++] = m.data;
+      wire += m.data.size();
+      region = used;
+    }
+    if (used != region) bufs[count++] = asio::buffer(flat.data() + region, used - region);
+    wire += used;
+    co_await transport_->write(std::span<const asio::const_buffer>(bufs.data(), count), ec);
+    guard.disarm();
+    end_write(wire, ec);
+    end_writer();
+    if (ec) co_return;
+    messages = messages.subspan(n);
+  }
 }
 
 // More of the peer's input is at hand (in the receive buffer, or held by TLS), so the reader will

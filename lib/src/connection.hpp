@@ -55,6 +55,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void choose_encoder(std::uint64_t size, bool fin);
   asio::awaitable<void> write_data(asio::const_buffer a, asio::const_buffer b, bool fin, std::error_code& ec);
   asio::awaitable<void> write_message(message_type type, asio::const_buffer data, std::error_code& ec);
+  asio::awaitable<void> write_messages(std::span<const outgoing_message> messages, std::error_code& ec);
   std::size_t write_buffer_size() const noexcept { return opts_.write_buffer_size; }
   // A writer that sent fragments went away: the message cannot be completed, close with 1011.
   void abandon_message() noexcept;
@@ -153,6 +154,8 @@ class connection : public std::enable_shared_from_this<connection> {
   }
   void queue_control(std::vector<std::uint8_t>& out, opcode op, const std::uint8_t* p, std::size_t n);
   bool control_pending() const noexcept { return !pending_pongs_.empty() || !pending_ping_.empty(); }
+  std::size_t put_pending(asio::const_buffer* bufs);
+  void end_write(std::uint64_t wire, std::error_code& ec);
   void take_pending_control();
   void schedule_flush();
   void fill_mask(std::uint8_t mask[4]) noexcept;

@@ -242,6 +242,17 @@ asio::awaitable<void> websocket::write_message(message_type type, asio::const_bu
   throw_if(ec);
 }
 
+asio::awaitable<void> websocket::write_messages(std::span<const outgoing_message> messages, std::error_code& ec) {
+  if (!impl_) return fail_with<void>(ec, error::not_open);
+  return impl_->write_messages(messages, ec);
+}
+
+asio::awaitable<void> websocket::write_messages(std::span<const outgoing_message> messages) {
+  std::error_code ec;
+  co_await write_messages(messages, ec);
+  throw_if(ec);
+}
+
 asio::awaitable<void> websocket::ping(asio::const_buffer payload, std::error_code& ec) {
   if (!impl_) return fail_with<void>(ec, error::not_open);
   return detail::connection::ping(impl_, payload, ec);

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,12 @@ class connection;
 }
 
 enum class message_type : std::uint8_t { text = 1, binary = 2 };
+
+// One whole message of websocket::write_messages(): its bytes are the caller's until that completes.
+struct outgoing_message {
+  message_type type = message_type::text;
+  asio::const_buffer data;
+};
 
 enum class role { server, client };
 
@@ -190,6 +197,13 @@ class websocket {
   // from the socket, in front of any later write, or one turn of the executor later at the latest.
   asio::awaitable<void> write_message(message_type type, asio::const_buffer data, std::error_code& ec);
   asio::awaitable<void> write_message(message_type type, asio::const_buffer data);
+  // Whole messages, each in one frame, in order, in as few sends as it can: for a sender with a
+  // queue (a broadcast, lines read ahead), where one write_message() each would cost a system
+  // call each. Up to 64 messages and 64 KiB leave in one gathered write; a larger message, and
+  // every message while an extension is negotiated, leaves as write_message() sends it. Fails as
+  // write_message() does; on failure, an unknown number of them were sent.
+  asio::awaitable<void> write_messages(std::span<const outgoing_message> messages, std::error_code& ec);
+  asio::awaitable<void> write_messages(std::span<const outgoing_message> messages);
 
   // Sends a ping (payload up to 125 bytes). Its pong is reported to the control callback.
   asio::awaitable<void> ping(asio::const_buffer payload, std::error_code& ec);
