@@ -571,6 +571,9 @@ asio::awaitable<void> pipe_server::session(websocket& ws, session_context& s) {
 
 // The client's queue to the client; at the end of stdin, once it is empty, the close with 1000.
 asio::awaitable<void> pipe_server::send_loop(pipe_client& c) {
+  constexpr std::size_t batch = 64;  // as many as websocket::write_messages() sends at once
+  std::vector<outgoing_ptr> held;
+  std::vector<outgoing_message> messages;
   std::error_code ec;
   for (;;) {
     while (c.queue.empty() && !c.cut && !c.leaving && !(eof_ && !o_.keep_open)) co_await c.wait();
@@ -580,14 +583,19 @@ asio::awaitable<void> pipe_server::send_loop(pipe_client& c) {
       co_await c.ws.close(close_code::normal, {}, ec);
       break;
     }
-    const auto m = c.queue.front();  // shared: cut() may clear the queue meanwhile
-    co_await c.ws.write_message(m->type, asio::buffer(m->data), ec);
-    if (!ec) trace_message('>', m->type, m->data.size(), c.trace_prefix);
+    // What is queued leaves in batches (one system call for many small records, not one each),
+    // held here: cut() may clear the queue meanwhile.
+    held.assign(c.queue.begin(), c.queue.begin() + static_cast<std::ptrdiff_t>(std::min(c.queue.size(), batch)));
+    messages.clear();
+    for (const auto& m : held) messages.push_back({m->type, asio::buffer(m->data)});
+    co_await c.ws.write_messages(messages, ec);
+    if (!ec)
+      for (const auto& m : held) trace_message('>', m->type, m->data.size(), c.trace_prefix);
     if (c.cut) break;
-    c.queue.pop_front();
-    c.queued -= m->data.size();
+    for (const auto& m : held) c.queued -= m->data.size();
+    c.queue.erase(c.queue.begin(), c.queue.begin() + static_cast<std::ptrdiff_t>(held.size()));
     if (ec) break;
-    ++c.sent;
+    c.sent += held.size();
     on_sent(c);
   }
   c.sender_done = true;
