@@ -10,6 +10,7 @@
 // is blocked writing to stdout.
 #include "pipe.hpp"
 
+#include "message_batch.hpp"
 #include "pipe_modes.hpp"
 #include "records.hpp"
 
@@ -248,6 +249,8 @@ class pipe_session {
   asio::awaitable<void> send_stdin();
   asio::awaitable<void> send_lines(const char* p, std::size_t n, std::error_code& ec);
   asio::awaitable<void> send_line(std::string_view line, std::error_code& ec);
+  void add_line(std::string_view line, std::string_view chunk);
+  asio::awaitable<void> send_batch(std::error_code& ec);
   asio::awaitable<void> send(message_type type, asio::const_buffer data, std::error_code& ec);
   asio::awaitable<void> linger();
   asio::awaitable<void> close(std::uint16_t code, std::string_view reason);
@@ -273,6 +276,7 @@ class pipe_session {
   bool bad_line_ = false;  // a line that could not be sent ended the input
   bool warned_invalid_utf8_ = false;
   base64_stream base64_;  // of the message being written (--base64)
+  message_batch batch_;   // lines of one read of stdin, sent together
   std::uint64_t received_ = 0, sent_ = 0;
   clock::time_point last_received_{};
   std::error_code end_;          // how the receiver's last read ended
@@ -396,34 +400,44 @@ asio::awaitable<void> pipe_session::linger() {
 }
 
 asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std::error_code& ec) {
-  records_.feed(std::string_view(p, n));
+  const std::string_view chunk(p, n);
+  records_.feed(chunk);
   for (;;) {
     const auto line = records_.next();
-    if (!line) co_return;
-    co_await send_line(*line, ec);
-    if (ec || bad_line_) co_return;
+    if (line) add_line(*line, chunk);
+    if (line && !bad_line_ && !batch_.full()) continue;
+    co_await send_batch(ec);
+    if (!line || ec || bad_line_) co_return;
   }
+}
+
+asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_code& ec) {
+  add_line(line, {});
+  co_await send_batch(ec);
 }
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires of text; otherwise it goes as
 // a binary message with the same bytes, so that nothing is lost or altered (warned once).
 // With --binary-prefix or --text-prefix a line may say which it is (typed_lines.hpp); a line
 // after the binary prefix that is not base64 (--base64) ends the input, as a read error would.
-asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_code& ec) {
+void pipe_session::add_line(std::string_view line, std::string_view chunk) {
+  const auto number = sent_ + batch_.size() + 1;
   if (o_.types.any()) {
-    const auto typed = classify_line(o_.types, line);
+    auto typed = classify_line(o_.types, line);
     if (typed.type == typed_line::bad_base64) {
       diagnostics::fatal(
           fmt::format("line {} is not base64 after the binary prefix '{}' (--base64): not sent, "
                       "and nothing after it",
-                      sent_ + 1, o_.types.binary_prefix));
+                      number, o_.types.binary_prefix));
       bad_line_ = true;
-      co_return;
+      return;
     }
     if (typed.type == typed_line::binary) {
-      const auto payload = typed.payload();
-      co_await send(message_type::binary, asio::buffer(payload.data(), payload.size()), ec);
-      co_return;
+      if (typed.decoded)
+        batch_.add(message_type::binary, std::move(*typed.decoded));
+      else
+        batch_.add(message_type::binary, typed.rest, chunk);
+      return;
     }
     line = typed.rest;
   }
@@ -433,9 +447,18 @@ asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_
     diagnostics::warning(
         fmt::format("line {} is not valid UTF-8: sent as a binary message (and so will any "
                     "other such line)",
-                    sent_ + 1));
+                    number));
   }
-  co_await send(type, asio::buffer(line.data(), line.size()), ec);
+  batch_.add(type, line, chunk);
+}
+
+asio::awaitable<void> pipe_session::send_batch(std::error_code& ec) {
+  if (!batch_.empty()) co_await ws_.write_messages(batch_.messages(), ec);
+  if (!ec) {
+    for (const auto& m : batch_.messages()) trace_message('>', m.type, m.data.size());
+    sent_ += batch_.size();
+  }
+  batch_.clear();
 }
 
 asio::awaitable<void> pipe_session::send(message_type type, asio::const_buffer data, std::error_code& ec) {

@@ -245,14 +245,30 @@ asio::awaitable<void> running_command::send(message_type type, std::string_view 
 }
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
-asio::awaitable<void> running_command::send_line(std::string_view line) {
+void running_command::add_line(std::string_view line, std::string_view chunk) {
   const auto type = line_message_type(line);
   if (type == message_type::binary && !warned_utf8_) {
     warned_utf8_ = true;
     diagnostics::warning(
         fmt::format("{}the process wrote a line that is not UTF-8: sent as a binary message", o_.log_prefix));
   }
-  co_await send(type, line);
+  batch_.add(type, line, chunk);
+}
+
+// The lines gathered, in as few sends as websocket::write_messages() makes.
+asio::awaitable<void> running_command::send_batch() {
+  if (sending_ && !batch_.empty()) {
+    std::error_code ec;
+    co_await ws_.write_messages(batch_.messages(), ec);
+    if (ec) {
+      sending_ = false;  // as in send()
+    } else {
+      sent_ += batch_.size();
+      if (o_.trace_frames)
+        for (const auto& m : batch_.messages()) trace_message('>', m.type, m.data.size(), o_.log_prefix);
+    }
+  }
+  batch_.clear();
 }
 
 // The process's stdout to messages: a line each (text mode), or a read each (binary).
@@ -270,16 +286,22 @@ asio::awaitable<void> running_command::pump_output() {
       co_await send(message_type::binary, std::string_view(buffer.get(), n));
       continue;
     }
-    lines.feed(std::string_view(buffer.get(), n));
+    const std::string_view chunk(buffer.get(), n);
+    lines.feed(chunk);
     while (sending_) {
       const auto line = lines.next();
+      if (line) add_line(*line, chunk);
+      if (line && !batch_.full()) continue;
+      co_await send_batch();
       if (!line) break;
-      co_await send_line(*line);
     }
   }
   if (sending_) {
     const auto last = lines.finish();  // a last line without its newline
-    if (last) co_await send_line(*last);
+    if (last) {
+      add_line(*last, {});
+      co_await send_batch();
+    }
   }
   output_done_ = true;
   notify();

@@ -19,6 +19,7 @@
 #pragma once
 
 #include "common.hpp"
+#include "message_batch.hpp"
 #include "process.hpp"
 
 #include <asio/awaitable.hpp>
@@ -82,7 +83,8 @@ class running_command {
   asio::awaitable<void> pump_errors();
   asio::awaitable<void> watch_exit();
   asio::awaitable<void> send(message_type type, std::string_view data);
-  asio::awaitable<void> send_line(std::string_view line);
+  void add_line(std::string_view line, std::string_view chunk);
+  asio::awaitable<void> send_batch();
   asio::awaitable<void> wait_until(clock::time_point deadline);
   asio::awaitable<void> wait_for_pumps(clock::duration bound);
   asio::awaitable<void> end_after_exit();
@@ -109,6 +111,7 @@ class running_command {
   int status_ = 0;
   std::uint64_t delivered_ = 0, sent_ = 0;
   std::uint64_t dropped_ = 0;  // messages for a process that no longer reads its stdin
+  message_batch batch_;        // lines of one read of its stdout, sent together
   std::error_code input_end_;
 };
 

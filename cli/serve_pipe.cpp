@@ -20,6 +20,7 @@
 #include "serve_modes.hpp"
 
 #include "frame_trace.hpp"
+#include "message_batch.hpp"
 #include "records.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -571,7 +572,7 @@ asio::awaitable<void> pipe_server::session(websocket& ws, session_context& s) {
 
 // The client's queue to the client; at the end of stdin, once it is empty, the close with 1000.
 asio::awaitable<void> pipe_server::send_loop(pipe_client& c) {
-  constexpr std::size_t batch = 64;  // as many as websocket::write_messages() sends at once
+  constexpr std::size_t batch = message_batch::limit;
   std::vector<outgoing_ptr> held;
   std::vector<outgoing_message> messages;
   std::error_code ec;
