@@ -243,17 +243,14 @@ class session {
     w_.payload_total_sent += s_.opts.first_message.size();
     if (listening()) co_return true;
     auto in = co_await ws_.read_message(ec);
-    std::uint64_t bytes = 0;
-    while (!ec && !in.done()) {
-      const auto chunk = co_await in.read_chunk(ec);
-      bytes += chunk.size();
-    }
+    std::string answer;
+    if (!ec) answer = co_await in.read_all(ec);
     if (ec) {
       failed_ = ec;
       if (ec == error::aborted && !s_.interrupted.load()) reason_ = "first message unanswered";
       co_return false;
     }
-    w_.payload_total_received += bytes;
+    w_.payload_total_received += answer.size();
     co_return true;
   }
 

@@ -251,7 +251,6 @@ class pipe_session {
   asio::awaitable<void> send_line(std::string_view line, std::error_code& ec);
   void add_line(std::string_view line, std::string_view chunk);
   asio::awaitable<void> send_batch(std::error_code& ec);
-  asio::awaitable<void> send(message_type type, asio::const_buffer data, std::error_code& ec);
   asio::awaitable<void> linger();
   asio::awaitable<void> close(std::uint16_t code, std::string_view reason);
   asio::awaitable<void> close_after_interrupt();
@@ -276,7 +275,7 @@ class pipe_session {
   bool bad_line_ = false;  // a line that could not be sent ended the input
   bool warned_invalid_utf8_ = false;
   base64_stream base64_;  // of the message being written (--base64)
-  message_batch batch_;   // lines of one read of stdin, sent together
+  message_batch batch_;   // lines of one read of stdin, sent together (or one --binary chunk)
   std::uint64_t received_ = 0, sent_ = 0;
   clock::time_point last_received_{};
   std::error_code end_;          // how the receiver's last read ended
@@ -363,10 +362,13 @@ asio::awaitable<void> pipe_session::send_stdin() {
       input_error_ = c.error;
       break;
     }
-    if (o_.binary)
-      co_await send(message_type::binary, asio::buffer(c.data, c.size), ec);
-    else
+    if (o_.binary) {
+      const std::string_view chunk(c.data, c.size);
+      batch_.add(message_type::binary, chunk, chunk);
+      co_await send_batch(ec);
+    } else {
       co_await send_lines(c.data, c.size, ec);
+    }
     feed_->release();
     if (ec) co_return;  // the connection ended; the receiver tells why
     if (bad_line_) break;
@@ -459,13 +461,6 @@ asio::awaitable<void> pipe_session::send_batch(std::error_code& ec) {
     sent_ += batch_.size();
   }
   batch_.clear();
-}
-
-asio::awaitable<void> pipe_session::send(message_type type, asio::const_buffer data, std::error_code& ec) {
-  co_await ws_.write_message(type, data, ec);
-  if (ec) co_return;
-  ++sent_;
-  trace_message('>', type, data.size());
 }
 
 // Starts (once) and completes our close handshake. While the receiver is reading, close() lets it

@@ -232,18 +232,6 @@ asio::awaitable<void> running_command::pump_input() {
   peer_gone_ = true;
 }
 
-asio::awaitable<void> running_command::send(message_type type, std::string_view data) {
-  if (!sending_) co_return;
-  std::error_code ec;
-  co_await ws_.write_message(type, asio::buffer(data.data(), data.size()), ec);
-  if (ec) {
-    sending_ = false;  // the connection is closing or gone; the process's output is drained from now on
-    co_return;
-  }
-  ++sent_;
-  if (o_.trace_frames) trace_message('>', type, data.size(), o_.log_prefix);
-}
-
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
 void running_command::add_line(std::string_view line, std::string_view chunk) {
   const auto type = line_message_type(line);
@@ -255,13 +243,13 @@ void running_command::add_line(std::string_view line, std::string_view chunk) {
   batch_.add(type, line, chunk);
 }
 
-// The lines gathered, in as few sends as websocket::write_messages() makes.
+// The lines gathered (or one binary read), in as few sends as websocket::write_messages() makes.
 asio::awaitable<void> running_command::send_batch() {
   if (sending_ && !batch_.empty()) {
     std::error_code ec;
     co_await ws_.write_messages(batch_.messages(), ec);
     if (ec) {
-      sending_ = false;  // as in send()
+      sending_ = false;  // the connection is closing or gone; the process's output is drained from now on
     } else {
       sent_ += batch_.size();
       if (o_.trace_frames)
@@ -282,11 +270,12 @@ asio::awaitable<void> running_command::pump_output() {
     const auto n = co_await output_.async_read_some(asio::buffer(buffer.get(), size), use_ec(ec));
     if (ec) break;
     if (!sending_) continue;
+    const std::string_view chunk(buffer.get(), n);
     if (o_.binary) {
-      co_await send(message_type::binary, std::string_view(buffer.get(), n));
+      batch_.add(message_type::binary, chunk, chunk);
+      co_await send_batch();
       continue;
     }
-    const std::string_view chunk(buffer.get(), n);
     lines.feed(chunk);
     while (sending_) {
       const auto line = lines.next();

@@ -82,7 +82,6 @@ class running_command {
   asio::awaitable<void> pump_output();
   asio::awaitable<void> pump_errors();
   asio::awaitable<void> watch_exit();
-  asio::awaitable<void> send(message_type type, std::string_view data);
   void add_line(std::string_view line, std::string_view chunk);
   asio::awaitable<void> send_batch();
   asio::awaitable<void> wait_until(clock::time_point deadline);
@@ -111,7 +110,7 @@ class running_command {
   int status_ = 0;
   std::uint64_t delivered_ = 0, sent_ = 0;
   std::uint64_t dropped_ = 0;  // messages for a process that no longer reads its stdin
-  message_batch batch_;        // lines of one read of its stdout, sent together
+  message_batch batch_;        // lines of one read of its stdout, sent together (or one binary read)
   std::error_code input_end_;
 };
 
