@@ -34,6 +34,7 @@ int run_serve(serve_options& o) {
   }
   if (!o.pipe) {
     const char* pipe_only = o.prefix_client ? "--prefix-client"
+                            : o.addressed   ? "--addressed"
                             : o.one         ? "--one"
                             : o.reject_busy ? "--reject-busy"
                             : o.keep_open   ? "--keep-open"
@@ -51,6 +52,14 @@ int run_serve(serve_options& o) {
   }
   if (o.prefix_client && o.binary) {
     diagnostics::fatal("--prefix-client needs lines: not with --binary");
+    return exit_usage;
+  }
+  if (o.addressed && o.binary) {
+    diagnostics::fatal("--addressed needs lines: not with --binary");
+    return exit_usage;
+  }
+  if (o.addressed && o.one) {
+    diagnostics::fatal("--addressed and --one exclude each other: with --addressed, stdin picks the client");
     return exit_usage;
   }
   if (o.reject_busy && !o.one) {
@@ -86,6 +95,9 @@ subcommand register_serve(CLI::App& parent) {
   add_size_option(*app, "--chunk", o->chunk, "Largest message made of one read (--binary)");
 
   app->add_flag("--prefix-client", o->prefix_client, "Write 'ID<TAB>' before each line received");
+  app->add_flag("--addressed", o->addressed,
+                "Each stdin line starts with a client's ID and a tab (as --prefix-client writes them) and goes to "
+                "that client only; '*<TAB>' in front sends it to every client");
   add_size_option(*app, "--queue-limit", o->queue_limit,
                   "Bytes a client may fall behind the fastest one; beyond it, it is closed with 1008");
   app->add_flag("--one", o->one, "One client at a time; later ones wait for their turn");

@@ -13,6 +13,10 @@
 // stalled client never holds the others up, and no record is ever dropped unsaid. When every
 // client is slow, stdin waits. With nobody connected stdin waits too, unless --live.
 //
+// --addressed: each stdin record starts with "ID\t" and goes to that client only ("*\t": to every
+// client). Consecutive records for the same client go together, as a broadcast's do; a record for
+// a client that is not connected, or without an ID, is dropped and said (once per run of them).
+//
 // Messages from clients go to stdout with blocking writes (a slow stdout holds every client back,
 // the back-pressure a pipeline wants). A message is written whole: one that arrives in pieces is
 // gathered first (up to a bound), and a larger one takes stdout for itself until its end, so lines
@@ -36,6 +40,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
@@ -44,6 +49,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 namespace wsl::cli {
 namespace {
@@ -284,10 +290,13 @@ class pipe_server {
 
   asio::awaitable<void> session(websocket& ws, session_context& s);
 
-  void counts(std::uint64_t& records, std::uint64_t& dropped) const {
-    records = records_;
-    dropped = dropped_;
-  }
+  struct tallies {
+    std::uint64_t records = 0;        // read from stdin
+    std::uint64_t dropped = 0;        // --live: read while nobody was connected
+    std::uint64_t unaddressed = 0;    // --addressed: without "ID<TAB>"
+    std::uint64_t undeliverable = 0;  // --addressed: for a client that was not connected
+  };
+  tallies counts() const noexcept { return tallies_; }
 
  private:
   void attach(pipe_client& c);
@@ -295,6 +304,9 @@ class pipe_server {
   void activate(pipe_client& c);
   void on_stdin(const char* data, std::size_t n, int error);
   void deliver(std::vector<outgoing_ptr>& batch);
+  void deliver_to(std::uint64_t id, std::vector<outgoing_ptr>& batch);
+  void take_record(std::string_view record, std::vector<outgoing_ptr>& batch);
+  void route(std::vector<outgoing_ptr>& batch);
   void enqueue(pipe_client& c, const std::vector<outgoing_ptr>& batch);
   void cut(pipe_client& c);
   void end_of_input();
@@ -320,17 +332,23 @@ class pipe_server {
   stdin_reader reader_;
   server_control* control_ = nullptr;
 
-  std::list<pipe_client*> active_;     // receiving the broadcast
-  std::list<pipe_client*> waiting_;    // --one: waiting for their turn
-  std::vector<outgoing_ptr> backlog_;  // read while the last client was leaving: for the next one
-  record_splitter splitter_;           // stdin's records; holds one whose end has not been read yet
-  bool reading_ = false;               // a read was asked for and has not been delivered
+  std::list<pipe_client*> active_;                         // receiving the broadcast
+  std::unordered_map<std::uint64_t, pipe_client*> by_id_;  // --addressed: every attached client
+  std::list<pipe_client*> waiting_;                        // --one: waiting for their turn
+  std::vector<outgoing_ptr> backlog_;                      // read while the last client was leaving: for the next one
+  record_splitter splitter_;                               // stdin's records; holds one whose end has not been read yet
+  bool reading_ = false;                                   // a read was asked for and has not been delivered
   bool reader_done_ = false;
   bool eof_ = false;
   bool interrupted_ = false;
   bool output_closed_ = false;
   bool warned_utf8_ = false;
-  std::uint64_t records_ = 0, dropped_ = 0;
+  // --addressed: where the records gathered in on_stdin's batch go (everyone, or a client's ID),
+  // and the client of the last "not connected" warning (said once per run of such records).
+  static constexpr std::uint64_t everyone = 0;  // session ids start at 1
+  std::uint64_t batch_target_ = everyone;
+  std::uint64_t warned_target_ = everyone;
+  tallies tallies_;
 };
 
 void pipe_server::close_later(websocket& ws, std::uint16_t code, std::string reason) {
@@ -369,7 +387,7 @@ void pipe_server::finish_reading() {
 
 void pipe_server::add_record(std::string_view data, message_type type, std::vector<outgoing_ptr>& batch) {
   batch.push_back(std::make_shared<const outgoing>(outgoing{type, std::string(data)}));
-  ++records_;
+  ++tallies_.records;
 }
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
@@ -380,7 +398,7 @@ void pipe_server::add_line(std::string_view line, std::vector<outgoing_ptr>& bat
     diagnostics::warning(
         fmt::format("stdin record {} is not UTF-8: sent as a binary message (and so will any "
                     "other such record)",
-                    records_ + 1));
+                    tallies_.records + 1));
   }
   add_record(line, type, batch);
 }
@@ -393,12 +411,12 @@ void pipe_server::on_stdin(const char* data, std::size_t n, int error) {
     if (n != 0) add_record(std::string_view(data, n), message_type::binary, batch);
   } else {
     splitter_.feed(std::string_view(data, n));
-    while (const auto record = splitter_.next()) add_line(*record, batch);
+    while (const auto record = splitter_.next()) take_record(*record, batch);
     if (n == 0) {
-      if (const auto last = splitter_.finish()) add_line(*last, batch);  // a last record without its delimiter
+      if (const auto last = splitter_.finish()) take_record(*last, batch);  // a last record without its delimiter
     }
   }
-  if (!batch.empty()) deliver(batch);
+  if (!batch.empty()) route(batch);
   if (n == 0) {
     if (error != 0) {
       diagnostics::fatal(fmt::format("cannot read stdin: {}", std::strerror(error)));
@@ -410,10 +428,64 @@ void pipe_server::on_stdin(const char* data, std::size_t n, int error) {
   consider_reading();
 }
 
+// A record of stdin into the batch; with --addressed, a batch holds the records of one target, and
+// a record for another one sends the batch on first.
+void pipe_server::take_record(std::string_view record, std::vector<outgoing_ptr>& batch) {
+  if (!o_.addressed) {
+    add_line(record, batch);
+    return;
+  }
+  const auto tab = record.find('\t');
+  const auto id_text = record.substr(0, tab == std::string_view::npos ? 0 : tab);
+  std::uint64_t target = 0;
+  bool valid = id_text == "*";
+  if (!valid && !id_text.empty()) {
+    const auto [end, error] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), target);
+    valid = error == std::errc() && end == id_text.data() + id_text.size() && target != everyone;
+  }
+  if (!valid) {
+    ++tallies_.records;
+    if (tallies_.unaddressed++ == 0)
+      diagnostics::warning(
+          fmt::format("stdin record {} does not start with a client's ID and a tab (--addressed): "
+                      "dropped (and so will any other such record)",
+                      tallies_.records));
+    return;
+  }
+  if (id_text == "*") target = everyone;
+  if (target != batch_target_ && !batch.empty()) {
+    route(batch);
+    batch.clear();
+  }
+  batch_target_ = target;
+  add_line(record.substr(tab + 1), batch);
+}
+
+void pipe_server::route(std::vector<outgoing_ptr>& batch) {
+  if (o_.addressed && batch_target_ != everyone) {
+    deliver_to(batch_target_, batch);
+  } else {
+    deliver(batch);
+  }
+}
+
+void pipe_server::deliver_to(std::uint64_t id, std::vector<outgoing_ptr>& batch) {
+  const auto it = by_id_.find(id);
+  if (it == by_id_.end() || !it->second->active) {
+    tallies_.undeliverable += batch.size();
+    if (warned_target_ != id) {
+      warned_target_ = id;
+      diagnostics::warning(fmt::format("--addressed: client {} is not connected: records for it are dropped", id));
+    }
+    return;
+  }
+  enqueue(*it->second, batch);
+}
+
 void pipe_server::deliver(std::vector<outgoing_ptr>& batch) {
   if (active_.empty()) {
     if (o_.live) {
-      dropped_ += batch.size();
+      tallies_.dropped += batch.size();
       diagnostics::debug(fmt::format("{} record{} for nobody (--live)", batch.size(), batch.size() == 1 ? "" : "s"));
     } else {
       backlog_.insert(backlog_.end(), batch.begin(), batch.end());  // the next client's
@@ -461,7 +533,7 @@ void pipe_server::cut(pipe_client& c) {
 void pipe_server::end_of_input() {
   eof_ = true;
   finish_reading();
-  diagnostics::info(fmt::format("end of stdin after {} record{}{}", records_, records_ == 1 ? "" : "s",
+  diagnostics::info(fmt::format("end of stdin after {} record{}{}", tallies_.records, tallies_.records == 1 ? "" : "s",
                                 o_.keep_open ? ": still serving (--keep-open)" : ": closing once delivered"));
   if (o_.keep_open) return;
   control_->stop_accepting();
@@ -503,6 +575,7 @@ void pipe_server::output_failed() {
 }
 
 void pipe_server::attach(pipe_client& c) {
+  if (o_.addressed) by_id_.emplace(c.session.id, &c);
   if (o_.one && (!active_.empty() || !waiting_.empty())) {
     waiting_.push_back(&c);
     diagnostics::info(fmt::format("[{}] waits for its turn (--one), {} before it", c.session.id, waiting_.size()));
@@ -524,6 +597,7 @@ void pipe_server::activate(pipe_client& c) {
 }
 
 void pipe_server::detach(pipe_client& c) {
+  by_id_.erase(c.session.id);
   waiting_.remove(&c);
   if (c.active) {
     c.active = false;
@@ -681,17 +755,23 @@ int run_serve_pipe(serve_options& o) {
     asio::post(*context, [&server, &control] { server->start(control); });
   };
   callbacks.interrupted = [&](int) { asio::post(*context, [&server] { server->interrupt(); }); };
-  std::uint64_t records = 0, dropped = 0;
+  pipe_server::tallies counts;
   callbacks.finished = [&] {  // its timers must go before their io_context
-    server->counts(records, dropped);
+    counts = server->counts();
     server.reset();
   };
   const int status = run_server(
       "serve", o.server, [&server](websocket& ws, session_context& s) { return server->session(ws, s); }, callbacks);
-  if (dropped != 0)
-    diagnostics::info(fmt::format("{} record{} read while no client was connected reached nobody (--live)", dropped,
-                                  dropped == 1 ? "" : "s"));
-  diagnostics::debug(fmt::format("{} record{} read from stdin", records, records == 1 ? "" : "s"));
+  const auto plural = [](std::uint64_t n) { return n == 1 ? "" : "s"; };
+  if (counts.dropped != 0)
+    diagnostics::info(fmt::format("{} record{} read while no client was connected reached nobody (--live)",
+                                  counts.dropped, plural(counts.dropped)));
+  if (counts.unaddressed != 0 || counts.undeliverable != 0)
+    diagnostics::warning(
+        fmt::format("--addressed: {} record{} without a client's ID and {} for clients that were not "
+                    "connected were dropped",
+                    counts.unaddressed, plural(counts.unaddressed), counts.undeliverable));
+  diagnostics::debug(fmt::format("{} record{} read from stdin", counts.records, plural(counts.records)));
   return status;
 }
 

@@ -9,7 +9,6 @@ with 1000; --one, --reject-busy, --max-connections; SIGINT.
 import asyncio
 import signal
 import socket
-import struct
 import time
 import unittest
 
@@ -178,6 +177,64 @@ class ToStdout(unittest.TestCase):
             self.assertEqual(ids[0], ids[3])
             self.assertNotEqual(ids[0], ids[1])
             self.assertTrue(all(i.isdigit() for i in ids))
+
+
+class Addressed(unittest.TestCase):
+    async def ids(self, server, clients):
+        """Each client says hello; its ID is what --prefix-client writes before its hello."""
+        for i, ws in enumerate(clients):
+            await hello(server, ws, f"hello {i}")
+        lines = server.wait_stdout(lambda out: True).decode().splitlines()
+        return [next(line.split("\t")[0] for line in lines if line.endswith(f"\thello {i}")) for i in range(len(clients))]
+
+    def test_each_line_goes_to_the_client_it_names_and_star_to_every_client(self):
+        async def scenario(server):
+            a, b = await connect(server.url), await connect(server.url)
+            id_a, id_b = await self.ids(server, [a, b])
+            server.send(f"{id_a}\tfor a\n{id_b}\tfor b\t(tab kept)\n*\tfor all\n{id_a}\tagain a\n".encode())
+            server.end_input()
+            got = await asyncio.gather(receive_until_close(a), receive_until_close(b))
+            return got, [a.close_code, b.close_code]
+
+        with Serve("--pipe", "--prefix-client", "--addressed") as server:
+            (got_a, got_b), codes = run(scenario(server))
+            self.assertEqual(got_a, ["for a", "for all", "again a"])
+            self.assertEqual(got_b, ["for b\t(tab kept)", "for all"])
+            self.assertEqual(codes, [1000, 1000])
+            self.assertEqual(server.wait(), 0)
+            self.assertNotIn("dropped", server.stderr.text())
+
+    def test_lines_without_an_id_or_for_a_client_not_connected_are_dropped_and_said(self):
+        async def scenario(server):
+            async with connect(server.url) as ws:
+                (me,) = await self.ids(server, [ws])
+                server.send(f"no tab\n0\tzero\nx{me}\tbad id\n99\tghost\n99\tghost again\n{me}\tkept\n".encode())
+                server.end_input()
+                return await receive_until_close(ws)
+
+        with Serve("--pipe", "--prefix-client", "--addressed") as server:
+            self.assertEqual(run(scenario(server)), ["kept"])
+            self.assertEqual(server.wait(), 0)
+            err = server.stderr.text()
+            self.assertIn("stdin record 1 does not start with a client's ID and a tab", err)
+            self.assertIn("client 99 is not connected", err)
+            self.assertEqual(err.count("client 99 is not connected"), 1, err)
+            self.assertIn("3 records without a client's ID and 2 for clients that were not connected were dropped", err)
+
+    def test_null_delimited_records_are_addressed_too(self):
+        async def scenario(server):
+            async with connect(server.url) as ws:
+                await ws.send("hi")
+                out = await asyncio.get_running_loop().run_in_executor(
+                    None, server.wait_stdout, lambda out: out.endswith(b"\thi\0"))
+                me = out.split(b"\t")[0].decode()
+                server.send(f"{me}\tline\none\0*\ttwo\0".encode())
+                server.end_input()
+                return await receive_until_close(ws)
+
+        with Serve("--pipe", "-0", "--prefix-client", "--addressed") as server:
+            self.assertEqual(run(scenario(server)), ["line\none", "two"])
+            self.assertEqual(server.wait(), 0)
 
 
 class SlowClient(unittest.TestCase):
@@ -359,6 +416,8 @@ class Usage(unittest.TestCase):
         for args in (["serve"], ["serve", "--pipe", "--", "cat"], ["serve", "--pipe", "--threads", "2"],
                      ["serve", "--pipe", "--binary", "--prefix-client"], ["serve", "--pipe", "--reject-busy"],
                      ["serve", "--one", "--", "cat"], ["serve", "--", "no-such-command-here"],
+                     ["serve", "--pipe", "--addressed", "--binary"], ["serve", "--pipe", "--addressed", "--one"],
+                     ["serve", "--addressed", "--", "cat"],
                      ["serve", "--pipe", "--header", "no colon"]):
             result = run_wsl(*args, "--port", "0")
             self.assertEqual(result.returncode, 64, f"{args}: {result.stderr}")
