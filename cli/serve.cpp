@@ -35,6 +35,7 @@ int run_serve(serve_options& o) {
   if (!o.pipe) {
     const char* pipe_only = o.prefix_client ? "--prefix-client"
                             : o.addressed   ? "--addressed"
+                            : o.events      ? "--events"
                             : o.one         ? "--one"
                             : o.reject_busy ? "--reject-busy"
                             : o.keep_open   ? "--keep-open"
@@ -50,8 +51,10 @@ int run_serve(serve_options& o) {
     diagnostics::fatal("--passenv and --max-forks are for a COMMAND or --dir");
     return exit_usage;
   }
+  if (o.events) o.prefix_client = true;
   if (o.prefix_client && o.binary) {
-    diagnostics::fatal("--prefix-client needs lines: not with --binary");
+    diagnostics::fatal(o.events ? "--events needs lines: not with --binary"
+                                : "--prefix-client needs lines: not with --binary");
     return exit_usage;
   }
   if (o.addressed && o.binary) {
@@ -95,6 +98,9 @@ subcommand register_serve(CLI::App& parent) {
   add_size_option(*app, "--chunk", o->chunk, "Largest message made of one read (--binary)");
 
   app->add_flag("--prefix-client", o->prefix_client, "Write 'ID<TAB>' before each line received");
+  app->add_flag("--events", o->events,
+                "Also write '+ID<TAB>PATH' when a client starts being served and '-ID<TAB>CODE' when it leaves "
+                "(implies --prefix-client)");
   app->add_flag("--addressed", o->addressed,
                 "Each stdin line starts with a client's ID and a tab (as --prefix-client writes them) and goes to "
                 "that client only; '*<TAB>' in front sends it to every client");

@@ -21,6 +21,7 @@ struct serve_options {
   // --pipe
   bool pipe = false;
   bool prefix_client = false;                                // "ID<TAB>" before each line written to stdout
+  bool events = false;                                       // "+ID<TAB>TARGET" at a join, "-ID<TAB>CODE" at a leave
   bool addressed = false;                                    // stdin records are "ID<TAB>payload", "*" = all
   std::uint64_t queue_limit = 8 << 20;                       // bytes a client may fall behind before 1008
   bool one = false;                                          // one client at a time

@@ -207,6 +207,14 @@ class stdout_writer {
     iovec part{scratch_.data(), scratch_.size()};
     write_all(&part, 1);
   }
+  // --events: "+7<TAB>/path?query" or "-7<TAB>1000", a record of its own.
+  void event(char mark, std::uint64_t id, std::string_view text) {
+    if (error_ != 0) return;
+    scratch_ = fmt::format("{}{}\t{}", mark, id, text);
+    scratch_.append(delimiter_);
+    iovec part{scratch_.data(), scratch_.size()};
+    write_all(&part, 1);
+  }
   int error() const noexcept { return error_; }
 
  private:
@@ -289,6 +297,7 @@ class pipe_server {
   }
 
   asio::awaitable<void> session(websocket& ws, session_context& s);
+  asio::awaitable<void> write_event(char mark, std::uint64_t id, std::string_view text);
 
   struct tallies {
     std::uint64_t records = 0;        // read from stdin
@@ -635,13 +644,27 @@ asio::awaitable<void> pipe_server::session(websocket& ws, session_context& s) {
     s.on_shutdown = nullptr;
     co_return;  // the runtime closes it with 1000 (or 1001 on SIGINT)
   }
+  if (o_.events) co_await write_event('+', s.id, ws.request().target);
   asio::co_spawn(ctx_, send_loop(c), asio::detached);
   co_await receive_loop(c);
   c.leaving = true;
   c.notify();
   while (!c.sender_done) co_await c.wait();
   detach(c);
+  if (o_.events) {
+    // The close code as the access log has it: ours if we closed first, else the client's.
+    const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
+    const std::string text = code ? std::to_string(code) : "1006";  // not a temporary in co_await (GCC 12)
+    co_await write_event('-', s.id, text);
+  }
   s.on_shutdown = nullptr;
+}
+
+asio::awaitable<void> pipe_server::write_event(char mark, std::uint64_t id, std::string_view text) {
+  co_await out_.lock();
+  out_.event(mark, id, text);
+  out_.unlock();
+  if (out_.error() != 0) output_failed();
 }
 
 // The client's queue to the client; at the end of stdin, once it is empty, the close with 1000.

@@ -237,6 +237,46 @@ class Addressed(unittest.TestCase):
             self.assertEqual(server.wait(), 0)
 
 
+class Events(unittest.TestCase):
+    def test_a_client_is_announced_before_it_speaks_and_its_leaving_after_its_last_message(self):
+        async def scenario(server):
+            ws = await connect(server.url + "room?x=1")
+            # Announced at once, before it sends anything: the script can greet it.
+            out = await asyncio.get_running_loop().run_in_executor(
+                None, server.wait_stdout, lambda out: b"\t/room?x=1\n" in out)
+            me = out.decode().split("\t")[0]
+            self.assertTrue(me.startswith("+") and me[1:].isdigit(), out)
+            server.send(f"{me[1:]}\twelcome\n".encode())
+            self.assertEqual(await asyncio.wait_for(ws.recv(), TIMEOUT), "welcome")
+            await ws.send("last words")
+            await ws.close(4000, "bye")
+            await asyncio.get_running_loop().run_in_executor(
+                None, server.wait_stdout, lambda out: b"\n-" in out)
+            return me[1:]
+
+        with Serve("--pipe", "--keep-open", "--events", "--addressed") as server:
+            me = run(scenario(server))
+            out = server.wait_stdout(lambda out: out.count(b"\n") >= 3).decode()
+            self.assertEqual(out.splitlines(), [f"+{me}\t/room?x=1", f"{me}\tlast words", f"-{me}\t4000"])
+            server.proc.send_signal(signal.SIGINT)
+            self.assertEqual(server.wait(), 130)
+
+    def test_a_client_closed_by_the_server_leaves_with_its_code(self):
+        async def scenario(server):
+            async with connect(server.url) as ws:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, server.wait_stdout, lambda out: out.startswith(b"+"))
+                server.end_input()
+                return await receive_until_close(ws), ws.close_code
+
+        with Serve("--pipe", "--events") as server:
+            self.assertEqual(run(scenario(server)), ([], 1000))
+            self.assertEqual(server.wait(), 0)
+            lines = server.wait_stdout(lambda out: out.count(b"\n") >= 2).decode().splitlines()
+            self.assertEqual([line[0] for line in lines], ["+", "-"], lines)
+            self.assertEqual(lines[1].split("\t"), ["-" + lines[0][1:].split("\t")[0], "1000"])
+
+
 class SlowClient(unittest.TestCase):
     def test_a_stalled_client_is_cut_with_1008_and_the_others_get_everything(self):
         # 20 MB, far more than the socket buffers hold, at about 5 MB/s: what healthy clients take
@@ -417,7 +457,8 @@ class Usage(unittest.TestCase):
                      ["serve", "--pipe", "--binary", "--prefix-client"], ["serve", "--pipe", "--reject-busy"],
                      ["serve", "--one", "--", "cat"], ["serve", "--", "no-such-command-here"],
                      ["serve", "--pipe", "--addressed", "--binary"], ["serve", "--pipe", "--addressed", "--one"],
-                     ["serve", "--addressed", "--", "cat"],
+                     ["serve", "--addressed", "--", "cat"], ["serve", "--pipe", "--events", "--binary"],
+                     ["serve", "--events", "--", "cat"],
                      ["serve", "--pipe", "--header", "no colon"]):
             result = run_wsl(*args, "--port", "0")
             self.assertEqual(result.returncode, 64, f"{args}: {result.stderr}")
