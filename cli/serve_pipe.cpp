@@ -15,7 +15,7 @@
 //
 // --addressed: each stdin record starts with "ID\t" and goes to that client only ("*\t": to every
 // client). Consecutive records for the same client go together, as a broadcast's do; a record for
-// a client that is not connected, or without an ID, is dropped and said (once per run of them).
+// a client that is not connected, or without an ID, is dropped and said (once per client).
 //
 // Messages from clients go to stdout with blocking writes (a slow stdout holds every client back,
 // the back-pressure a pipeline wants). A message is written whole: one that arrives in pieces is
@@ -50,6 +50,7 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace wsl::cli {
 namespace {
@@ -353,10 +354,10 @@ class pipe_server {
   bool output_closed_ = false;
   bool warned_utf8_ = false;
   // --addressed: where the records gathered in on_stdin's batch go (everyone, or a client's ID),
-  // and the client of the last "not connected" warning (said once per run of such records).
+  // and the clients already named in a "not connected" warning.
   static constexpr std::uint64_t everyone = 0;  // session ids start at 1
   std::uint64_t batch_target_ = everyone;
-  std::uint64_t warned_target_ = everyone;
+  std::unordered_set<std::uint64_t> warned_targets_;
   tallies tallies_;
 };
 
@@ -482,9 +483,12 @@ void pipe_server::deliver_to(std::uint64_t id, std::vector<outgoing_ptr>& batch)
   const auto it = by_id_.find(id);
   if (it == by_id_.end() || !it->second->active) {
     tallies_.undeliverable += batch.size();
-    if (warned_target_ != id) {
-      warned_target_ = id;
-      diagnostics::warning(fmt::format("--addressed: client {} is not connected: records for it are dropped", id));
+    // Said once per client, for the first few clients: a script that goes on writing to the
+    // departed must not flood stderr (nor grow this set); the count at exit has them all.
+    constexpr std::size_t named_at_most = 100;
+    if (warned_targets_.size() < named_at_most && warned_targets_.insert(id).second) {
+      diagnostics::warning(fmt::format("--addressed: client {} is not connected: records for it are dropped{}", id,
+                                       warned_targets_.size() == named_at_most ? " (the last client named so)" : ""));
     }
     return;
   }

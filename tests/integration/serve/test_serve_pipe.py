@@ -208,7 +208,7 @@ class Addressed(unittest.TestCase):
         async def scenario(server):
             async with connect(server.url) as ws:
                 (me,) = await self.ids(server, [ws])
-                server.send(f"no tab\n0\tzero\nx{me}\tbad id\n99\tghost\n99\tghost again\n{me}\tkept\n".encode())
+                server.send(f"no tab\n0\tzero\nx{me}\tbad id\n99\tghost\n98\tanother\n99\tghost again\n{me}\tkept\n".encode())
                 server.end_input()
                 return await receive_until_close(ws)
 
@@ -218,8 +218,9 @@ class Addressed(unittest.TestCase):
             err = server.stderr.text()
             self.assertIn("stdin record 1 does not start with a client's ID and a tab", err)
             self.assertIn("client 99 is not connected", err)
-            self.assertEqual(err.count("client 99 is not connected"), 1, err)
-            self.assertIn("3 records without a client's ID and 2 for clients that were not connected were dropped", err)
+            self.assertEqual(err.count("client 99 is not connected"), 1, err)  # once per client
+            self.assertEqual(err.count("client 98 is not connected"), 1, err)
+            self.assertIn("3 records without a client's ID and 3 for clients that were not connected were dropped", err)
 
     def test_null_delimited_records_are_addressed_too(self):
         async def scenario(server):
