@@ -447,7 +447,7 @@ void pipe_server::take_record(std::string_view record, std::vector<outgoing_ptr>
   }
   const auto tab = record.find('\t');
   const auto id_text = record.substr(0, tab == std::string_view::npos ? 0 : tab);
-  std::uint64_t target = 0;
+  std::uint64_t target = everyone;
   bool valid = id_text == "*";
   if (!valid && !id_text.empty()) {
     const auto [end, error] = std::from_chars(id_text.data(), id_text.data() + id_text.size(), target);
@@ -462,7 +462,6 @@ void pipe_server::take_record(std::string_view record, std::vector<outgoing_ptr>
                       tallies_.records));
     return;
   }
-  if (id_text == "*") target = everyone;
   if (target != batch_target_ && !batch.empty()) {
     route(batch);
     batch.clear();
@@ -656,10 +655,8 @@ asio::awaitable<void> pipe_server::session(websocket& ws, session_context& s) {
   while (!c.sender_done) co_await c.wait();
   detach(c);
   if (o_.events) {
-    // The close code as the access log has it: ours if we closed first, else the client's.
-    const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
-    const std::string text = code ? std::to_string(code) : "1006";  // not a temporary in co_await (GCC 12)
-    co_await write_event('-', s.id, text);
+    const std::string code = ending_close_code(ws);  // not a temporary in co_await (GCC 12)
+    co_await write_event('-', s.id, code);
   }
   s.on_shutdown = nullptr;
 }

@@ -46,10 +46,9 @@ std::string format_seconds(clock::duration d) {
 // The access log line of an upgraded connection, once it has ended (-v).
 void log_session_end(const session_context& s, const websocket& ws, clock::duration lasted) {
   if (diagnostics::verbosity() < 1) return;
-  const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
   diagnostics::info(fmt::format("access {} [{}] {} GET {} 101 {} in={} out={} close={}", log_time(s.opened), s.id,
                                 format_peer(ws), ws.request().target, format_seconds(lasted), ws.bytes_received(),
-                                ws.bytes_sent(), code ? std::to_string(code) : "1006"));
+                                ws.bytes_sent(), ending_close_code(ws)));
 }
 
 // The access log line of a request that was not upgraded (-v).
@@ -170,6 +169,11 @@ asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
 }  // namespace
 
 std::string session_prefix(const session_context& s) { return fmt::format("[{}] ", s.id); }
+
+std::string ending_close_code(const websocket& ws) {
+  const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
+  return code ? std::to_string(code) : "1006";
+}
 
 void add_server_options(CLI::App& app, server_options& o) {
   auto& c = o.listener.connection;
