@@ -195,94 +195,113 @@ asio::awaitable<websocket> connect_and_report(asio::any_io_executor executor, co
   co_return ws;
 }
 
-int report_connect_failure(std::string_view url_text, std::error_code ec, const connect_report& report) {
+namespace {
+
+// An HTTP answer that another attempt would most likely get again.
+bool lasting_status(unsigned status) noexcept {
+  return status >= 300 && status < 500 && status != 408 && status != 429;
+}
+
+connect_failure failure_line_and_status(std::string_view url_text, std::error_code ec, const connect_report& report) {
   auto url = redact_url(url_text);
   const auto location = redact_url(report.response_headers.get("Location").value_or(""));
   if (ec == error::too_many_redirects) {
-    diagnostics::fatal(fmt::format("{}: too many redirects ({}; --max-redirects): the last, {} from {}: HTTP {} {}",
-                                   url, report.redirects.size(), location, report.final_url, report.status,
-                                   report.reason));
-    return exit_protocol;
+    return {fmt::format("{}: too many redirects ({}; --max-redirects): the last, {} from {}: HTTP {} {}", url,
+                        report.redirects.size(), location, report.final_url, report.status, report.reason),
+            exit_protocol};
   }
   if (ec == error::bad_redirect) {
     wsl::url from, to;
     const bool downgrade = !parse_url(report.final_url, from) && from.secure &&
                            !resolve_url(from, report.response_headers.get("Location").value_or(""), to) && !to.secure;
-    diagnostics::fatal(fmt::format("{}: redirect refused: HTTP {} {} from {} to '{}' ({})", url, report.status,
-                                   report.reason, report.final_url, location,
-                                   downgrade ? "wss:// never goes to ws://" : "not a WebSocket URL"));
-    return exit_protocol;
+    return {fmt::format("{}: redirect refused: HTTP {} {} from {} to '{}' ({})", url, report.status, report.reason,
+                        report.final_url, location, downgrade ? "wss:// never goes to ws://" : "not a WebSocket URL"),
+            exit_protocol};
   }
   if (!report.redirects.empty()) url += fmt::format(" (redirected to {})", report.final_url);
   const bool socks = report.proxy_protocol.starts_with("socks5");
   if (ec == error::proxy_refused && socks) {
-    diagnostics::fatal(report.proxy_status == 0
-                           ? fmt::format("{}: SOCKS5 proxy {} refused: {}", url, report.proxy, report.proxy_reason)
-                           : fmt::format("{}: SOCKS5 proxy {} refused CONNECT: {} {}", url, report.proxy,
-                                         report.proxy_status, report.proxy_reason));
-    return exit_status_for_socks_reply(report.proxy_status);
+    return {report.proxy_status == 0
+                ? fmt::format("{}: SOCKS5 proxy {} refused: {}", url, report.proxy, report.proxy_reason)
+                : fmt::format("{}: SOCKS5 proxy {} refused CONNECT: {} {}", url, report.proxy, report.proxy_status,
+                              report.proxy_reason),
+            exit_status_for_socks_reply(report.proxy_status)};
   }
   if (ec == error::proxy_refused) {
-    diagnostics::fatal(fmt::format("{}: proxy {} refused CONNECT: HTTP {} {}", url, report.proxy, report.proxy_status,
-                                   report.proxy_reason));
-    return exit_status_for_proxy_status(report.proxy_status);
+    return {fmt::format("{}: proxy {} refused CONNECT: HTTP {} {}", url, report.proxy, report.proxy_status,
+                        report.proxy_reason),
+            exit_status_for_proxy_status(report.proxy_status)};
   }
   const bool proxy_answered = socks ? !report.proxy_reason.empty() : report.proxy_status != 0;
   if (!report.proxy.empty() && !report.proxy_request_head.empty() && !proxy_answered) {
     // Connected to the proxy, no answer to CONNECT.
     if (report.proxy_protocol == "socks5" &&
         (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again)) {
-      diagnostics::fatal(
-          fmt::format("{}: {} (socks5:// resolves the name here, socks5h:// lets the proxy do it)", url, ec.message()));
-      return exit_unavailable;
+      return {
+          fmt::format("{}: {} (socks5:// resolves the name here, socks5h:// lets the proxy do it)", url, ec.message()),
+          exit_unavailable};
     }
     if (ec == asio::error::timed_out) {
-      diagnostics::fatal(fmt::format("{}: timed out (waiting for proxy {} to answer CONNECT)", url, report.proxy));
-      return exit_timeout;
+      return {fmt::format("{}: timed out (waiting for proxy {} to answer CONNECT)", url, report.proxy), exit_timeout};
     }
-    diagnostics::fatal(fmt::format("{}: proxy {}: no valid answer to CONNECT ({})", url, report.proxy, ec.message()));
-    return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
+    return {fmt::format("{}: proxy {}: no valid answer to CONNECT ({})", url, report.proxy, ec.message()),
+            exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec)};
   }
   if (!report.proxy.empty() && report.proxy_request_head.empty()) {
     // Not even connected to the proxy.
     if (ec == asio::error::timed_out) {
-      diagnostics::fatal(fmt::format("{}: timed out (connecting to proxy {})", url, report.proxy));
-      return exit_timeout;
+      return {fmt::format("{}: timed out (connecting to proxy {})", url, report.proxy), exit_timeout};
     }
-    diagnostics::fatal(fmt::format("{}: proxy {}: {}", url, report.proxy, ec.message()));
-    return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
+    return {fmt::format("{}: proxy {}: {}", url, report.proxy, ec.message()),
+            exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec)};
   }
   if (ec == error::bad_status) {
     auto body = report.body.substr(0, report.body.find('\n'));
     if (body.size() > 200) body.resize(200);
     if (is_redirect_status(report.status) && !location.empty())
       body = fmt::format("redirect to {} (-L follows redirects)", location);
-    diagnostics::fatal(fmt::format("{}: handshake refused: HTTP {} {}{}", url, report.status, report.reason,
-                                   body.empty() ? "" : ": " + body));
-    return exit_protocol;
+    return {fmt::format("{}: handshake refused: HTTP {} {}{}", url, report.status, report.reason,
+                        body.empty() ? "" : ": " + body),
+            exit_protocol};
   }
   if (ec == error::tls_verification_failed) {
-    diagnostics::fatal(fmt::format("{}: TLS verification failed: {}", url, report.tls_error));
-    return exit_tls;
+    return {fmt::format("{}: TLS verification failed: {}", url, report.tls_error), exit_tls};
   }
   if (ec == error::tls_handshake_failed) {
-    diagnostics::fatal(fmt::format("{}: TLS handshake failed: {}", url, report.tls_error));
-    return exit_protocol;
+    return {fmt::format("{}: TLS handshake failed: {}", url, report.tls_error), exit_protocol};
   }
   if (!report.unix_socket.empty() && report.request_head.empty() && ec != error::handshake_timeout) {
     // Not connected to the socket.
-    diagnostics::fatal(fmt::format("{}: Unix socket {}: {}", url, report.unix_socket,
-                                   ec == asio::error::timed_out ? "timed out connecting" : ec.message()));
-    return ec == asio::error::timed_out ? exit_timeout
-                                        : (exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec));
+    return {fmt::format("{}: Unix socket {}: {}", url, report.unix_socket,
+                        ec == asio::error::timed_out ? "timed out connecting" : ec.message()),
+            ec == asio::error::timed_out ? exit_timeout
+                                         : (exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec))};
   }
   if (ec == asio::error::timed_out || ec == error::handshake_timeout) {
-    diagnostics::fatal(fmt::format("{}: timed out ({})", url,
-                                   ec == asio::error::timed_out ? "connecting" : "waiting for the handshake"));
-    return exit_timeout;
+    return {fmt::format("{}: timed out ({})", url,
+                        ec == asio::error::timed_out ? "connecting" : "waiting for the handshake"),
+            exit_timeout};
   }
-  diagnostics::fatal(fmt::format("{}: {}", url, ec.message()));
-  return exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec);
+  return {fmt::format("{}: {}", url, ec.message()),
+          exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec)};
+}
+
+}  // namespace
+
+connect_failure describe_connect_failure(std::string_view url, std::error_code ec, const connect_report& report) {
+  auto failure = failure_line_and_status(url, ec, report);
+  failure.lasting = ec == error::too_many_redirects || ec == error::bad_redirect ||
+                    ec == error::tls_verification_failed || ec == error::tls_handshake_failed ||
+                    (ec == error::bad_status && lasting_status(report.status)) ||
+                    (ec == error::proxy_refused && !report.proxy_protocol.starts_with("socks5") &&
+                     lasting_status(report.proxy_status));
+  return failure;
+}
+
+int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report) {
+  auto failure = describe_connect_failure(url, ec, report);
+  diagnostics::fatal(failure.text);
+  return failure.status;
 }
 
 std::string format_remote(const connect_report& report) {

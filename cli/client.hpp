@@ -42,6 +42,17 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
 // URL is shown with its password hidden.
 int report_connect_failure(std::string_view url, std::error_code ec, const connect_report& report);
 
+// The same line and status without printing them, and whether trying again would most likely meet
+// the same answer (`lasting`): a handshake or CONNECT refused with a 3xx or 4xx status other than
+// 408 and 429, a redirect not followed, a TLS verification or handshake failure. A refused or lost
+// TCP connection, a timeout, an unknown host or a 5xx may pass.
+struct connect_failure {
+  std::string text;
+  int status = exit_failure;
+  bool lasting = false;
+};
+connect_failure describe_connect_failure(std::string_view url, std::error_code ec, const connect_report& report);
+
 // Where connect() went, for messages: "unix:PATH" through a Unix-domain socket, the TCP endpoint
 // (the proxy's through one) otherwise.
 std::string format_remote(const connect_report& report);

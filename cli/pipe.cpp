@@ -34,6 +34,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 
 namespace wsl::cli {
@@ -228,6 +229,12 @@ class stdout_sink {
 // ------------------------------------------------------------------------------------------------
 // The session
 
+// --reconnect: the first pause is about first_pause, doubling while attempts keep failing up to
+// max_pause; a connection that stayed open stable_connection starts the count again.
+constexpr clock::duration first_pause = std::chrono::milliseconds(100);
+constexpr clock::duration max_pause = std::chrono::seconds(10);
+constexpr clock::duration stable_connection = std::chrono::seconds(5);
+
 class pipe_session {
  public:
   pipe_session(const pipe_options& o, asio::io_context& ctx)
@@ -236,7 +243,11 @@ class pipe_session {
         delimiter_(o.null_delimited ? std::string_view("\0", 1) : std::string_view("\n")),
         limit_(o.once ? 1 : o.max_messages),
         linger_(ctx),
-        records_(delimiter_[0]) {}
+        change_(ctx),
+        pause_(ctx),
+        records_(delimiter_[0]) {
+    change_.expires_at(clock::time_point::max());
+  }
 
   asio::awaitable<void> run();
   // Called on the io_context for the first SIGINT or SIGTERM.
@@ -254,6 +265,11 @@ class pipe_session {
   asio::awaitable<void> linger();
   asio::awaitable<void> close(std::uint16_t code, std::string_view reason);
   asio::awaitable<void> close_after_interrupt();
+  // --reconnect
+  asio::awaitable<bool> wait_for_link(std::uint64_t stale);
+  asio::awaitable<void> pause_before_next(unsigned misses, std::string_view why);
+  void link_changed();
+  std::string describe_end() const;
 
   const pipe_options& o_;
   asio::io_context& ctx_;
@@ -261,6 +277,8 @@ class pipe_session {
   const std::uint64_t limit_;
   websocket ws_;
   timer linger_;
+  timer change_;  // never expires; cancel() wakes wait_for_link() and a run() waiting for the sender
+  timer pause_;   // --reconnect: the pause before the next attempt
   std::unique_ptr<stdin_feed> feed_;
   stdout_sink out_;
   record_splitter records_;  // stdin's lines
@@ -270,6 +288,12 @@ class pipe_session {
   bool closing_ = false;       // we started the close handshake
   bool closed_first_ = false;  // ... before the server's close frame arrived
   bool receiver_done_ = false;
+  bool link_up_ = false;       // ws_ is open for the sender
+  bool between_ = false;       // --reconnect: a connection ended, the next not open yet
+  bool sending_ = false;       // the sender is writing to ws_
+  bool session_over_ = false;  // no connection will come any more
+  bool gave_up_ = false;       // --reconnect-limit ended the session after a connection ended
+  std::uint64_t connections_ = 0;
   int signal_ = 0;
   int input_error_ = 0;
   bool bad_line_ = false;  // a line that could not be sent ended the input
@@ -282,28 +306,126 @@ class pipe_session {
   std::error_code close_error_;  // how our close handshake ended
 };
 
+// Connects, then receives until the connection ends. With --reconnect, an attempt that fails (but
+// for good: describe_connect_failure's `lasting`) or a connection that ends other than by our
+// close, a signal, or the message limit, is followed by another attempt after a pause. The sender
+// goes on from one connection to the next.
 asio::awaitable<void> pipe_session::run() {
   const auto& url = o_.connection.display_url;
-  connect_report report;
-  std::error_code ec;
   const auto executor = ctx_.get_executor();
-  ws_ = co_await connect_and_report(executor, o_.connection, report, signal_, connect_status_, ec);
-  if (signal_ != 0 || ec) co_return;
-  connected_ = true;
-  report_connected(url, report, ws_);
+  unsigned misses = 0;  // attempts in a row that failed, or whose connection ended within stable_connection
+  unsigned failed = 0;  // attempts that failed since the last connection
+  for (;;) {
+    connect_report report;
+    std::error_code ec;
+    ws_ = co_await connect(executor, o_.connection.url, o_.connection.client, ec, &report);
+    trace_handshake(report);
+    if (signal_ != 0) break;
+    if (ec) {
+      auto failure = describe_connect_failure(url, ec, report);
+      ++misses;
+      const bool limit = o_.reconnect_limit != 0 && misses >= o_.reconnect_limit;
+      if (!o_.reconnect || failure.lasting || limit) {
+        if (limit)
+          failure.text += fmt::format("; giving up after {} attempt{} in a row (--reconnect-limit)", misses,
+                                      misses == 1 ? "" : "s");
+        diagnostics::fatal(failure.text);
+        connect_status_ = failure.status;
+        break;
+      }
+      ++failed;
+      co_await pause_before_next(misses, failure.text);
+      if (signal_ != 0) break;
+      continue;
+    }
+    connected_ = true;
+    between_ = false;
+    ++connections_;
+    if (connections_ > 1 || failed > 0)
+      diagnostics::warning(
+          fmt::format("connected {}to {} (connection {}{})", connections_ > 1 ? "again " : "", url, connections_,
+                      failed == 0 ? "" : fmt::format(", after {} failed attempt{}", failed, failed == 1 ? "" : "s")));
+    failed = 0;
+    report_connected(url, report, ws_);
+    link_up_ = true;
+    link_changed();
 
-  feed_ = std::make_unique<stdin_feed>(ctx_.get_executor(), o_.binary ? o_.chunk : 64 << 10);
-  if (auto e = feed_->start()) {
-    diagnostics::fatal(fmt::format("cannot read stdin: {}", e.message()));
-    input_error_ = e.value();
-    co_await close(close_code::internal_error, {});
-  } else {
-    asio::co_spawn(ctx_, send_stdin(), asio::detached);
+    if (!feed_) {
+      feed_ = std::make_unique<stdin_feed>(executor, o_.binary ? o_.chunk : 64 << 10);
+      if (auto e = feed_->start()) {
+        diagnostics::fatal(fmt::format("cannot read stdin: {}", e.message()));
+        input_error_ = e.value();
+        co_await close(close_code::internal_error, {});
+      } else {
+        asio::co_spawn(ctx_, send_stdin(), asio::detached);
+      }
+    }
+    const auto opened = clock::coarse_now();
+    co_await receive();
+    link_up_ = false;
+    if (!o_.reconnect || closing_ || signal_ != 0 || out_.error() != 0) break;
+    // The server closed the connection, or it broke.
+    if (clock::coarse_now() - opened >= stable_connection) misses = 0;
+    ++misses;
+    if (o_.reconnect_limit != 0 && misses >= o_.reconnect_limit) {
+      diagnostics::warning(
+          fmt::format("giving up after {} connection{} in a row that ended within {} (--reconnect-limit)", misses,
+                      misses == 1 ? "" : "s", format_duration(stable_connection)));
+      gave_up_ = true;
+      break;
+    }
+    between_ = true;
+    while (sending_) {  // a write to the old connection ends with it, at once
+      std::error_code ignored;
+      co_await change_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+    co_await pause_before_next(misses, describe_end());
+    if (signal_ != 0 || closing_) break;
   }
-  co_await receive();
+  session_over_ = true;
+  link_changed();
   receiver_done_ = true;
-  feed_->stop();
+  if (feed_) feed_->stop();
   linger_.cancel();
+}
+
+// --reconnect: waits until a connection other than number `stale` (0: any) is open; false once
+// none will come.
+asio::awaitable<bool> pipe_session::wait_for_link(std::uint64_t stale) {
+  while (!session_over_ && (!link_up_ || connections_ == stale)) {
+    std::error_code ignored;
+    co_await change_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  co_return !session_over_;
+}
+
+void pipe_session::link_changed() {
+  try {
+    change_.cancel();
+  } catch (...) {
+  }
+}
+
+// The pause doubles with each miss in a row, from first_pause to max_pause, and is drawn from its
+// upper half, so that many clients dropped at once do not come back at once.
+asio::awaitable<void> pipe_session::pause_before_next(unsigned misses, std::string_view why) {
+  auto base = first_pause * (1u << std::min(misses - 1, 10u));
+  if (base > max_pause) base = max_pause;
+  static std::minstd_rand random(std::random_device{}());
+  const auto half = std::chrono::duration_cast<std::chrono::milliseconds>(base / 2).count();
+  const auto pause = std::chrono::milliseconds(half + std::uniform_int_distribution<long>(0, half)(random));
+  diagnostics::warning(fmt::format("{}; connecting again in {} (--reconnect)", why, format_duration(pause)));
+  pause_.expires_after(pause);
+  std::error_code ignored;
+  co_await pause_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+// How the last connection ended, in a line.
+std::string pipe_session::describe_end() const {
+  if (end_ && end_ != error::closed) return fmt::format("connection ended: {}", end_.message());
+  const auto& peer = ws_.peer_close();
+  return peer.code == 0 ? std::string("the server closed the connection")
+                        : fmt::format("server closed the connection: {}", describe_close(peer));
 }
 
 // Messages to stdout. Every message read is written out before anything else happens, so none
@@ -383,6 +505,10 @@ asio::awaitable<void> pipe_session::send_stdin() {
                                 sent_ == 1 ? "" : "s",
                                 o_.no_close ? "; receiving until the server closes (--no-close)" : ""));
   if (o_.no_close) co_return;
+  if (o_.reconnect) {  // the close goes to an open connection
+    const bool up = co_await wait_for_link(0);
+    if (!up) co_return;
+  }
   if (o_.linger.count() > 0) co_await linger();
   if (closing_ || receiver_done_ || signal_ != 0) co_return;  // a signal's close takes over
   co_await close(static_cast<std::uint16_t>(o_.close_code), o_.close_reason);
@@ -454,11 +580,37 @@ void pipe_session::add_line(std::string_view line, std::string_view chunk) {
   batch_.add(type, line, chunk);
 }
 
+// With --reconnect, a batch whose write the end of a connection interrupted is written again,
+// whole, to the next connection: the server may see some of it twice, but none of it is lost here.
 asio::awaitable<void> pipe_session::send_batch(std::error_code& ec) {
-  if (!batch_.empty()) co_await ws_.write_messages(batch_.messages(), ec);
-  if (!ec) {
-    for (const auto& m : batch_.messages()) trace_message('>', m.type, m.data.size());
-    sent_ += batch_.size();
+  std::uint64_t stale = 0;  // the connection that failed this batch
+  while (!batch_.empty()) {
+    if (o_.reconnect) {
+      const bool up = co_await wait_for_link(stale);
+      if (!up) {
+        if (!ec) ec = error::closed;
+        break;
+      }
+      ec = {};
+    }
+    const auto connection = connections_;
+    sending_ = true;
+    co_await ws_.write_messages(batch_.messages(), ec);
+    sending_ = false;
+    if (!ec) {
+      for (const auto& m : batch_.messages()) trace_message('>', m.type, m.data.size());
+      sent_ += batch_.size();
+      break;
+    }
+    if (!o_.reconnect) break;
+    link_changed();                       // run() may be waiting for this write to end
+    if (closing_ || signal_ != 0) break;  // our own close ended it: no next connection
+    const auto n = batch_.size();
+    diagnostics::warning(fmt::format(
+        "{} being sent when connection {} ended: sent again on the next one",
+        n == 1 ? fmt::format("message {} was", sent_ + 1) : fmt::format("messages {}-{} were", sent_ + 1, sent_ + n),
+        connection));
+    stale = connection;
   }
   batch_.clear();
 }
@@ -482,8 +634,8 @@ void pipe_session::interrupt(int signal_number) {
   if (signal_ != 0) return;
   signal_ = signal_number;
   diagnostics::info(fmt::format("{}: closing with 1001", signal_number == SIGTERM ? "SIGTERM" : "SIGINT"));
-  if (!connected_) {
-    ctx_.stop();  // nothing to close yet
+  if (!connected_ || between_) {
+    ctx_.stop();  // nothing to close (yet, or any more)
     return;
   }
   linger_.cancel();
@@ -493,7 +645,7 @@ void pipe_session::interrupt(int signal_number) {
 
 int pipe_session::report_end() const {
   const int interrupted = signal_ == SIGTERM ? 128 + SIGTERM : exit_interrupted;
-  if (!connected_) return signal_ != 0 ? interrupted : connect_status_;
+  if (!connected_ || between_) return signal_ != 0 ? interrupted : connect_status_;
 
   const auto& peer = ws_.peer_close();
   const bool we_closed_first = closing_ && closed_first_;
@@ -524,7 +676,7 @@ int pipe_session::report_end() const {
     status = exit_status_for(end_) == exit_ok ? exit_failure : exit_status_for(end_);
   }
   if (signal_ != 0) return interrupted;
-  if (status == exit_ok && (input_error_ != 0 || bad_line_)) status = exit_failure;
+  if (status == exit_ok && (input_error_ != 0 || bad_line_ || gave_up_)) status = exit_failure;
   return status;
 }
 
@@ -570,6 +722,10 @@ int run_pipe(pipe_options& o) {
     }
   }
   if (!o.command.empty()) {
+    if (o.reconnect) {
+      diagnostics::fatal("--reconnect: not with a COMMAND (its life is one connection's)");
+      return exit_usage;
+    }
     if (o.no_close || o.linger.count() != 0) {
       diagnostics::fatal(
           fmt::format("{} is about the end of stdin: not with a COMMAND", o.no_close ? "--no-close" : "--linger"));
@@ -646,6 +802,14 @@ subcommand register_pipe(CLI::App& parent) {
   add_duration_option(*app, "--linger", o->linger,
                       "At the end of stdin, close only once no message has arrived for this long (replies to the "
                       "last lines come back first); 0 = close at once");
+  auto* reconnect = app->add_flag("--reconnect", o->reconnect,
+                                  "When the server closes or the connection breaks, or an attempt fails, connect "
+                                  "again after a pause (0.1s doubling up to 10s); stdin goes on where it was");
+  app->add_option("--reconnect-limit", o->reconnect_limit,
+                  "Give up after this many attempts in a row that failed (a connection that ended within 5s "
+                  "counts); 0 = never")
+      ->capture_default_str()
+      ->needs(reconnect);
   auto* grace = add_duration_option(*app, "--close-grace", o->close_grace,
                                     "COMMAND: once the server has closed, time the command has to exit after its "
                                     "stdin ended, before SIGTERM, and as long again before SIGKILL");

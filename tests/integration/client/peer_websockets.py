@@ -6,14 +6,15 @@
                             [--stall SECONDS] [--replies N] [--raw HEX] [--close-after N]
                             [--redirect-from PATH --location URL [--status N]]
                             [--answer-after SECONDS] [--unix PATH]
-                            [--push-every SECONDS] [--push-size N]
+                            [--push-every SECONDS] [--push-size N] [--abort-stalled] [--port N]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered;
            --close-after N: each connection is closed with --close-code/--close-reason once N
            messages went back);
            --stall S: the first connection reads nothing for S seconds after its handshake (its
-           buffers kept small, so a sender blocks) and emits no message events
+           buffers kept small, so a sender blocks) and emits no message events; with
+           --abort-stalled it then resets the TCP connection instead of reading
   script   sends the messages of --send (a JSON list of {"text": str} or {"hex": str}), then
            closes with --close-code/--close-reason
   relay    sends the messages of --send, then records the messages it receives (answering none);
@@ -37,6 +38,7 @@ is answered with --status (302) and `Location: --location`, and emits
   {"event": "redirect", "path": ..., "headers": [[name, value], ...]}
 --answer-after S (echo, script, relay, refuse): every upgrade request waits S seconds for its answer.
 --unix PATH: listen on this Unix-domain socket instead (its line: `listening on ws+unix:PATH`).
+--port N: listen on this port of 127.0.0.1 (default 0: any free one).
 
 Prints `listening on ws://127.0.0.1:PORT/` (wss://) on stderr when ready, like `wsl echo`, and one
 JSON object per event on stdout, flushed at once, for the test to assert on:
@@ -110,6 +112,10 @@ def make_handler(args):
             elif args.stall:
                 if stalls:
                     await asyncio.sleep(stalls.pop())
+                    if args.abort_stalled:
+                        emit(event="abort")
+                        ws.transport.abort()
+                        return
                 async for message in ws:
                     await ws.send(message)
             else:
@@ -227,6 +233,8 @@ async def main() -> None:
     parser.add_argument("--unix", default="")
     parser.add_argument("--push-every", type=float, default=0.01)
     parser.add_argument("--push-size", type=int, default=100)
+    parser.add_argument("--abort-stalled", action="store_true")
+    parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     context = None
     if args.tls:
@@ -237,9 +245,9 @@ async def main() -> None:
         handler = {"silent": silent_connection, "deaf": deaf_connection,
                    "rude": rude_connection(bytes.fromhex(args.raw))}[args.mode]
         server = await (asyncio.start_unix_server(handler, args.unix, ssl=context) if args.unix
-                        else asyncio.start_server(handler, "127.0.0.1", 0, ssl=context))
+                        else asyncio.start_server(handler, "127.0.0.1", args.port, ssl=context))
     else:
-        where = {"path": args.unix} if args.unix else {"host": "127.0.0.1", "port": 0}
+        where = {"path": args.unix} if args.unix else {"host": "127.0.0.1", "port": args.port}
         server = await (websockets.unix_serve if args.unix else websockets.serve)(
             make_handler(args), **where, max_size=None, ping_interval=None, ssl=context,
             # A stalled connection holds at most one message and a small read buffer.

@@ -14,6 +14,7 @@ import json
 import os
 import pty
 import random
+import re
 import select
 import signal
 import socket
@@ -516,6 +517,129 @@ class BrokenFrames(unittest.TestCase):
                     self.assertIn(frames[:-1], ([], [(0x81, b"hi")]))
                     self.assertEqual(frames[-1], (0x88, code.to_bytes(2, "big") + reason.encode()))
 
+
+
+class Reconnect(unittest.TestCase):
+    """--reconnect: another connection when the server closes or goes, stdin going on where it was."""
+
+    def setUp(self):
+        if PEER == "wsl":
+            self.skipTest("needs a test peer")
+
+    def test_the_server_closes_and_the_next_lines_go_to_a_new_connection(self):
+        with Peer(PEER, "echo", "--close-after", "2", "--close-code", "1001", "--close-reason", "restarting") as peer:
+            with Wsl("pipe", "--reconnect", peer.url) as wsl:
+                wsl.send(b"one\ntwo\n")
+                self.assertEqual(wsl.output(8), b"one\ntwo\n")
+                # Lines written before wsl has read the server's close would be sent after it, and
+                # dropped by the server: the next ones go once the next connection is open.
+                peer.events_named("open", 2)
+                wsl.send(b"three\nfour\n")
+                self.assertEqual(wsl.output(19), b"one\ntwo\nthree\nfour\n")
+                peer.events_named("open", 3)
+                wsl.send(b"five\n")
+                self.assertEqual(wsl.output(24), b"one\ntwo\nthree\nfour\nfive\n")
+                wsl.end_input()
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                stderr = wsl.stderr_text()
+            self.assertEqual([bytes.fromhex(m["hex"]) for m in peer.messages(5)],
+                             [b"one", b"two", b"three", b"four", b"five"])
+            self.assertEqual([c["code"] for c in peer.events_named("close", 3)], [1001, 1001, 1000])
+        self.assertEqual(stderr.count('server closed the connection: 1001 (going away) "restarting"; '
+                                      'connecting again in'), 2, stderr)
+        self.assertIn("connected again to ws://127.0.0.1", stderr)
+        self.assertIn("(connection 3)", stderr)
+
+    @peer_independent
+    def test_the_first_attempts_fail_until_the_server_is_up(self):
+        port = unused_port()
+        with Wsl("pipe", "--reconnect", f"ws://127.0.0.1:{port}/") as wsl:
+            wsl.send(b"early\n")  # waits in wsl for a connection
+            wsl.stderr_until("refused; connecting again in")
+            with Peer("websockets", "echo", "--port", str(port)) as peer:
+                self.assertEqual(wsl.output(6), b"early\n")
+                wsl.end_input()
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                self.assertEqual(peer.messages(1)[0]["hex"], b"early".hex())
+            self.assertRegex(wsl.stderr_text(), r"connected to ws://127\.0\.0\.1:\d+/ \(connection 1, after \d+ "
+                                                 r"failed attempts?\)")
+
+    @peer_independent
+    def test_a_refused_handshake_is_not_tried_again(self):
+        with Peer("websockets", "refuse") as peer:
+            done = pipe(peer.url, "--reconnect", input=b"x\n")
+        self.assertEqual(done.returncode, 76, done.stderr)
+        self.assertIn(b"handshake refused: HTTP 403", done.stderr)
+        self.assertNotIn(b"connecting again", done.stderr)
+
+    @peer_independent
+    def test_reconnect_limit_gives_up_after_so_many_failed_attempts(self):
+        done = pipe(f"ws://127.0.0.1:{unused_port()}/", "--reconnect", "--reconnect-limit", "3", input=b"x\n")
+        self.assertEqual(done.returncode, 69, done.stderr)
+        self.assertEqual(done.stderr.count(b"refused; connecting again in"), 2, done.stderr)
+        self.assertIn(b"refused; giving up after 3 attempts in a row (--reconnect-limit)", done.stderr)
+
+    def test_reconnect_limit_counts_connections_that_end_at_once(self):
+        with Peer(PEER, "script", "--send", json.dumps([{"text": "hi"}]), "--close-code", "1001") as peer:
+            with Wsl("pipe", "--reconnect", "--reconnect-limit", "3", peer.url) as wsl:  # stdin stays open
+                status = wsl.wait()
+                self.assertEqual(wsl.stdout.data(), b"hi\n" * 3)
+                stderr = wsl.stderr_text()
+            self.assertEqual(len(peer.events_named("open", 3)), 3)
+        self.assertEqual(status, 1, stderr)  # gave up: not the 0 that 1001 alone would give
+        self.assertIn("giving up after 3 connections in a row that ended within 5s (--reconnect-limit)", stderr)
+
+    @peer_independent
+    def test_the_messages_a_broken_connection_was_writing_are_sent_again(self):
+        # The first connection reads nothing, then is reset while wsl is blocked writing to it:
+        # what the kernel buffers held is lost with it, but the batch being written goes again,
+        # first on the next connection, followed by the rest in order.
+        count = 32000
+        lines = [b"%06d " % i + b"x" * 993 + b"\n" for i in range(1, count + 1)]
+        with Peer("websockets", "echo", "--stall", "1", "--abort-stalled") as peer:
+            with Wsl("pipe", "--reconnect", peer.url) as wsl:
+                writer = threading.Thread(target=wsl.send, args=(b"".join(lines),))
+                writer.start()
+                peer.wait_event("abort")
+                stderr = wsl.stderr_until("sent again on the next one")
+                found = re.search(r"messages (\d+)-(\d+) were being sent when connection 1 ended", stderr)
+                self.assertIsNotNone(found, stderr)
+                first = int(found[1])
+                self.assertGreater(first, 1)  # some went into the first connection's buffers
+                expected = b"".join(lines[first - 1:])
+                writer.join(TIMEOUT)
+                self.assertFalse(writer.is_alive())
+                wsl.output(len(expected), 3 * TIMEOUT)
+                wsl.end_input()
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                self.assertEqual(wsl.stdout.data(), expected)
+
+    @peer_independent
+    def test_sigint_between_attempts_exits_130_at_once(self):
+        with Wsl("pipe", "--reconnect", f"ws://127.0.0.1:{unused_port()}/") as wsl:
+            wsl.stderr_until("refused; connecting again in")
+            wsl.signal(signal.SIGINT)
+            self.assertEqual(wsl.wait(TIMEOUT / 2), 130, wsl.stderr_text())
+
+    def test_sigint_closes_with_1001_and_does_not_connect_again(self):
+        with Peer(PEER) as peer:
+            with Wsl("pipe", "--reconnect", peer.url) as wsl:
+                wsl.send(b"x\n")
+                self.assertEqual(wsl.output(2), b"x\n")
+                wsl.signal(signal.SIGINT)
+                self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+                stderr = wsl.stderr_text()
+            self.assertEqual(peer.wait_event("close")["code"], 1001)
+        self.assertNotIn("connecting again", stderr)  # said before any other attempt
+
+    @peer_independent
+    def test_usage(self):
+        url = f"ws://127.0.0.1:{unused_port()}/"
+        done = run_wsl("pipe", "--reconnect", url, "--", "cat")
+        self.assertEqual(done.returncode, 64, done.stderr)
+        self.assertIn(b"--reconnect: not with a COMMAND", done.stderr)
+        done = pipe(url, "--reconnect-limit", "2")
+        self.assertEqual(done.returncode, 64, done.stderr)
 
 
 class NoServer(unittest.TestCase):
