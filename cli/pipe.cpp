@@ -347,6 +347,11 @@ asio::awaitable<void> pipe_session::run() {
                       failed == 0 ? "" : fmt::format(", after {} failed attempt{}", failed, failed == 1 ? "" : "s")));
     failed = 0;
     report_connected(url, report, ws_);
+    if (!o_.first_message.empty()) {  // before stdin's lines: the sender waits for link_up_
+      std::error_code first_ec;       // a failure ends the connection: receive() tells
+      co_await ws_.write_message(message_type::text, asio::buffer(o_.first_message), first_ec);
+      if (!first_ec) trace_message('>', message_type::text, o_.first_message.size());
+    }
     link_up_ = true;
     link_changed();
 
@@ -698,6 +703,10 @@ int run_pipe(pipe_options& o) {
     diagnostics::fatal("--close-reason: at most 123 bytes of UTF-8");
     return exit_usage;
   }
+  if (!detail::utf8_validator::validate(o.first_message.data(), o.first_message.size())) {
+    diagnostics::fatal("--first-message: not UTF-8 (it is sent as a text message)");
+    return exit_usage;
+  }
   if (o.binary && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
     diagnostics::fatal("--chunk: between 1 byte and 1G");
     return exit_usage;
@@ -722,8 +731,9 @@ int run_pipe(pipe_options& o) {
     }
   }
   if (!o.command.empty()) {
-    if (o.reconnect) {
-      diagnostics::fatal("--reconnect: not with a COMMAND (its life is one connection's)");
+    if (o.reconnect || !o.first_message.empty()) {
+      diagnostics::fatal(o.reconnect ? "--reconnect: not with a COMMAND (its life is one connection's)"
+                                     : "--first-message: not with a COMMAND (it sends what it wants first)");
       return exit_usage;
     }
     if (o.no_close || o.linger.count() != 0) {
@@ -802,6 +812,10 @@ subcommand register_pipe(CLI::App& parent) {
   add_duration_option(*app, "--linger", o->linger,
                       "At the end of stdin, close only once no message has arrived for this long (replies to the "
                       "last lines come back first); 0 = close at once");
+  app->add_option("--first-message", o->first_message,
+                  "Send this text message first on each connection (a subscription, a login), before stdin's "
+                  "lines; with --reconnect, again on every new connection")
+      ->type_name("TEXT");
   auto* reconnect = app->add_flag("--reconnect", o->reconnect,
                                   "When the server closes or the connection breaks, or an attempt fails, connect "
                                   "again after a pause (0.1s doubling up to 10s); stdin goes on where it was");

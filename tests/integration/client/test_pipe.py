@@ -550,6 +550,24 @@ class Reconnect(unittest.TestCase):
         self.assertIn("connected again to ws://127.0.0.1", stderr)
         self.assertIn("(connection 3)", stderr)
 
+    def test_first_message_goes_first_on_every_connection(self):
+        first = b'{"subscribe": "t\xc3\xafcks"}'
+        with Peer(PEER, "echo", "--close-after", "2", "--close-code", "1001") as peer:
+            with Wsl("pipe", "--reconnect", "--first-message", first.decode(), peer.url) as wsl:
+                expected = first + b"\n"
+                self.assertEqual(wsl.output(len(expected)), expected)
+                wsl.send(b"a\n")  # the second message: the server closes after its echo
+                expected += b"a\n" + first + b"\n"
+                self.assertEqual(wsl.output(len(expected)), expected)
+                wsl.send(b"b\n")
+                expected += b"b\n" + first + b"\n"
+                self.assertEqual(wsl.output(len(expected)), expected)
+                wsl.end_input()
+                self.assertEqual(wsl.wait(), 0, wsl.stderr_text())
+                self.assertEqual(wsl.stdout.data(), expected)
+            self.assertEqual([(m["type"], bytes.fromhex(m["hex"])) for m in peer.messages(5)],
+                             [("text", first), ("text", b"a"), ("text", first), ("text", b"b"), ("text", first)])
+
     @peer_independent
     def test_the_first_attempts_fail_until_the_server_is_up(self):
         port = unused_port()
@@ -640,6 +658,12 @@ class Reconnect(unittest.TestCase):
         self.assertIn(b"--reconnect: not with a COMMAND", done.stderr)
         done = pipe(url, "--reconnect-limit", "2")
         self.assertEqual(done.returncode, 64, done.stderr)
+        done = run_wsl("pipe", "--first-message", "hi", url, "--", "cat")
+        self.assertEqual(done.returncode, 64, done.stderr)
+        self.assertIn(b"--first-message: not with a COMMAND", done.stderr)
+        done = pipe(url, "--first-message", b"\xff".decode("utf-8", "surrogateescape"))  # the byte 0xff
+        self.assertEqual(done.returncode, 64, done.stderr)
+        self.assertIn(b"--first-message: not UTF-8", done.stderr)
 
 
 class NoServer(unittest.TestCase):
