@@ -212,10 +212,15 @@ connect_failure failure_line_and_status(std::string_view url_text, std::error_co
   }
   if (ec == error::bad_redirect) {
     wsl::url from, to;
-    const bool downgrade = !parse_url(report.final_url, from) && from.secure &&
-                           !resolve_url(from, report.response_headers.get("Location").value_or(""), to) && !to.secure;
+    const bool resolved = !parse_url(report.final_url, from) &&
+                          !resolve_url(from, report.response_headers.get("Location").value_or(""), to);
+    const bool downgrade = resolved && from.secure && !to.secure;
+    const bool tls_over_unix = resolved && to.secure && !report.unix_socket.empty();
     return {fmt::format("{}: redirect refused: HTTP {} {} from {} to '{}' ({})", url, report.status, report.reason,
-                        report.final_url, location, downgrade ? "wss:// never goes to ws://" : "not a WebSocket URL"),
+                        report.final_url, location,
+                        downgrade       ? "wss:// never goes to ws://"
+                        : tls_over_unix ? std::string(no_tls_over_unix)
+                                        : "not a WebSocket URL"),
             exit_protocol};
   }
   if (!report.redirects.empty()) url += fmt::format(" (redirected to {})", report.final_url);

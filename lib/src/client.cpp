@@ -691,7 +691,8 @@ asio::awaitable<websocket> follow_redirects(asio::any_io_executor executor, url 
       co_return ws;
     }
     url next;
-    if (resolve_url(u, *rep.response_headers.get("Location"), next) || (u.secure && !next.secure)) {
+    if (resolve_url(u, *rep.response_headers.get("Location"), next) || (u.secure && !next.secure) ||
+        (next.secure && !o.unix_socket.empty())) {  // TLS wraps a TCP socket
       ec = error::bad_redirect;
       co_return ws;
     }

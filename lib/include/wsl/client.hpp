@@ -114,12 +114,11 @@ struct client_options {
   // Redirects connect() follows, at most: a 301, 302, 303, 307 or 308 answer with a Location
   // (resolve_url()) leads to a new connection there, with a new connect_timeout and
   // handshake_timeout. 0 = none: such an answer is error::bad_status like any other. Beyond the
-  // limit, error::too_many_redirects. A Location that is no WebSocket URL, and one from wss:// to
-  // ws:// (a downgrade), are error::bad_redirect. Once a redirect has left the URL's origin (its
-  // scheme, host and port), neither Authorization (the URL's credentials or one in `headers`)
-  // nor Cookie (`cookies` or one in `headers`) is sent again, unless the Location carries
-  // credentials of its own; on the same origin, the credentials go on. client_handshake() has
-  // nowhere else to connect and never follows one.
+  // limit, error::too_many_redirects. A Location that is no WebSocket URL, one from wss:// to
+  // ws:// (a downgrade), and one to wss:// through `unix_socket`, are error::bad_redirect. Once a redirect has left the
+  // URL's origin (its scheme, host and port), neither Authorization (the URL's credentials or one in `headers`) nor
+  // Cookie (`cookies` or one in `headers`) is sent again, unless the Location carries credentials of its own; on the
+  // same origin, the credentials go on. client_handshake() has nowhere else to connect and never follows one.
   unsigned max_redirects = 0;
   // Connect to this Unix-domain socket instead of the URL's host and port, which still name the
   // server in Host (curl's --unix-socket): a path, or "@name" in Linux's abstract namespace

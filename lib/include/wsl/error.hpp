@@ -68,7 +68,7 @@ enum class error {
   invalid_option,     // an options struct failed validate()
   // --- client side of the negotiation, added later (at the end: the values above stay) ---
   too_many_redirects,  // more redirects than client_options::max_redirects (connect_report has the last)
-  bad_redirect,        // a redirect to no WebSocket URL, or from wss:// to ws:// (connect_report)
+  bad_redirect,        // to no WebSocket URL, from wss:// to ws://, to wss:// over unix_socket (connect_report)
 };
 
 // Conditions group errors the way callers act on them (the CLI maps them to exit codes).

@@ -66,6 +66,16 @@ class UnixSocket(unittest.TestCase):
             self.assertEqual(peer.wait_event("open")["path"], "/new")
             self.assertIn("* redirected to ws://localhost/new", stderr)
 
+    @recording_peers_only
+    def test_a_redirect_to_wss_is_refused_in_so_many_words(self):
+        with Peer(PEER, "echo", "--redirect-from", "/old", "--location", "wss://localhost/new",
+                  unix=self.path) as peer:
+            done = run_wsl("pipe", "-L", f"ws+unix:{self.path}:/old", input=b"x\n")
+            self.assertEqual(peer.wait_event("redirect")["path"], "/old")
+        self.assertEqual(done.returncode, 76, done.stderr)
+        self.assertIn(b"redirect refused: HTTP 302 Found from ws://localhost/old", done.stderr)
+        self.assertIn(b"to 'wss://localhost/new' (wss:// over a Unix-domain socket is not supported", done.stderr)
+
     def test_latency(self):
         with Peer(PEER, unix=self.path):
             done = run_wsl("latency", "-c", "3", "-i", "0", "--json", f"ws+unix:{self.path}")
