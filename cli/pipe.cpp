@@ -510,11 +510,17 @@ asio::awaitable<void> pipe_session::send_stdin() {
                                 sent_ == 1 ? "" : "s",
                                 o_.no_close ? "; receiving until the server closes (--no-close)" : ""));
   if (o_.no_close) co_return;
-  if (o_.reconnect) {  // the close goes to an open connection
+  if (o_.linger.count() > 0) {
+    if (o_.reconnect) {  // quiet on an open connection
+      const bool up = co_await wait_for_link(0);
+      if (!up) co_return;
+    }
+    co_await linger();
+  }
+  if (o_.reconnect) {  // the close goes to an open connection (the last may have ended meanwhile)
     const bool up = co_await wait_for_link(0);
     if (!up) co_return;
   }
-  if (o_.linger.count() > 0) co_await linger();
   if (closing_ || receiver_done_ || signal_ != 0) co_return;  // a signal's close takes over
   co_await close(static_cast<std::uint16_t>(o_.close_code), o_.close_reason);
 }
