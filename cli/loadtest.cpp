@@ -260,6 +260,22 @@ class session {
     co_return sent(ec, due);
   }
 
+  // Open loop: the messages of stamps_ (their due times), in as few sends as write_messages() makes.
+  // They are booked before the write: the first echoes may come back before the last message has
+  // left. When the write fails, the connection fails, with them counted as sent and unanswered.
+  asio::awaitable<bool> send_many() {
+    std::error_code ec;
+    if (stamps_.size() == 1) {
+      co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
+      co_return sent(ec, stamps_.front());
+    }
+    for (const auto stamp : stamps_) book(stamp);
+    outgoing_.assign(stamps_.size(), outgoing_message{type(), asio::buffer(s_.payload)});
+    co_await ws_.write_messages(outgoing_, ec);
+    if (ec) failed_ = ec;
+    co_return !ec;
+  }
+
   // After a send: books the message as outstanding. (Plain functions around the co_awaits, so the
   // closed loop runs without a coroutine frame of its own per message.)
   bool sent(std::error_code ec, clock::time_point due) {
@@ -267,6 +283,10 @@ class session {
       failed_ = ec;
       return false;
     }
+    book(due);
+    return true;
+  }
+  void book(clock::time_point due) {
     const bool counted = counts(s_, due);
     if (!listening()) in_flight_.push_back({due, counted});
     ++sent_here_;
@@ -275,7 +295,6 @@ class session {
       w_.sent.add();
       w_.bytes_sent.add(s_.payload.size());
     }
-    return true;
   }
 
   // One echo: checks it and records its round trip from the time it was due.
@@ -423,10 +442,28 @@ class session {
       }
       // The round trip counts from when the message was due, or from when it left if that was
       // earlier (sent at its window's start): never from a late send (no coordinated omission).
-      const auto stamp = open ? std::min(due, now) : now;
-      const bool ok = co_await send_one(stamp);
-      if (!ok) break;
-      message += connections;
+      if (open) {
+        // Every message of this connection due to leave by now goes in one gathered write.
+        const auto room = max_backlog - in_flight_.size();
+        const auto share = budget_ == 0 ? room : std::min<std::size_t>(room, budget_ - sent_here_);
+        stamps_.clear();
+        stamps_.push_back(std::min(due, now));
+        for (double next = message + connections; stamps_.size() < std::min(max_batch, share); next += connections) {
+          const auto next_due = s_.plan->due(next);
+          if (next_due == clock::time_point::max()) break;
+          const auto next_leave =
+              window > clock::duration::zero() ? next_due - (next_due - s_.start) % window : next_due;
+          if (next_leave > now) break;
+          stamps_.push_back(std::min(next_due, now));
+        }
+        const bool ok = co_await send_many();
+        if (!ok) break;
+        message += connections * static_cast<double>(stamps_.size());
+      } else {
+        const bool ok = co_await send_one(now);
+        if (!ok) break;
+        message += connections;
+      }
       wake(receiver_timer_, receiver_waiting_);
     }
     if ((open || listening()) && in_flight_.empty() && !failed_ && ws_.is_open() && s_.current.load() != phase::done) {
@@ -471,6 +508,7 @@ class session {
 
  private:
   static constexpr std::size_t max_backlog = 1 << 20;
+  static constexpr std::size_t max_batch = 64;  // messages per gathered write in open loop
   worker& w_;
   shared_state& s_;
   websocket& ws_;
@@ -490,6 +528,8 @@ class session {
   bool sender_waiting_ = false;
   bool sender_wants_room_ = false;  // waits for an echo to free a slot, not for its time
   bool receiver_waiting_ = false;
+  std::vector<clock::time_point> stamps_;  // send_many(): the due time of each message
+  std::vector<outgoing_message> outgoing_;
 };
 
 // The completion token of a connection's waits (its turn, a handshake slot, a pause before it

@@ -152,6 +152,14 @@ class Echo(AgainstOneEchoServer):
         # Sends are scheduled by time, not by replies: about 200 in the second.
         self.assertTrue(150 <= r["sent"] <= 250, r["sent"])
 
+    def test_open_loop_messages_due_in_one_window_leave_together(self):
+        # 100 messages of each connection are due in each 100 ms window: they go in gathered
+        # writes (of at most 64), which the server must take apart into messages like any other.
+        r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "1s", "-r", "2000", "--send-window", "100ms",
+                             "--warmup", "200ms", "--verify")
+        self.assert_all_echoed(r, 2, 32)
+        self.assertTrue(1800 <= r["sent"] <= 2200, r["sent"])
+
     def test_open_loop_at_a_low_rate_ends_with_the_measurement(self):
         # Each connection's next message is 20 s away when the 300 ms measurement ends: its sender
         # must stop then, and the connections close cleanly, well within the 30 s drain.
