@@ -257,6 +257,7 @@ class pipe_session {
 
  private:
   asio::awaitable<void> receive();
+  void end_partial_message(message_type type, std::uint64_t delivered, bool output_ok, bool encoded);
   asio::awaitable<void> send_stdin();
   asio::awaitable<void> send_lines(const char* p, std::size_t n, std::error_code& ec);
   asio::awaitable<void> send_line(std::string_view line, std::error_code& ec);
@@ -445,9 +446,11 @@ asio::awaitable<void> pipe_session::receive() {
     bool written = prefix.empty() || out_.write(asio::buffer(prefix), {});
     const bool encode = o_.types.base64 && in.type() == message_type::binary;
     std::string encoded;
+    std::uint64_t delivered = 0;  // bytes of the message handed to us (and to stdout)
     for (;;) {
       const auto chunk = co_await in.read_chunk(ec);
       if (ec) break;
+      delivered += chunk.size();
       const bool last = in.done();
       if (encode) {
         encoded.clear();
@@ -459,7 +462,10 @@ asio::awaitable<void> pipe_session::receive() {
       }
       if (last) break;
     }
-    if (ec) break;
+    if (ec) {
+      end_partial_message(in.type(), delivered, written, encode);
+      break;
+    }
     ++received_;
     last_received_ = clock::coarse_now();
     trace_message('<', in.type(), in.bytes_read());
@@ -478,6 +484,20 @@ asio::awaitable<void> pipe_session::receive() {
   }
   trace_failure_close(ws_, ec);
   end_ = ec;
+}
+
+// A message the end of the connection cut short, some of it written: its line is ended (its
+// base64 finished), so that the next message, after --reconnect, is a line of its own; and said.
+void pipe_session::end_partial_message(message_type type, std::uint64_t delivered, bool output_ok, bool encoded) {
+  const auto& prefix = type == message_type::text ? o_.types.text_prefix : o_.types.binary_prefix;
+  std::string rest;
+  if (encoded) base64_.finish(rest);
+  if (!output_ok || (delivered == 0 && prefix.empty())) return;
+  const std::string_view tail = o_.binary ? std::string_view() : delimiter_;
+  out_.write(asio::buffer(rest), tail);
+  diagnostics::warning(fmt::format("message {} was cut short by the end of the connection after {} byte{}{}",
+                                   received_ + 1, delivered, delivered == 1 ? "" : "s",
+                                   tail.empty() ? "" : ": its line ends there"));
 }
 
 // stdin to messages until the end of stdin, then the close handshake (unless --no-close).

@@ -7,6 +7,7 @@
                             [--redirect-from PATH --location URL [--status N]]
                             [--answer-after SECONDS] [--unix PATH]
                             [--push-every SECONDS] [--push-size N] [--abort-stalled] [--port N]
+                            [--hang-up]
 
 Modes:
   echo     every message goes back with its type (--no-pong: pings are left unanswered;
@@ -30,7 +31,8 @@ Modes:
            frame: no pong, no close answered
   rude     completes the handshake by hand, sends the bytes of --raw (frames that break RFC 6455,
            say), then reads until the client closes TCP: one {"event": "received", "hex": ...}
-           with every byte that came after the handshake
+           with every byte that came after the handshake; with --hang-up it closes TCP right
+           after sending them instead (a message cut short, say)
 
 --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
 --redirect-from PATH (echo, script, relay, refuse): an upgrade request for PATH (the query aside)
@@ -201,10 +203,14 @@ async def deaf_connection(reader, writer) -> None:
     writer.close()
 
 
-def rude_connection(raw: bytes):
+def rude_connection(raw: bytes, hang_up: bool):
     async def handler(reader, writer) -> None:
         await answer_upgrade(reader, writer)
         writer.write(raw)
+        if hang_up:
+            await writer.drain()
+            writer.close()
+            return
         received = await reader.read()  # until EOF
         emit(event="received", hex=received.hex())
         writer.close()
@@ -235,6 +241,7 @@ async def main() -> None:
     parser.add_argument("--push-size", type=int, default=100)
     parser.add_argument("--abort-stalled", action="store_true")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--hang-up", action="store_true")
     args = parser.parse_args()
     context = None
     if args.tls:
@@ -243,7 +250,7 @@ async def main() -> None:
 
     if args.mode in ("silent", "deaf", "rude"):
         handler = {"silent": silent_connection, "deaf": deaf_connection,
-                   "rude": rude_connection(bytes.fromhex(args.raw))}[args.mode]
+                   "rude": rude_connection(bytes.fromhex(args.raw), args.hang_up)}[args.mode]
         server = await (asyncio.start_unix_server(handler, args.unix, ssl=context) if args.unix
                         else asyncio.start_server(handler, "127.0.0.1", args.port, ssl=context))
     else:

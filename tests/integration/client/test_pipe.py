@@ -651,6 +651,30 @@ class Reconnect(unittest.TestCase):
         self.assertNotIn("connecting again", stderr)  # said before any other attempt
 
     @peer_independent
+    def test_a_message_cut_short_ends_its_line_and_the_next_connection_starts_a_new_one(self):
+        # Each connection: the first 7 bytes of a text message (no FIN), then the server hangs up.
+        partial = (bytes([0x01, 7]) + b"partial").hex()
+        warning = "message 1 was cut short by the end of the connection after 7 bytes: its line ends there"
+        with Peer("websockets", "rude", "--raw", partial, "--hang-up") as peer:
+            with Wsl("pipe", peer.url) as wsl:
+                self.assertEqual(wsl.wait(), 1, wsl.stderr_text())
+                self.assertEqual(wsl.stdout.data(), b"partial\n")
+                self.assertIn(warning, wsl.stderr_text())
+            with Wsl("pipe", "--reconnect", "--reconnect-limit", "2", peer.url) as wsl:
+                self.assertEqual(wsl.wait(), 1, wsl.stderr_text())
+                self.assertEqual(wsl.stdout.data(), b"partial\npartial\n")
+                self.assertEqual(wsl.stderr_text().count(warning), 2, wsl.stderr_text())
+
+    @peer_independent
+    def test_a_binary_message_cut_short_is_whole_base64_on_its_line(self):
+        partial = (bytes([0x02, 4]) + b"abcd").hex()  # base64 holds back the "d" until the next bytes
+        with Peer("websockets", "rude", "--raw", partial, "--hang-up") as peer:
+            with Wsl("pipe", "--binary-prefix", "b:", "--base64", "--reconnect", "--reconnect-limit", "2",
+                     peer.url) as wsl:
+                self.assertEqual(wsl.wait(), 1, wsl.stderr_text())
+                self.assertEqual(wsl.stdout.data(), b"b:YWJjZA==\nb:YWJjZA==\n")
+
+    @peer_independent
     def test_usage(self):
         url = f"ws://127.0.0.1:{unused_port()}/"
         done = run_wsl("pipe", "--reconnect", url, "--", "cat")
