@@ -745,9 +745,7 @@ int run_pipe(pipe_options& o) {
     const char delimiter = o.null_delimited ? '\0' : '\n';
     const auto& t = o.types;
     std::string_view problem_with;
-    if (!o.command.empty())
-      problem_with = "not with a COMMAND (yet)";
-    else if (o.empty_prefix || (!t.text_prefix.empty() && t.text_prefix == t.binary_prefix))
+    if (o.empty_prefix || (!t.text_prefix.empty() && t.text_prefix == t.binary_prefix))
       problem_with = "a prefix cannot be empty, nor the two the same";
     else if (t.text_prefix.find(delimiter) != std::string::npos || t.binary_prefix.find(delimiter) != std::string::npos)
       problem_with = o.null_delimited ? "a prefix cannot hold a NUL (-0)" : "a prefix cannot hold a newline";

@@ -72,6 +72,7 @@ class command_session {
     options_.binary = o.binary;
     options_.chunk = o.chunk;
     options_.max_line = o.connection.client.connection.max_message_size;
+    options_.types = o.types;
     options_.close_grace = o.close_grace;
     options_.message_limit = o.once ? 1 : o.max_messages;
     options_.trace_frames = true;  // as plain pipe does, at -vv

@@ -107,6 +107,11 @@ asio::awaitable<void> running_command::run() {
   if (dropped_ != 0)
     diagnostics::info(fmt::format("{}{} message{} dropped: the process no longer read its stdin", o_.log_prefix,
                                   dropped_, dropped_ == 1 ? "" : "s"));
+  if (bad_lines_ > 1)
+    diagnostics::warning(
+        fmt::format("{}{} lines of the process's output were not base64 after the binary prefix "
+                    "'{}': not sent",
+                    o_.log_prefix, bad_lines_, o_.types.binary_prefix));
 }
 
 // The process ended: anything left of its group goes, the rest of its output is sent, then the close.
@@ -189,18 +194,33 @@ asio::awaitable<void> running_command::pump_input() {
                                                          : std::string_view("\n");
   bool reading = true;   // the process still takes its stdin
   bool limited = false;  // its stdin was closed at the message limit
+  const bool typed = o_.types.any() && !o_.binary;
+  base64_stream base64;
+  std::string encoded;
   std::error_code ec;
   for (;;) {
     auto in = co_await ws_.read_message(ec);
     if (ec) break;
+    const std::string_view prefix = !typed                            ? std::string_view()
+                                    : in.type() == message_type::text ? o_.types.text_prefix
+                                                                      : o_.types.binary_prefix;
+    const bool encode = typed && o_.types.base64 && in.type() == message_type::binary;
+    bool first = true;
     for (;;) {
-      const auto chunk = co_await in.read_chunk(ec);
+      auto chunk = co_await in.read_chunk(ec);
       if (ec) break;
       const bool last = in.done();
+      if (encode) {
+        encoded.clear();
+        base64.add({static_cast<const unsigned char*>(chunk.data()), chunk.size()}, encoded);
+        if (last) base64.finish(encoded);
+        chunk = asio::buffer(encoded);
+      }
       if (reading) {
         std::error_code write_ec;
-        const std::array<asio::const_buffer, 2> parts = {chunk,
+        const std::array<asio::const_buffer, 3> parts = {asio::buffer(prefix.data(), first ? prefix.size() : 0), chunk,
                                                          asio::buffer(delimiter.data(), last ? delimiter.size() : 0)};
+        first = false;
         co_await asio::async_write(input_, parts, use_ec(write_ec));
         if (write_ec) {
           reading = false;
@@ -210,7 +230,11 @@ asio::awaitable<void> running_command::pump_input() {
       }
       if (last) break;
     }
-    if (ec) break;
+    if (ec) {
+      encoded.clear();
+      base64.finish(encoded);  // the input ends here: nothing is held for another message
+      break;
+    }
     if (o_.trace_frames) trace_message('<', in.type(), in.bytes_read(), o_.log_prefix);
     if (!reading) {
       if (!limited) ++dropped_;
@@ -232,8 +256,28 @@ asio::awaitable<void> running_command::pump_input() {
   peer_gone_ = true;
 }
 
-// A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
+// A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one. With
+// o_.types, a line may say which it is (typed_lines.hpp).
 void running_command::add_line(std::string_view line, std::string_view chunk) {
+  if (o_.types.any()) {
+    auto typed = classify_line(o_.types, line);
+    if (typed.type == typed_line::bad_base64) {
+      if (bad_lines_++ == 0)
+        diagnostics::warning(
+            fmt::format("{}a line of the process's output is not base64 after the binary prefix "
+                        "'{}' (--base64): not sent",
+                        o_.log_prefix, o_.types.binary_prefix));
+      return;
+    }
+    if (typed.type == typed_line::binary) {
+      if (typed.decoded)
+        batch_.add(message_type::binary, std::move(*typed.decoded));
+      else
+        batch_.add(message_type::binary, typed.rest, chunk);
+      return;
+    }
+    line = typed.rest;
+  }
   const auto type = line_message_type(line);
   if (type == message_type::binary && !warned_utf8_) {
     warned_utf8_ = true;

@@ -21,6 +21,7 @@
 #include "common.hpp"
 #include "message_batch.hpp"
 #include "process.hpp"
+#include "typed_lines.hpp"
 
 #include <asio/awaitable.hpp>
 #include <asio/posix/stream_descriptor.hpp>
@@ -37,6 +38,11 @@ struct running_command_options {
   bool binary = false;             // raw reads as binary messages, payloads written raw
   std::uint64_t chunk = 64 << 10;  // largest message made of one read (binary)
   std::uint64_t max_line = 0;      // longest text message made of its output, longer lines in pieces; 0 = none
+  // wsl pipe --text-prefix, --binary-prefix, --base64 (not with binary): each message goes to its
+  // stdin after its type's prefix (a binary one as base64), and a line of its stdout that starts
+  // with a prefix is a message of that type (a binary one decoded from base64); a line after the
+  // binary prefix that is not base64 is not sent (a warning names the first, the end counts them).
+  line_types types;
   // After the peer leaves: time the process has before SIGTERM, and then before SIGKILL.
   clock::duration close_grace = std::chrono::seconds(1);
   // Its stdin is closed once this many messages were written to it (wsl pipe --once,
@@ -105,6 +111,7 @@ class running_command {
   bool output_done_ = false;
   bool sending_ = true;  // false once a send failed: the rest of stdout is read and dropped
   bool warned_utf8_ = false;
+  std::uint64_t bad_lines_ = 0;  // not base64 after the binary prefix: not sent
   bool exited_first_ = false;
   bool signalled_ = false;
   int status_ = 0;

@@ -93,6 +93,22 @@ class RoundTrip(unittest.TestCase):
             got = [(m["type"], bytes.fromhex(m["hex"])) for m in peer.messages(2)]
             self.assertEqual(got, [("binary", INVALID_UTF8), ("text", b"ok")])
 
+    def test_typed_lines_both_ways(self):
+        # The command sees each message after its type's prefix (binary ones as base64) and its
+        # lines are sent as their prefix says: through cat, the server gets back exactly what it
+        # sent, types included. A line after the binary prefix that is not base64 is not sent.
+        sent = ["hello", b"\x00\x01\x02\xff", "b:looks typed", b""]
+        with relay(*sent, replies=len(sent)) as peer:
+            done = pipe_command(peer.url, "--text-prefix", "t:", "--binary-prefix", "b:", "--base64", "--",
+                                "sh", "-c", "echo 'b:not base64!'; exec cat")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            got = peer.messages(len(sent))
+            self.assertEqual([(m["type"], bytes.fromhex(m["hex"])) for m in got],
+                             [("text", b"hello"), ("binary", b"\x00\x01\x02\xff"), ("text", b"b:looks typed"),
+                              ("binary", b"")])
+        self.assertIn(b"a line of the process's output is not base64 after the binary prefix 'b:' (--base64): "
+                      b"not sent", done.stderr)
+
     def test_once_closes_stdin_and_still_sends_what_follows(self):
         with relay("one", "two", "three") as peer:
             done = pipe_command(peer.url, "--once", "-v", "--", "sh", "-c", "cat; echo after-eof")
