@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +35,13 @@ class message_batch {
   void add(message_type type, std::string&& data) {
     copies_.push_back(std::move(data));
     messages_.push_back({type, asio::buffer(copies_.back())});
+  }
+  // A line typed binary (typed_lines.hpp): its decoded payload with --base64, else the line's rest.
+  void add_binary(std::optional<std::string>&& decoded, std::string_view rest, std::string_view stable) {
+    if (decoded)
+      add(message_type::binary, std::move(*decoded));
+    else
+      add(message_type::binary, rest, stable);
   }
 
   bool full() const noexcept { return messages_.size() >= limit; }

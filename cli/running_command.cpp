@@ -270,10 +270,7 @@ void running_command::add_line(std::string_view line, std::string_view chunk) {
       return;
     }
     if (typed.type == typed_line::binary) {
-      if (typed.decoded)
-        batch_.add(message_type::binary, std::move(*typed.decoded));
-      else
-        batch_.add(message_type::binary, typed.rest, chunk);
+      batch_.add_binary(std::move(typed.decoded), typed.rest, chunk);
       return;
     }
     line = typed.rest;
