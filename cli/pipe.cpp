@@ -738,18 +738,9 @@ int run_pipe(pipe_options& o) {
     diagnostics::fatal("--close-grace goes with a COMMAND (wsl pipe URL -- COMMAND)");
     return exit_usage;
   }
-  if (o.types.any() || o.empty_prefix) {
-    const char delimiter = o.null_delimited ? '\0' : '\n';
-    const auto& t = o.types;
-    std::string_view problem_with;
-    if (o.empty_prefix || (!t.text_prefix.empty() && t.text_prefix == t.binary_prefix))
-      problem_with = "a prefix cannot be empty, nor the two the same";
-    else if (t.text_prefix.find(delimiter) != std::string::npos || t.binary_prefix.find(delimiter) != std::string::npos)
-      problem_with = o.null_delimited ? "a prefix cannot hold a NUL (-0)" : "a prefix cannot hold a newline";
-    if (!problem_with.empty()) {
-      diagnostics::fatal(fmt::format("--text-prefix, --binary-prefix, --base64: {}", problem_with));
-      return exit_usage;
-    }
+  if (!o.line_types_problem.empty()) {
+    diagnostics::fatal(o.line_types_problem);
+    return exit_usage;
   }
   if (!o.command.empty()) {
     if (o.reconnect || !o.first_message.empty()) {
@@ -804,21 +795,7 @@ subcommand register_pipe(CLI::App& parent) {
   auto* binary = app->add_flag("-b,--binary", o->binary,
                                "Send stdin as binary messages of up to --chunk bytes; write payloads raw, undelimited")
                      ->excludes(null);
-  const auto add_prefix = [&](const char* name, std::string& prefix, std::string_view type) {
-    return app
-        ->add_option(name, prefix,
-                     fmt::format("Write each {0} message received after this prefix; a stdin line that starts with "
-                                 "it is a {0} message of the rest",
-                                 type))
-        ->type_name("PREFIX")
-        ->excludes(binary);
-  };
-  auto* text_prefix = add_prefix("--text-prefix", o->types.text_prefix, "text");
-  auto* binary_prefix = add_prefix("--binary-prefix", o->types.binary_prefix, "binary");
-  app->add_flag("--base64", o->types.base64,
-                "Write binary messages received as one line of base64; a stdin line after --binary-prefix is "
-                "base64 too")
-      ->excludes(binary);
+  auto types = std::make_shared<line_type_options>(*app, o->types, binary, "a stdin line");
   add_size_option(*app, "--chunk", o->chunk, "Largest binary message made from stdin (--binary)");
   app->add_option("--close-code", o->close_code, "Close code sent at the end of stdin, --once or --max-messages")
       ->capture_default_str();
@@ -856,10 +833,9 @@ subcommand register_pipe(CLI::App& parent) {
       "otherwise. SIGINT closes with 1001, drains and exits 130. With '-- COMMAND [ARGS...]' the command takes "
       "the place of stdin and stdout (same framing), with WSL_URL, WSL_SUBPROTOCOL and WSL_EXTENSIONS in its "
       "environment; its exit closes the connection and wsl exits with its status. See wsl-pipe(1).");
-  return {app, [o, grace, text_prefix, binary_prefix] {
+  return {app, [o, grace, types] {
             o->close_grace_given = grace->count() > 0;
-            o->empty_prefix = (text_prefix->count() > 0 && o->types.text_prefix.empty()) ||
-                              (binary_prefix->count() > 0 && o->types.binary_prefix.empty());
+            o->line_types_problem = types->problem(o->null_delimited);
             return run_pipe(*o);
           }};
 }

@@ -19,7 +19,7 @@ struct pipe_options {
   bool binary = false;             // stdin chunks as binary messages, payloads written raw
   std::uint64_t chunk = 64 << 10;  // largest binary message made from stdin
   line_types types;                // --text-prefix, --binary-prefix, --base64 (text mode, stdin and stdout)
-  bool empty_prefix = false;       // --text-prefix '' or --binary-prefix '' (a usage error)
+  std::string line_types_problem;  // what is wrong with them (a usage error), or empty
   unsigned close_code = close_code::normal;
   std::string close_reason;
   bool once = false;               // -1: exit after the first message received

@@ -28,6 +28,10 @@ int run_serve(serve_options& o) {
     diagnostics::fatal("--binary and -0 exclude each other");
     return exit_usage;
   }
+  if (!o.line_types_problem.empty()) {
+    diagnostics::fatal(o.line_types_problem);
+    return exit_usage;
+  }
   if (o.binary && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
     diagnostics::fatal("--chunk: between 1 byte and 1G");
     return exit_usage;
@@ -93,8 +97,10 @@ subcommand register_serve(CLI::App& parent) {
   app->add_option("command", o->command, "The command to run per connection (after --)")->type_name("COMMAND");
 
   app->add_flag("-0,--null", o->null_delimited, "Records end with NUL instead of newline, both ways");
-  app->add_flag("-b,--binary", o->binary,
-                "Binary messages of raw chunks (up to --chunk bytes each); payloads written raw");
+  auto* binary = app->add_flag("-b,--binary", o->binary,
+                               "Binary messages of raw chunks (up to --chunk bytes each); payloads written raw");
+  auto types =
+      std::make_shared<line_type_options>(*app, o->types, binary, "a line (of stdin, or of the COMMAND's stdout)");
   add_size_option(*app, "--chunk", o->chunk, "Largest message made of one read (--binary)");
 
   app->add_flag("--prefix-client", o->prefix_client, "Write 'ID<TAB>' before each line received");
@@ -129,7 +135,10 @@ subcommand register_serve(CLI::App& parent) {
       "the process's stdin, its stdout lines come back as messages, its exit closes the connection with 1000 "
       "(status 0) or 1011 'exit N'. SIGINT closes every connection with 1001 and exits 130. "
       "See wsl-serve(1).");
-  return {app, [o] { return run_serve(*o); }};
+  return {app, [o, types] {
+            o->line_types_problem = types->problem(o->null_delimited);
+            return run_serve(*o);
+          }};
 }
 
 }  // namespace wsl::cli

@@ -232,6 +232,7 @@ asio::awaitable<void> command_session(websocket& ws, session_context& session, c
     options.null_delimited = o.null_delimited;
     options.binary = o.binary;
     options.chunk = o.chunk;
+    options.types = o.types;
     options.max_line = o.server.listener.connection.max_message_size;
     options.close_grace = o.close_grace;
     options.log_prefix = session_prefix(session);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "server.hpp"
+#include "typed_lines.hpp"
 
 #include <cstdint>
 #include <string>
@@ -17,6 +18,8 @@ struct serve_options {
   bool null_delimited = false;     // -0: records end with NUL instead of newline, both ways
   bool binary = false;             // raw chunks as binary messages, payloads written raw
   std::uint64_t chunk = 64 << 10;  // largest message made of one read (--binary)
+  line_types types;                // --text-prefix, --binary-prefix, --base64 (not with --binary)
+  std::string line_types_problem;  // what is wrong with them (a usage error), or empty
 
   // --pipe
   bool pipe = false;

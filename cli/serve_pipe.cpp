@@ -305,6 +305,7 @@ class pipe_server {
     std::uint64_t dropped = 0;        // --live: read while nobody was connected
     std::uint64_t unaddressed = 0;    // --addressed: without "ID<TAB>"
     std::uint64_t undeliverable = 0;  // --addressed: for a client that was not connected
+    std::uint64_t bad_base64 = 0;     // --base64: not base64 after the binary prefix
   };
   tallies counts() const noexcept { return tallies_; }
 
@@ -400,8 +401,28 @@ void pipe_server::add_record(std::string_view data, message_type type, std::vect
   ++tallies_.records;
 }
 
-// A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one.
+// A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one. With
+// --text-prefix/--binary-prefix a line may say which it is (typed_lines.hpp); a line after the
+// binary prefix that is not base64 (--base64) is dropped and said, as an unaddressed one is: the
+// other clients are served on.
 void pipe_server::add_line(std::string_view line, std::vector<outgoing_ptr>& batch) {
+  if (o_.types.any()) {
+    auto typed = classify_line(o_.types, line);
+    if (typed.type == typed_line::bad_base64) {
+      ++tallies_.records;
+      if (tallies_.bad_base64++ == 0)
+        diagnostics::warning(
+            fmt::format("stdin record {} is not base64 after the binary prefix '{}' (--base64): dropped "
+                        "(and so will any other such record)",
+                        tallies_.records, o_.types.binary_prefix));
+      return;
+    }
+    if (typed.type == typed_line::binary) {
+      add_record(typed.payload(), message_type::binary, batch);
+      return;
+    }
+    line = typed.rest;
+  }
   const auto type = line_message_type(line);
   if (type == message_type::binary && !warned_utf8_) {
     warned_utf8_ = true;
@@ -702,21 +723,40 @@ asio::awaitable<void> pipe_server::send_loop(pipe_client& c) {
 }
 
 // The client's messages to stdout, each whole: gathered up to a bound, beyond it streamed while
-// holding stdout.
+// holding stdout. With --text-prefix/--binary-prefix each message starts with its type's prefix,
+// and with --base64 a binary one is written as base64 (typed_lines.hpp). A message cut short by the
+// end of the connection is written as far as it came, its line ended, and said.
 asio::awaitable<void> pipe_server::receive_loop(pipe_client& c) {
   constexpr std::size_t gather_limit = 1 << 20;
-  std::string held;
+  const bool typed = o_.types.any();
+  std::string held, shaped;
+  base64_stream base64;
   std::error_code ec;
   for (;;) {
     auto in = co_await c.ws.read_message(ec);
     if (ec) break;
-    bool locked = false, line_start = true;
+    bool locked = false, line_start = true, first = true;
+    const bool encode = o_.types.base64 && in.type() == message_type::binary;
+    const std::string_view type_prefix =
+        in.type() == message_type::text ? o_.types.text_prefix : o_.types.binary_prefix;
     held.clear();
     for (;;) {
       const auto chunk = co_await in.read_chunk(ec);
       if (ec) break;
       const bool last = in.done();
-      const std::string_view piece(static_cast<const char*>(chunk.data()), chunk.size());
+      std::string_view piece(static_cast<const char*>(chunk.data()), chunk.size());
+      if (typed) {
+        shaped.clear();
+        if (first) shaped.append(type_prefix);
+        if (encode) {
+          base64.add({static_cast<const unsigned char*>(chunk.data()), chunk.size()}, shaped);
+          if (last) base64.finish(shaped);
+        } else {
+          shaped.append(piece);
+        }
+        piece = shaped;
+      }
+      first = false;
       if (!locked) {
         if (last && held.empty()) {  // the common case: the whole message at once
           co_await out_.lock();
@@ -741,13 +781,20 @@ asio::awaitable<void> pipe_server::receive_loop(pipe_client& c) {
       if (last) break;
     }
     if (!ec) trace_message('<', in.type(), in.bytes_read(), c.trace_prefix);
-    if (locked) {
-      if (ec) {  // cut short: end the line, so that the next writer starts on a fresh one
-        diagnostics::warning(fmt::format("[{}] a message was cut short by the end of the connection", c.session.id));
-        out_.write(c.session.id, {}, true, line_start);
+    if (ec) {
+      // Cut short: what came is written and its line ended, so that the next writer starts on a
+      // fresh one.
+      if (encode) base64.finish(held);
+      if (locked || !held.empty()) {
+        if (!locked) co_await out_.lock();
+        locked = true;
+        out_.write(c.session.id, held, true, line_start);
+        diagnostics::warning(fmt::format("[{}] a message was cut short by the end of the connection after {} bytes{}",
+                                         c.session.id, in.bytes_read(),
+                                         o_.binary ? std::string_view() : std::string_view(": its line ends there")));
       }
-      out_.unlock();
     }
+    if (locked) out_.unlock();
     if (out_.error() != 0) output_failed();
     if (ec) break;
   }
@@ -795,6 +842,9 @@ int run_serve_pipe(serve_options& o) {
         fmt::format("--addressed: {} record{} without a client's ID and {} for clients that were not "
                     "connected were dropped",
                     counts.unaddressed, plural(counts.unaddressed), counts.undeliverable));
+  if (counts.bad_base64 != 0)
+    diagnostics::warning(fmt::format("--base64: {} record{} not base64 after the binary prefix were dropped",
+                                     counts.bad_base64, plural(counts.bad_base64)));
   diagnostics::debug(fmt::format("{} record{} read from stdin", counts.records, plural(counts.records)));
   return status;
 }

@@ -1,6 +1,6 @@
-// `wsl pipe --text-prefix/--binary-prefix/--base64` (websocat's options of the same names): lines
-// that say which type of message they are, and binary messages as one line of base64, so that a
-// stream of both kinds survives line-based tools.
+// `--text-prefix/--binary-prefix/--base64` of `wsl pipe` and `wsl serve` (websocat's options of
+// the same names): lines that say which type of message they are, and binary messages as one line
+// of base64, so that a stream of both kinds survives line-based tools.
 //
 //   received: a text message is written as TEXT_PREFIX + payload, a binary one as BINARY_PREFIX +
 //             payload (base64 with --base64), each followed by the delimiter;
@@ -10,6 +10,8 @@
 #pragma once
 
 #include <wsl/detail/base64.hpp>
+
+#include <CLI/CLI.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -24,6 +26,21 @@ struct line_types {
   bool base64 = false;
 
   bool any() const noexcept { return !text_prefix.empty() || !binary_prefix.empty() || base64; }
+};
+
+// The three options on a subcommand, each excluding `binary` (-b). `input` names the lines they
+// type in the help ("a stdin line").
+class line_type_options {
+ public:
+  line_type_options(CLI::App& app, line_types& target, CLI::Option* binary, std::string_view input);
+  // After parsing: what is wrong with them ("--text-prefix, ...: a prefix cannot be empty, ..."),
+  // or empty.
+  std::string problem(bool null_delimited) const;
+
+ private:
+  const line_types& types_;
+  CLI::Option* text_prefix_;
+  CLI::Option* binary_prefix_;
 };
 
 // A message's payload as base64 while it arrives in pieces of any length: the same text as

@@ -301,6 +301,23 @@ class Dir(unittest.TestCase):
                 self.assertEqual(refused, [404] * 6)
 
 
+class TypedLines(unittest.TestCase):
+    def test_messages_reach_the_process_after_their_prefix_and_its_lines_go_as_their_prefix_says(self):
+        async def scenario(server):
+            async with connect(server.url) as ws:
+                await ws.send("hi")
+                await ws.send(b"\x00\xff")
+                return [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(3)]
+
+        # The process announces itself with a binary line (and one that is not base64), then says
+        # what it got: each message as its stdin line, prefix and all.
+        script = 'printf "B:!!\\nB:AAEC\\n"; exec sed -u "s/^/T:got /"'
+        with Serve("--text-prefix", "T:", "--binary-prefix", "B:", "--base64", "--", "sh", "-c", script) as server:
+            self.assertEqual(run(scenario(server)), [b"\x00\x01\x02", "got T:hi", "got B:AP8="])
+            line = server.wait_stderr(r"not base64 after the binary prefix 'B:' \(--base64\): not sent")
+            self.assertRegex(line, r"^wsl serve: \[\d+\] a line of the process's output")
+
+
 class Stderr(unittest.TestCase):
     def test_stderr_lines_carry_the_connection_id(self):
         async def scenario(server):

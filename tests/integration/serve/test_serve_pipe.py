@@ -7,6 +7,7 @@ with 1000; --one, --reject-busy, --max-connections; SIGINT.
 """
 
 import asyncio
+import base64
 import signal
 import socket
 import time
@@ -278,6 +279,88 @@ class Events(unittest.TestCase):
             self.assertEqual(lines[1].split("\t"), ["-" + lines[0][1:].split("\t")[0], "1000"])
 
 
+class TypedLines(unittest.TestCase):
+    """--text-prefix, --binary-prefix, --base64: the type of each message on both sides."""
+    TYPED = ("--text-prefix", "T:", "--binary-prefix", "B:", "--base64")
+
+    def test_each_message_is_written_after_its_prefix_and_each_prefixed_line_sent_as_its_type(self):
+        async def scenario(server):
+            async with connect(server.url) as ws:
+                await ws.send("two\nlines")
+                await ws.send(b"\x00\xff\n")
+                await ws.send(b"")
+                await ws.send("T:not a prefix here")
+                out = await asyncio.get_running_loop().run_in_executor(
+                    None, server.wait_stdout, lambda out: out.count(b"\n") >= 5)
+                me = out.split(b"\t")[0].decode()
+                server.send(f"T:typed text\nB:AAEC\nB:not base64!\nplain\nB:\n{me}\tnot addressed\n".encode())
+                server.end_input()
+                return out, me, await receive_until_close(ws)
+
+        with Serve("--pipe", "--prefix-client", *self.TYPED) as server:
+            out, me, got = run(scenario(server))
+            self.assertEqual(out.decode(), f"{me}\tT:two\n{me}\tlines\n{me}\tB:AP8K\n{me}\tB:\n{me}\tT:T:not a prefix here\n")
+            self.assertEqual(got, ["typed text", b"\x00\x01\x02", "plain", b"", f"{me}\tnot addressed"])
+            self.assertEqual(server.wait(), 0)
+            err = server.stderr.text()
+            self.assertIn("stdin record 3 is not base64 after the binary prefix 'B:' (--base64): dropped", err)
+            self.assertIn("--base64: 1 record not base64 after the binary prefix were dropped", err)
+
+    def test_addressed_records_are_typed_after_the_id(self):
+        async def scenario(server):
+            async with connect(server.url) as a, connect(server.url) as b:
+                await hello(server, a, "a")
+                await hello(server, b, "b")
+                out = server.wait_stdout(lambda out: True).decode()
+                id_a = next(line.split("\t")[0] for line in out.splitlines() if line.endswith("\tT:a"))
+                server.send(f"{id_a}\tB:/w==\n*\tT:all\n".encode())
+                server.end_input()
+                return await asyncio.gather(receive_until_close(a), receive_until_close(b))
+
+        async def hello(server, ws, text):
+            await ws.send(text)
+            await asyncio.get_running_loop().run_in_executor(
+                None, server.wait_stdout, lambda out: f"\tT:{text}\n".encode() in out)
+
+        with Serve("--pipe", "--addressed", "--prefix-client", *self.TYPED) as server:
+            got_a, got_b = run(scenario(server))
+            self.assertEqual(got_a, [b"\xff", "all"])
+            self.assertEqual(got_b, ["all"])
+            self.assertEqual(server.wait(), 0)
+
+    def test_a_large_fragmented_binary_message_is_one_line_of_base64(self):
+        blob = bytes(range(256)) * (3 * 4096 + 1)  # over 3 MiB, past the gathering bound: streamed
+
+        async def scenario(server):
+            async with connect(server.url, max_size=None) as ws:
+                await ws.send([blob[i:i + 100_003] for i in range(0, len(blob), 100_003)])
+                await ws.send("after")
+                await asyncio.get_running_loop().run_in_executor(
+                    None, server.wait_stdout, lambda out: out.endswith(b"T:after\n"))
+
+        with Serve("--pipe", *self.TYPED) as server:
+            run(scenario(server))
+            out = server.wait_stdout(lambda out: True)
+            self.assertEqual(out, b"B:" + base64.b64encode(blob) + b"\nT:after\n")
+
+    def test_a_message_cut_short_is_written_as_far_as_it_came_and_its_line_ended(self):
+        with Serve("--pipe", *self.TYPED) as server:
+            with RawClient(server.port) as raw:  # its exit ends the connection (FIN) in mid-message
+                self.assertEqual(raw.handshake().status, 101)
+                raw.send_frame(0x2, b"partial", fin=False)
+            server.wait_stderr(r"\[1\] a message was cut short by the end of the connection after 7 bytes: "
+                               r"its line ends there")
+
+            async def scenario():
+                async with connect(server.url) as ws:
+                    await ws.send("next")
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, server.wait_stdout, lambda out: out.endswith(b"T:next\n"))
+
+            run(scenario())
+            self.assertEqual(server.wait_stdout(lambda out: True), b"B:cGFydGlhbA==\nT:next\n")
+
+
 class SlowClient(unittest.TestCase):
     def test_a_stalled_client_is_cut_with_1008_and_the_others_get_everything(self):
         # 20 MB, far more than the socket buffers hold, at about 5 MB/s: what healthy clients take
@@ -459,7 +542,10 @@ class Usage(unittest.TestCase):
                      ["serve", "--one", "--", "cat"], ["serve", "--", "no-such-command-here"],
                      ["serve", "--pipe", "--addressed", "--binary"], ["serve", "--pipe", "--addressed", "--one"],
                      ["serve", "--addressed", "--", "cat"], ["serve", "--pipe", "--events", "--binary"],
-                     ["serve", "--events", "--", "cat"],
+                     ["serve", "--events", "--", "cat"], ["serve", "--pipe", "--binary", "--base64"],
+                     ["serve", "--pipe", "--text-prefix", ""], ["serve", "--pipe", "--text-prefix", "x",
+                                                                "--binary-prefix", "x"],
+                     ["serve", "--pipe", "--binary-prefix", "a\nb"],
                      ["serve", "--pipe", "--header", "no colon"]):
             result = run_wsl(*args, "--port", "0")
             self.assertEqual(result.returncode, 64, f"{args}: {result.stderr}")
