@@ -1,5 +1,7 @@
 #include "http_options.hpp"
 
+#include "devconsole.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -292,9 +294,14 @@ void add_http_options(CLI::App& app, http_options& o) {
                  "A subprotocol to choose when the client offers it (repeatable, in order of preference)")
       ->type_name("NAME")
       ->allow_extra_args(false);
-  app.add_option("--static", o.static_dir,
-                 "Answer plain GET/HEAD requests with the files under DIR (index.html for a directory)")
-      ->type_name("DIR");
+  auto* static_dir =
+      app.add_option("--static", o.static_dir,
+                     "Answer plain GET/HEAD requests with the files under DIR (index.html for a directory)")
+          ->type_name("DIR");
+  app.add_flag("--devconsole", o.devconsole,
+               "Answer plain GET requests, for any path, with a page that opens a WebSocket to that path and "
+               "shows what goes each way, to try the server from a browser")
+      ->excludes(static_dir);
   add_size_option(app, "--static-max-size", o.static_max_size, "Largest file --static serves (403 beyond)");
 }
 
@@ -334,10 +341,14 @@ http_headers response_headers_of(const http_options& o) {
 }
 
 negotiation_hook make_http_hook(const http_options& given, negotiation_hook inner) {
-  if (given.origins.empty() && given.subprotocols.empty() && given.static_dir.empty()) return inner;
+  if (given.origins.empty() && given.subprotocols.empty() && given.static_dir.empty() && !given.devconsole)
+    return inner;
   return [o = given, inner = std::move(inner)](const http_request& req, http_response& res) {
     if (!req.is_websocket_upgrade()) {
-      if (!o.static_dir.empty()) serve_static(o, req, res);
+      if (!o.static_dir.empty())
+        serve_static(o, req, res);
+      else if (o.devconsole)
+        serve_devconsole(req, res);
     } else if (const auto origin = req.headers.get("Origin");
                !o.origins.empty() && origin && !origin_allowed(*origin, o.origins)) {
       diagnostics::info(fmt::format("{} {}: Origin {} refused", format_peer(req), req.target, *origin));

@@ -27,6 +27,8 @@ struct http_options {
   // Larger files are refused with 403: the negotiation hook answers from memory, on the
   // listener's thread, so a file is read whole before it is sent.
   std::uint64_t static_max_size = 16 << 20;
+  // Plain GET requests get the development console page instead (--devconsole, devconsole.hpp).
+  bool devconsole = false;
 };
 
 void add_http_options(CLI::App& app, http_options& o);
@@ -36,7 +38,7 @@ void add_http_options(CLI::App& app, http_options& o);
 std::string finish_http_options(http_options& o);
 
 // The hook that applies the options: for an upgrade request the Origin check, then `inner` (the
-// subcommand's own say, may be empty), then the subprotocol; for a plain request, --static. Static
+// subcommand's own say, may be empty), then the subprotocol; for a plain request, --static or --devconsole. Static
 // files served and refused are logged at -v.
 negotiation_hook make_http_hook(const http_options& o, negotiation_hook inner);
 

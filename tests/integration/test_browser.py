@@ -375,6 +375,88 @@ class PageOrigin(BrowserTest):
             self.assertEqual(server.wait(), 0, server.stderr.text())
 
 
+# Drives the --devconsole page through its own controls, as a person would: waits (MutationObserver,
+# bounded by WAIT_MS) until the log holds an entry of a kind whose text matches.
+CONSOLE_HELPERS = """
+const $ = (id) => document.getElementById(id);
+const entries = () => Array.from($('log').children, (li) => [li.dataset.kind, li.querySelector('.body').textContent]);
+const logged = (kind, pattern) => new Promise((resolve, reject) => {
+  const find = () => entries().find(([k, text]) => k === kind && pattern.test(text));
+  const found = find();
+  if (found) return resolve(found[1]);
+  const observer = new MutationObserver(() => {
+    const hit = find();
+    if (hit) { observer.disconnect(); clearTimeout(timer); resolve(hit[1]); }
+  });
+  const timer = setTimeout(() => {
+    observer.disconnect();
+    reject(new Error(`no ${kind} entry matching ${pattern} within ${WAIT_MS} ms; the log: ${JSON.stringify(entries())}`));
+  }, WAIT_MS);
+  observer.observe($('log'), {childList: true});
+});
+const type = (text) => {
+  $('input').value = text;
+  $('input').dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
+};
+"""
+
+
+class DevConsole(BrowserTest):
+    """`--devconsole`: the page a plain GET gets, used through its controls."""
+
+    def test_the_console_talks_to_its_own_path_both_ways(self):
+        # The command says which path and query it was started for, then echoes.
+        script = 'printf "%s\\n" "$REQUEST_URI"; exec cat'
+        with Serve("--devconsole", "--", "sh", "-c", script, stdin=False) as server:
+            self.page.navigate(f"http://127.0.0.1:{server.port}/chat/room?x=1")
+            result = self.page.evaluate(CONSOLE_HELPERS + """
+              const url = $('url').value;
+              await logged('event', /^open /);
+              const greeting = await logged('received', /^\\//);
+              type('hello <b>there</b> ✓');
+              const sent = await logged('sent', /hello/);
+              const echoed = await logged('received', /hello/);
+              $('binary').checked = true;
+              type('00 ff 01');
+              const binary = await logged('received', /^binary/);
+              type('not hex');
+              const refused = await logged('error', /not hex/);
+              const up = () => { $('input').dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowUp'})); return $('input').value; };
+              const recalled = [up(), up()];
+              $('toggle').click();
+              const closed = await logged('event', /^closed/);
+              return {url, greeting, sent, echoed, binary, refused, recalled, closed, bold: $('log').querySelectorAll('b').length,
+                      status: $('status').textContent, button: $('toggle').textContent};
+            """)
+            self.assertEqual(result["url"], f"ws://127.0.0.1:{server.port}/chat/room?x=1")
+            self.assertEqual(result["greeting"], "/chat/room?x=1")
+            self.assertEqual(result["sent"], "hello <b>there</b> ✓")
+            self.assertEqual(result["echoed"], "hello <b>there</b> ✓")
+            self.assertEqual(result["bold"], 0, "a message is shown as text, never as markup")
+            self.assertEqual(result["binary"], "binary, 3 bytes: 00 ff 01")
+            self.assertEqual(result["refused"], "not hex: not hex")
+            self.assertEqual(result["recalled"], ["00 ff 01", "hello <b>there</b> ✓"], "arrows recall what was sent")
+            self.assertEqual(result["closed"], "closed 1000")
+            self.assertEqual((result["status"], result["button"]), ("closed 1000", "Connect"))
+
+    def test_a_refused_upgrade_and_the_close_code_show_in_the_log(self):
+        with Serve("--devconsole", "--pipe", "--max-connections", "1") as server:
+            self.page.navigate(f"http://127.0.0.1:{server.port}/")
+            self.page.evaluate(CONSOLE_HELPERS + "await logged('event', /^open /);")
+            server.send(b"line from stdin\n")
+            self.page.evaluate(CONSOLE_HELPERS + "await logged('received', /^line from stdin$/);")
+            # A second console: the server is full (503), which the browser reports as a failed open.
+            second = BROWSER.new_page()
+            self.addCleanup(second.close)
+            second.navigate(f"http://127.0.0.1:{server.port}/")
+            closed = second.evaluate(CONSOLE_HELPERS + "return await logged('event', /^closed/);")
+            self.assertEqual(closed, "closed 1006 (not clean)")
+            server.end_input()  # the end of stdin closes the first one with 1000
+            closed = self.page.evaluate(CONSOLE_HELPERS + "return await logged('event', /^closed/);")
+            self.assertEqual(closed, "closed 1000")
+            self.assertEqual(server.wait(), 0, server.stderr.text())
+
+
 def main() -> int:
     global BROWSER, PKI
     with tempfile.TemporaryDirectory(prefix="wsl-browser-") as tmp:

@@ -10,7 +10,7 @@ import re
 import tempfile
 import unittest
 
-from serve_harness import TIMEOUT, RawClient, Serve, connect, receive_until_close, run  # isort: first
+from serve_harness import TIMEOUT, RawClient, Serve, connect, receive_until_close, run, run_wsl  # isort: first
 from harness import HttpResponse  # noqa: E402 (serve_harness puts it on the path)
 
 
@@ -188,6 +188,41 @@ class Static(unittest.TestCase):
     def test_without_static_a_plain_request_gets_426(self):
         with Serve("--pipe") as server:
             self.assertEqual(raw_get(server.port, "/").status, 426)
+
+
+class DevConsole(unittest.TestCase):
+    """The page itself is tried in a browser (test_browser.py); here, what any HTTP client sees."""
+
+    def test_any_path_gets_the_page_with_a_strict_policy_and_the_websocket_still_works(self):
+        with Serve("--devconsole", subcommand="echo", stdin=False) as server:
+            for target in ("/", "/chat/room?x=1"):
+                page = raw_get(server.port, target)
+                self.assertEqual((page.status, page.header("Content-Type")), (200, "text/html; charset=utf-8"), target)
+                self.assertIn(b"<title>wsl console</title>", page.body)
+                self.assertEqual(page.header("Content-Length"), str(len(page.body)))
+            policy = page.header("Content-Security-Policy")
+            self.assertIn("default-src 'none'", policy)
+            self.assertIn("connect-src ws: wss:", policy)
+            self.assertNotIn("http", policy)  # nothing from elsewhere: no scripts, styles or images
+            head = raw_get(server.port, "/", method="HEAD")
+            self.assertEqual((head.status, head.header("Content-Length"), head.body), (200, str(len(page.body)), b""))
+            post = raw_get(server.port, "/", method="POST")
+            self.assertEqual((post.status, post.header("Allow")), (405, "GET, HEAD"))
+            self.assertEqual(raw_get(server.port, "/favicon.ico").status, 404)
+
+            async def scenario():
+                async with connect(server.url + "chat/room?x=1") as ws:
+                    await ws.send("still a server")
+                    return await ws.recv()
+
+            self.assertEqual(run(scenario()), "still a server")
+
+    def test_not_with_static(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for args in (["echo"], ["serve", "--pipe"], ["serve", "--", "cat"]):
+                result = run_wsl(args[0], "--port", "0", "--devconsole", "--static", tmp, *args[1:])
+                self.assertEqual(result.returncode, 64, f"{args}: {result.stderr}")
+                self.assertIn("--static excludes --devconsole", result.stderr)
 
 
 class AccessLog(unittest.TestCase):
