@@ -66,9 +66,9 @@ subcommand register_echo(CLI::App& parent) {
   auto* app = parent.add_subcommand("echo", "Echo every message back, with its type");
   app->footer(
       "Prints 'listening on ws://HOST:PORT/' on stderr when ready. SIGINT closes every connection "
-      "with 1001 and exits 130. -v logs one access line per connection; -vv also every message and "
-      "close frame, after the connection's [ID]. See wsl-serve(1) for the HTTP options (--origin, "
-      "--header, --subprotocol, --static).");
+      "with 1001 and exits 130. -v logs one access line per connection; -vv also each request's head and "
+      "its answer, and every message and close frame, after the connection's [ID]. See wsl-serve(1) for the "
+      "HTTP options (--origin, --header, --subprotocol, --static, --devconsole).");
   add_server_options(*app, *options);
   // The echo never looks at request headers after the negotiation: not keeping them saves memory
   // per connection.

@@ -62,6 +62,32 @@ void log_refused(const negotiation_record& r) {
                                 format_seconds(r.duration), r.bytes_sent, r.error.message()));
 }
 
+// -vv: each request head as it came (Authorization values hidden, as wsl pipe -v hides its own),
+// and what the hooks made of it: the status, the subprotocol chosen and the fields they added
+// (Set-Cookie, say). For debugging a client's handshake, refused ones included. The library's own
+// refusals (400, 431, 503) come before any hook: -v's access line has them.
+negotiation_hook trace_negotiations(negotiation_hook inner) {
+  return [inner = std::move(inner)](const http_request& req, http_response& res) {
+    const auto peer = format_peer(req);
+    std::string head = fmt::format("{} {} HTTP/{}.{}\n", req.method, req.target, req.version_major, req.version_minor);
+    for (const auto& f : req.headers) head += fmt::format("{}: {}\n", f.name, f.value);
+    head = redact_credentials(head);
+    for (std::string_view rest = head; !rest.empty();) {
+      const auto end = rest.find('\n');
+      diagnostics::debug(fmt::format("{} < {}", peer, rest.substr(0, end)));
+      rest.remove_prefix(end + 1);
+    }
+    if (inner) inner(req, res);
+    const auto reason = res.reason.empty() ? http_reason(res.status) : std::string_view(res.reason);
+    std::string answer = fmt::format("{} > {} {}", peer, res.status, reason);
+    if (res.accepted() && !res.subprotocol.empty()) answer += fmt::format(", subprotocol {}", res.subprotocol);
+    diagnostics::debug(answer);
+    for (const auto& f : res.headers)
+      if (!iequals(f.name, "Content-Type") && !iequals(f.name, "Content-Length"))
+        diagnostics::debug(fmt::format("{} > {}: {}", peer, f.name, f.value));
+  };
+}
+
 // -vv: the open line, and from then on the control frames it receives.
 void log_session_open(const session_context& context, websocket& ws) {
   if (diagnostics::verbosity() < 2) return;
@@ -279,6 +305,7 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_usage;
   }
   o.listener.hook = make_http_hook(o.http, std::move(o.listener.hook));
+  if (tracing_frames()) o.listener.hook = trace_negotiations(std::move(o.listener.hook));
   o.listener.response_headers = response_headers_of(o.http);
   o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation)](const negotiation_record& r) {
     log_refused(r);

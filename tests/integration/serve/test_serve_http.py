@@ -248,5 +248,27 @@ class AccessLog(unittest.TestCase):
                 self.assertRegex(server.wait_stderr(r"access .* 200"), r"\[-\] 127\.0\.0\.1:\d+ GET / 200 .* out=\d+")
 
 
+    def test_vv_shows_each_request_head_and_what_was_answered(self):
+        with Serve("-vv", "--origin", "localhost", "--subprotocol", "chat", "--pipe") as server:
+            async def scenario():
+                headers = {"Authorization": "Bearer s3cret", "X-Debug": "one"}
+                async with connect(server.url + "in?x=1", subprotocols=["other", "chat"], extra_headers=headers) as ws:
+                    await ws.send("hi")
+                    await asyncio.get_running_loop().run_in_executor(None, server.wait_stdout, lambda o: o == b"hi\n")
+                return await status_of(server.url + "refused", origin="http://evil.example")
+
+            self.assertEqual(run(scenario())[0], 403)
+            err = server.stderr
+            peer = re.escape(server.wait_stderr(r"< GET /in\?x=1 HTTP/1\.1$").split()[2])  # "wsl serve: PEER < ..."
+            # In the order they came and went (lines are taken in order).
+            for line in (r"< Sec-WebSocket-Protocol: other, chat$", r"< Authorization: Bearer \*\*\*$", r"< X-Debug: one$",
+                         r"> 101 Switching Protocols, subprotocol chat$"):
+                self.assertRegex(server.wait_stderr(f"{peer} {line}"), f"^wsl serve: {peer} {line}")
+            server.wait_stderr(r"< GET /refused HTTP/1\.1$")
+            server.wait_stderr(r"< Origin: http://evil\.example$")
+            server.wait_stderr(r"> 403 Forbidden$")
+            self.assertNotIn("s3cret", err.text())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
