@@ -22,7 +22,7 @@ std::string_view close_code_name(std::uint16_t code) noexcept {
   }
 }
 
-void trace_control(control_kind kind, std::string_view payload, std::string_view prefix) {
+void trace_control_frame(control_kind kind, std::string_view payload, std::string_view prefix) {
   if (kind == control_kind::close) {
     close_status c;
     c.code = payload.size() >= 2 ? static_cast<std::uint16_t>(static_cast<unsigned char>(payload[0]) << 8 |
@@ -65,10 +65,14 @@ void trace_failure_close(const websocket& ws, std::error_code ec, std::string_vi
   diagnostics::debug(fmt::format("{}> close {}", prefix, describe_close(ws.local_close())));
 }
 
+void trace_control(control_kind kind, std::string_view payload, std::string_view prefix) {
+  if (tracing_frames()) trace_control_frame(kind, payload, prefix);
+}
+
 void trace_control_frames(websocket& ws, std::string prefix) {
   if (!tracing_frames()) return;
   ws.set_control_callback([prefix = std::move(prefix)](control_kind kind, std::string_view payload) {
-    trace_control(kind, payload, prefix);
+    trace_control_frame(kind, payload, prefix);
   });
 }
 

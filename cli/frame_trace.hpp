@@ -38,6 +38,10 @@ void trace_close_sent(const websocket& ws, std::uint16_t code, std::string_view 
 // 1009 or 1011 (close_code_for()), if it went out. Nothing for any other end.
 void trace_failure_close(const websocket& ws, std::error_code ec, std::string_view prefix = {});
 
+// One control frame received, as trace_control_frames() shows it (for a caller with its own
+// control callback). Prints nothing unless tracing_frames().
+void trace_control(control_kind kind, std::string_view payload, std::string_view prefix = {});
+
 // From now on, the control frames ws receives as they arrive ("< ping, 4 bytes", "< close 1000
 // (normal closure)"): its control callback, set only when tracing_frames().
 void trace_control_frames(websocket& ws, std::string prefix = {});

@@ -28,10 +28,13 @@
 #include <pthread.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -261,6 +264,11 @@ class pipe_session {
   asio::awaitable<void> send_stdin();
   asio::awaitable<void> send_lines(const char* p, std::size_t n, std::error_code& ec);
   asio::awaitable<void> send_line(std::string_view line, std::error_code& ec);
+  bool is_command(std::string_view line) const noexcept {
+    return o_.slash && line.starts_with('/') && !line.starts_with("//");
+  }
+  asio::awaitable<void> run_command(std::string_view line, std::error_code& ec);
+  void on_control(control_kind kind, std::string_view payload);
   void add_line(std::string_view line, std::string_view chunk);
   asio::awaitable<void> send_batch(std::error_code& ec);
   asio::awaitable<void> linger();
@@ -305,6 +313,8 @@ class pipe_session {
   clock::time_point last_received_{};
   std::error_code end_;          // how the receiver's last read ended
   std::error_code close_error_;  // how our close handshake ended
+  // --slash: the payloads of /ping commands whose pong has not come, and when each went.
+  std::deque<std::pair<std::string, clock::time_point>> pings_;
 };
 
 // Connects, then receives until the connection ends. With --reconnect, an attempt that fails (but
@@ -348,6 +358,10 @@ asio::awaitable<void> pipe_session::run() {
                       failed == 0 ? "" : fmt::format(", after {} failed attempt{}", failed, failed == 1 ? "" : "s")));
     failed = 0;
     report_connected(url, report, ws_);
+    if (o_.slash) {
+      pings_.clear();  // those of an earlier connection get no pong any more
+      ws_.set_control_callback([this](control_kind kind, std::string_view payload) { on_control(kind, payload); });
+    }
     if (!o_.first_message.empty()) {  // before stdin's lines: the sender waits for link_up_
       std::error_code first_ec;       // a failure ends the connection: receive() tells
       co_await ws_.write_message(message_type::text, asio::buffer(o_.first_message), first_ec);
@@ -562,7 +576,14 @@ asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std
   const std::string_view chunk(p, n);
   records_.feed(chunk);
   for (;;) {
-    const auto line = records_.next();
+    auto line = records_.next();
+    if (line && is_command(*line)) {  // what came before it goes first
+      co_await send_batch(ec);
+      if (!ec) co_await run_command(*line, ec);
+      if (ec) co_return;
+      continue;
+    }
+    if (line && o_.slash && line->starts_with("//")) line->remove_prefix(1);
     if (line) add_line(*line, chunk);
     if (line && !bad_line_ && !batch_.full()) continue;
     co_await send_batch(ec);
@@ -571,8 +592,86 @@ asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std
 }
 
 asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_code& ec) {
+  if (is_command(line)) {
+    co_await run_command(line, ec);
+    co_return;
+  }
+  if (o_.slash && line.starts_with("//")) line.remove_prefix(1);
   add_line(line, {});
   co_await send_batch(ec);
+}
+
+// --slash: "/ping [TEXT]" sends a ping (its pong's round trip is said on stderr), "/close [CODE
+// [REASON]]" starts the close handshake, as the end of stdin would, with that code. A command that
+// cannot be carried out is said and skipped: the input goes on. `ec` is set only when the
+// connection (or the input, after /close) has ended.
+asio::awaitable<void> pipe_session::run_command(std::string_view line, std::error_code& ec) {
+  const auto space = line.find(' ');
+  const auto name = line.substr(0, space);
+  const auto argument = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+  if (name == "/ping") {
+    if (argument.size() > 125) {
+      diagnostics::warning(
+          fmt::format("/ping: {} bytes of payload, a ping carries at most 125: not sent", argument.size()));
+      co_return;
+    }
+    if (o_.reconnect) {
+      const bool up = co_await wait_for_link(0);
+      if (!up) {
+        ec = error::closed;
+        co_return;
+      }
+    }
+    pings_.emplace_back(std::string(argument), clock::now());
+    co_await ws_.ping(asio::buffer(argument.data(), argument.size()), ec);
+    if (ec && o_.reconnect) ec = {};  // the connection ended: the next one takes the lines that follow
+    co_return;
+  }
+  if (name == "/close") {
+    const auto code_text = argument.substr(0, argument.find(' '));
+    const auto reason = code_text.size() < argument.size() ? argument.substr(code_text.size() + 1) : std::string_view();
+    unsigned code = close_code::normal;
+    if (!code_text.empty()) {
+      const auto parsed = std::from_chars(code_text.data(), code_text.data() + code_text.size(), code);
+      if (parsed.ec != std::errc() || parsed.ptr != code_text.data() + code_text.size()) code = 0;
+    }
+    if (!sendable_close_code(code) || reason.size() > 123 ||
+        !detail::utf8_validator::validate(reason.data(), reason.size())) {
+      diagnostics::warning(
+          fmt::format("/close {}: expected a code of 1000-1003, 1007-1014 or 3000-4999 and a UTF-8 "
+                      "reason of at most 123 bytes: not closed",
+                      argument));
+      co_return;
+    }
+    diagnostics::info(fmt::format("/close after {} message{}", sent_, sent_ == 1 ? "" : "s"));
+    if (o_.reconnect) {
+      const bool up = co_await wait_for_link(0);
+      if (!up) {
+        ec = error::closed;
+        co_return;
+      }
+    }
+    const std::string reason_copy(reason);  // `line` lives in the stdin buffer, which close() lets go
+    co_await close(static_cast<std::uint16_t>(code), reason_copy);
+    ec = error::closed;  // no more input
+    co_return;
+  }
+  diagnostics::warning(
+      fmt::format("unknown command '{}': not sent (--slash knows /ping [TEXT] and /close [CODE "
+                  "[REASON]]; a line starting with '//' is sent without its first '/')",
+                  name));
+}
+
+// --slash: the pong of a /ping is said, with its round trip (pongs of the library's own pings and
+// unsolicited ones are not: -vv shows every control frame).
+void pipe_session::on_control(control_kind kind, std::string_view payload) {
+  trace_control(kind, payload);
+  if (kind != control_kind::pong) return;
+  const auto it = std::find_if(pings_.begin(), pings_.end(), [&](const auto& p) { return p.first == payload; });
+  if (it == pings_.end()) return;
+  const auto rtt = std::chrono::duration<double, std::milli>(clock::now() - it->second).count();
+  diagnostics::warning(fmt::format("pong \"{}\" after {:.3f} ms", payload, rtt));
+  pings_.erase(pings_.begin(), it + 1);  // a pong answers the most recent ping: earlier ones are past
 }
 
 // A line is a text message when it is UTF-8, as RFC 6455 requires of text; otherwise it goes as
@@ -748,6 +847,10 @@ int run_pipe(pipe_options& o) {
                                      : "--first-message: not with a COMMAND (it sends what it wants first)");
       return exit_usage;
     }
+    if (o.slash) {
+      diagnostics::fatal("--slash: not with a COMMAND (its output is messages, not commands)");
+      return exit_usage;
+    }
     if (o.no_close || o.linger.count() != 0) {
       diagnostics::fatal(
           fmt::format("{} is about the end of stdin: not with a COMMAND", o.no_close ? "--no-close" : "--linger"));
@@ -814,6 +917,10 @@ subcommand register_pipe(CLI::App& parent) {
                   "Send this text message first on each connection (a subscription, a login), before stdin's "
                   "lines; with --reconnect, again on every new connection")
       ->type_name("TEXT");
+  app->add_flag("--slash", o->slash,
+                "A stdin line starting with '/' is a command: '/ping [TEXT]' sends a ping and says its pong's "
+                "round trip, '/close [CODE [REASON]]' closes; '//' sends a line starting with '/'")
+      ->excludes(binary);
   auto* reconnect = app->add_flag("--reconnect", o->reconnect,
                                   "When the server closes or the connection breaks, or an attempt fails, connect "
                                   "again after a pause (0.1s doubling up to 10s); stdin goes on where it was");

@@ -27,6 +27,7 @@ struct pipe_options {
   bool no_close = false;           // at the end of stdin keep receiving until the server closes
   clock::duration linger{};        // at the end of stdin wait for this much quiet before closing
   std::string first_message;       // sent as a text message first on each connection
+  bool slash = false;              // stdin lines starting with '/' are commands (/ping, /close)
   bool reconnect = false;          // connect again when the connection ends (or the first attempt fails)
   unsigned reconnect_limit = 0;    // give up after this many failed attempts in a row; 0 = never
   int verbosity = 0;

@@ -425,6 +425,42 @@ class TypedLines(unittest.TestCase):
             self.assertEqual(len([e for e in peer.events if e["event"] == "message"]), 1, peer.events)
 
 
+class Slash(unittest.TestCase):
+    """--slash: wscat's commands between the lines of stdin."""
+
+    def test_ping_and_close_between_lines(self):
+        with Peer(PEER) as peer:
+            with Wsl("pipe", "--slash", peer.url) as wsl:
+                wsl.send(b"/ping hello\n//literal\nplain\n/nope\n/ping\n/close 999\n/ping " + b"x" * 126 + b"\n")
+                wsl.output(len(b"/literal\nplain\n"))
+                wsl.stderr_until('pong "hello" after ')
+                wsl.stderr_until('pong "" after ')
+                wsl.send(b"/close 4000 bye now\nnot sent\n")
+                status = wsl.wait()
+                stderr = wsl.stderr_text()
+                self.assertEqual(status, 0, stderr)
+                self.assertEqual(wsl.stdout.data(), b"/literal\nplain\n")
+            self.assertIn("unknown command '/nope': not sent", stderr)
+            self.assertIn("/close 999: expected a code of 1000-1003, 1007-1014 or 3000-4999", stderr)
+            self.assertIn("/ping: 126 bytes of payload, a ping carries at most 125: not sent", stderr)
+            self.assertRegex(stderr, r'pong "hello" after \d+\.\d{3} ms')
+            if peer.records_events:
+                close = peer.wait_event("close")
+                self.assertEqual((close["code"], close["reason"]), (4000, "bye now"))
+                self.assertEqual([bytes.fromhex(m["hex"]) for m in peer.messages(2)], [b"/literal", b"plain"])
+                self.assertEqual(len([e for e in peer.events if e["event"] == "message"]), 2, "nothing after /close")
+
+    def test_a_last_line_without_newline_can_be_a_command_and_usage_errors(self):
+        with Peer(PEER) as peer:
+            result = run_wsl("pipe", "--slash", peer.url, input=b"/close 4001")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            if peer.records_events:
+                self.assertEqual(peer.wait_event("close")["code"], 4001)
+        for options in (["--slash", "--binary"], ["--slash", "ws://127.0.0.1:1/", "--", "cat"]):
+            result = run_wsl("pipe", *options, *([] if "--" in options else ["ws://127.0.0.1:1/"]))
+            self.assertEqual(result.returncode, 64, f"{options}: {result.stderr}")
+
+
 class RawServer:
     """Answers one connection with `answer`, written as given once the request head has come, then
     hangs up: for answers the peers will not give. `request` is the head it read."""
