@@ -2,7 +2,6 @@
 #pragma once
 
 #include <wsl/deflate.hpp>
-#include <wsl/detail/utf8.hpp>
 #include <wsl/wsl.hpp>
 
 #include <fmt/format.h>
@@ -115,12 +114,5 @@ struct deflate_cli {
 };
 void add_deflate_options(CLI::App& app, deflate_cli& d);
 std::error_code apply_deflate(const deflate_cli& d, connection_options& c, std::string& problem);
-
-// The type of the message a line (a record in text mode) goes as: text when it is UTF-8, as RFC
-// 6455 requires of text, binary otherwise, so that its bytes pass unchanged. Each caller warns
-// once, in its own words, when a line goes as binary.
-inline message_type line_message_type(std::string_view line) noexcept {
-  return detail::utf8_validator::validate(line.data(), line.size()) ? message_type::text : message_type::binary;
-}
 
 }  // namespace wsl::cli

@@ -5,6 +5,8 @@
 // the batch keeps a copy.
 #pragma once
 
+#include "typed_lines.hpp"
+
 #include <wsl/websocket.hpp>
 
 #include <cstddef>
@@ -36,12 +38,12 @@ class message_batch {
     copies_.push_back(std::move(data));
     messages_.push_back({type, asio::buffer(copies_.back())});
   }
-  // A line typed binary (typed_lines.hpp): its decoded payload with --base64, else the line's rest.
-  void add_binary(std::optional<std::string>&& decoded, std::string_view rest, std::string_view stable) {
-    if (decoded)
-      add(message_type::binary, std::move(*decoded));
+  // A line's message (typed_lines.hpp): its decoded payload with --base64, else the line's part.
+  void add(line_message&& m, std::string_view stable) {
+    if (m.decoded)
+      add(m.type, std::move(*m.decoded));
     else
-      add(message_type::binary, rest, stable);
+      add(m.type, m.payload, stable);
   }
 
   bool full() const noexcept { return messages_.size() >= limit; }

@@ -680,31 +680,23 @@ void pipe_session::on_control(control_kind kind, std::string_view payload) {
 // after the binary prefix that is not base64 (--base64) ends the input, as a read error would.
 void pipe_session::add_line(std::string_view line, std::string_view chunk) {
   const auto number = sent_ + batch_.size() + 1;
-  if (o_.types.any()) {
-    auto typed = classify_line(o_.types, line);
-    if (typed.type == typed_line::bad_base64) {
-      diagnostics::fatal(
-          fmt::format("line {} is not base64 after the binary prefix '{}' (--base64): not sent, "
-                      "and nothing after it",
-                      number, o_.types.binary_prefix));
-      bad_line_ = true;
-      return;
-    }
-    if (typed.type == typed_line::binary) {
-      batch_.add_binary(std::move(typed.decoded), typed.rest, chunk);
-      return;
-    }
-    line = typed.rest;
+  auto m = message_of_line(o_.types, line);
+  if (m.bad_base64) {
+    diagnostics::fatal(
+        fmt::format("line {} is not base64 after the binary prefix '{}' (--base64): not sent, "
+                    "and nothing after it",
+                    number, o_.types.binary_prefix));
+    bad_line_ = true;
+    return;
   }
-  const auto type = line_message_type(line);
-  if (type == message_type::binary && !warned_invalid_utf8_) {
+  if (m.not_utf8 && !warned_invalid_utf8_) {
     warned_invalid_utf8_ = true;
     diagnostics::warning(
         fmt::format("line {} is not valid UTF-8: sent as a binary message (and so will any "
                     "other such line)",
                     number));
   }
-  batch_.add(type, line, chunk);
+  batch_.add(std::move(m), chunk);
 }
 
 // With --reconnect, a batch whose write the end of a connection interrupted is written again,

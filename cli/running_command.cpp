@@ -259,29 +259,21 @@ asio::awaitable<void> running_command::pump_input() {
 // A line is a text message when it is UTF-8, as RFC 6455 requires; otherwise a binary one. With
 // o_.types, a line may say which it is (typed_lines.hpp).
 void running_command::add_line(std::string_view line, std::string_view chunk) {
-  if (o_.types.any()) {
-    auto typed = classify_line(o_.types, line);
-    if (typed.type == typed_line::bad_base64) {
-      if (bad_lines_++ == 0)
-        diagnostics::warning(
-            fmt::format("{}a line of the process's output is not base64 after the binary prefix "
-                        "'{}' (--base64): not sent",
-                        o_.log_prefix, o_.types.binary_prefix));
-      return;
-    }
-    if (typed.type == typed_line::binary) {
-      batch_.add_binary(std::move(typed.decoded), typed.rest, chunk);
-      return;
-    }
-    line = typed.rest;
+  auto m = message_of_line(o_.types, line);
+  if (m.bad_base64) {
+    if (bad_lines_++ == 0)
+      diagnostics::warning(
+          fmt::format("{}a line of the process's output is not base64 after the binary prefix "
+                      "'{}' (--base64): not sent",
+                      o_.log_prefix, o_.types.binary_prefix));
+    return;
   }
-  const auto type = line_message_type(line);
-  if (type == message_type::binary && !warned_utf8_) {
+  if (m.not_utf8 && !warned_utf8_) {
     warned_utf8_ = true;
     diagnostics::warning(
         fmt::format("{}the process wrote a line that is not UTF-8: sent as a binary message", o_.log_prefix));
   }
-  batch_.add(type, line, chunk);
+  batch_.add(std::move(m), chunk);
 }
 
 // The lines gathered (or one binary read), in as few sends as websocket::write_messages() makes.

@@ -406,32 +406,24 @@ void pipe_server::add_record(std::string_view data, message_type type, std::vect
 // binary prefix that is not base64 (--base64) is dropped and said, as an unaddressed one is: the
 // other clients are served on.
 void pipe_server::add_line(std::string_view line, std::vector<outgoing_ptr>& batch) {
-  if (o_.types.any()) {
-    auto typed = classify_line(o_.types, line);
-    if (typed.type == typed_line::bad_base64) {
-      ++tallies_.records;
-      if (tallies_.bad_base64++ == 0)
-        diagnostics::warning(
-            fmt::format("stdin record {} is not base64 after the binary prefix '{}' (--base64): dropped "
-                        "(and so will any other such record)",
-                        tallies_.records, o_.types.binary_prefix));
-      return;
-    }
-    if (typed.type == typed_line::binary) {
-      add_record(typed.payload(), message_type::binary, batch);
-      return;
-    }
-    line = typed.rest;
+  const auto m = message_of_line(o_.types, line);
+  if (m.bad_base64) {
+    ++tallies_.records;
+    if (tallies_.bad_base64++ == 0)
+      diagnostics::warning(
+          fmt::format("stdin record {} is not base64 after the binary prefix '{}' (--base64): dropped "
+                      "(and so will any other such record)",
+                      tallies_.records, o_.types.binary_prefix));
+    return;
   }
-  const auto type = line_message_type(line);
-  if (type == message_type::binary && !warned_utf8_) {
+  if (m.not_utf8 && !warned_utf8_) {
     warned_utf8_ = true;
     diagnostics::warning(
         fmt::format("stdin record {} is not UTF-8: sent as a binary message (and so will any "
                     "other such record)",
                     tallies_.records + 1));
   }
-  add_record(line, type, batch);
+  add_record(m.decoded ? std::string_view(*m.decoded) : m.payload, m.type, batch);
 }
 
 void pipe_server::on_stdin(const char* data, std::size_t n, int error) {

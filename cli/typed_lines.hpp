@@ -10,6 +10,8 @@
 #pragma once
 
 #include <wsl/detail/base64.hpp>
+#include <wsl/detail/utf8.hpp>
+#include <wsl/websocket.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -101,6 +103,38 @@ inline typed_line classify_line(const line_types& t, std::string_view line) {
     }
   }
   return r;
+}
+
+// The message a line of input goes as: what its prefix says (classify_line), and otherwise, text
+// or a line after the text prefix, RFC 6455's rule that text is UTF-8: a line that is not goes as
+// a binary message with the same bytes (`not_utf8`: each caller warns once, in its own words).
+struct line_message {
+  bool bad_base64 = false;  // not base64 after the binary prefix: not to be sent
+  bool not_utf8 = false;
+  message_type type = message_type::text;
+  std::string_view payload;            // a part of the line...
+  std::optional<std::string> decoded;  // ... or, binary with --base64, its decoded rest
+};
+
+inline line_message message_of_line(const line_types& t, std::string_view line) {
+  line_message m;
+  if (t.any()) {
+    auto typed = classify_line(t, line);
+    m.bad_base64 = typed.type == typed_line::bad_base64;
+    if (typed.type == typed_line::binary || m.bad_base64) {
+      m.type = message_type::binary;
+      m.payload = typed.rest;
+      m.decoded = std::move(typed.decoded);
+      return m;
+    }
+    line = typed.rest;
+  }
+  m.payload = line;
+  if (!detail::utf8_validator::validate(line.data(), line.size())) {
+    m.type = message_type::binary;
+    m.not_utf8 = true;
+  }
+  return m;
 }
 
 }  // namespace wsl::cli
