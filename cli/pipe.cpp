@@ -583,7 +583,6 @@ asio::awaitable<void> pipe_session::send_lines(const char* p, std::size_t n, std
       if (ec) co_return;
       continue;
     }
-    if (line && o_.slash && line->starts_with("//")) line->remove_prefix(1);
     if (line) add_line(*line, chunk);
     if (line && !bad_line_ && !batch_.full()) continue;
     co_await send_batch(ec);
@@ -596,7 +595,6 @@ asio::awaitable<void> pipe_session::send_line(std::string_view line, std::error_
     co_await run_command(line, ec);
     co_return;
   }
-  if (o_.slash && line.starts_with("//")) line.remove_prefix(1);
   add_line(line, {});
   co_await send_batch(ec);
 }
@@ -609,28 +607,18 @@ asio::awaitable<void> pipe_session::run_command(std::string_view line, std::erro
   const auto space = line.find(' ');
   const auto name = line.substr(0, space);
   const auto argument = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
-  if (name == "/ping") {
+  const bool ping = name == "/ping";
+  unsigned code = close_code::normal;
+  std::string reason;  // `line` lives in the stdin buffer, which close() lets go
+  if (ping) {
     if (argument.size() > 125) {
       diagnostics::warning(
           fmt::format("/ping: {} bytes of payload, a ping carries at most 125: not sent", argument.size()));
       co_return;
     }
-    if (o_.reconnect) {
-      const bool up = co_await wait_for_link(0);
-      if (!up) {
-        ec = error::closed;
-        co_return;
-      }
-    }
-    pings_.emplace_back(std::string(argument), clock::now());
-    co_await ws_.ping(asio::buffer(argument.data(), argument.size()), ec);
-    if (ec && o_.reconnect) ec = {};  // the connection ended: the next one takes the lines that follow
-    co_return;
-  }
-  if (name == "/close") {
+  } else if (name == "/close") {
     const auto code_text = argument.substr(0, argument.find(' '));
-    const auto reason = code_text.size() < argument.size() ? argument.substr(code_text.size() + 1) : std::string_view();
-    unsigned code = close_code::normal;
+    if (code_text.size() < argument.size()) reason = argument.substr(code_text.size() + 1);
     if (!code_text.empty()) {
       const auto parsed = std::from_chars(code_text.data(), code_text.data() + code_text.size(), code);
       if (parsed.ec != std::errc() || parsed.ptr != code_text.data() + code_text.size()) code = 0;
@@ -644,22 +632,28 @@ asio::awaitable<void> pipe_session::run_command(std::string_view line, std::erro
       co_return;
     }
     diagnostics::info(fmt::format("/close after {} message{}", sent_, sent_ == 1 ? "" : "s"));
-    if (o_.reconnect) {
-      const bool up = co_await wait_for_link(0);
-      if (!up) {
-        ec = error::closed;
-        co_return;
-      }
-    }
-    const std::string reason_copy(reason);  // `line` lives in the stdin buffer, which close() lets go
-    co_await close(static_cast<std::uint16_t>(code), reason_copy);
-    ec = error::closed;  // no more input
+  } else {
+    diagnostics::warning(
+        fmt::format("unknown command '{}': not sent (--slash knows /ping [TEXT] and /close [CODE "
+                    "[REASON]]; a line starting with '//' is sent without its first '/')",
+                    name));
     co_return;
   }
-  diagnostics::warning(
-      fmt::format("unknown command '{}': not sent (--slash knows /ping [TEXT] and /close [CODE "
-                  "[REASON]]; a line starting with '//' is sent without its first '/')",
-                  name));
+  if (o_.reconnect) {  // between connections, the command waits for the next one
+    const bool up = co_await wait_for_link(0);
+    if (!up) {
+      ec = error::closed;
+      co_return;
+    }
+  }
+  if (ping) {
+    pings_.emplace_back(std::string(argument), clock::now());
+    co_await ws_.ping(asio::buffer(argument.data(), argument.size()), ec);
+    if (ec && o_.reconnect) ec = {};  // the connection ended: the next one takes the lines that follow
+    co_return;
+  }
+  co_await close(static_cast<std::uint16_t>(code), reason);
+  ec = error::closed;  // no more input
 }
 
 // --slash: the pong of a /ping is said, with its round trip (pongs of the library's own pings and
@@ -680,6 +674,7 @@ void pipe_session::on_control(control_kind kind, std::string_view payload) {
 // after the binary prefix that is not base64 (--base64) ends the input, as a read error would.
 void pipe_session::add_line(std::string_view line, std::string_view chunk) {
   const auto number = sent_ + batch_.size() + 1;
+  if (o_.slash && line.starts_with("//")) line.remove_prefix(1);  // not a command: its first '/' escapes
   auto m = message_of_line(o_.types, line);
   if (m.bad_base64) {
     diagnostics::fatal(

@@ -2,6 +2,7 @@
 #include "typed_lines.hpp"
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 namespace wsl::cli {
 

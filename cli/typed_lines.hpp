@@ -13,13 +13,16 @@
 #include <wsl/detail/utf8.hpp>
 #include <wsl/websocket.hpp>
 
-#include <CLI/CLI.hpp>
-
 #include <cstddef>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
 
 namespace wsl::cli {
 
