@@ -7,7 +7,9 @@
 //
 // What answers a message is --reply's: its echo (same type and length), the next message whatever
 // it is (request/response servers), or nothing (servers that push: every message received is
-// counted, none is an answer, and messages leave only on an open-loop schedule).
+// counted, none is an answer, and messages leave only on an open-loop schedule). With --stamp,
+// messages carry the time they were due (stamp.hpp), and a message received that carries one gives
+// the delay from it: latency through servers that forward or broadcast.
 //
 // Phases: connect (ramped by --connect-rate), warm-up (traffic, not recorded), measurement (-d),
 // drain (outstanding echoes and handshakes awaited briefly), close (1000). One io_context per --threads.
@@ -16,6 +18,7 @@
 #include "client.hpp"
 #include "histogram.hpp"
 #include "schedule.hpp"
+#include "stamp.hpp"
 #include "threshold.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -78,6 +81,7 @@ struct loadtest_options {
   reply_mode reply = reply_mode::echo;
   std::string reply_text = "echo";            // --reply as given
   std::string first_message;                  // sent as a text message right after the handshake, not counted
+  bool stamp = false;                         // --stamp: the due time in each message, the delay from it measured
   std::uint64_t messages_per_connection = 0;  // closed loop: then close and open another; 0 = no limit
   bool reconnect = false;                     // replace a connection that ends or fails to open
   double connect_rate = 0;
@@ -116,6 +120,8 @@ struct shared_state {
   std::atomic<bool> interrupted{false};  // Ctrl-C: the connections are aborted by us
   clock::time_point start;               // when the first connection attempt may start
   std::string payload;                   // the message body, shared by all connections
+  std::size_t stamp_at = 0;              // --stamp: where the stamp goes in the payload
+  std::int64_t realtime_offset_ns = 0;   // --stamp: CLOCK_REALTIME minus wsl::clock, in nanoseconds
   bool open_loop = false;                // -r or --stage: messages leave by the schedule, not by the echoes
   std::optional<send_schedule> plan;     // open loop: when each message is due
   // The control thread waits on `changed` (a signal, an interval's hand-over, the connect phase's end).
@@ -144,6 +150,8 @@ struct worker {
   // Connections from their handshake's start to their close's end: the drain waits for these, so
   // that none opening or closing as it ends is cut short (open_now alone misses the handshakes).
   counter unfinished;
+  // --stamp: messages counted as received that carried a stamp (and gave a latency).
+  counter stamped;
   // Round trips since the last interval's end, handed over to the control thread and reset at each
   // one (on this worker's thread, with the counters above: an interval's figures agree).
   histogram interval_rtt;
@@ -154,8 +162,9 @@ struct worker {
   // Over whole connections (all phases): message payload against WebSocket bytes on the wire, to
   // show what compression saves.
   std::uint64_t payload_total_sent = 0, payload_total_received = 0, wire_sent = 0, wire_received = 0;
-  std::uint64_t redirects = 0;    // followed (-L), by every connection attempt
-  std::error_code first_failure;  // of connecting, with its report: the exit status when none opened
+  std::uint64_t redirects = 0;     // followed (-L), by every connection attempt
+  std::uint64_t stamps_ahead = 0;  // --stamp: stamps later than their arrival (clocks apart), taken as 0
+  std::error_code first_failure;   // of connecting, with its report: the exit status when none opened
   connect_report first_report;
   std::size_t connecting = 0;
   std::size_t waiters = 0;
@@ -265,15 +274,32 @@ class session {
   // left. When the write fails, the connection fails, with them counted as sent and unanswered.
   asio::awaitable<bool> send_many() {
     std::error_code ec;
+    if (s_.opts.stamp) stamp_payloads();
     if (stamps_.size() == 1) {
-      co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
+      co_await ws_.write_message(type(), payload_of(0), ec);
       co_return sent(ec, stamps_.front());
     }
-    for (const auto stamp : stamps_) book(stamp);
-    outgoing_.assign(stamps_.size(), outgoing_message{type(), asio::buffer(s_.payload)});
+    for (const auto due : stamps_) book(due);
+    outgoing_.clear();
+    for (std::size_t i = 0; i < stamps_.size(); ++i) outgoing_.push_back({type(), payload_of(i)});
     co_await ws_.write_messages(outgoing_, ec);
     if (ec) failed_ = ec;
     co_return !ec;
+  }
+
+  // --stamp: a copy of the payload per message of stamps_, each with its due time in its stamp.
+  void stamp_payloads() {
+    const auto size = s_.payload.size();
+    while (stamped_.size() < stamps_.size() * size) stamped_ += s_.payload;  // at most batch_limit_ copies
+    for (std::size_t i = 0; i < stamps_.size(); ++i)
+      stamp::write(stamped_.data() + i * size + s_.stamp_at, realtime_ns(stamps_[i]));
+  }
+  asio::const_buffer payload_of(std::size_t i) const noexcept {
+    if (!s_.opts.stamp) return asio::buffer(s_.payload);
+    return asio::buffer(stamped_.data() + i * s_.payload.size(), s_.payload.size());
+  }
+  std::uint64_t realtime_ns(clock::time_point t) const noexcept {
+    return static_cast<std::uint64_t>(duration_cast<nanoseconds>(t.time_since_epoch()).count() + s_.realtime_offset_ns);
   }
 
   // After a send: books the message as outstanding. (Plain functions around the co_awaits, so the
@@ -302,9 +328,13 @@ class session {
     std::error_code ec;
     auto in = co_await ws_.read_message(ec);
     echo_check check;
+    const bool stamped = s_.opts.stamp;
+    if (stamped) finder_.reset();
     while (!ec && !in.done()) {
       const auto chunk = co_await in.read_chunk(ec);
-      if (!ec) check.add(s_, chunk);
+      if (ec) break;
+      check.add(s_, chunk);
+      if (stamped) finder_.add({static_cast<const char*>(chunk.data()), chunk.size()});
     }
     co_return received(ec, in, check);
   }
@@ -333,6 +363,12 @@ class session {
       if (counts_arrival(s_, now)) {
         w_.received.add();
         w_.bytes_received.add(check.bytes);
+        if (s_.opts.stamp && finder_.found()) {  // the delay from its stamp, on this process's realtime clock
+          const auto arrived = realtime_ns(now), stamped_at = *finder_.found();
+          if (arrived < stamped_at) ++w_.stamps_ahead;
+          w_.stamped.add();
+          w_.interval_rtt.record(arrived < stamped_at ? 0 : arrived - stamped_at);
+        }
       }
       return true;
     }
@@ -448,7 +484,7 @@ class session {
         const auto share = budget_ == 0 ? room : std::min<std::size_t>(room, budget_ - sent_here_);
         stamps_.clear();
         stamps_.push_back(std::min(due, now));
-        for (double next = message + connections; stamps_.size() < std::min(max_batch, share); next += connections) {
+        for (double next = message + connections; stamps_.size() < std::min(batch_limit_, share); next += connections) {
           const auto next_due = s_.plan->due(next);
           if (next_due == clock::time_point::max()) break;
           const auto next_leave =
@@ -514,6 +550,10 @@ class session {
   websocket& ws_;
   std::size_t index_;  // of the connection, among all of them
   const std::uint64_t budget_ = s_.opts.messages_per_connection;
+  // With --stamp, each message of a write has its own copy of the payload: at most 1 MiB of them.
+  const std::size_t batch_limit_ =
+      s_.opts.stamp ? std::clamp<std::size_t>((1u << 20) / std::max<std::size_t>(s_.payload.size(), 1), 1, max_batch)
+                    : max_batch;
   std::uint64_t sent_here_ = 0;
   std::uint64_t received_here_ = 0;  // answers (with --reply none, messages)
   timer sender_timer_, receiver_timer_;
@@ -530,6 +570,8 @@ class session {
   bool receiver_waiting_ = false;
   std::vector<clock::time_point> stamps_;  // send_many(): the due time of each message
   std::vector<outgoing_message> outgoing_;
+  std::string stamped_;   // --stamp: the payloads of a write, each with its stamp
+  stamp::finder finder_;  // --stamp: of the message being received
 };
 
 // The completion token of a connection's waits (its turn, a handshake slot, a pause before it
@@ -742,7 +784,7 @@ std::string json_escape(std::string_view s) {
 
 struct totals {
   std::uint64_t sent = 0, received = 0, bytes_sent = 0, bytes_received = 0, opened = 0, failed = 0, cancelled = 0,
-                errors = 0, open_now = 0, unfinished = 0;
+                errors = 0, open_now = 0, unfinished = 0, stamped = 0;
 
   void add(const worker& w) noexcept {
     sent += w.sent.get();
@@ -755,6 +797,7 @@ struct totals {
     errors += w.errors.get();
     open_now += w.open_now.get();
     unfinished += w.unfinished.get();
+    stamped += w.stamped.get();
   }
 };
 
@@ -847,6 +890,8 @@ std::optional<std::string> check_reply_options(loadtest_options& o) {
   if (o.verify && o.reply != reply_mode::echo) return "--verify: only with --reply echo";
   if (o.reply == reply_mode::none && (o.inflight_given || o.messages_per_connection != 0))
     return "--inflight and --messages-per-connection: not with --reply none (nothing is awaited)";
+  if (o.stamp && o.reply != reply_mode::none)
+    return "--stamp: only with --reply none (with an answer, the round trip is measured without a stamp)";
   if (o.first_message.size() > max_message_size) return "--first-message: at most 1G";
   if (!detail::utf8_validator::validate(o.first_message.data(), o.first_message.size()))
     return "--first-message: not UTF-8 (it is sent as a text message)";
@@ -867,6 +912,31 @@ std::optional<std::string> read_payload_file(const loadtest_options& o, std::str
   if (!o.binary && !detail::utf8_validator::validate(payload.data(), payload.size()))
     return fmt::format("--payload-file: {} is not UTF-8; send it with --binary", o.payload_file);
   return std::nullopt;
+}
+
+// --stamp: where the stamp goes in the payload, which makes room for it (a stamp of time 0 until
+// each message gets its own), or what is wrong.
+constexpr std::string_view stamp_placeholder = "{{stamp}}";
+std::optional<std::string> place_stamp(const loadtest_options& o, std::string& payload, std::size_t& at) {
+  if (o.payload_file.empty()) {
+    if (payload.size() < stamp::size)
+      return fmt::format("--stamp: -s must be at least {} (the stamp opens each message)", stamp::size);
+    at = 0;
+  } else {
+    at = payload.find(stamp_placeholder);
+    if (at == std::string::npos)
+      return fmt::format("--stamp: {} has no {} to put the stamp in", o.payload_file, stamp_placeholder);
+    payload.replace(at, stamp_placeholder.size(), stamp::size, ' ');
+    if (payload.size() > max_message_size) return fmt::format("--payload-file: {} is larger than 1G", o.payload_file);
+  }
+  stamp::write(payload.data() + at, 0);
+  return std::nullopt;
+}
+
+// What the --threshold metrics of round trips measure: with --stamp, the stamps' latency.
+bool threshold_allowed(const loadtest_options& o, threshold_metric m) noexcept {
+  if (o.reply != reply_mode::none) return true;
+  return o.stamp ? m != threshold_metric::lost : !measures_answers(m);
 }
 
 int run_loadtest(loadtest_options o) {
@@ -910,11 +980,22 @@ int run_loadtest(loadtest_options o) {
       diagnostics::fatal(*problem);
       return exit_usage;
     }
-    o.size = payload.size();
   } else if (o.size > max_message_size) {
     diagnostics::fatal("-s: messages of at most 1G");
     return exit_usage;
+  } else {
+    payload.resize(o.size);
+    for (std::size_t i = 0; i < o.size; ++i)
+      payload[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
   }
+  std::size_t stamp_at = 0;
+  if (o.stamp) {
+    if (auto problem = place_stamp(o, payload, stamp_at)) {
+      diagnostics::fatal(*problem);
+      return exit_usage;
+    }
+  }
+  o.size = payload.size();
   std::vector<threshold> thresholds;
   for (const auto& text : o.thresholds) {
     try {
@@ -923,8 +1004,9 @@ int run_loadtest(loadtest_options o) {
       diagnostics::fatal(fmt::format("--threshold: {}", e.what()));
       return exit_usage;
     }
-    if (o.reply == reply_mode::none && measures_answers(thresholds.back().which)) {
-      diagnostics::fatal(fmt::format("--threshold {}: nothing is an answer with --reply none", text));
+    if (!threshold_allowed(o, thresholds.back().which)) {
+      diagnostics::fatal(fmt::format("--threshold {}: nothing is an answer with --reply none{}", text,
+                                     o.stamp ? "" : " (--stamp gives latencies)"));
       return exit_usage;
     }
   }
@@ -934,13 +1016,10 @@ int run_loadtest(loadtest_options o) {
 
   shared_state s;
   s.opts = o;
-  if (!o.payload_file.empty()) {
-    s.payload = std::move(payload);
-  } else {
-    s.payload.resize(o.size);
-    for (std::size_t i = 0; i < o.size; ++i)
-      s.payload[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
-  }
+  s.payload = std::move(payload);
+  s.stamp_at = stamp_at;
+  s.realtime_offset_ns = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count() -
+                         duration_cast<nanoseconds>(clock::now().time_since_epoch()).count();
   s.start = clock::now();
   s.open_loop = o.rate > 0 || !o.stages.empty();
   if (s.open_loop) s.plan.emplace(s.start, o.rate, o.stages);
@@ -1041,6 +1120,7 @@ int run_loadtest(loadtest_options o) {
     auto last_time = window_start;
     auto tick = window_start;
     histogram interval_rtt;
+    const histogram no_values;  // in the JSON, of what is not measured (round trips, or stamps)
     for (bool over = false; !over;) {
       tick = std::min(end, tick + o.interval);
       sleep_until(tick);
@@ -1082,12 +1162,13 @@ int run_loadtest(loadtest_options o) {
             "{{\"type\":\"interval\",\"t\":{:.6f},\"seconds\":{:.6f},\"open\":{},\"opened\":{},\"sent\":{},"
             "\"received\":{},"
             "\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},\"bytes_sent_per_second\":{:.1f},"
-            "\"bytes_received_per_second\":{:.1f},\"errors\":{},\"rtt_ns\":{}}}\n",
+            "\"bytes_received_per_second\":{:.1f},\"errors\":{},\"stamped\":{},\"rtt_ns\":{},\"stamp_ns\":{}}}\n",
             duration<double>(now - window_start).count(), seconds, now_totals.open_now, now_totals.opened - last.opened,
             now_totals.sent - last.sent, now_totals.received - last.received, per_second(now_totals.sent, last.sent),
             per_second(now_totals.received, last.received), per_second(now_totals.bytes_sent, last.bytes_sent),
             per_second(now_totals.bytes_received, last.bytes_received),
-            now_totals.errors + now_totals.failed - last.errors - last.failed, histogram_json(interval_rtt));
+            now_totals.errors + now_totals.failed - last.errors - last.failed, now_totals.stamped - last.stamped,
+            histogram_json(o.stamp ? no_values : interval_rtt), histogram_json(o.stamp ? interval_rtt : no_values));
         std::fflush(stdout);
       }
       last = now_totals;
@@ -1119,13 +1200,15 @@ int run_loadtest(loadtest_options o) {
   histogram rtt, handshake;
   std::map<std::string, std::uint64_t> failures;
   std::map<std::uint16_t, std::uint64_t> close_codes;
-  std::uint64_t payload_sent = 0, payload_received = 0, wire_sent = 0, wire_received = 0, redirects = 0;
+  std::uint64_t payload_sent = 0, payload_received = 0, wire_sent = 0, wire_received = 0, redirects = 0,
+                stamps_ahead = 0;
   for (auto& w : workers) {
     payload_sent += w->payload_total_sent;
     payload_received += w->payload_total_received;
     wire_sent += w->wire_sent;
     wire_received += w->wire_received;
     redirects += w->redirects;
+    stamps_ahead += w->stamps_ahead;
     rtt.merge(w->rtt);
     rtt.merge(w->interval_rtt);  // the drain's
     handshake.merge(w->handshake);
@@ -1176,22 +1259,24 @@ int run_loadtest(loadtest_options o) {
         "{{\"type\":\"summary\",\"url\":\"{}\",\"unix_socket\":{},\"connections\":{},\"threads\":{},\"size\":{},"
         "\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
-        "\"inflight\":{},\"reply\":\"{}\",\"messages_per_connection\":{},\"reconnect\":{},\"seconds\":{:.3f},"
-        "\"connect_seconds\":{:.3f},"
+        "\"inflight\":{},\"reply\":\"{}\",\"stamp\":{},\"messages_per_connection\":{},\"reconnect\":{},"
+        "\"seconds\":{:.3f},\"connect_seconds\":{:.3f},"
         "\"opened\":{},\"redirects\":{},"
         "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"cancelled\":{},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
-        "\"rtt_ns\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},\"cpu_seconds\":{:.3f},\"servers\":[{}],"
+        "\"rtt_ns\":{},\"stamped\":{},\"stamp_ns\":{},\"stamps_ahead\":{},\"handshake_ns\":{},\"close_codes\":{{{}}},"
+        "\"cpu_seconds\":{:.3f},\"servers\":[{}],"
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), unix_socket.empty() ? "null" : "\"" + json_escape(unix_socket) + "\"", o.connections,
         o.threads, o.size, o.binary, o.rate, stages, duration_cast<nanoseconds>(o.send_window).count(), o.inflight,
-        o.reply_text, o.messages_per_connection, o.reconnect, seconds, duration<double>(connect_time).count(), t.opened,
-        redirects, static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors, t.sent,
-        t.received, static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
+        o.reply_text, o.stamp, o.messages_per_connection, o.reconnect, seconds, duration<double>(connect_time).count(),
+        t.opened, redirects, static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors,
+        t.sent, t.received, static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
         static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
-        histogram_json(rtt), histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
+        histogram_json(o.stamp ? histogram() : rtt), t.stamped, histogram_json(o.stamp ? rtt : histogram()),
+        stamps_ahead, histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
         wire_received, verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
@@ -1210,6 +1295,7 @@ int run_loadtest(loadtest_options o) {
     if (o.reply == reply_mode::any) mode += ", any message an answer";
     if (o.reply == reply_mode::none)
       mode = s.open_loop ? mode + ", no answers awaited" : std::string("receiving only, nothing sent");
+    if (o.stamp) mode += ", stamped";
     if (!o.first_message.empty())
       mode += fmt::format(", a {}-byte first message{}", o.first_message.size(),
                           o.reply == reply_mode::none ? "" : " answered");
@@ -1237,11 +1323,18 @@ int run_loadtest(loadtest_options o) {
     fmt::print("  payload      sent {}/s  received {}/s\n", human_bytes(static_cast<double>(t.bytes_sent) / seconds),
                human_bytes(static_cast<double>(t.bytes_received) / seconds));
     if (rtt.count())
-      fmt::print("  round trip   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {}, stddev {})\n",
-                 human_time(rtt.percentile(50)), human_time(rtt.percentile(90)), human_time(rtt.percentile(99)),
-                 human_time(rtt.percentile(99.9)), human_time(rtt.max()),
-                 human_time(static_cast<std::uint64_t>(rtt.mean())),
+      fmt::print("  {}p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {}, stddev {})\n",
+                 o.stamp ? "latency      " : "round trip   ", human_time(rtt.percentile(50)),
+                 human_time(rtt.percentile(90)), human_time(rtt.percentile(99)), human_time(rtt.percentile(99.9)),
+                 human_time(rtt.max()), human_time(static_cast<std::uint64_t>(rtt.mean())),
                  human_time(static_cast<std::uint64_t>(rtt.stddev())));
+    if (o.stamp) {
+      fmt::print("  stamps       {} of the {} messages received, timed from their stamp", t.stamped, t.received);
+      if (t.sent) fmt::print("; {:.2f} per message sent", static_cast<double>(t.stamped) / static_cast<double>(t.sent));
+      fmt::print("\n");
+      if (stamps_ahead)
+        fmt::print("  stamps       {} later than their arrival (clocks apart?), timed as 0\n", stamps_ahead);
+    }
     if (wire_sent + wire_received != 0) {
       auto share = [](std::uint64_t wire, std::uint64_t payload) {
         return payload ? fmt::format(" ({:.1f}% of the payload)",
@@ -1347,6 +1440,11 @@ subcommand register_loadtest(CLI::App& parent) {
                   "Send this text message first on each connection (a subscription, a login) and, unless --reply "
                   "none, wait for one message in answer; neither is counted")
       ->type_name("TEXT");
+  app->add_flag("--stamp", o->stamp,
+                "With --reply none: put the time each message is due in it ('wsl@' and 16 hex digits, at the "
+                "start of -s bytes or in place of {{stamp}} in --payload-file), and time every message received "
+                "that carries one (from this run or another, wherever the server puts it): latency through a "
+                "server that broadcasts or forwards");
   app->add_option("--server-pid", o->server_pids, "Also report this process's CPU time over the measurement")
       ->type_name("PID");
   app->add_option("--threshold", o->thresholds,

@@ -25,6 +25,10 @@ Modes:
   push     once a connection's first message came, sends it a binary message of --push-size (100)
            zero bytes every --push-every (0.01) seconds until it closes; records every message it
            receives; at the close, {"event": "pushed", "count": N}
+  chat     a chat room: every message received, from any connection, goes to every open
+           connection (its sender too) as the text of a JSON object {"from": N, "text": T}, N the
+           sender's number from 1, T the message (a binary one as hex); at each close,
+           {"event": "chatted", "count": messages that connection sent}
   refuse   answers the upgrade with 403 Forbidden and a text body
   silent   accepts TCP connections and never answers the HTTP request
   deaf     completes the handshake (by hand, not with websockets), then reads and ignores every
@@ -82,8 +86,11 @@ async def no_pong(data: bytes = b"") -> None:
 def make_handler(args):
     script = decode_script(args.send)
     stalls = [args.stall] if args.stall else []
+    room = set()
+    joined = 0
 
     async def handler(ws, path=None):
+        nonlocal joined
         emit(event="open", path=ws.path, headers=[[k, v] for k, v in ws.request_headers.raw_items()],
              subprotocol=ws.subprotocol)
         if args.no_pong:
@@ -111,6 +118,18 @@ def make_handler(args):
                 emit(event="acked", count=acked)
             elif args.mode == "push":
                 await push(ws, args)
+            elif args.mode == "chat":
+                joined += 1
+                number, chatted = joined, 0
+                room.add(ws)
+                try:
+                    async for message in ws:
+                        chatted += 1
+                        text = message if isinstance(message, str) else message.hex()
+                        websockets.broadcast(room, json.dumps({"from": number, "text": text}))
+                finally:
+                    room.discard(ws)
+                    emit(event="chatted", count=chatted)
             elif args.stall:
                 if stalls:
                     await asyncio.sleep(stalls.pop())
@@ -220,7 +239,7 @@ def rude_connection(raw: bytes, hang_up: bool):
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["echo", "ack", "push", "script", "relay", "refuse", "silent", "deaf", "rude"])
+    parser.add_argument("mode", choices=["echo", "ack", "push", "chat", "script", "relay", "refuse", "silent", "deaf", "rude"])
     parser.add_argument("--send", default="[]")
     parser.add_argument("--close-code", type=int, default=1000)
     parser.add_argument("--close-reason", default="")

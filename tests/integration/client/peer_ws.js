@@ -14,7 +14,10 @@
 // --close-reason), ack (answers every message with a text message `ack N`, N its number on the
 // connection; {"event": "acked", "count": N} at the close), push (once a connection's first message
 // came, sends it --push-size (100) zero bytes every --push-every (0.01) seconds until it closes,
-// records every message; {"event": "pushed", "count": N} at the close), relay (sends --send, then records what it receives, answering nothing, and
+// records every message; {"event": "pushed", "count": N} at the close), chat (every message
+// received goes to every open connection, its sender too, as the text of a JSON object
+// {"from": N, "text": T}, N the sender's number from 1, T the message, a binary one as hex;
+// {"event": "chatted", "count": messages that connection sent} at its close), relay (sends --send, then records what it receives, answering nothing, and
 // closes with --close-code and --close-reason after --replies N messages; 0: never), refuse (403
 // with a text body), silent (accepts TCP, never answers).
 // --deflate accepts permessage-deflate; --tls serves wss:// with that certificate and key.
@@ -61,7 +64,7 @@ function parse(argv) {
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
   }
-  if (!['echo', 'ack', 'push', 'script', 'relay', 'refuse', 'silent'].includes(args.mode)) throw new Error(`unknown mode ${args.mode}`);
+  if (!['echo', 'ack', 'push', 'chat', 'script', 'relay', 'refuse', 'silent'].includes(args.mode)) throw new Error(`unknown mode ${args.mode}`);
   return args;
 }
 
@@ -90,6 +93,7 @@ if (args.mode === 'silent') {
   listen(server);
 } else {
   let stalls = args.stall ? 1 : 0;
+  let joined = 0;  // chat: connections so far
   const script = JSON.parse(args.send).map((m) => ('text' in m ? m.text : Buffer.from(m.hex, 'hex')));
   const wss = new WebSocketServer({
     noServer: true,
@@ -158,6 +162,17 @@ if (args.mode === 'silent') {
           clearInterval(timer);
           emit({ event: 'pushed', count: pushed });
         });
+        return;
+      }
+      if (args.mode === 'chat') {
+        const number = ++joined;
+        let chatted = 0;
+        ws.on('message', (data, isBinary) => {
+          ++chatted;
+          const text = JSON.stringify({ from: number, text: isBinary ? Buffer.from(data).toString('hex') : data.toString() });
+          for (const other of wss.clients) if (other.readyState === other.OPEN) other.send(text);
+        });
+        ws.on('close', () => emit({ event: 'chatted', count: chatted }));
         return;
       }
       if (args.mode === 'relay') {

@@ -556,6 +556,98 @@ class Replies(Figures):
                          (1, 0, 1, {"first message unanswered": 1}), r)
 
 
+class Stamps(Figures):
+    """--stamp: latency through a server that broadcasts, with no answer to time a round trip by."""
+
+    def test_a_chat_room_broadcast_is_timed_from_each_stamp(self):
+        # Three members of a chat room each send 50 messages a second into it (in open loop, --reply
+        # none); the room sends each to all three, wrapped in JSON of its own. Every message that
+        # arrives carries a stamp, and its latency counts.
+        with Peer(KIND, "chat") as peer:
+            r, _ = self.run_json(peer.url, "-c", "3", "-r", "150", "--warmup", "300ms", "-d", "1s", "--reply", "none",
+                                 "--stamp", "--threshold", "p99<5s")
+            chatted = [e["count"] for e in peer.events_named("chatted", 3)]
+            human = loadtest(peer.url, "-c", "2", "-r", "100", "-d", "300ms", "--reply", "none", "--stamp", "-s", "64",
+                             "-q")
+        self.assertEqual((r["type"], r["stamp"], r["reply"]), ("summary", True, "none"))
+        self.assertEqual((r["opened"], r["failed"], r["errors"]), (3, 0, 0), r)
+        self.assertGreater(r["sent"], 0, r)
+        self.assertEqual(r["stamped"], r["received"], "every message from the room carried a stamp")
+        # Each message counted comes back three times; messages sent at the measurement's edges may
+        # arrive on the other side of them.
+        self.assertTrue(abs(r["received"] - 3 * r["sent"]) <= 0.2 * 3 * r["sent"] + 6, r)
+        self.assert_percentiles(r["stamp_ns"], r["stamped"])
+        self.assertEqual(r["rtt_ns"]["count"], 0, "no round trip: nothing answers")
+        self.assertEqual(r["stamps_ahead"], 0)
+        self.assertEqual(r["thresholds"][0]["value"], r["stamp_ns"]["p99"])
+        self.assertEqual(sum(chatted) * 32, r["payload_bytes_sent"], "every message of the run reached the room")
+        self.assertEqual(r["close_codes"], {"1000": 3})
+        self.assertEqual(human.returncode, 0, human.stderr)
+        out = human.stdout.decode()
+        self.assertIn("64-byte text messages, open loop at 100 msgs/s", out)
+        self.assertIn(", no answers awaited, stamped,", out)
+        self.assertRegex(out, rf"\n  latency      p50 {TIME}  p90 {TIME}  p99 {TIME}  p99.9 {TIME}  max {TIME}  ")
+        self.assertRegex(out, r"\n  stamps       (\d+) of the \1 messages received, timed from their stamp; "
+                              r"[12]\.\d\d per message sent\n")
+        self.assertNotIn("round trip", out)
+
+    def test_stamps_of_another_run_are_timed_too(self):
+        # Subscribers that send nothing, in one process; a publisher in another. The subscribers
+        # time the publisher's stamps: both read the same realtime clock.
+        with Peer(KIND, "chat") as peer, \
+                Wsl("loadtest", peer.url, "-c", "2", "-d", "60s", "--reply", "none", "--stamp", "--ndjson",
+                    "--interval", "100ms", "-q", stdin=None) as subscribers:
+            first = subscribers.line()  # its first record: the subscribers measure
+            self.assertIsNotNone(first)
+            published, _ = self.run_json(peer.url, "-c", "1", "-r", "200", "-d", "500ms", "--reply", "none", "--stamp")
+            messages = published["payload_bytes_sent"] // 32
+            self.assertGreater(messages, 50, published)
+            # Until both subscribers have had every message (the records count them), then Ctrl-C.
+            records = [json.loads(first)]
+            while sum(i["received"] for i in records) < 2 * messages:
+                line = subscribers.line()
+                self.assertIsNotNone(line, f"{records} of {2 * messages} messages arrived")
+                records.append(json.loads(line))
+            subscribers.signal(signal.SIGINT)
+            self.assertEqual(subscribers.wait(), 130, subscribers.stderr_text())
+            r = json.loads(subscribers.stdout.data().decode().splitlines()[-1])
+        self.assertEqual((r["type"], r["interrupted"], r["opened"], r["sent"]), ("summary", True, 2, 0), r)
+        self.assertEqual(r["received"], 2 * messages, r)
+        self.assertEqual(r["stamped"], r["received"])
+        self.assert_percentiles(r["stamp_ns"], r["received"])
+        self.assertEqual(r["stamps_ahead"], 0)
+        for i in records:  # each interval's latencies are those of its messages
+            self.assertEqual((i["type"], i["stamped"], i["stamp_ns"]["count"], i["rtt_ns"]["count"]),
+                             ("interval", i["received"], i["received"], 0), i)
+
+    def test_a_message_without_a_stamp_is_counted_not_timed(self):
+        with Peer(KIND, "push", "--push-every", "0.01") as peer:
+            r, _ = self.run_json(peer.url, "-c", "2", "-d", "500ms", "--reply", "none", "--stamp", "--first-message",
+                                 "subscribe")
+        self.assertEqual((r["opened"], r["errors"], r["sent"]), (2, 0, 0), r)
+        self.assertGreater(r["received"], 0, r)
+        self.assertEqual((r["stamped"], r["stamp_ns"]["count"]), (0, 0), r)
+
+    def test_the_stamp_goes_in_place_of_a_placeholder_in_the_payload_file(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f, Peer(KIND, "relay") as peer:
+            f.write('{"op":"say","stamp":"{{stamp}}","n":1}')
+            f.flush()
+            r, _ = self.run_json(peer.url, "-c", "1", "-r", "20", "-d", "300ms", "--reply", "none", "--stamp",
+                                 "--payload-file", f.name)
+            sent = [bytes.fromhex(m["hex"]).decode() for m in peer.messages(r["payload_bytes_sent"] // r["size"])]
+        self.assertEqual(r["size"], len('{"op":"say","stamp":"","n":1}') + 20)
+        self.assertGreater(len(sent), 3)
+        stamps = []
+        for text in sent:
+            m = re.fullmatch(r'\{"op":"say","stamp":"wsl@([0-9a-f]{16})","n":1\}', text)
+            self.assertIsNotNone(m, text)
+            stamps.append(int(m[1], 16))
+        # Nanoseconds since the epoch, now, in the order the messages were due (20 a second).
+        self.assertTrue(all(abs(s / 1e9 - time.time()) < 60 for s in stamps), stamps)
+        self.assertEqual(stamps, sorted(stamps))
+        self.assertTrue(all(b - a >= 40e6 for a, b in zip(stamps, stamps[1:])), stamps)
+
+
 class Server(Figures):
     """Servers that refuse, never answer, or are not there."""
 
@@ -663,7 +755,10 @@ class Server(Figures):
                      ["--threshold", "p99=5ms"], ["--threshold", "p98<5ms"], ["--threshold", "lost<=ten"],
                      ["--reply", "maybe"], ["--reply", "any", "--verify"], ["--reply", "none", "--inflight", "2"],
                      ["--reply", "none", "--messages-per-connection", "3"], ["--reply", "none", "--threshold", "p99<5ms"],
-                     ["--reply", "none", "--threshold", "lost==0"], ["--first-message", "\udcff"]):
+                     ["--reply", "none", "--threshold", "lost==0"], ["--first-message", "\udcff"],
+                     ["--stamp"], ["--reply", "any", "--stamp"], ["--reply", "none", "--stamp", "-s", "19"],
+                     ["--reply", "none", "--stamp", "--threshold", "lost==0"],
+                     ["--reply", "none", "--stamp", "--payload-file", os.devnull]):
             with self.subTest(args=args):
                 done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
                 self.assertEqual(done.returncode, 64, done.stderr)
