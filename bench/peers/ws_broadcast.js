@@ -2,13 +2,18 @@
 // to every client as a text message, as `wsl serve --pipe` does. Like it, stdin is read at the pace
 // of the fastest client: reading pauses while every client has more than 1 MiB waiting to be sent
 // (and while nobody is connected), so a flood of input cannot fill the memory.
-// Usage: node ws_broadcast.js [PORT]   (default 0: any free port)
+// With --relay, every message a client sends is written to stdout as a line, as `wsl serve --pipe`
+// does: bench/chat feeds stdout back to stdin, which makes a chat room of either.
+// Usage: node ws_broadcast.js [--relay] [PORT]   (default 0: any free port)
 // Prints `listening on ws://127.0.0.1:PORT/` to stderr once it accepts connections.
 'use strict';
 const { WebSocketServer } = require('ws');
 const readline = require('readline');
 
-const port = Number(process.argv[2] ?? 0);
+const args = process.argv.slice(2);
+const relay = args[0] === '--relay';
+if (relay) args.shift();
+const port = Number(args[0] ?? 0);
 const limit = 1 << 20;
 const server = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false });
 const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
@@ -41,6 +46,7 @@ lines.on('close', () => {
 });
 server.on('connection', (ws) => {
   ws.on('error', () => {});  // a peer that resets is not the server's problem
+  if (relay) ws.on('message', (data) => process.stdout.write(`${data}\n`));
   if (!waiting) lines.resume();
 });
 server.on('listening', () => {
