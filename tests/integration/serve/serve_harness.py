@@ -64,8 +64,11 @@ class Serve:
     """`wsl serve --host 127.0.0.1 --port 0 OPTIONS...`, for a `with` block."""
 
     def __init__(self, *options: str, subcommand: str = "serve", env: Optional[dict] = None,
-                 stdin: bool = True, stdout_closed: bool = False) -> None:
+                 stdin: bool = True, stdout_closed: bool = False, fifo: Optional[str] = None) -> None:
+        """fifo: stdin and stdout are both this FIFO, opened for reading and writing (what wsl
+        writes it reads again)."""
         self.stdout_closed = stdout_closed
+        self.fifo = fifo
         self.argv = [WSL, subcommand, "--host", "127.0.0.1", "--port", "0", *options]
         self.env = env
         self.with_stdin = stdin
@@ -77,9 +80,12 @@ class Serve:
         if self.stdout_closed:
             reader, stdout = os.pipe()
             os.close(reader)
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE if self.with_stdin else subprocess.DEVNULL,
-                                     stdout=stdout, stderr=subprocess.PIPE, env=env, preexec_fn=_die_with_parent)
-        if self.stdout_closed:
+        stdin = subprocess.PIPE if self.with_stdin else subprocess.DEVNULL
+        if self.fifo:
+            stdin = stdout = os.open(self.fifo, os.O_RDWR)
+        self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env,
+                                     preexec_fn=_die_with_parent)
+        if self.stdout_closed or self.fifo:
             os.close(stdout)
         _live.append(self.proc)
         self.stdout = _ByteCollector(self.proc.stdout) if self.proc.stdout else None

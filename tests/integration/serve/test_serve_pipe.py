@@ -8,8 +8,10 @@ with 1000; --one, --reject-busy, --max-connections; SIGINT.
 
 import asyncio
 import base64
+import os
 import signal
 import socket
+import tempfile
 import time
 import unittest
 
@@ -178,6 +180,34 @@ class ToStdout(unittest.TestCase):
             self.assertEqual(ids[0], ids[3])
             self.assertNotEqual(ids[0], ids[1])
             self.assertTrue(all(i.isdigit() for i in ids))
+
+
+class ChatRoom(unittest.TestCase):
+    def test_stdout_fed_back_to_stdin_makes_a_chat_room(self):
+        # The recipe of wsl-serve(1): `wsl serve --pipe --prefix-client <>room >room`. What a client
+        # says comes back to every client, after the ID of the one who said it.
+        async def scenario(server):
+            async with connect(server.url) as a, connect(server.url) as b, connect(server.url) as c:
+                said = []
+                for ws, text in (a, "hi from a"), (b, "hello from b"), (a, "bye"):
+                    await ws.send(text)
+                    said.append(text)
+                    for listener in a, b, c:
+                        line = await asyncio.wait_for(listener.recv(), TIMEOUT)
+                        self.assertEqual(line.split("\t", 1)[1], text)
+                        ids.setdefault(text, set()).add(line.split("\t", 1)[0])
+                return said
+
+        with tempfile.TemporaryDirectory() as tmp:
+            room = os.path.join(tmp, "room")
+            os.mkfifo(room)
+            ids = {}
+            with Serve("--pipe", "--prefix-client", fifo=room) as server:
+                said = run(scenario(server))
+        self.assertEqual(said, ["hi from a", "hello from b", "bye"])
+        self.assertTrue(all(len(v) == 1 for v in ids.values()), ids)  # each line names one sender, for all
+        self.assertEqual(ids["hi from a"], ids["bye"])
+        self.assertNotEqual(ids["hi from a"], ids["hello from b"])
 
 
 class Addressed(unittest.TestCase):
