@@ -65,6 +65,7 @@ enum class reply_mode {
 struct loadtest_options {
   client_cli_options client;
   std::size_t connections = 10;
+  std::size_t senders = 0;  // --senders: only the first ones send; 0 = all
   clock::duration duration = 10s;
   clock::duration warmup = 0s;
   clock::duration drain = 2s;
@@ -96,6 +97,9 @@ struct loadtest_options {
   int verbosity = 0;
   bool quiet = false;
 };
+
+// How many connections send messages (--senders), the first ones.
+std::size_t senders(const loadtest_options& o) noexcept { return o.senders == 0 ? o.connections : o.senders; }
 
 enum class phase : int { connecting, warmup, measuring, draining, closing, done };
 
@@ -238,7 +242,9 @@ class session {
  private:
   message_type type() const noexcept { return s_.opts.binary ? message_type::binary : message_type::text; }
   bool may_send() const noexcept { return sending(s_) && !spent(); }
-  bool listening() const noexcept { return s_.opts.reply == reply_mode::none; }
+  // Whether what arrives is counted as it comes, with nothing awaited: with --reply none, and on a
+  // connection that does not send (--senders).
+  bool listening() const noexcept { return s_.opts.reply == reply_mode::none || !sends_; }
 
   // --first-message: sent before anything else, and its answer awaited (unless --reply none); neither
   // is counted, so that a subscription or a login and its acknowledgement are no round trip.
@@ -250,7 +256,7 @@ class session {
       co_return false;
     }
     w_.payload_total_sent += s_.opts.first_message.size();
-    if (listening()) co_return true;
+    if (s_.opts.reply == reply_mode::none) co_return true;
     auto in = co_await ws_.read_message(ec);
     std::string answer;
     if (!ec) answer = co_await in.read_all(ec);
@@ -444,13 +450,14 @@ class session {
 
   asio::awaitable<void> sender() {
     const bool open = s_.open_loop;
-    // Open loop: connection i sends messages i, i + connections, i + 2 connections... of the
-    // schedule, so together the connections send evenly spaced messages, not one burst each.
-    const auto connections = static_cast<double>(s_.opts.connections);
-    double message = open ? first_message() : 0;
+    // Open loop: connection i sends messages i, i + senders, i + 2 senders... of the schedule, so
+    // together the connections that send send evenly spaced messages, not one burst each.
+    const auto connections = static_cast<double>(senders(s_.opts));
+    double message = open && sends_ ? first_message() : 0;
     const auto window = s_.opts.send_window;
     while (may_send() && !sender_stop_ && !failed_ && ws_.is_open()) {
-      if (!open && listening()) {  // --reply none without a schedule: nothing to send, until the end
+      // Not a sender (--senders), or --reply none without a schedule: nothing to send, until the end.
+      if (!sends_ || (!open && listening())) {
         co_await wait(sender_timer_, sender_waiting_);
         continue;
       }
@@ -513,7 +520,7 @@ class session {
   // This connection's first message of the schedule not yet due: one that opens late does not
   // send, all at once, the messages due before it was there.
   double first_message() const {
-    const auto connections = static_cast<double>(s_.opts.connections);
+    const auto connections = static_cast<double>(senders(s_.opts));
     const auto first = static_cast<double>(index_);
     const double due_so_far = s_.plan->count_before(clock::now());
     if (due_so_far <= first) return first;
@@ -548,7 +555,8 @@ class session {
   worker& w_;
   shared_state& s_;
   websocket& ws_;
-  std::size_t index_;  // of the connection, among all of them
+  std::size_t index_;                             // of the connection, among all of them
+  const bool sends_ = index_ < senders(s_.opts);  // --senders: the first ones send, the others only receive
   const std::uint64_t budget_ = s_.opts.messages_per_connection;
   // With --stamp, each message of a write has its own copy of the payload: at most 1 MiB of them.
   const std::size_t batch_limit_ =
@@ -962,6 +970,10 @@ int run_loadtest(loadtest_options o) {
     diagnostics::fatal("-c, --inflight and -d must be positive; -r and --connect-rate not negative");
     return exit_usage;
   }
+  if (o.senders > o.connections) {
+    diagnostics::fatal(fmt::format("--senders: at most the {} connections of -c", o.connections));
+    return exit_usage;
+  }
   if (o.messages_per_connection != 0 && (o.rate > 0 || !o.stages.empty())) {
     diagnostics::fatal("--messages-per-connection: closed loop only (not with -r or --stage)");
     return exit_usage;
@@ -1256,7 +1268,8 @@ int run_loadtest(loadtest_options o) {
       servers += fmt::format("{}{{\"pid\":{},\"cpu_seconds\":{:.3f}}}", servers.empty() ? "" : ",", o.server_pids[i],
                              cpu_after.servers[i] - cpu_before.servers[i]);
     fmt::print(
-        "{{\"type\":\"summary\",\"url\":\"{}\",\"unix_socket\":{},\"connections\":{},\"threads\":{},\"size\":{},"
+        "{{\"type\":\"summary\",\"url\":\"{}\",\"unix_socket\":{},\"connections\":{},\"senders\":{},\"threads\":{},"
+        "\"size\":{},"
         "\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"reply\":\"{}\",\"stamp\":{},\"messages_per_connection\":{},\"reconnect\":{},"
@@ -1270,14 +1283,14 @@ int run_loadtest(loadtest_options o) {
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), unix_socket.empty() ? "null" : "\"" + json_escape(unix_socket) + "\"", o.connections,
-        o.threads, o.size, o.binary, o.rate, stages, duration_cast<nanoseconds>(o.send_window).count(), o.inflight,
-        o.reply_text, o.stamp, o.messages_per_connection, o.reconnect, seconds, duration<double>(connect_time).count(),
-        t.opened, redirects, static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors,
-        t.sent, t.received, static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
-        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
-        histogram_json(o.stamp ? histogram() : rtt), t.stamped, histogram_json(o.stamp ? rtt : histogram()),
-        stamps_ahead, histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
-        wire_received, verdict_list, interrupted.load() != 0);
+        senders(o), o.threads, o.size, o.binary, o.rate, stages, duration_cast<nanoseconds>(o.send_window).count(),
+        o.inflight, o.reply_text, o.stamp, o.messages_per_connection, o.reconnect, seconds,
+        duration<double>(connect_time).count(), t.opened, redirects, static_cast<double>(opened_measuring) / seconds,
+        t.failed, f, t.cancelled, t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds,
+        static_cast<double>(t.received) / seconds, static_cast<double>(t.bytes_sent) / seconds,
+        static_cast<double>(t.bytes_received) / seconds, histogram_json(o.stamp ? histogram() : rtt), t.stamped,
+        histogram_json(o.stamp ? rtt : histogram()), stamps_ahead, histogram_json(handshake), c, gen_cpu, servers,
+        payload_sent, payload_received, wire_sent, wire_received, verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
     if (o.messages_per_connection)
@@ -1295,6 +1308,8 @@ int run_loadtest(loadtest_options o) {
     if (o.reply == reply_mode::any) mode += ", any message an answer";
     if (o.reply == reply_mode::none)
       mode = s.open_loop ? mode + ", no answers awaited" : std::string("receiving only, nothing sent");
+    if (o.senders && (o.reply != reply_mode::none || s.open_loop))
+      mode += fmt::format(", {} of the connections sending", o.senders);
     if (o.stamp) mode += ", stamped";
     if (!o.first_message.empty())
       mode += fmt::format(", a {}-byte first message{}", o.first_message.size(),
@@ -1419,6 +1434,11 @@ subcommand register_loadtest(CLI::App& parent) {
                 "Replace a connection that the server closes or drops, or that fails to open (after the first "
                 "round; after a failure, or a close before any echo, retried after 50ms doubling to 1s); by "
                 "default the run goes on with those left");
+  app->add_option("--senders", o->senders,
+                  "Only the first N connections send (the rate, with -r, shared among them); the others stay "
+                  "open and count what arrives (subscribers, idle connections); 0 = all")
+      ->type_name("N")
+      ->capture_default_str();
   app->add_option("--connect-rate", o->connect_rate, "Connections opened per second while ramping up; 0 = at once")
       ->capture_default_str();
   app->add_option("--max-connecting", o->max_connecting, "Handshakes in progress at once, per thread")

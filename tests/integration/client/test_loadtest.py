@@ -648,6 +648,39 @@ class Stamps(Figures):
         self.assertTrue(all(b - a >= 40e6 for a, b in zip(stamps, stamps[1:])), stamps)
 
 
+class Senders(Figures):
+    """--senders N: only the first N connections send; the others stay open and count what comes."""
+
+    def test_one_publisher_and_four_subscribers_in_one_run(self):
+        with Peer(KIND, "chat") as peer:
+            r, _ = self.run_json(peer.url, "-c", "5", "--senders", "1", "-r", "100", "-d", "1s", "--reply", "none",
+                                 "--stamp")
+            chatted = sorted(e["count"] for e in peer.events_named("chatted", 5))
+        self.assertEqual((r["connections"], r["senders"], r["opened"], r["errors"]), (5, 1, 5, 0), r)
+        self.assertEqual(chatted[:4], [0, 0, 0, 0], "only one connection sent")
+        self.assertEqual(chatted[4] * 32, r["payload_bytes_sent"])
+        due = 100 * r["seconds"]
+        self.assertTrue(due - 5 <= r["sent"] <= due + 1, ("the one sender keeps the whole rate", r))
+        self.assertTrue(abs(r["received"] - 5 * r["sent"]) <= 0.2 * 5 * r["sent"] + 10, r)
+        self.assertEqual(r["stamped"], r["received"])
+
+    def test_closed_loop_with_idle_connections(self):
+        # Four connections open, one of them loading the server; the idle ones get nothing and
+        # close with 1000 at the end like the others.
+        with Peer(KIND, "ack") as peer:
+            r, _ = self.run_json(peer.url, "-c", "4", "--senders", "1", "-d", "400ms", "--reply", "any")
+            acked = sorted(e["count"] for e in peer.events_named("acked", 4))
+            human = loadtest(peer.url, "-c", "3", "--senders", "2", "-d", "100ms", "-q")
+        self.assertEqual((r["senders"], r["opened"], r["errors"], r["failures"]), (1, 4, 0, {}), r)
+        self.assertEqual(acked[:3], [0, 0, 0], "only one connection sent")
+        self.assertGreater(r["sent"], 0, r)
+        self.assertEqual(r["received"], r["sent"])
+        self.assert_percentiles(r["rtt_ns"], r["received"])
+        self.assertEqual(acked[3] * 32, r["payload_bytes_sent"])
+        self.assertEqual(r["close_codes"], {"1000": 4})
+        self.assertIn(b"closed loop, 1 in flight per connection, 2 of the connections sending", human.stdout)
+
+
 class Server(Figures):
     """Servers that refuse, never answer, or are not there."""
 
@@ -758,7 +791,7 @@ class Server(Figures):
                      ["--reply", "none", "--threshold", "lost==0"], ["--first-message", "\udcff"],
                      ["--stamp"], ["--reply", "any", "--stamp"], ["--reply", "none", "--stamp", "-s", "19"],
                      ["--reply", "none", "--stamp", "--threshold", "lost==0"],
-                     ["--reply", "none", "--stamp", "--payload-file", os.devnull]):
+                     ["--reply", "none", "--stamp", "--payload-file", os.devnull], ["-c", "2", "--senders", "3"]):
             with self.subTest(args=args):
                 done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
                 self.assertEqual(done.returncode, 64, done.stderr)
