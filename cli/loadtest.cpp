@@ -280,6 +280,10 @@ class session {
   // left. When the write fails, the connection fails, with them counted as sent and unanswered.
   asio::awaitable<bool> send_many() {
     std::error_code ec;
+    if (s_.opts.stamp && s_.payload.size() > stamp_copy_limit) {  // then one message at a time
+      const bool ok = co_await send_stamped_large(stamps_.front());
+      co_return ok;
+    }
     if (s_.opts.stamp) stamp_payloads();
     if (stamps_.size() == 1) {
       co_await ws_.write_message(type(), payload_of(0), ec);
@@ -291,6 +295,20 @@ class session {
     co_await ws_.write_messages(outgoing_, ec);
     if (ec) failed_ = ec;
     co_return !ec;
+  }
+
+  // --stamp, a message larger than stamp_copy_limit: streamed, its stamp between the two parts of the
+  // shared payload, so that no connection holds a copy of it.
+  asio::awaitable<bool> send_stamped_large(clock::time_point due) {
+    std::error_code ec;
+    char stamp_bytes[stamp::size];
+    stamp::write(stamp_bytes, realtime_ns(due));
+    const auto after = s_.stamp_at + stamp::size;
+    auto out = ws_.create_message_writer(type());
+    co_await out.write(asio::buffer(s_.payload.data(), s_.stamp_at), ec);
+    if (!ec) co_await out.write(asio::buffer(stamp_bytes, stamp::size), ec);
+    if (!ec) co_await out.finish(asio::buffer(s_.payload.data() + after, s_.payload.size() - after), ec);
+    co_return sent(ec, due);
   }
 
   // --stamp: a copy of the payload per message of stamps_, each with its due time in its stamp.
@@ -552,16 +570,19 @@ class session {
  private:
   static constexpr std::size_t max_backlog = 1 << 20;
   static constexpr std::size_t max_batch = 64;  // messages per gathered write in open loop
+  static constexpr std::size_t stamp_copy_limit = 16 << 10;
   worker& w_;
   shared_state& s_;
   websocket& ws_;
   std::size_t index_;                             // of the connection, among all of them
   const bool sends_ = index_ < senders(s_.opts);  // --senders: the first ones send, the others only receive
   const std::uint64_t budget_ = s_.opts.messages_per_connection;
-  // With --stamp, each message of a write has its own copy of the payload: at most 1 MiB of them.
+  // With --stamp, each message of a write has its own copy of the payload, stamp_copy_limit bytes of
+  // them at most (and larger messages are streamed, one at a time).
   const std::size_t batch_limit_ =
-      s_.opts.stamp ? std::clamp<std::size_t>((1u << 20) / std::max<std::size_t>(s_.payload.size(), 1), 1, max_batch)
-                    : max_batch;
+      s_.opts.stamp
+          ? std::clamp<std::size_t>(stamp_copy_limit / std::max<std::size_t>(s_.payload.size(), 1), 1, max_batch)
+          : max_batch;
   std::uint64_t sent_here_ = 0;
   std::uint64_t received_here_ = 0;  // answers (with --reply none, messages)
   timer sender_timer_, receiver_timer_;

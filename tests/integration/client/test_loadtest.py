@@ -648,6 +648,26 @@ class Stamps(Figures):
         self.assertTrue(all(b - a >= 40e6 for a, b in zip(stamps, stamps[1:])), stamps)
 
 
+    def test_a_large_message_is_streamed_with_its_stamp_in_place(self):
+        # Over 16 KiB a stamped message is sent in parts (no copy of the payload per connection):
+        # the server still gets the whole message, the stamp where the placeholder was; and a chat
+        # room's JSON of 100 KiB, read in chunks, still yields every stamp.
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as f, Peer(KIND, "relay") as peer:
+            f.write("x" * 30000 + "{{stamp}}" + "y" * 30000)
+            f.flush()
+            r, _ = self.run_json(peer.url, "-c", "1", "-r", "20", "-d", "300ms", "--reply", "none", "--stamp",
+                                 "--payload-file", f.name)
+            got = [bytes.fromhex(m["hex"]).decode() for m in peer.messages(r["payload_bytes_sent"] // r["size"])]
+        self.assertGreater(len(got), 3)
+        for text in got:
+            self.assertRegex(text, r"^x{30000}wsl@[0-9a-f]{16}y{30000}$")
+        with Peer(KIND, "chat") as peer:
+            r, _ = self.run_json(peer.url, "-c", "2", "-r", "40", "-d", "500ms", "--reply", "none", "--stamp", "-s", "100K")
+        self.assertGreater(r["received"], 0, r)
+        self.assertEqual(r["stamped"], r["received"], r)
+        self.assert_percentiles(r["stamp_ns"], r["stamped"])
+
+
 class Senders(Figures):
     """--senders N: only the first N connections send; the others stay open and count what comes."""
 
