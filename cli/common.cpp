@@ -157,6 +157,40 @@ CLI::Option* add_size_option(CLI::App& app, const std::string& name, std::uint64
   return opt;
 }
 
+CLI::Option* add_count_option(CLI::App& app, const std::string& name, double& target, const std::string& help) {
+  auto* opt = app.add_option_function<std::string>(
+      name,
+      [&target](const std::string& v) {
+        try {
+          target = parse_count(v);
+        } catch (const std::invalid_argument& e) {
+          throw CLI::ValidationError(e.what());
+        }
+      },
+      help);
+  opt->type_name("RATE")->default_str(fmt::format("{}", target));
+  return opt;
+}
+
+CLI::Option* add_count_option(CLI::App& app, const std::string& name, std::size_t& target, const std::string& help) {
+  auto* opt = app.add_option_function<std::string>(
+      name,
+      [&target](const std::string& v) {
+        double count = 0;
+        try {
+          count = parse_count(v);
+        } catch (const std::invalid_argument& e) {
+          throw CLI::ValidationError(e.what());
+        }
+        if (count != std::floor(count) || count > 1e15)
+          throw CLI::ValidationError(fmt::format("'{}' is not a whole number", v));
+        target = static_cast<std::size_t>(count);
+      },
+      help);
+  opt->type_name("N")->default_str(fmt::format("{}", target));
+  return opt;
+}
+
 CLI::Option* add_duration_option(CLI::App& app, const std::string& name, clock::duration& target,
                                  const std::string& help) {
   auto* opt = app.add_option_function<std::string>(

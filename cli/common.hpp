@@ -51,6 +51,10 @@ clock::duration parse_duration(std::string_view text);
 CLI::Option* add_size_option(CLI::App& app, const std::string& name, std::uint64_t& target, const std::string& help);
 CLI::Option* add_duration_option(CLI::App& app, const std::string& name, clock::duration& target,
                                  const std::string& help);
+// Options taking a count or a rate, with an optional decimal k, M or G suffix (parse_count()):
+// "-r 200k", "-c 10k".
+CLI::Option* add_count_option(CLI::App& app, const std::string& name, double& target, const std::string& help);
+CLI::Option* add_count_option(CLI::App& app, const std::string& name, std::size_t& target, const std::string& help);
 std::string format_size(std::uint64_t bytes);
 std::string format_duration(clock::duration d);
 

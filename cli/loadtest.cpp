@@ -1426,7 +1426,7 @@ subcommand register_loadtest(CLI::App& parent) {
   auto* app = parent.add_subcommand(
       "loadtest", "Load-test a server (an echo server by default): throughput and round-trip percentiles");
   add_client_options(*app, o->client);
-  app->add_option("-c,--connections", o->connections, "Connections to open")->capture_default_str();
+  add_count_option(*app, "-c,--connections", o->connections, "Connections to open (10k: 10000)");
   add_duration_option(*app, "-d,--duration", o->duration, "Length of the measurement");
   auto* size = add_size_option(*app, "-s,--size", o->size, "Message size");
   app->add_option("--payload-file", o->payload_file,
@@ -1435,9 +1435,9 @@ subcommand register_loadtest(CLI::App& parent) {
       ->type_name("FILE")
       ->excludes(size);
   app->add_flag("--binary", o->binary, "Send binary messages (default: text)");
-  app->add_option("-r,--rate", o->rate,
-                  "Total messages per second; 0 = closed loop (with --stage: the rate to start from)")
-      ->capture_default_str();
+  add_count_option(*app, "-r,--rate", o->rate,
+                   "Total messages per second (200k: 200000); 0 = closed loop (with --stage: the rate to start "
+                   "from)");
   app->add_option("--stage", o->stage_texts,
                   "Open loop: from the measurement's start, ramp the rate linearly to RATE over DURATION, then "
                   "hold it (repeatable, in order; -d defaults to their sum), e.g. --stage 30s:20k")
@@ -1455,13 +1455,11 @@ subcommand register_loadtest(CLI::App& parent) {
                 "Replace a connection that the server closes or drops, or that fails to open (after the first "
                 "round; after a failure, or a close before any echo, retried after 50ms doubling to 1s); by "
                 "default the run goes on with those left");
-  app->add_option("--senders", o->senders,
-                  "Only the first N connections send (the rate, with -r, shared among them); the others stay "
-                  "open and count what arrives (subscribers, idle connections); 0 = all")
-      ->type_name("N")
-      ->capture_default_str();
-  app->add_option("--connect-rate", o->connect_rate, "Connections opened per second while ramping up; 0 = at once")
-      ->capture_default_str();
+  add_count_option(*app, "--senders", o->senders,
+                   "Only the first N connections send (the rate, with -r, shared among them); the others stay "
+                   "open and count what arrives (subscribers, idle connections); 0 = all");
+  add_count_option(*app, "--connect-rate", o->connect_rate,
+                   "Connections opened per second while ramping up; 0 = at once");
   app->add_option("--max-connecting", o->max_connecting, "Handshakes in progress at once, per thread")
       ->capture_default_str();
   add_duration_option(*app, "--warmup", o->warmup, "Traffic before the measurement starts, not recorded");

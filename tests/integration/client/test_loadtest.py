@@ -155,8 +155,9 @@ class Echo(AgainstOneEchoServer):
     def test_open_loop_messages_due_in_one_window_leave_together(self):
         # 100 messages of each connection are due in each 100 ms window: they go in gathered
         # writes (of at most 64), which the server must take apart into messages like any other.
-        r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "1s", "-r", "2000", "--send-window", "100ms",
+        r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "1s", "-r", "2k", "--send-window", "100ms",
                              "--warmup", "200ms", "--verify")
+        self.assertEqual(r["rate"], 2000, "-r takes a k suffix, as --stage's rates do")
         self.assert_all_echoed(r, 2, 32)
         self.assertTrue(1800 <= r["sent"] <= 2200, r["sent"])
 
@@ -811,7 +812,8 @@ class Server(Figures):
                      ["--reply", "none", "--threshold", "lost==0"], ["--first-message", "\udcff"],
                      ["--stamp"], ["--reply", "any", "--stamp"], ["--reply", "none", "--stamp", "-s", "19"],
                      ["--reply", "none", "--stamp", "--threshold", "lost==0"],
-                     ["--reply", "none", "--stamp", "--payload-file", os.devnull], ["-c", "2", "--senders", "3"]):
+                     ["--reply", "none", "--stamp", "--payload-file", os.devnull], ["-c", "2", "--senders", "3"],
+                     ["-r", "2x"], ["-r", "-5"], ["-c", "1.5"], ["-c", "0"]):
             with self.subTest(args=args):
                 done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
                 self.assertEqual(done.returncode, 64, done.stderr)
