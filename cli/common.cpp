@@ -157,17 +157,18 @@ CLI::Option* add_size_option(CLI::App& app, const std::string& name, std::uint64
   return opt;
 }
 
+// parse_count() for an option's value: what is wrong is a usage error.
+static double option_count(const std::string& text) {
+  try {
+    return parse_count(text);
+  } catch (const std::invalid_argument& e) {
+    throw CLI::ValidationError(e.what());
+  }
+}
+
 CLI::Option* add_count_option(CLI::App& app, const std::string& name, double& target, const std::string& help) {
   auto* opt = app.add_option_function<std::string>(
-      name,
-      [&target](const std::string& v) {
-        try {
-          target = parse_count(v);
-        } catch (const std::invalid_argument& e) {
-          throw CLI::ValidationError(e.what());
-        }
-      },
-      help);
+      name, [&target](const std::string& v) { target = option_count(v); }, help);
   opt->type_name("RATE")->default_str(fmt::format("{}", target));
   return opt;
 }
@@ -176,12 +177,7 @@ CLI::Option* add_count_option(CLI::App& app, const std::string& name, std::size_
   auto* opt = app.add_option_function<std::string>(
       name,
       [&target](const std::string& v) {
-        double count = 0;
-        try {
-          count = parse_count(v);
-        } catch (const std::invalid_argument& e) {
-          throw CLI::ValidationError(e.what());
-        }
+        const double count = option_count(v);
         if (count != std::floor(count) || count > 1e15)
           throw CLI::ValidationError(fmt::format("'{}' is not a whole number", v));
         target = static_cast<std::size_t>(count);
