@@ -70,7 +70,8 @@ struct loadtest_options {
   clock::duration warmup = 0s;
   clock::duration drain = 2s;
   std::uint64_t size = 32;
-  std::string payload_file;  // the message body instead of the -s bytes of a pattern
+  std::string payload_file;   // the message body instead of the -s bytes of a pattern
+  std::string payloads_file;  // --payloads: a message per line, sent in turn
   bool binary = false;
   double rate = 0;
   std::vector<std::string> stage_texts;  // --stage DURATION:RATE, parsed into stages
@@ -112,6 +113,12 @@ struct counter {
   std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
 };
 
+// A message body, and with --stamp where the stamp goes in it.
+struct payload {
+  std::string bytes;
+  std::size_t stamp_at = 0;
+};
+
 struct shared_state {
   loadtest_options opts;
   std::atomic<phase> current{phase::connecting};
@@ -123,8 +130,8 @@ struct shared_state {
   std::atomic<clock::rep> measuring_until{clock::time_point::max().time_since_epoch().count()};
   std::atomic<bool> interrupted{false};  // Ctrl-C: the connections are aborted by us
   clock::time_point start;               // when the first connection attempt may start
-  std::string payload;                   // the message body, shared by all connections
-  std::size_t stamp_at = 0;              // --stamp: where the stamp goes in the payload
+  std::vector<payload> payloads;         // the messages, shared by all connections (one unless --payloads)
+  std::size_t largest = 0;               // of the payloads, in bytes
   std::int64_t realtime_offset_ns = 0;   // --stamp: CLOCK_REALTIME minus wsl::clock, in nanoseconds
   bool open_loop = false;                // -r or --stage: messages leave by the schedule, not by the echoes
   std::optional<send_schedule> plan;     // open loop: when each message is due
@@ -240,6 +247,11 @@ class session {
   }
 
  private:
+  struct planned {          // a message about to be sent
+    clock::time_point due;  // or when it leaves, if earlier (sender())
+    std::uint32_t payload;  // of s_.payloads
+  };
+
   message_type type() const noexcept { return s_.opts.binary ? message_type::binary : message_type::text; }
   bool may_send() const noexcept { return sending(s_) && !spent(); }
   // Whether what arrives is counted as it comes, with nothing awaited: with --reply none, and on a
@@ -269,29 +281,39 @@ class session {
     co_return true;
   }
 
+  // The payload of this connection's next message: connection i sends payloads i, i + 1, i + 2...
+  // (--payloads), so that the connections do not all send the same one at once.
+  std::uint32_t next_payload() noexcept {
+    const auto chosen = next_payload_;
+    if (++next_payload_ == s_.payloads.size()) next_payload_ = 0;
+    return chosen;
+  }
+  const std::string& bytes_of(std::uint32_t p) const noexcept { return s_.payloads[p].bytes; }
+
   asio::awaitable<bool> send_one(clock::time_point due) {
     std::error_code ec;
-    co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
-    co_return sent(ec, due);
+    const auto p = next_payload();
+    co_await ws_.write_message(type(), asio::buffer(bytes_of(p)), ec);
+    co_return sent(ec, due, p);
   }
 
-  // Open loop: the messages of stamps_ (their due times), in as few sends as write_messages() makes.
-  // They are booked before the write: the first echoes may come back before the last message has
-  // left. When the write fails, the connection fails, with them counted as sent and unanswered.
+  // Open loop: the messages of planned_, in as few sends as write_messages() makes. They are booked
+  // before the write: the first echoes may come back before the last message has left. When the
+  // write fails, the connection fails, with them counted as sent and unanswered.
   asio::awaitable<bool> send_many() {
     std::error_code ec;
-    if (s_.opts.stamp && s_.payload.size() > stamp_copy_limit) {  // then one message at a time
-      const bool ok = co_await send_stamped_large(stamps_.front());
+    if (s_.opts.stamp && bytes_of(planned_.front().payload).size() > stamp_copy_limit) {  // alone (batch_limit_ is 1)
+      const bool ok = co_await send_stamped_large(planned_.front());
       co_return ok;
     }
     if (s_.opts.stamp) stamp_payloads();
-    if (stamps_.size() == 1) {
+    if (planned_.size() == 1) {
       co_await ws_.write_message(type(), payload_of(0), ec);
-      co_return sent(ec, stamps_.front());
+      co_return sent(ec, planned_.front().due, planned_.front().payload);
     }
-    for (const auto due : stamps_) book(due);
+    for (const auto& m : planned_) book(m.due, m.payload);
     outgoing_.clear();
-    for (std::size_t i = 0; i < stamps_.size(); ++i) outgoing_.push_back({type(), payload_of(i)});
+    for (std::size_t i = 0; i < planned_.size(); ++i) outgoing_.push_back({type(), payload_of(i)});
     co_await ws_.write_messages(outgoing_, ec);
     if (ec) failed_ = ec;
     co_return !ec;
@@ -299,28 +321,42 @@ class session {
 
   // --stamp, a message larger than stamp_copy_limit: streamed, its stamp between the two parts of the
   // shared payload, so that no connection holds a copy of it.
-  asio::awaitable<bool> send_stamped_large(clock::time_point due) {
+  asio::awaitable<bool> send_stamped_large(planned m) {
     std::error_code ec;
+    const auto& p = s_.payloads[m.payload];
     char stamp_bytes[stamp::size];
-    stamp::write(stamp_bytes, realtime_ns(due));
-    const auto after = s_.stamp_at + stamp::size;
+    stamp::write(stamp_bytes, realtime_ns(m.due));
+    const auto after = p.stamp_at + stamp::size;
     auto out = ws_.create_message_writer(type());
-    co_await out.write(asio::buffer(s_.payload.data(), s_.stamp_at), ec);
+    co_await out.write(asio::buffer(p.bytes.data(), p.stamp_at), ec);
     if (!ec) co_await out.write(asio::buffer(stamp_bytes, stamp::size), ec);
-    if (!ec) co_await out.finish(asio::buffer(s_.payload.data() + after, s_.payload.size() - after), ec);
-    co_return sent(ec, due);
+    if (!ec) co_await out.finish(asio::buffer(p.bytes.data() + after, p.bytes.size() - after), ec);
+    co_return sent(ec, m.due, m.payload);
   }
 
-  // --stamp: a copy of the payload per message of stamps_, each with its due time in its stamp.
+  // --stamp: a copy of the payload of each message of planned_, each with its due time in its stamp.
+  // With one payload the copies stay from one write to the next, and only their stamps change.
   void stamp_payloads() {
-    const auto size = s_.payload.size();
-    while (stamped_.size() < stamps_.size() * size) stamped_ += s_.payload;  // at most batch_limit_ copies
-    for (std::size_t i = 0; i < stamps_.size(); ++i)
-      stamp::write(stamped_.data() + i * size + s_.stamp_at, realtime_ns(stamps_[i]));
+    stamped_at_.clear();
+    if (s_.payloads.size() == 1) {
+      const auto& bytes = s_.payloads.front().bytes;
+      while (stamped_.size() < planned_.size() * bytes.size()) stamped_ += bytes;  // at most batch_limit_ copies
+      for (std::size_t i = 0; i < planned_.size(); ++i) stamped_at_.push_back(i * bytes.size());
+    } else {
+      stamped_.clear();
+      for (const auto& m : planned_) {
+        stamped_at_.push_back(stamped_.size());
+        stamped_ += bytes_of(m.payload);
+      }
+    }
+    for (std::size_t i = 0; i < planned_.size(); ++i)
+      stamp::write(stamped_.data() + stamped_at_[i] + s_.payloads[planned_[i].payload].stamp_at,
+                   realtime_ns(planned_[i].due));
   }
   asio::const_buffer payload_of(std::size_t i) const noexcept {
-    if (!s_.opts.stamp) return asio::buffer(s_.payload);
-    return asio::buffer(stamped_.data() + i * s_.payload.size(), s_.payload.size());
+    const auto& bytes = bytes_of(planned_[i].payload);
+    if (!s_.opts.stamp) return asio::buffer(bytes);
+    return asio::buffer(stamped_.data() + stamped_at_[i], bytes.size());
   }
   std::uint64_t realtime_ns(clock::time_point t) const noexcept {
     return static_cast<std::uint64_t>(duration_cast<nanoseconds>(t.time_since_epoch()).count() + s_.realtime_offset_ns);
@@ -328,22 +364,23 @@ class session {
 
   // After a send: books the message as outstanding. (Plain functions around the co_awaits, so the
   // closed loop runs without a coroutine frame of its own per message.)
-  bool sent(std::error_code ec, clock::time_point due) {
+  bool sent(std::error_code ec, clock::time_point due, std::uint32_t p) {
     if (ec) {
       failed_ = ec;
       return false;
     }
-    book(due);
+    book(due, p);
     return true;
   }
-  void book(clock::time_point due) {
+  void book(clock::time_point due, std::uint32_t p) {
     const bool counted = counts(s_, due);
-    if (!listening()) in_flight_.push_back({due, counted});
+    if (!listening()) in_flight_.push_back({due, p, counted});
     ++sent_here_;
-    w_.payload_total_sent += s_.payload.size();
+    const auto size = bytes_of(p).size();
+    w_.payload_total_sent += size;
     if (counted) {
       w_.sent.add();
-      w_.bytes_sent.add(s_.payload.size());
+      w_.bytes_sent.add(size);
     }
   }
 
@@ -351,7 +388,7 @@ class session {
   asio::awaitable<bool> receive_one() {
     std::error_code ec;
     auto in = co_await ws_.read_message(ec);
-    echo_check check;
+    echo_check check{expected()};
     const bool stamped = s_.opts.stamp;
     if (stamped) finder_.reset();
     while (!ec && !in.done()) {
@@ -365,15 +402,19 @@ class session {
 
   // What arrived so far of an echo, against the payload sent.
   struct echo_check {
+    const std::string* expected;  // the oldest outstanding message's payload; null when none is
     std::uint64_t bytes = 0;
     bool same = true;
     void add(const shared_state& s, asio::const_buffer chunk) noexcept {
       if (s.opts.verify && chunk.size() != 0)
-        same = same && bytes + chunk.size() <= s.payload.size() &&
-               std::memcmp(chunk.data(), s.payload.data() + bytes, chunk.size()) == 0;
+        same = same && expected && bytes + chunk.size() <= expected->size() &&
+               std::memcmp(chunk.data(), expected->data() + bytes, chunk.size()) == 0;
       bytes += chunk.size();
     }
   };
+  const std::string* expected() const noexcept {
+    return in_flight_.empty() ? nullptr : &bytes_of(in_flight_.front().payload);
+  }
 
   bool received(std::error_code ec, const message_reader& in, const echo_check& check) {
     if (ec) {
@@ -401,7 +442,8 @@ class session {
       reason_ = "unsolicited message";
       return false;
     }
-    if (s_.opts.reply == reply_mode::echo && (in.type() != type() || check.bytes != s_.payload.size() || !check.same)) {
+    if (s_.opts.reply == reply_mode::echo &&
+        (in.type() != type() || check.bytes != bytes_of(in_flight_.front().payload).size() || !check.same)) {
       failed_ = make_error_code(error::bad_response);
       reason_ = "echo mismatch";
       return false;
@@ -431,7 +473,7 @@ class session {
       auto due = clock::time_point{};
       if (!in_flight_.empty()) {
         auto in = co_await ws_.read_message(ec);
-        echo_check check;
+        echo_check check{expected()};
         while (!ec && !in.done()) {
           const auto chunk = co_await in.read_chunk(ec);
           if (!ec) check.add(s_, chunk);
@@ -442,8 +484,9 @@ class session {
         due = clock::now();
       }
       if (ok && may_send()) {
-        co_await ws_.write_message(type(), asio::buffer(s_.payload), ec);
-        ok = sent(ec, due);
+        const auto p = next_payload();
+        co_await ws_.write_message(type(), asio::buffer(bytes_of(p)), ec);
+        ok = sent(ec, due, p);
       }
     }
   }
@@ -507,19 +550,20 @@ class session {
         // Every message of this connection due to leave by now goes in one gathered write.
         const auto room = max_backlog - in_flight_.size();
         const auto share = budget_ == 0 ? room : std::min<std::size_t>(room, budget_ - sent_here_);
-        stamps_.clear();
-        stamps_.push_back(std::min(due, now));
-        for (double next = message + connections; stamps_.size() < std::min(batch_limit_, share); next += connections) {
+        planned_.clear();
+        planned_.push_back({std::min(due, now), next_payload()});
+        for (double next = message + connections; planned_.size() < std::min(batch_limit_, share);
+             next += connections) {
           const auto next_due = s_.plan->due(next);
           if (next_due == clock::time_point::max()) break;
           const auto next_leave =
               window > clock::duration::zero() ? next_due - (next_due - s_.start) % window : next_due;
           if (next_leave > now) break;
-          stamps_.push_back(std::min(next_due, now));
+          planned_.push_back({std::min(next_due, now), next_payload()});
         }
         const bool ok = co_await send_many();
         if (!ok) break;
-        message += connections * static_cast<double>(stamps_.size());
+        message += connections * static_cast<double>(planned_.size());
       } else {
         const bool ok = co_await send_one(now);
         if (!ok) break;
@@ -580,14 +624,15 @@ class session {
   // With --stamp, each message of a write has its own copy of the payload, stamp_copy_limit bytes of
   // them at most (and larger messages are streamed, one at a time).
   const std::size_t batch_limit_ =
-      s_.opts.stamp
-          ? std::clamp<std::size_t>(stamp_copy_limit / std::max<std::size_t>(s_.payload.size(), 1), 1, max_batch)
-          : max_batch;
+      s_.opts.stamp ? std::clamp<std::size_t>(stamp_copy_limit / std::max<std::size_t>(s_.largest, 1), 1, max_batch)
+                    : max_batch;
+  std::uint32_t next_payload_ = static_cast<std::uint32_t>(index_ % s_.payloads.size());
   std::uint64_t sent_here_ = 0;
   std::uint64_t received_here_ = 0;  // answers (with --reply none, messages)
   timer sender_timer_, receiver_timer_;
   struct outstanding {
     clock::time_point due;  // when it was sent, or due to be in open loop
+    std::uint32_t payload;  // of s_.payloads
     bool counted;           // sent during the measurement (and in open loop due within it)
   };
   std::deque<outstanding> in_flight_;
@@ -597,10 +642,11 @@ class session {
   bool sender_waiting_ = false;
   bool sender_wants_room_ = false;  // waits for an echo to free a slot, not for its time
   bool receiver_waiting_ = false;
-  std::vector<clock::time_point> stamps_;  // send_many(): the due time of each message
+  std::vector<planned> planned_;  // send_many(): the messages of a write
   std::vector<outgoing_message> outgoing_;
-  std::string stamped_;   // --stamp: the payloads of a write, each with its stamp
-  stamp::finder finder_;  // --stamp: of the message being received
+  std::string stamped_;                  // --stamp: the payloads of a write, each with its stamp
+  std::vector<std::size_t> stamped_at_;  // where each one starts in stamped_
+  stamp::finder finder_;                 // --stamp: of the message being received
 };
 
 // The completion token of a connection's waits (its turn, a handshake slot, a pause before it
@@ -927,38 +973,91 @@ std::optional<std::string> check_reply_options(loadtest_options& o) {
   return std::nullopt;
 }
 
-// --payload-file into payload, or what is wrong with it. Read with a bound: a FIFO or a huge file
-// must not fill the memory before the size check.
-std::optional<std::string> read_payload_file(const loadtest_options& o, std::string& payload) {
-  std::ifstream in(o.payload_file, std::ios::binary);
+// --payload-file or --payloads (`option`) into text, or what is wrong with it. Read with a bound: a
+// FIFO or a huge file must not fill the memory before the size check.
+std::optional<std::string> read_payload_file(const loadtest_options& o, std::string_view option,
+                                             const std::string& path, std::string& text) {
+  std::ifstream in(path, std::ios::binary);
   char chunk[1 << 16];
-  while (in && payload.size() <= max_message_size) {
+  while (in && text.size() <= max_message_size) {
     in.read(chunk, sizeof chunk);
-    payload.append(chunk, static_cast<std::size_t>(in.gcount()));
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
   }
-  if (!in && !in.eof()) return fmt::format("--payload-file: cannot read {}: {}", o.payload_file, std::strerror(errno));
-  if (payload.size() > max_message_size) return fmt::format("--payload-file: {} is larger than 1G", o.payload_file);
-  if (!o.binary && !detail::utf8_validator::validate(payload.data(), payload.size()))
-    return fmt::format("--payload-file: {} is not UTF-8; send it with --binary", o.payload_file);
+  if (!in && !in.eof()) return fmt::format("{}: cannot read {}: {}", option, path, std::strerror(errno));
+  if (text.size() > max_message_size) return fmt::format("{}: {} is larger than 1G", option, path);
+  if (!o.binary && !detail::utf8_validator::validate(text.data(), text.size()))
+    return fmt::format("{}: {} is not UTF-8; send it with --binary", option, path);
   return std::nullopt;
 }
 
-// --stamp: where the stamp goes in the payload, which makes room for it (a stamp of time 0 until
-// each message gets its own), or what is wrong.
-constexpr std::string_view stamp_placeholder = "{{stamp}}";
-std::optional<std::string> place_stamp(const loadtest_options& o, std::string& payload, std::size_t& at) {
-  if (o.payload_file.empty()) {
-    if (payload.size() < stamp::size)
-      return fmt::format("--stamp: -s must be at least {} (the stamp opens each message)", stamp::size);
-    at = 0;
-  } else {
-    at = payload.find(stamp_placeholder);
-    if (at == std::string::npos)
-      return fmt::format("--stamp: {} has no {} to put the stamp in", o.payload_file, stamp_placeholder);
-    payload.replace(at, stamp_placeholder.size(), stamp::size, ' ');
-    if (payload.size() > max_message_size) return fmt::format("--payload-file: {} is larger than 1G", o.payload_file);
+// --payloads: a message per line of text (the newline, and a CR before it, removed; empty lines
+// skipped), or what is wrong.
+constexpr std::size_t max_payload_lines = 1 << 20;
+std::optional<std::string> split_payload_lines(const loadtest_options& o, std::string_view text,
+                                               std::vector<payload>& out, std::vector<std::size_t>& line_numbers) {
+  std::size_t line_number = 0;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    auto line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    ++line_number;
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (line.empty()) continue;
+    if (out.size() == max_payload_lines)
+      return fmt::format("--payloads: {} has more than {} lines", o.payloads_file, max_payload_lines);
+    out.push_back({std::string(line)});
+    line_numbers.push_back(line_number);
   }
-  stamp::write(payload.data() + at, 0);
+  if (out.empty()) return fmt::format("--payloads: {} has no line to send", o.payloads_file);
+  return std::nullopt;
+}
+
+// --stamp: where the stamp goes in a payload, which makes room for it (a stamp of time 0 until each
+// message gets its own), or what is wrong. `source` names where the payload came from (a file, a
+// line of one), or is empty for -s.
+constexpr std::string_view stamp_placeholder = "{{stamp}}";
+std::optional<std::string> place_stamp(payload& p, std::string_view source) {
+  if (source.empty()) {
+    if (p.bytes.size() < stamp::size)
+      return fmt::format("--stamp: -s must be at least {} (the stamp opens each message)", stamp::size);
+    p.stamp_at = 0;
+  } else {
+    const auto at = p.bytes.find(stamp_placeholder);
+    if (at == std::string::npos)
+      return fmt::format("--stamp: {} has no {} to put the stamp in", source, stamp_placeholder);
+    p.bytes.replace(at, stamp_placeholder.size(), stamp::size, ' ');
+    if (p.bytes.size() > max_message_size) return fmt::format("--stamp: {} is larger than 1G with its stamp", source);
+    p.stamp_at = at;
+  }
+  stamp::write(p.bytes.data() + p.stamp_at, 0);
+  return std::nullopt;
+}
+
+// The messages to send, from -s, --payload-file or --payloads, with room for a stamp (--stamp); or what
+// is wrong.
+std::optional<std::string> make_payloads(const loadtest_options& o, std::vector<payload>& out) {
+  std::string text;
+  std::vector<std::size_t> line_numbers;  // --payloads: of each payload in its file
+  if (!o.payload_file.empty()) {
+    if (auto problem = read_payload_file(o, "--payload-file", o.payload_file, text)) return problem;
+    out.push_back({std::move(text)});
+  } else if (!o.payloads_file.empty()) {
+    if (auto problem = read_payload_file(o, "--payloads", o.payloads_file, text)) return problem;
+    if (auto problem = split_payload_lines(o, text, out, line_numbers)) return problem;
+  } else if (o.size > max_message_size) {
+    return "-s: messages of at most 1G";
+  } else {
+    text.resize(o.size);
+    for (std::size_t i = 0; i < o.size; ++i)
+      text[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
+    out.push_back({std::move(text)});
+  }
+  for (std::size_t i = 0; o.stamp && i < out.size(); ++i) {
+    const auto source = !o.payload_file.empty() ? o.payload_file
+                        : line_numbers.empty()  ? std::string()
+                                                : fmt::format("line {} of {}", line_numbers[i], o.payloads_file);
+    if (auto problem = place_stamp(out[i], source)) return problem;
+  }
   return std::nullopt;
 }
 
@@ -966,6 +1065,15 @@ std::optional<std::string> place_stamp(const loadtest_options& o, std::string& p
 bool threshold_allowed(const loadtest_options& o, threshold_metric m) noexcept {
   if (o.reply != reply_mode::none) return true;
   return o.stamp ? m != threshold_metric::lost : !measures_answers(m);
+}
+
+// "32-byte text messages", or with --payloads "text messages of 20 to 310 bytes (1000 lines)".
+std::string describe_messages(const shared_state& s) {
+  const auto* type = s.opts.binary ? "binary" : "text";
+  if (s.payloads.size() == 1) return fmt::format("{}-byte {} messages", s.largest, type);
+  std::size_t smallest = s.largest;
+  for (const auto& p : s.payloads) smallest = std::min(smallest, p.bytes.size());
+  return fmt::format("{} messages of {} to {} bytes ({} lines)", type, smallest, s.largest, s.payloads.size());
 }
 
 int run_loadtest(loadtest_options o) {
@@ -1007,28 +1115,14 @@ int run_loadtest(loadtest_options o) {
     diagnostics::fatal(*problem);
     return exit_usage;
   }
-  std::string payload;
-  if (!o.payload_file.empty()) {
-    if (auto problem = read_payload_file(o, payload)) {
-      diagnostics::fatal(*problem);
-      return exit_usage;
-    }
-  } else if (o.size > max_message_size) {
-    diagnostics::fatal("-s: messages of at most 1G");
+  std::vector<payload> payloads;
+  if (auto problem = make_payloads(o, payloads)) {
+    diagnostics::fatal(*problem);
     return exit_usage;
-  } else {
-    payload.resize(o.size);
-    for (std::size_t i = 0; i < o.size; ++i)
-      payload[i] = o.binary ? static_cast<char>(i * 131 % 251) : static_cast<char>('a' + i % 26);
   }
-  std::size_t stamp_at = 0;
-  if (o.stamp) {
-    if (auto problem = place_stamp(o, payload, stamp_at)) {
-      diagnostics::fatal(*problem);
-      return exit_usage;
-    }
-  }
-  o.size = payload.size();
+  std::size_t largest = 0;
+  for (const auto& p : payloads) largest = std::max(largest, p.bytes.size());
+  o.size = largest;
   std::vector<threshold> thresholds;
   for (const auto& text : o.thresholds) {
     try {
@@ -1049,8 +1143,8 @@ int run_loadtest(loadtest_options o) {
 
   shared_state s;
   s.opts = o;
-  s.payload = std::move(payload);
-  s.stamp_at = stamp_at;
+  s.payloads = std::move(payloads);
+  s.largest = largest;
   s.realtime_offset_ns = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count() -
                          duration_cast<nanoseconds>(clock::now().time_since_epoch()).count();
   s.start = clock::now();
@@ -1290,7 +1384,7 @@ int run_loadtest(loadtest_options o) {
                              cpu_after.servers[i] - cpu_before.servers[i]);
     fmt::print(
         "{{\"type\":\"summary\",\"url\":\"{}\",\"unix_socket\":{},\"connections\":{},\"senders\":{},\"threads\":{},"
-        "\"size\":{},"
+        "\"size\":{},\"payloads\":{},"
         "\"binary\":{},\"rate\":{},"
         "\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"reply\":\"{}\",\"stamp\":{},\"messages_per_connection\":{},\"reconnect\":{},"
@@ -1304,14 +1398,15 @@ int run_loadtest(loadtest_options o) {
         "\"payload_bytes_sent\":{},\"payload_bytes_received\":{},\"wire_bytes_sent\":{},\"wire_bytes_received\":{},"
         "\"thresholds\":[{}],\"interrupted\":{}}}\n",
         json_escape(url), unix_socket.empty() ? "null" : "\"" + json_escape(unix_socket) + "\"", o.connections,
-        senders(o), o.threads, o.size, o.binary, o.rate, stages, duration_cast<nanoseconds>(o.send_window).count(),
-        o.inflight, o.reply_text, o.stamp, o.messages_per_connection, o.reconnect, seconds,
-        duration<double>(connect_time).count(), t.opened, redirects, static_cast<double>(opened_measuring) / seconds,
-        t.failed, f, t.cancelled, t.errors, t.sent, t.received, static_cast<double>(t.sent) / seconds,
-        static_cast<double>(t.received) / seconds, static_cast<double>(t.bytes_sent) / seconds,
-        static_cast<double>(t.bytes_received) / seconds, histogram_json(o.stamp ? histogram() : rtt), t.stamped,
-        histogram_json(o.stamp ? rtt : histogram()), stamps_ahead, histogram_json(handshake), c, gen_cpu, servers,
-        payload_sent, payload_received, wire_sent, wire_received, verdict_list, interrupted.load() != 0);
+        senders(o), o.threads, o.size, s.payloads.size(), o.binary, o.rate, stages,
+        duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.reply_text, o.stamp, o.messages_per_connection,
+        o.reconnect, seconds, duration<double>(connect_time).count(), t.opened, redirects,
+        static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors, t.sent, t.received,
+        static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
+        static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
+        histogram_json(o.stamp ? histogram() : rtt), t.stamped, histogram_json(o.stamp ? rtt : histogram()),
+        stamps_ahead, histogram_json(handshake), c, gen_cpu, servers, payload_sent, payload_received, wire_sent,
+        wire_received, verdict_list, interrupted.load() != 0);
   } else {
     std::string mode = fmt::format("closed loop, {} in flight per connection", o.inflight);
     if (o.messages_per_connection)
@@ -1339,8 +1434,7 @@ int run_loadtest(loadtest_options o) {
     const bool sends = o.reply != reply_mode::none || s.open_loop;
     fmt::print("{}{}: {} connections, {}{}, {:.1f} s{}\n", url,
                unix_socket.empty() || url.starts_with("ws+unix:") ? "" : " (unix:" + unix_socket + ")", o.connections,
-               sends ? fmt::format("{}-byte {} messages, ", o.size, o.binary ? "binary" : "text") : "", mode, seconds,
-               interrupted ? " (interrupted)" : "");
+               sends ? describe_messages(s) + ", " : "", mode, seconds, interrupted ? " (interrupted)" : "");
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
     if (t.cancelled) fmt::print(", {} cancelled while connecting", t.cancelled);
@@ -1429,11 +1523,16 @@ subcommand register_loadtest(CLI::App& parent) {
   add_count_option(*app, "-c,--connections", o->connections, "Connections to open (10k: 10000)");
   add_duration_option(*app, "-d,--duration", o->duration, "Length of the measurement");
   auto* size = add_size_option(*app, "-s,--size", o->size, "Message size");
-  app->add_option("--payload-file", o->payload_file,
-                  "Send this file's content as every message (text mode: it must be UTF-8), e.g. to measure "
-                  "--deflate on real data")
+  auto* payload_file = app->add_option("--payload-file", o->payload_file,
+                                       "Send this file's content as every message (text mode: it must be UTF-8)")
+                           ->type_name("FILE")
+                           ->excludes(size);
+  app->add_option("--payloads", o->payloads_file,
+                  "Send the lines of this file in turn, a message per line (empty lines skipped), the n-th "
+                  "connection from the n-th line. Varied messages, e.g. to measure --deflate on real data")
       ->type_name("FILE")
-      ->excludes(size);
+      ->excludes(size)
+      ->excludes(payload_file);
   app->add_flag("--binary", o->binary, "Send binary messages (default: text)");
   add_count_option(*app, "-r,--rate", o->rate,
                    "Total messages per second (200k: 200000); 0 = closed loop (with --stage: the rate to start "

@@ -127,6 +127,68 @@ class Echo(AgainstOneEchoServer):
                     self.assertEqual(done.stdout, b"")
                     self.assertEqual(len(done.stderr.decode().splitlines()), 1, done.stderr)
 
+    def messages_in(self, total: int, sizes: list) -> int:
+        """How many messages of these sizes, taken in turn, make `total` bytes."""
+        count, sum_ = 0, 0
+        while sum_ < total:
+            sum_, count = sum_ + sizes[count % len(sizes)], count + 1
+        self.assertEqual(sum_, total, "whole messages, the lines in turn")
+        return count
+
+    def test_payloads_sends_the_lines_in_turn(self):
+        lines = ['{"n":%d,"pad":"%s"}' % (i, "é" * 3 * i) for i in range(7)]
+        sizes = [len(line.encode()) for line in lines]
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "lines.ndjson")
+            with open(path, "wb") as f:  # a CRLF and an empty line, both left out of the messages
+                f.write(("\n".join(lines[:3]) + "\r\n\n" + "\n".join(lines[3:]) + "\n").encode())
+            # Every echo checked against the line its message carried, closed loop and open loop.
+            for options in (["--inflight", "3"], ["-r", "600"]):
+                with self.subTest(options=options):
+                    r, _ = self.run_json(self.peer.url, "-c", "3", "-d", "300ms", "--payloads", path, "--verify", *options)
+                    self.assertEqual((r["payloads"], r["size"]), (7, max(sizes)))
+                    self.assertEqual((r["opened"], r["failed"], r["errors"]), (3, 0, 0), r)
+                    self.assertGreater(r["sent"], 0, r)
+                    self.assertEqual((r["received"], r["payload_bytes_received"]), (r["sent"], r["payload_bytes_sent"]))
+                    self.assertEqual(r["close_codes"], {"1000": 3})
+            # One connection's messages, as a server got them: the lines in order, round and round.
+            with Peer(KIND, "relay") as peer:
+                r, _ = self.run_json(peer.url, "-c", "1", "-r", "50", "-d", "300ms", "--reply", "none", "--payloads", path)
+                count = self.messages_in(r["payload_bytes_sent"], sizes)
+                self.assertGreater(count, 7, "the lines came round again")
+                got = [bytes.fromhex(m["hex"]).decode() for m in peer.messages(count)]
+            self.assertEqual(got, [lines[i % 7] for i in range(count)])
+            # With --stamp, each line has its own place for the stamp.
+            stamped = os.path.join(directory, "stamped.ndjson")
+            with open(stamped, "w") as f:
+                f.write('{"a":"{{stamp}}"}\n{"b":1,"at":"{{stamp}}"}\n')
+            with Peer(KIND, "relay") as peer:
+                r, _ = self.run_json(peer.url, "-c", "1", "-r", "50", "-d", "300ms", "--reply", "none", "--stamp",
+                                     "--payloads", stamped)
+                count = self.messages_in(r["payload_bytes_sent"], [len('{"a":""}') + 20, len('{"b":1,"at":""}') + 20])
+                got = [bytes.fromhex(m["hex"]).decode() for m in peer.messages(count)]
+            self.assertGreater(len(got), 3)
+            for i, text in enumerate(got):
+                self.assertRegex(text, [r'^\{"a":"wsl@[0-9a-f]{16}"\}$', r'^\{"b":1,"at":"wsl@[0-9a-f]{16}"\}$'][i % 2])
+            # Binary lines with --binary; what is wrong is a usage error.
+            binary = os.path.join(directory, "lines.bin")
+            with open(binary, "wb") as f:
+                f.write(b"\xff\x00a\n\xfe\xfd\n")
+            r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "300ms", "--payloads", binary, "--binary", "--verify")
+            self.assertEqual((r["payloads"], r["size"], r["binary"]), (2, 3, True))
+            self.assertEqual((r["opened"], r["errors"], r["received"]), (2, 0, r["sent"]), r)
+            empty = os.path.join(directory, "empty")
+            with open(empty, "w") as f:
+                f.write("\n\r\n")
+            for options in (["--payloads", binary], ["--payloads", path, "-s", "10"], ["--payloads", empty],
+                            ["--payloads", path, "--payload-file", path], ["--payloads", os.path.join(directory, "no")],
+                            ["--payloads", path, "--reply", "none", "--stamp", "-r", "10"]):
+                with self.subTest(options=options):
+                    done = loadtest(self.peer.url, "-c", "1", "-d", "200ms", *options)
+                    self.assertEqual(done.returncode, 64, done.stderr)
+                    self.assertEqual(done.stdout, b"")
+                    self.assertEqual(len(done.stderr.decode().splitlines()), 1, done.stderr)
+
     def test_messages_per_connection_churns_connections(self):
         r, _ = self.run_json(self.peer.url, "-c", "2", "-d", "600ms", "--messages-per-connection", "5", "--verify")
         self.assertEqual(r["messages_per_connection"], 5)
