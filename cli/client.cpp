@@ -2,6 +2,11 @@
 
 #include <asio/error.hpp>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
 namespace wsl::cli {
 
 void add_client_options(CLI::App& app, client_cli_options& o) {
@@ -11,7 +16,10 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
                  "ws+unix:SOCKET[:/PATH] connects to a Unix-domain socket")
       ->required();
   // One value per occurrence: `-H 'X: a' URL` must not take the URL for a second header.
-  app.add_option("-H,--header", o.headers, "Extra request header 'Name: value' (repeatable)")->allow_extra_args(false);
+  app.add_option("-H,--header", o.headers,
+                 "Extra request header 'Name: value' (repeatable); @FILE: the headers in FILE, one per line (keeps "
+                 "a token out of ps and the shell's history)")
+      ->allow_extra_args(false);
   app.add_option("--origin", o.origin, "Origin header to send");
   app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)")
       ->allow_extra_args(false);
@@ -57,18 +65,69 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
       ->group(tls_group);
 }
 
+namespace {
+
+// "Name: value" into name and value, or false when it is not a header (the name not a token).
+bool split_header(std::string_view h, std::string_view& name, std::string_view& value) {
+  const auto colon = h.find(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  name = h.substr(0, colon);
+  value = h.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  return std::all_of(name.begin(), name.end(), is_token_char);
+}
+
+// -H @FILE (curl's form): the headers of FILE, one per line (a CR before the newline and empty
+// lines left out), so that a token stays out of the process list and the shell's history. A bad
+// line is named by its number, not shown: it may hold a secret.
+constexpr std::size_t max_header_file_size = 64 << 10;
+std::error_code add_header_file(const std::string& path, http_headers& out, std::string& problem) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text(max_header_file_size + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad() || (!in && !in.eof())) {
+    problem = fmt::format("-H @{}: cannot read it: {}", path, std::strerror(errno));
+    return error::invalid_option;
+  }
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > max_header_file_size) {
+    problem = fmt::format("-H @{}: larger than 64K", path);
+    return error::invalid_option;
+  }
+  std::string_view rest = text;
+  for (std::size_t number = 1; !rest.empty(); ++number) {
+    const auto end = rest.find('\n');
+    auto line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (line.empty()) continue;
+    std::string_view name, value;
+    if (!split_header(line, name, value)) {
+      problem = fmt::format("-H @{}: line {}: expected 'Name: value'", path, number);
+      return error::invalid_option;
+    }
+    out.add(std::string(name), std::string(value));
+  }
+  return {};
+}
+
+}  // namespace
+
 std::error_code finish_client_options(client_cli_options& o, std::string& problem) {
   auto& c = o.client;
   o.display_url = redact_url(o.url);
   for (const auto& h : o.headers) {
-    const auto colon = h.find(':');
-    if (colon == std::string::npos || colon == 0) {
+    if (h.starts_with('@')) {  // no header's name starts with '@', which is not a token character
+      if (auto ec = add_header_file(h.substr(1), c.headers, problem)) return ec;
+      continue;
+    }
+    std::string_view name, value;
+    if (!split_header(h, name, value)) {
       problem = fmt::format("-H '{}': expected 'Name: value'", h);
       return error::invalid_option;
     }
-    auto value = h.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
-    c.headers.add(h.substr(0, colon), value);
+    c.headers.add(std::string(name), std::string(value));
   }
   c.origin = o.origin;
   c.subprotocols = o.subprotocols;

@@ -55,11 +55,6 @@ bool header_text_ok(std::string_view s) noexcept {
   return std::none_of(s.begin(), s.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
-bool token_char(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -309,12 +304,12 @@ std::string finish_http_options(http_options& o) {
   for (const auto& h : o.headers) {
     const auto colon = h.find(':');
     const std::string_view name = std::string_view(h).substr(0, colon);
-    if (colon == std::string::npos || name.empty() || !std::all_of(name.begin(), name.end(), token_char) ||
+    if (colon == std::string::npos || name.empty() || !std::all_of(name.begin(), name.end(), is_token_char) ||
         !header_text_ok(h))
       return fmt::format("--header '{}': expected 'Name: value'", h);
   }
   for (const auto& p : o.subprotocols)
-    if (p.empty() || !std::all_of(p.begin(), p.end(), token_char))
+    if (p.empty() || !std::all_of(p.begin(), p.end(), is_token_char))
       return fmt::format("--subprotocol '{}': not a token", p);
   for (const auto& p : o.origins)
     if (p.empty() || !header_text_ok(p)) return fmt::format("--origin '{}': empty", p);

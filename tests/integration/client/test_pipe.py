@@ -298,6 +298,40 @@ class Server(unittest.TestCase):
             self.assertRegex(stderr, r"< HTTP/1.1 101 ")
             self.assertRegex(stderr, r"(?i)< Sec-WebSocket-Protocol: chat.v2")
 
+    def test_headers_from_a_file(self):
+        # -H @FILE (curl's form): a token stays out of the process list. CRLF line ends, an empty
+        # line, spaces around the value; -H before and after it keep their order.
+        with tempfile.TemporaryDirectory() as directory, Peer(PEER) as peer:
+            path = os.path.join(directory, "headers")
+            with open(path, "wb") as f:
+                f.write(b"Authorization: Bearer s3cret-t0ken\r\n\r\nX-Tenant:  acme \r\nX-Empty:\n")
+            done = pipe(peer.url, "-v", "-H", "X-First: 1", "-H", "@" + path, "-H", "X-Last: 2", input=b"x\n")
+            stderr = done.stderr.decode()
+            self.assertEqual(done.returncode, 0, stderr)
+            opened = peer.wait_event("open")
+            sent = [(name.lower(), value) for name, value in opened["headers"]
+                    if name.lower() in ("x-first", "authorization", "x-tenant", "x-empty", "x-last")]
+            self.assertEqual(sent, [("x-first", "1"), ("authorization", "Bearer s3cret-t0ken"), ("x-tenant", "acme"),
+                                    ("x-empty", ""), ("x-last", "2")])
+            self.assertIn("> Authorization: Bearer ***", stderr)
+            self.assertNotIn("s3cret", stderr)
+            # What is wrong with the file: one line that names the line, not its content.
+            bad = os.path.join(directory, "bad")
+            with open(bad, "wb") as f:
+                f.write(b"X-Ok: 1\nsecret-without-a-colon\n")
+            big = os.path.join(directory, "big")
+            with open(big, "wb") as f:
+                f.write(b"X-Big: " + b"x" * (64 << 10) + b"\n")
+            for arg, expected in ((bad, f"-H @{bad}: line 2: expected 'Name: value'"), (big, f"-H @{big}: larger than 64K"),
+                                  (directory, f"-H @{directory}: cannot read it"),
+                                  (os.path.join(directory, "no"), f"-H @{directory}/no: cannot read it: No such file")):
+                with self.subTest(file=arg):
+                    done = pipe(peer.url, "-H", "@" + arg, input=b"")
+                    self.assertEqual(done.returncode, 64, done.stderr)
+                    self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
+                    self.assertIn(expected, done.stderr.decode())
+                    self.assertNotIn(b"secret", done.stderr)
+
     def test_header_and_subprotocol_before_the_url_take_one_value_each(self):
         # `-H 'X: a' URL`: the URL is not a second header value (nor a second subprotocol).
         with Peer(PEER, "echo", "--subprotocols", "chat.v2") as peer:
@@ -739,6 +773,7 @@ class NoServer(unittest.TestCase):
     def test_usage_errors(self):
         url = f"ws://127.0.0.1:{unused_port()}/"
         for options in (["--close-code", "1005"], ["--close-code", "999"], ["-0", "--binary"], ["-H", "no colon"],
+                        ["-H", "X Y: a space in the name"], ["-H", ": no name"],
                         ["--chunk", "0", "--binary"], ["--close-reason", "x" * 124], ["--binary", "--base64"],
                         ["--binary-prefix", ""], ["--text-prefix", "", "--binary-prefix", "b"],
                         ["--text-prefix", "p", "--binary-prefix", "p"], ["--text-prefix", "a\nb"]):
