@@ -113,6 +113,9 @@ struct counter {
   std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
 };
 
+// In --first-message: replaced with the connection's number.
+constexpr std::string_view conn_placeholder = "{{conn}}";
+
 // A message body, and with --stamp where the stamp goes in it.
 struct payload {
   std::string bytes;
@@ -262,12 +265,13 @@ class session {
   // is counted, so that a subscription or a login and its acknowledgement are no round trip.
   asio::awaitable<bool> first_exchange() {
     std::error_code ec;
-    co_await ws_.write_message(message_type::text, asio::buffer(s_.opts.first_message), ec);
+    const auto first = first_message_text();
+    co_await ws_.write_message(message_type::text, asio::buffer(first), ec);
     if (ec) {
       failed_ = ec;
       co_return false;
     }
-    w_.payload_total_sent += s_.opts.first_message.size();
+    w_.payload_total_sent += first.size();
     if (s_.opts.reply == reply_mode::none) co_return true;
     auto in = co_await ws_.read_message(ec);
     std::string answer;
@@ -289,6 +293,18 @@ class session {
     return chosen;
   }
   const std::string& bytes_of(std::uint32_t p) const noexcept { return s_.payloads[p].bytes; }
+
+  // --first-message, with this connection's number (from 1; a replacement keeps the number of the
+  // connection it replaces) in place of each {{conn}}: a login or a subscription of its own.
+  std::string first_message_text() const {
+    std::string text = s_.opts.first_message;
+    const auto number = std::to_string(index_ + 1);
+    for (auto at = text.find(conn_placeholder); at != std::string::npos; at = text.find(conn_placeholder, at)) {
+      text.replace(at, conn_placeholder.size(), number);
+      at += number.size();
+    }
+    return text;
+  }
 
   asio::awaitable<bool> send_one(clock::time_point due) {
     std::error_code ec;
@@ -1428,7 +1444,10 @@ int run_loadtest(loadtest_options o) {
       mode += fmt::format(", {} of the connections sending", o.senders);
     if (o.stamp) mode += ", stamped";
     if (!o.first_message.empty())
-      mode += fmt::format(", a {}-byte first message{}", o.first_message.size(),
+      mode += fmt::format(", {}{}",
+                          o.first_message.find(conn_placeholder) == std::string::npos
+                              ? fmt::format("a {}-byte first message", o.first_message.size())
+                              : std::string("a first message of its own per connection"),
                           o.reply == reply_mode::none ? "" : " answered");
     if (o.reconnect) mode += ", reconnecting";
     const bool sends = o.reply != reply_mode::none || s.open_loop;
@@ -1575,8 +1594,9 @@ subcommand register_loadtest(CLI::App& parent) {
       ->type_name("echo|any|none")
       ->capture_default_str();
   app->add_option("--first-message", o->first_message,
-                  "Send this text message first on each connection (a subscription, a login) and, unless --reply "
-                  "none, wait for one message in answer; neither is counted")
+                  "Send this text message first on each connection (a subscription, a login; {{conn}} in it: the "
+                  "connection's number, from 1) and, unless --reply none, wait for one message in answer; neither "
+                  "is counted")
       ->type_name("TEXT");
   app->add_flag("--stamp", o->stamp,
                 "With --reply none: put the time each message is due in it ('wsl@' and 16 hex digits, at the "

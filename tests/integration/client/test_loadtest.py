@@ -612,6 +612,22 @@ class Replies(Figures):
         self.assertEqual(r["payload_bytes_received"], r["payload_bytes_sent"])
         self.assertEqual((r["payload_bytes_sent"] - 5) % 32, 0, r)
 
+    def test_conn_in_the_first_message_is_the_connection_number(self):
+        # A login or a subscription of each connection's own; with --reconnect the connections that
+        # replace those the server closed log in again under the same numbers.
+        with Peer(KIND, "relay") as peer:
+            r, _ = self.run_json(peer.url, "-c", "3", "-d", "200ms", "--reply", "none", "--first-message",
+                                 '{"login":"user{{conn}}","again":{{conn}}}')
+            logins = sorted(bytes.fromhex(m["hex"]).decode() for m in peer.messages(3))
+        self.assertEqual(logins, ['{"login":"user%d","again":%d}' % (n, n) for n in (1, 2, 3)])
+        self.assertEqual(r["payload_bytes_sent"], sum(len(text) for text in logins), r)
+        with Peer(KIND, "relay", "--replies", "1") as peer:  # closes each connection after its first message
+            r, _ = self.run_json(peer.url, "-c", "2", "-d", "500ms", "--reply", "none", "--reconnect",
+                                 "--first-message", "u{{conn}}")
+            firsts = [bytes.fromhex(m["hex"]) for m in peer.messages(r["opened"])]
+        self.assertGreater(r["opened"], 2, r)
+        self.assertEqual(sorted(set(firsts)), [b"u1", b"u2"], firsts)
+
     def test_a_first_message_never_answered_is_an_error(self):
         with Peer(KIND, "relay") as peer:
             r, _ = self.run_json(peer.url, "-c", "1", "-d", "200ms", "--drain", "100ms", "--first-message", "hello")
