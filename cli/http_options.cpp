@@ -204,6 +204,13 @@ void serve_static(const http_options& o, const http_request& req, http_response&
 
 }  // namespace
 
+bool same_origin(std::string_view origin, const http_request& req) {
+  const auto scheme_end = origin.find("://");
+  const auto host = req.headers.get("Host");
+  return scheme_end != std::string_view::npos && host && !host->empty() &&
+         iequals(origin.substr(scheme_end + 3), *host);
+}
+
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& patterns) {
   const auto scheme_end = origin.find("://");
   const auto authority = scheme_end == std::string_view::npos ? origin : origin.substr(scheme_end + 3);
@@ -282,6 +289,9 @@ void add_http_options(CLI::App& app, http_options& o) {
                  "'https://*.example.com', 'example.com', 'localhost:*', 'null' (file: pages)")
       ->type_name("PATTERN")
       ->allow_extra_args(false);  // one value per occurrence, so that `-- COMMAND` stays the command
+  app.add_flag("--same-origin", o.same_origin,
+               "Accept upgrades only from pages of this server (Origin's host and port those of Host; others "
+               "get 403), and from --origin's patterns: no page of another site drives it from a browser");
   app.add_option("--header", o.headers, "Add 'Name: value' to every HTTP response (repeatable)")
       ->type_name("'NAME: VALUE'")
       ->allow_extra_args(false);
@@ -336,7 +346,8 @@ http_headers response_headers_of(const http_options& o) {
 }
 
 negotiation_hook make_http_hook(const http_options& given, negotiation_hook inner) {
-  if (given.origins.empty() && given.subprotocols.empty() && given.static_dir.empty() && !given.devconsole)
+  if (given.origins.empty() && !given.same_origin && given.subprotocols.empty() && given.static_dir.empty() &&
+      !given.devconsole)
     return inner;
   return [o = given, inner = std::move(inner)](const http_request& req, http_response& res) {
     if (!req.is_websocket_upgrade()) {
@@ -345,7 +356,8 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
       else if (o.devconsole)
         serve_devconsole(req, res);
     } else if (const auto origin = req.headers.get("Origin");
-               !o.origins.empty() && origin && !origin_allowed(*origin, o.origins)) {
+               (!o.origins.empty() || o.same_origin) && origin && !(o.same_origin && same_origin(*origin, req)) &&
+               !(!o.origins.empty() && origin_allowed(*origin, o.origins))) {
       diagnostics::info(fmt::format("{} {}: Origin {} refused", format_peer(req), req.target, *origin));
       plain(res, 403, "origin not allowed");
     } else {

@@ -17,6 +17,9 @@ struct http_options {
   // Origin patterns (--origin, repeatable); an upgrade whose Origin matches none gets 403. Empty:
   // every origin. A request without Origin (not a browser) is let through.
   std::vector<std::string> origins;
+  // --same-origin: an upgrade whose Origin is not this server's (its authority the request's Host)
+  // gets 403, unless it matches one of `origins`.
+  bool same_origin = false;
   // "Name: value" fields added to every response this server writes (--header, repeatable).
   std::vector<std::string> headers;
   // Subprotocols in our order of preference (--subprotocol, repeatable): the first one the client
@@ -51,6 +54,10 @@ http_headers response_headers_of(const http_options& o);
 // ("example.com", "*.example.com") or host and port ("localhost:8080", "localhost:*"). '*'
 // matches any run of characters; letters match in any case.
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& patterns);
+
+// True when `origin` names the server the request was sent to: its host and port (after "://")
+// are the request's Host, letters in any case. "null" never is.
+bool same_origin(std::string_view origin, const http_request& req);
 
 // The Content-Type for a file name, by its extension.
 std::string_view content_type_for(std::string_view file_name) noexcept;

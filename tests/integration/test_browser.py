@@ -16,7 +16,7 @@
   take is accepted without a subprotocol, which the browser fails (1006).
 - Origin: pages served by `wsl serve --static`, so the browser sends its real Origin; --origin lets it
   through (the command sees HTTP_ORIGIN, and the extension offer) or refuses it (403, the browser sees
-  1006) while others are still served; `serve --pipe`: stdin lines reach the page (a non-UTF-8 one as
+  1006) while others are still served; --same-origin lets a page reach its own server, not another; `serve --pipe`: stdin lines reach the page (a non-UTF-8 one as
   binary), the page's messages reach stdout, the end of stdin closes with 1000 and wsl exits 0.
 
     WSL_BIN=build/release/cli/wsl WSL_TEST_CHROMIUM=/usr/bin/chromium /usr/bin/python3 \
@@ -355,6 +355,17 @@ class PageOrigin(BrowserTest):
                 self.assertEqual(client.recv_message(), (OP_TEXT, "no origin ✓".encode()))
             self.open_fails(f"ws://127.0.0.1:{server.port}/")
             self.assertIsNone(server.proc.poll(), server.stderr.text())
+
+    def test_same_origin_serves_this_servers_pages_only(self):
+        # What --same-origin prevents: a page of one server (A) opening a WebSocket to another
+        # server on the same machine (B), through the user's browser. A's page still reaches A.
+        with Serve("--static", self.static, "--same-origin", subcommand="echo", stdin=False) as a, \
+                Serve("-v", "--same-origin", subcommand="echo", stdin=False) as b:
+            origin = self.load_page(a)
+            self.round_trip(f"ws://127.0.0.1:{a.port}/", [("text", "same origin ✓")])
+            self.open_fails(f"ws://127.0.0.1:{b.port}/")
+            self.assertIn(f"Origin {origin} refused", b.stderr.wait_match(r"Origin \S+ refused"))
+            self.assertIsNone(b.proc.poll(), b.stderr.text())
 
     def test_serve_pipe_between_stdin_stdout_and_the_page(self):
         # Chrome may open a spare connection to the page's server that never sends a request. At the

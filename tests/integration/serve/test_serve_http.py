@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The HTTP side shared by `wsl serve` and `wsl echo`: --origin (403), --header, --subprotocol,
+"""The HTTP side shared by `wsl serve` and `wsl echo`: --origin and --same-origin (403), --header, --subprotocol,
 --static (files, content types, no escape from the directory, the size bound) and the -v access log.
 """
 
@@ -68,6 +68,18 @@ class Origin(unittest.TestCase):
             self.assertEqual(run(scenario(server.url)), [101, 403, 101])
         with Serve("--origin", "*", subcommand="echo", stdin=False) as server:
             self.assertEqual(run(scenario(server.url)), [101, 101, 101])
+
+    def test_same_origin_takes_the_servers_own_origin_and_the_patterns(self):
+        async def scenario(url, port):
+            origins = (f"http://127.0.0.1:{port}", f"https://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}",
+                       "http://127.0.0.1", f"http://localhost:{port}", f"http://127.0.0.1:{port}.evil.test",
+                       "https://app.example.com", "null", None)
+            return [(await status_of(url, origin=origin))[0] for origin in origins]
+
+        with Serve("--same-origin", subcommand="echo", stdin=False) as server:
+            self.assertEqual(run(scenario(server.url, server.port)), [101, 101, 403, 403, 403, 403, 403, 403, 101])
+        with Serve("--same-origin", "--origin", "https://*.example.com", "--", "cat") as server:
+            self.assertEqual(run(scenario(server.url, server.port)), [101, 101, 403, 403, 403, 403, 101, 403, 101])
 
 
 class Headers(unittest.TestCase):
