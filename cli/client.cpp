@@ -229,8 +229,9 @@ int exit_status_for_socks_reply(int code) noexcept {
 // hold credentials of its own.
 void trace_answer(int version_minor, int status, std::string_view reason, const http_headers& headers) {
   diagnostics::info(fmt::format("< HTTP/1.{} {} {}", version_minor, status, reason));
-  for (const auto& f : headers)
-    diagnostics::info(fmt::format("< {}: {}", f.name, iequals(f.name, "Location") ? redact_url(f.value) : f.value));
+  for (const auto& f : headers)  // a Location's password and cookies' values hidden
+    diagnostics::info("< " + (iequals(f.name, "Location") ? fmt::format("{}: {}", f.name, redact_url(f.value))
+                                                           : redact_credentials(fmt::format("{}: {}", f.name, f.value))));
 }
 
 void trace_head(char direction, std::string_view head) {

@@ -62,7 +62,7 @@ void log_refused(const negotiation_record& r) {
                                 format_seconds(r.duration), r.bytes_sent, r.error.message()));
 }
 
-// -vv: each request head as it came (Authorization values hidden, as wsl pipe -v hides its own),
+// -vv: each request head as it came (Authorization and cookie values hidden, as wsl pipe -v hides its own),
 // and what the hooks made of it: the status, the subprotocol chosen and the fields they added
 // (Set-Cookie, say). For debugging a client's handshake, refused ones included. The library's own
 // refusals (400, 431, 503) come before any hook: -v's access line has them.
@@ -84,7 +84,7 @@ negotiation_hook trace_negotiations(negotiation_hook inner) {
     diagnostics::debug(answer);
     for (const auto& f : res.headers)
       if (!iequals(f.name, "Content-Type") && !iequals(f.name, "Content-Length"))
-        diagnostics::debug(fmt::format("{} > {}: {}", peer, f.name, f.value));
+        diagnostics::debug(fmt::format("{} > {}", peer, redact_credentials(fmt::format("{}: {}", f.name, f.value))));
   };
 }
 

@@ -163,8 +163,19 @@ BOOST_AUTO_TEST_CASE(redact_credentials_hides_authorization_values_and_keeps_the
       "Proxy-Authorization:Bearer abc.def\r\nCookie: c=1\r\n\r\n";
   BOOST_TEST(wsl::redact_credentials(head) ==
              "GET / HTTP/1.1\r\nHost: h\r\nauthorization: Basic ***\r\nX-Authorization-Hint: keep\r\n"
-             "Proxy-Authorization: Bearer ***\r\nCookie: c=1\r\n\r\n");
+             "Proxy-Authorization: Bearer ***\r\nCookie: c=***\r\n\r\n");
   BOOST_TEST(wsl::redact_credentials("Authorization: opaque\r\n") == "Authorization: ***\r\n");
+}
+
+BOOST_AUTO_TEST_CASE(redact_credentials_hides_cookie_values_and_keeps_their_names) {
+  BOOST_TEST(wsl::redact_credentials("cookie: sid=s3cret; theme=dark;lang=fr\n") ==
+             "cookie: sid=***; theme=***;lang=***\n");
+  // A Set-Cookie's attributes say how the cookie is kept, which is what one debugs: only the value goes.
+  BOOST_TEST(wsl::redact_credentials("Set-Cookie: sid=s3cret; Path=/; Max-Age=60; HttpOnly\r\n") ==
+             "Set-Cookie: sid=***; Path=/; Max-Age=60; HttpOnly\r\n");
+  BOOST_TEST(wsl::redact_credentials("Cookie: flag; x=\r\n") == "Cookie: flag; x=***\r\n");
+  BOOST_TEST(wsl::redact_credentials("Set-Cookie: =v") == "Set-Cookie: =***");
+  BOOST_TEST(wsl::redact_credentials("X-Cookie: a=1\n") == "X-Cookie: a=1\n");
 }
 
 // --- the proxy option ---

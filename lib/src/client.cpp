@@ -337,6 +337,29 @@ std::error_code client_options::validate() const {
   return {};
 }
 
+namespace {
+
+// "a=1; b=2" as "a=***; b=***": the names of cookies, not their values. With `attributes` (a
+// Set-Cookie value), only the first pair is a cookie; the attributes after it (Path=/) are kept.
+void append_redacted_cookies(std::string& out, std::string_view value, bool attributes) {
+  for (bool first = true; !value.empty(); first = false) {
+    const auto end = value.find(';');
+    auto pair = value.substr(0, end);
+    value = end == std::string_view::npos ? std::string_view{} : value.substr(end);
+    const auto equals = pair.find('=');
+    if ((first || !attributes) && equals != std::string_view::npos)
+      out.append(pair.substr(0, equals + 1)).append("***");
+    else
+      out.append(pair);
+    if (!value.empty()) {
+      out.push_back(';');
+      value.remove_prefix(1);
+    }
+  }
+}
+
+}  // namespace
+
 std::string redact_credentials(std::string_view head) {
   std::string out;
   while (!head.empty()) {
@@ -344,21 +367,27 @@ std::string redact_credentials(std::string_view head) {
     auto line = head.substr(0, end == std::string_view::npos ? head.size() : end + 1);
     head.remove_prefix(line.size());
     const auto colon = line.find(':');
-    const auto name = line.substr(0, colon == std::string_view::npos ? 0 : colon);
-    if (colon != std::string_view::npos &&
-        (lowercase(name) == "authorization" || lowercase(name) == "proxy-authorization")) {
+    const auto name = colon == std::string_view::npos ? std::string() : lowercase(line.substr(0, colon));
+    const bool authorization = name == "authorization" || name == "proxy-authorization";
+    const bool cookie = name == "cookie" || name == "set-cookie";
+    if (!authorization && !cookie) {
+      out.append(line);
+      continue;
+    }
+    const bool crlf = line.ends_with("\r\n"), lf = !crlf && line.ends_with('\n');
+    auto value = line.substr(colon + 1, line.size() - colon - 1 - (crlf ? 2 : lf ? 1 : 0));
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    out.append(line.substr(0, colon)).append(": ");
+    if (authorization) {
       // Keep the scheme ("Basic"), which says what kind of credentials went, and hide the rest.
-      auto value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-      const auto scheme = value.substr(0, std::min(value.find_first_of(" \t\r\n"), value.size()));
-      const bool crlf = line.ends_with("\r\n"), lf = !crlf && line.ends_with('\n');
-      out.append(name).append(": ");
+      const auto scheme = value.substr(0, std::min(value.find_first_of(" \t"), value.size()));
       if (!scheme.empty() && scheme.size() < value.size() && value[scheme.size()] == ' ')
         out.append(scheme).append(" ");
-      out.append("***").append(crlf ? "\r\n" : lf ? "\n" : "");
+      out.append("***");
     } else {
-      out.append(line);
+      append_redacted_cookies(out, value, name == "set-cookie");
     }
+    out.append(crlf ? "\r\n" : lf ? "\n" : "");
   }
   return out;
 }

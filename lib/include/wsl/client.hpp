@@ -82,7 +82,9 @@ std::string redact_url(std::string_view text);
 //   resolve_url(parsed("ws://h/a/b?q"), "c?d", out)  // ws://h/a/c?d
 std::error_code resolve_url(const url& base, std::string_view location, url& out);
 // An HTTP head with the credentials of its Authorization and Proxy-Authorization fields replaced by
-// "***" (the scheme kept: "Authorization: Basic ***"), for printing connect_report's request heads.
+// "***" (the scheme kept: "Authorization: Basic ***"), and the values of cookies too, their names
+// and a Set-Cookie's attributes kept ("Cookie: sid=***; theme=***", "Set-Cookie: sid=***; Path=/"):
+// for printing request and response heads.
 std::string redact_credentials(std::string_view head);
 
 struct client_options {

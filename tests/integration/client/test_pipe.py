@@ -280,6 +280,7 @@ class Server(unittest.TestCase):
     def test_headers_origin_subprotocol(self):
         with Peer(PEER, "echo", "--subprotocols", "chat.v2") as peer:
             done = pipe(peer.url + "chat?room=1", "-v", "-H", "X-Test: 42", "-H", "Authorization: Bearer abc",
+                        "-H", "Cookie: sid=s3cret-c00kie; theme=dark",
                         "--origin", "http://example.test", "--subprotocol", "other", "--subprotocol", "chat.v2",
                         input=b"x\n")
             stderr = done.stderr.decode()
@@ -289,12 +290,16 @@ class Server(unittest.TestCase):
             self.assertEqual(opened["path"], "/chat?room=1")
             self.assertEqual(headers.get("x-test"), "42")
             self.assertEqual(headers.get("authorization"), "Bearer abc")
+            self.assertEqual(headers.get("cookie"), "sid=s3cret-c00kie; theme=dark")
             self.assertEqual(headers.get("origin"), "http://example.test")
             self.assertEqual(headers.get("sec-websocket-protocol"), "other, chat.v2")
             self.assertEqual(opened["subprotocol"], "chat.v2")
             # -v shows both heads.
             self.assertIn("> GET /chat?room=1 HTTP/1.1", stderr)
             self.assertIn("> X-Test: 42", stderr)
+            self.assertIn("> Cookie: sid=***; theme=***", stderr)  # credentials are never printed
+            self.assertNotIn("s3cret", stderr)
+            self.assertIn("> Authorization: Bearer ***", stderr)
             self.assertRegex(stderr, r"< HTTP/1.1 101 ")
             self.assertRegex(stderr, r"(?i)< Sec-WebSocket-Protocol: chat.v2")
 
