@@ -1,9 +1,10 @@
-// wsl serve: the command line. One of three modes:
+// wsl serve: the command line. One of four modes:
 //   wsl serve --pipe                 stdin lines to every client, their messages to stdout
 //   wsl serve -- COMMAND [ARGS...]   one process per connection, websocketd-style
 //   wsl serve --dir DIR              the same, each executable in DIR at /NAME
-// The modes live in serve_pipe.cpp and serve_command.cpp; the HTTP side is shared with echo
-// (http_options.cpp), the runtime is server.cpp's.
+//   wsl serve --tcp HOST:PORT        one TCP connection per connection, websockify-style
+// The modes live in serve_pipe.cpp, serve_command.cpp and serve_tcp.cpp; the HTTP side is shared
+// with echo (http_options.cpp), the runtime is server.cpp's.
 #include "serve.hpp"
 
 #include "process.hpp"
@@ -11,17 +12,47 @@
 
 #include <sys/stat.h>
 
+#include <charconv>
 #include <cstdlib>
+#include <optional>
 
 namespace wsl::cli {
 namespace {
 
+// --tcp HOST:PORT into its parts, or what is wrong with it.
+std::optional<std::string> split_tcp_target(serve_options& o) {
+  std::string_view s = o.tcp;
+  const auto colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return fmt::format("--tcp '{}': expected HOST:PORT ([ADDRESS]:PORT for IPv6)", o.tcp);
+  auto host = s.substr(0, colon);
+  const auto port = s.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']')
+      return fmt::format("--tcp '{}': expected [ADDRESS]:PORT for an IPv6 address", o.tcp);
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return fmt::format("--tcp '{}': an IPv6 address goes in brackets: [ADDRESS]:PORT", o.tcp);
+  }
+  unsigned number = 0;
+  const auto [end, err] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || err != std::errc() || end != port.data() + port.size() || number == 0 || number > 65535)
+    return fmt::format("--tcp '{}': the port is a number from 1 to 65535", o.tcp);
+  o.tcp_host = std::string(host);
+  o.tcp_port = std::string(port);
+  return std::nullopt;
+}
+
 int run_serve(serve_options& o) {
   diagnostics::configure("wsl serve", o.server.verbosity, o.server.quiet);
-  const int modes = (o.pipe ? 1 : 0) + (o.command.empty() ? 0 : 1) + (o.dir.empty() ? 0 : 1);
+  const int modes = (o.pipe ? 1 : 0) + (o.command.empty() ? 0 : 1) + (o.dir.empty() ? 0 : 1) + (o.tcp.empty() ? 0 : 1);
   if (modes != 1) {
-    diagnostics::fatal(modes == 0 ? "say what to serve: --pipe, --dir DIR or -- COMMAND [ARGS...]"
-                                  : "--pipe, --dir and a COMMAND exclude each other");
+    diagnostics::fatal(modes == 0 ? "say what to serve: --pipe, --dir DIR, --tcp HOST:PORT or -- COMMAND [ARGS...]"
+                                  : "--pipe, --dir, --tcp and a COMMAND exclude each other");
+    return exit_usage;
+  }
+  if (o.connect_timeout_given && o.tcp.empty()) {
+    diagnostics::fatal("--connect-timeout is for --tcp");
     return exit_usage;
   }
   if (o.binary && o.null_delimited) {
@@ -36,6 +67,28 @@ int run_serve(serve_options& o) {
     diagnostics::fatal("--chunk: between 1 byte and 1G");
     return exit_usage;
   }
+  if (!o.tcp.empty()) {
+    if (auto problem = split_tcp_target(o)) {
+      diagnostics::fatal(*problem);
+      return exit_usage;
+    }
+    // Bytes both ways: no records to delimit or type.
+    const char* framing = o.null_delimited ? "-0"
+                          : o.types.any()  ? "--text-prefix, --binary-prefix and --base64"
+                                           : nullptr;
+    if (framing) {
+      diagnostics::fatal(fmt::format("{}: not with --tcp, which relays bytes (binary messages back)", framing));
+      return exit_usage;
+    }
+    if (o.connect_timeout.count() <= 0) {
+      diagnostics::fatal("--connect-timeout: more than 0");
+      return exit_usage;
+    }
+    if (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30)) {
+      diagnostics::fatal("--chunk: between 1 byte and 1G");
+      return exit_usage;
+    }
+  }
   if (!o.pipe) {
     const char* pipe_only = o.prefix_client ? "--prefix-client"
                             : o.addressed   ? "--addressed"
@@ -49,7 +102,11 @@ int run_serve(serve_options& o) {
       diagnostics::fatal(fmt::format("{} is for --pipe", pipe_only));
       return exit_usage;
     }
-    return run_serve_command(o);
+    if (!o.tcp.empty() && (!o.passenv.empty() || o.max_forks != 0)) {
+      diagnostics::fatal("--passenv and --max-forks are for a COMMAND or --dir");
+      return exit_usage;
+    }
+    return o.tcp.empty() ? run_serve_command(o) : run_serve_tcp(o);
   }
   if (!o.passenv.empty() || o.max_forks != 0) {
     diagnostics::fatal("--passenv and --max-forks are for a COMMAND or --dir");
@@ -88,20 +145,28 @@ int run_serve(serve_options& o) {
 
 subcommand register_serve(CLI::App& parent) {
   auto o = std::make_shared<serve_options>();
-  auto* app = parent.add_subcommand(
-      "serve", "Serve stdin/stdout to WebSocket clients (--pipe), or a command per connection (-- COMMAND)");
+  auto* app = parent.add_subcommand("serve",
+                                    "Serve stdin/stdout to WebSocket clients (--pipe), a command per connection (-- "
+                                    "COMMAND), or a TCP server (--tcp)");
   add_server_options(*app, o->server);
 
   app->add_flag("--pipe", o->pipe, "Send each stdin line to every client; write every message received to stdout");
   app->add_option("--dir", o->dir, "Serve each executable in DIR as an endpoint at /NAME")->type_name("DIR");
   app->add_option("command", o->command, "The command to run per connection (after --)")->type_name("COMMAND");
+  app->add_option("--tcp", o->tcp,
+                  "Relay each connection to this TCP server, bytes both ways (binary messages back), like "
+                  "websockify")
+      ->type_name("HOST:PORT");
+  add_duration_option(*app, "--connect-timeout", o->connect_timeout,
+                      "--tcp: time to resolve and connect to the server behind, for each connection")
+      ->each([o](const std::string&) { o->connect_timeout_given = true; });
 
   app->add_flag("-0,--null", o->null_delimited, "Records end with NUL instead of newline, both ways");
   auto* binary = app->add_flag("-b,--binary", o->binary,
                                "Binary messages of raw chunks (up to --chunk bytes each); payloads written raw");
   auto types =
       std::make_shared<line_type_options>(*app, o->types, binary, "a line (of stdin, or of the COMMAND's stdout)");
-  add_size_option(*app, "--chunk", o->chunk, "Largest message made of one read (--binary)");
+  add_size_option(*app, "--chunk", o->chunk, "Largest message made of one read (--binary, --tcp)");
 
   app->add_flag("--prefix-client", o->prefix_client, "Write 'ID<TAB>' before each line received");
   app->add_flag("--events", o->events,
@@ -133,7 +198,8 @@ subcommand register_serve(CLI::App& parent) {
       "Prints 'listening on ws://HOST:PORT/' on stderr when ready. --pipe: exits 0 once stdin has ended "
       "and every queued message is delivered (clients closed with 1000). COMMAND: a client's messages go to "
       "the process's stdin, its stdout lines come back as messages, its exit closes the connection with 1000 "
-      "(status 0) or 1011 'exit N'. SIGINT closes every connection with 1001 and exits 130. "
+      "(status 0) or 1011 'exit N'. --tcp: the server behind closing closes the connection with 1000, failing "
+      "with 1014. SIGINT closes every connection with 1001 and exits 130. "
       "See wsl-serve(1).");
   return {app, [o, types] {
             o->line_types_problem = types->problem(o->null_delimited);

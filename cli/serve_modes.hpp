@@ -1,5 +1,6 @@
-// The options of `wsl serve` and its two modes, each in its own file: serve_pipe.cpp (--pipe) and
-// serve_command.cpp (-- COMMAND, --dir). serve.cpp parses and checks the command line.
+// The options of `wsl serve` and its modes, each in its own file: serve_pipe.cpp (--pipe),
+// serve_command.cpp (-- COMMAND, --dir) and serve_tcp.cpp (--tcp). serve.cpp parses and checks the
+// command line.
 #pragma once
 
 #include "server.hpp"
@@ -33,6 +34,13 @@ struct serve_options {
   bool live = false;                                         // read stdin even with nobody connected
   clock::duration drain_timeout = std::chrono::seconds(30);  // end of stdin: time to take the rest
 
+  // --tcp HOST:PORT: each connection a byte stream to this TCP server
+  std::string tcp;       // as given
+  std::string tcp_host;  // its parts (an IPv6 literal without its brackets)
+  std::string tcp_port;
+  clock::duration connect_timeout = std::chrono::seconds(10);  // to resolve and connect, each connection
+  bool connect_timeout_given = false;
+
   // -- COMMAND / --dir
   std::vector<std::string> command;  // program and arguments
   std::string program;               // command[0] found in PATH, absolute
@@ -44,5 +52,6 @@ struct serve_options {
 
 int run_serve_pipe(serve_options& o);
 int run_serve_command(serve_options& o);
+int run_serve_tcp(serve_options& o);
 
 }  // namespace wsl::cli

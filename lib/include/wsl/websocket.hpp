@@ -76,6 +76,7 @@ constexpr std::uint16_t invalid_payload = 1007;
 constexpr std::uint16_t policy_violation = 1008;
 constexpr std::uint16_t too_big = 1009;
 constexpr std::uint16_t internal_error = 1011;
+constexpr std::uint16_t bad_gateway = 1014;  // a gateway's server behind failed (IANA's registry)
 }  // namespace close_code
 
 struct close_status {

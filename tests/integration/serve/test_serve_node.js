@@ -1,5 +1,6 @@
 // `wsl serve` driven by node `ws` clients: --pipe broadcast and stdout, per-connection `cat`,
-// exit statuses as close codes, 503 over --max-connections, 403 on a bad origin.
+// exit statuses as close codes, --tcp to a node TCP server, 503 over --max-connections, 403 on a
+// bad origin.
 //   node test_serve_node.js     ($WSL_BIN: the wsl binary; NODE_PATH: where `ws` is)
 'use strict';
 
@@ -93,6 +94,34 @@ const tests = {
       assert.deepStrictEqual(ws.messages, [`exiting ${n}`]);
       assert.deepStrictEqual(close, n === 0 ? { code: 1000, reason: '' } : { code: 1011, reason: 'exit 5' });
     }
+    server.proc.kill('SIGINT');
+    await withTimeout(server.exit, 'exit');
+  },
+
+  // --tcp: node's own TCP server behind wsl; a Buffer and a string go as bytes, the reply comes
+  // back binary, and the server behind closing closes the WebSocket with 1000.
+  async tcpRelay() {
+    const net = require('net');
+    const expected = Buffer.concat([Buffer.from([0, 255, 1]), Buffer.from('é!')]);
+    const received = [];
+    const behind = net.createServer((socket) => {
+      socket.on('data', (d) => {
+        received.push(d);
+        if (Buffer.concat(received).length >= expected.length) socket.end(Buffer.from('reply ✓'));
+      });
+    });
+    await new Promise((resolve) => behind.listen(0, '127.0.0.1', resolve));
+    const server = await serve(['--tcp', `127.0.0.1:${behind.address().port}`]);
+    const ws = await open(server.url);
+    ws.send(Buffer.from([0, 255, 1]));
+    ws.send('é!');
+    const closed = await withTimeout(ws.closed, 'close');
+    assert.deepStrictEqual(Buffer.concat(received), expected);
+    assert.strictEqual(closed.code, 1000);
+    assert.strictEqual(ws.messages.length, 1);
+    assert.ok(Buffer.isBuffer(ws.messages[0]), 'a binary message');
+    assert.strictEqual(ws.messages[0].toString(), 'reply ✓');
+    behind.close();
     server.proc.kill('SIGINT');
     await withTimeout(server.exit, 'exit');
   },
