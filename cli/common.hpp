@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -81,6 +82,25 @@ class diagnostics {
 };
 
 std::string format_endpoint(const asio::ip::tcp::endpoint& ep);
+
+// The completion handler for co_spawn of one of `running` coroutines that an object waits for (the
+// pumps of a command or a TCP bridge): it counts the coroutine out, calls `wake`, and logs the
+// exception it ended with, if any, after `prefix`, rather than let it escape the io_context. The
+// counter and the prefix must outlive the coroutines.
+template <class Wake>
+auto counted_out(int& running, Wake wake, std::string_view prefix) {
+  return [&running, wake, prefix](std::exception_ptr e) {
+    --running;
+    wake();
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& what) {
+      diagnostics::error(fmt::format("{}{}", prefix, what.what()));
+    }
+  };
+}
+
 // Why --unix-socket and TLS do not go together, on either side.
 inline constexpr std::string_view no_tls_over_unix =
     "wss:// over a Unix-domain socket is not supported (TLS needs TCP here)";

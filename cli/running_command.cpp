@@ -14,7 +14,6 @@
 #include <array>
 #include <csignal>
 #include <cstdio>
-#include <exception>
 #include <memory>
 
 namespace wsl::cli {
@@ -80,17 +79,8 @@ asio::awaitable<void> running_command::wait_until(clock::time_point deadline) {
 asio::awaitable<void> running_command::run() {
   const auto ex = ws_.get_executor();
   running_ = errors_.is_open() ? 4 : 3;
-  auto done = [this](std::exception_ptr e) {
-    --running_;
-    notify();
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& what) {
-        diagnostics::error(fmt::format("{}{}", o_.log_prefix, what.what()));
-      }
-    }
-  };
+  const auto done = counted_out(
+      running_, [this] { notify(); }, o_.log_prefix);
   asio::co_spawn(ex, watch_exit(), done);
   if (errors_.is_open()) asio::co_spawn(ex, pump_errors(), done);
   asio::co_spawn(ex, pump_output(), done);

@@ -24,7 +24,6 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
-#include <exception>
 #include <memory>
 
 namespace wsl::cli {
@@ -200,17 +199,8 @@ asio::awaitable<void> tcp_bridge::run() {
                                  format_endpoint(upstream_.remote_endpoint(ignored)),
                                  format_duration(clock::now() - started)));
   running_ = 2;
-  auto done = [this](std::exception_ptr e) {
-    --running_;
-    notify();
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& what) {
-        diagnostics::error(fmt::format("{}{}", prefix_, what.what()));
-      }
-    }
-  };
+  const auto done = counted_out(
+      running_, [this] { notify(); }, prefix_);
   const auto ex = ws_.get_executor();
   asio::co_spawn(ex, upstream_to_client(), done);
   asio::co_spawn(ex, client_to_upstream(), done);
