@@ -849,9 +849,37 @@ int run_pipe(pipe_options& o) {
     }
   }
 
+  if (o.max_connections_given && o.tcp_listen.empty()) {
+    diagnostics::fatal("--max-connections goes with --tcp-listen");
+    return exit_usage;
+  }
+  if (!o.tcp_listen.empty()) {
+    // Bytes both ways, for as long as the connections last: none of stdin's framing or endings.
+    const char* other = !o.command.empty()         ? "a COMMAND"
+                        : o.null_delimited         ? "-0"
+                        : o.types.any()            ? "--text-prefix, --binary-prefix and --base64"
+                        : o.slash                  ? "--slash"
+                        : o.reconnect              ? "--reconnect"
+                        : o.once                   ? "--once"
+                        : o.max_messages != 0      ? "--max-messages"
+                        : o.no_close               ? "--no-close"
+                        : o.linger.count() != 0    ? "--linger"
+                        : !o.first_message.empty() ? "--first-message"
+                                                   : nullptr;
+    if (other) {
+      diagnostics::fatal(fmt::format("{}: not with --tcp-listen, which relays bytes", other));
+      return exit_usage;
+    }
+    if (o.max_connections == 0 || o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30)) {
+      diagnostics::fatal(o.max_connections == 0 ? "--max-connections: at least 1" : "--chunk: between 1 byte and 1G");
+      return exit_usage;
+    }
+  }
+
   start_signal_thread();
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows up as EPIPE, a quiet end
   if (!o.command.empty()) return run_pipe_command(o);
+  if (!o.tcp_listen.empty()) return run_pipe_tcp(o);
 
   int status = exit_ok;
   {
@@ -886,7 +914,8 @@ subcommand register_pipe(CLI::App& parent) {
                                "Send stdin as binary messages of up to --chunk bytes; write payloads raw, undelimited")
                      ->excludes(null);
   auto types = std::make_shared<line_type_options>(*app, o->types, binary, "a stdin line");
-  add_size_option(*app, "--chunk", o->chunk, "Largest binary message made from stdin (--binary)");
+  add_size_option(*app, "--chunk", o->chunk,
+                  "Largest binary message made from stdin (--binary) or of one read (--tcp-listen)");
   app->add_option("--close-code", o->close_code, "Close code sent at the end of stdin, --once or --max-messages")
       ->capture_default_str();
   app->add_option("--close-reason", o->close_reason, "Close reason sent with it (at most 123 bytes)");
@@ -919,6 +948,14 @@ subcommand register_pipe(CLI::App& parent) {
   auto* grace = add_duration_option(*app, "--close-grace", o->close_grace,
                                     "COMMAND: once the server has closed, time the command has to exit after its "
                                     "stdin ended, before SIGTERM, and as long again before SIGKILL");
+  app->add_option("--tcp-listen", o->tcp_listen,
+                  "Instead of stdin and stdout: listen for TCP connections here (127.0.0.1 unless an address is "
+                  "given) and relay each through a WebSocket connection of its own, bytes both ways")
+      ->type_name("[ADDRESS:]PORT");
+  app->add_option("--max-connections", o->max_connections,
+                  "--tcp-listen: TCP connections relayed at once; later ones are closed at once")
+      ->capture_default_str()
+      ->each([o](const std::string&) { o->max_connections_given = true; });
   add_verbosity_options(*app, o->verbosity, o->quiet);
   app->footer(
       "Text mode: each stdin line is one text message (a line that is not UTF-8 goes as a binary message); each "

@@ -33,6 +33,11 @@ struct pipe_options {
   int verbosity = 0;
   bool quiet = false;
 
+  // --tcp-listen [HOST:]PORT: each TCP connection accepted there relayed through a connection to the URL
+  std::string tcp_listen;
+  std::size_t max_connections = 100;  // TCP connections relayed at once; more are closed at once
+  bool max_connections_given = false;
+
   // -- COMMAND [ARGS...]
   std::vector<std::string> command;                       // program and arguments
   clock::duration close_grace = std::chrono::seconds(2);  // server gone: time before SIGTERM, then SIGKILL
@@ -44,5 +49,8 @@ void report_connected(std::string_view url, const connect_report& report, websoc
 
 // wsl pipe URL -- COMMAND, once the options are checked and the signal thread runs.
 int run_pipe_command(const pipe_options& o);
+
+// wsl pipe URL --tcp-listen [HOST:]PORT, likewise (pipe_tcp.cpp).
+int run_pipe_tcp(const pipe_options& o);
 
 }  // namespace wsl::cli

@@ -1,0 +1,187 @@
+// wsl pipe URL --tcp-listen [HOST:]PORT: each TCP connection accepted there gets a WebSocket
+// connection of its own to URL, and tcp_relay.hpp joins the two (websocat's tcp-l:). A program
+// that speaks TCP (a database client, a VNC viewer) reaches a server behind a WebSocket gateway
+// (`wsl serve --tcp`, websockify) through 127.0.0.1. Runs until SIGINT or SIGTERM, which close
+// every WebSocket with 1001 and every TCP connection.
+// pipe_modes.hpp first: it brings Asio's config.hpp in before any standard header (see
+// serve_command.cpp).
+#include "pipe_modes.hpp"
+
+#include "frame_trace.hpp"
+#include "tcp_relay.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <charconv>
+#include <csignal>
+#include <list>
+
+namespace wsl::cli {
+namespace {
+
+using asio::ip::tcp;
+
+inline auto use_ec(std::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+class tcp_listen_session {
+ public:
+  tcp_listen_session(const pipe_options& o, asio::io_context& ctx) : o_(o), ctx_(ctx), acceptor_(ctx), wake_(ctx) {}
+
+  // False, with the line said, when the address cannot be listened on.
+  bool listen(const tcp::endpoint& where) {
+    std::error_code ec;
+    acceptor_.open(where.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(where, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      diagnostics::fatal(fmt::format("--tcp-listen {}: {}", format_endpoint(where), ec.message()));
+      return false;
+    }
+    // Always, as the servers' listening line: a script reads the port of --tcp-listen 0 there.
+    fmt::print(stderr, "listening on tcp://{}\n", format_endpoint(acceptor_.local_endpoint(ec)));
+    return true;
+  }
+
+  asio::awaitable<void> run();
+  void interrupt(int signal_number);
+  int exit_status() const noexcept { return signal_ == 0 ? exit_ok : exit_status_for_signal(signal_); }
+
+ private:
+  struct connection {
+    std::uint64_t id;
+    websocket ws;
+    tcp_relay* relay = nullptr;  // once it runs
+  };
+  asio::awaitable<void> serve(tcp::socket socket, std::uint64_t id);
+  void notify() noexcept {
+    try {
+      wake_.cancel();
+    } catch (...) {
+    }
+  }
+
+  const pipe_options& o_;
+  asio::io_context& ctx_;
+  tcp::acceptor acceptor_;
+  timer wake_;  // cancel() wakes run() as the connections end
+  std::list<connection> connections_;
+  int signal_ = 0;
+};
+
+asio::awaitable<void> tcp_listen_session::run() {
+  std::uint64_t next_id = 0;
+  std::error_code ec;
+  while (signal_ == 0) {
+    tcp::socket socket(ctx_);
+    co_await acceptor_.async_accept(socket, use_ec(ec));
+    if (signal_ != 0) break;
+    if (ec) {  // out of descriptors, say: the listener stays; a pause, so as not to spin on it
+      diagnostics::warning(fmt::format("accepting a TCP connection: {}", ec.message()));
+      wake_.expires_after(std::chrono::milliseconds(100));
+      std::error_code ignored;
+      co_await wake_.async_wait(use_ec(ignored));
+      continue;
+    }
+    if (connections_.size() >= o_.max_connections) {
+      std::error_code ignored;
+      diagnostics::warning(fmt::format("{}: refused, --max-connections {} are open",
+                                       format_endpoint(socket.remote_endpoint(ignored)), o_.max_connections));
+      continue;  // the socket closes here
+    }
+    asio::co_spawn(ctx_, serve(std::move(socket), ++next_id), asio::detached);
+  }
+  while (!connections_.empty()) {
+    wake_.expires_at(clock::time_point::max());
+    std::error_code ignored;
+    co_await wake_.async_wait(use_ec(ignored));
+  }
+}
+
+asio::awaitable<void> tcp_listen_session::serve(tcp::socket socket, std::uint64_t id) {
+  const auto prefix = fmt::format("[{}] ", id);
+  std::error_code ignored;
+  const auto from = format_endpoint(socket.remote_endpoint(ignored));
+  auto& c = connections_.emplace_back(connection{id, websocket{}, nullptr});
+  const auto me = std::prev(connections_.end());
+  connect_report report;
+  int status = exit_ok;
+  std::error_code ec;
+  c.ws = co_await connect_and_report(ctx_.get_executor(), o_.connection, report, signal_, status, ec);
+  if (!ec && signal_ == 0) {
+    diagnostics::info(fmt::format("{}{} connected through {}", prefix, from, format_remote(report)));
+    tcp_relay_options options;
+    options.chunk = static_cast<std::size_t>(o_.chunk);
+    options.close_timeout = o_.connection.client.connection.close_timeout;
+    options.failure_code = close_code::going_away;  // the program that connected went away
+    options.name = "the TCP client";
+    options.prefix = prefix;
+    tcp_relay relay(c.ws, std::move(socket), options);
+    c.relay = &relay;
+    co_await relay.run();
+    c.relay = nullptr;
+    diagnostics::info(fmt::format("{}{} bytes sent, {} received; {}", prefix, relay.to_websocket(), relay.to_tcp(),
+                                  describe_close(c.ws.peer_close())));
+  } else if (ec) {
+    diagnostics::info(fmt::format("{}{}: closed, no WebSocket connection", prefix, from));
+  } else {  // connected as the signal came
+    std::error_code ignored_close;
+    co_await c.ws.close(close_code::going_away, "interrupted", ignored_close);
+  }
+  connections_.erase(me);
+  notify();
+}
+
+void tcp_listen_session::interrupt(int signal_number) {
+  if (signal_ != 0) return;
+  signal_ = signal_number;
+  std::error_code ignored;
+  acceptor_.close(ignored);
+  for (auto& c : connections_) {
+    if (c.relay == nullptr) continue;  // still connecting: connect_and_report() sees the signal
+    c.relay->stop();
+    asio::co_spawn(
+        ctx_,
+        [ws = &c.ws]() -> asio::awaitable<void> {
+          constexpr std::string_view why = "interrupted";
+          trace_close_sent(*ws, close_code::going_away, why);
+          std::error_code ignored_close;
+          co_await ws->close(close_code::going_away, why, ignored_close);
+        },
+        asio::detached);
+  }
+}
+
+}  // namespace
+
+int run_pipe_tcp(const pipe_options& o) {
+  std::string_view text = o.tcp_listen;
+  std::string host = "127.0.0.1";
+  const auto colon = text.rfind(':');
+  if (colon != std::string_view::npos) {
+    host = std::string(text.substr(0, colon));
+    text.remove_prefix(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), port);
+  std::error_code bad_address;
+  const auto address = asio::ip::make_address(host, bad_address);
+  if (text.empty() || err != std::errc() || end != text.data() + text.size() || port > 65535 || bad_address) {
+    diagnostics::fatal(
+        fmt::format("--tcp-listen '{}': expected [ADDRESS:]PORT (an IP address; [::1]:PORT for IPv6)", o.tcp_listen));
+    return exit_usage;
+  }
+  asio::io_context ctx(1);
+  tcp_listen_session session(o, ctx);
+  if (!session.listen(tcp::endpoint(address, static_cast<std::uint16_t>(port)))) return exit_unavailable;
+  if (!run_interruptible(ctx, session)) return exit_failure;
+  return session.exit_status();
+}
+
+}  // namespace wsl::cli
