@@ -57,13 +57,13 @@ CLI::Option* add_duration_option(CLI::App& app, const std::string& name, clock::
 CLI::Option* add_count_option(CLI::App& app, const std::string& name, double& target, const std::string& help);
 CLI::Option* add_count_option(CLI::App& app, const std::string& name, std::size_t& target, const std::string& help);
 std::string format_size(std::uint64_t bytes);
+std::string format_duration(clock::duration d);
 
 // Whether c may be in an HTTP token (RFC 9110 section 5.6.2): a header's name, a subprotocol.
 inline bool is_token_char(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
-std::string format_duration(clock::duration d);
 
 // Diagnostics go to stderr, one line each, prefixed with the program and subcommand name.
 class diagnostics {

@@ -211,6 +211,13 @@ bool same_origin(std::string_view origin, const http_request& req) {
          iequals(origin.substr(scheme_end + 3), *host);
 }
 
+// --origin and --same-origin: with neither, every Origin passes; with either or both, one of them
+// must let it through.
+static bool origin_refused(const http_options& o, std::string_view origin, const http_request& req) {
+  if (o.origins.empty() && !o.same_origin) return false;
+  return !(o.same_origin && same_origin(origin, req)) && !origin_allowed(origin, o.origins);
+}
+
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& patterns) {
   const auto scheme_end = origin.find("://");
   const auto authority = scheme_end == std::string_view::npos ? origin : origin.substr(scheme_end + 3);
@@ -355,9 +362,7 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
         serve_static(o, req, res);
       else if (o.devconsole)
         serve_devconsole(req, res);
-    } else if (const auto origin = req.headers.get("Origin");
-               (!o.origins.empty() || o.same_origin) && origin && !(o.same_origin && same_origin(*origin, req)) &&
-               !(!o.origins.empty() && origin_allowed(*origin, o.origins))) {
+    } else if (const auto origin = req.headers.get("Origin"); origin && origin_refused(o, *origin, req)) {
       diagnostics::info(fmt::format("{} {}: Origin {} refused", format_peer(req), req.target, *origin));
       plain(res, 403, "origin not allowed");
     } else {

@@ -133,8 +133,8 @@ struct shared_state {
   std::atomic<clock::rep> measuring_until{clock::time_point::max().time_since_epoch().count()};
   std::atomic<bool> interrupted{false};  // Ctrl-C: the connections are aborted by us
   clock::time_point start;               // when the first connection attempt may start
-  std::vector<payload> payloads;         // the messages, shared by all connections (one unless --payloads)
-  std::size_t largest = 0;               // of the payloads, in bytes
+  std::vector<payload> payloads;         // the messages, shared by all connections (one unless --payloads);
+                                         // opts.size is the largest one's
   std::int64_t realtime_offset_ns = 0;   // --stamp: CLOCK_REALTIME minus wsl::clock, in nanoseconds
   bool open_loop = false;                // -r or --stage: messages leave by the schedule, not by the echoes
   std::optional<send_schedule> plan;     // open loop: when each message is due
@@ -640,7 +640,7 @@ class session {
   // With --stamp, each message of a write has its own copy of the payload, stamp_copy_limit bytes of
   // them at most (and larger messages are streamed, one at a time).
   const std::size_t batch_limit_ =
-      s_.opts.stamp ? std::clamp<std::size_t>(stamp_copy_limit / std::max<std::size_t>(s_.largest, 1), 1, max_batch)
+      s_.opts.stamp ? std::clamp<std::size_t>(stamp_copy_limit / std::max<std::size_t>(s_.opts.size, 1), 1, max_batch)
                     : max_batch;
   std::uint32_t next_payload_ = static_cast<std::uint32_t>(index_ % s_.payloads.size());
   std::uint64_t sent_here_ = 0;
@@ -1086,10 +1086,11 @@ bool threshold_allowed(const loadtest_options& o, threshold_metric m) noexcept {
 // "32-byte text messages", or with --payloads "text messages of 20 to 310 bytes (1000 lines)".
 std::string describe_messages(const shared_state& s) {
   const auto* type = s.opts.binary ? "binary" : "text";
-  if (s.payloads.size() == 1) return fmt::format("{}-byte {} messages", s.largest, type);
-  std::size_t smallest = s.largest;
-  for (const auto& p : s.payloads) smallest = std::min(smallest, p.bytes.size());
-  return fmt::format("{} messages of {} to {} bytes ({} lines)", type, smallest, s.largest, s.payloads.size());
+  const auto largest = s.opts.size;
+  if (s.payloads.size() == 1) return fmt::format("{}-byte {} messages", largest, type);
+  std::uint64_t smallest = largest;
+  for (const auto& p : s.payloads) smallest = std::min<std::uint64_t>(smallest, p.bytes.size());
+  return fmt::format("{} messages of {} to {} bytes ({} lines)", type, smallest, largest, s.payloads.size());
 }
 
 int run_loadtest(loadtest_options o) {
@@ -1136,9 +1137,8 @@ int run_loadtest(loadtest_options o) {
     diagnostics::fatal(*problem);
     return exit_usage;
   }
-  std::size_t largest = 0;
-  for (const auto& p : payloads) largest = std::max(largest, p.bytes.size());
-  o.size = largest;
+  o.size = 0;  // the largest message
+  for (const auto& p : payloads) o.size = std::max<std::uint64_t>(o.size, p.bytes.size());
   std::vector<threshold> thresholds;
   for (const auto& text : o.thresholds) {
     try {
@@ -1160,7 +1160,6 @@ int run_loadtest(loadtest_options o) {
   shared_state s;
   s.opts = o;
   s.payloads = std::move(payloads);
-  s.largest = largest;
   s.realtime_offset_ns = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count() -
                          duration_cast<nanoseconds>(clock::now().time_since_epoch()).count();
   s.start = clock::now();

@@ -816,7 +816,7 @@ int run_pipe(pipe_options& o) {
     diagnostics::fatal("--first-message: not UTF-8 (it is sent as a text message)");
     return exit_usage;
   }
-  if (o.binary && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
+  if ((o.binary || !o.tcp_listen.empty()) && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
     diagnostics::fatal("--chunk: between 1 byte and 1G");
     return exit_usage;
   }
@@ -870,8 +870,8 @@ int run_pipe(pipe_options& o) {
       diagnostics::fatal(fmt::format("{}: not with --tcp-listen, which relays bytes", other));
       return exit_usage;
     }
-    if (o.max_connections == 0 || o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30)) {
-      diagnostics::fatal(o.max_connections == 0 ? "--max-connections: at least 1" : "--chunk: between 1 byte and 1G");
+    if (o.max_connections == 0) {
+      diagnostics::fatal("--max-connections: at least 1");
       return exit_usage;
     }
   }

@@ -54,7 +54,6 @@ class tcp_listen_session {
 
  private:
   struct connection {
-    std::uint64_t id;
     websocket ws;
     tcp_relay* relay = nullptr;  // once it runs
   };
@@ -107,7 +106,7 @@ asio::awaitable<void> tcp_listen_session::serve(tcp::socket socket, std::uint64_
   const auto prefix = fmt::format("[{}] ", id);
   std::error_code ignored;
   const auto from = format_endpoint(socket.remote_endpoint(ignored));
-  auto& c = connections_.emplace_back(connection{id, websocket{}, nullptr});
+  auto& c = connections_.emplace_back(connection{websocket{}, nullptr});
   const auto me = std::prev(connections_.end());
   connect_report report;
   int status = exit_ok;

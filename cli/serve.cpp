@@ -63,8 +63,12 @@ int run_serve(serve_options& o) {
     diagnostics::fatal(o.line_types_problem);
     return exit_usage;
   }
-  if (o.binary && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
+  if ((o.binary || !o.tcp.empty()) && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
     diagnostics::fatal("--chunk: between 1 byte and 1G");
+    return exit_usage;
+  }
+  if ((o.pipe || !o.tcp.empty()) && (!o.passenv.empty() || o.max_forks != 0)) {
+    diagnostics::fatal("--passenv and --max-forks are for a COMMAND or --dir");
     return exit_usage;
   }
   if (!o.tcp.empty()) {
@@ -84,10 +88,6 @@ int run_serve(serve_options& o) {
       diagnostics::fatal("--connect-timeout: more than 0");
       return exit_usage;
     }
-    if (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30)) {
-      diagnostics::fatal("--chunk: between 1 byte and 1G");
-      return exit_usage;
-    }
   }
   if (!o.pipe) {
     const char* pipe_only = o.prefix_client ? "--prefix-client"
@@ -102,15 +102,7 @@ int run_serve(serve_options& o) {
       diagnostics::fatal(fmt::format("{} is for --pipe", pipe_only));
       return exit_usage;
     }
-    if (!o.tcp.empty() && (!o.passenv.empty() || o.max_forks != 0)) {
-      diagnostics::fatal("--passenv and --max-forks are for a COMMAND or --dir");
-      return exit_usage;
-    }
     return o.tcp.empty() ? run_serve_command(o) : run_serve_tcp(o);
-  }
-  if (!o.passenv.empty() || o.max_forks != 0) {
-    diagnostics::fatal("--passenv and --max-forks are for a COMMAND or --dir");
-    return exit_usage;
   }
   if (o.events) o.prefix_client = true;
   if (o.prefix_client && o.binary) {
