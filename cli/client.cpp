@@ -63,6 +63,10 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   app.add_option("--key", o.tls.private_key_file, "Private key (PEM) of --cert")
       ->check(CLI::ExistingFile)
       ->group(tls_group);
+  app.add_option("--key-password-file", o.key_password_file,
+                 "The password of an encrypted --key: this file's first line (never prompted for)")
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
 }
 
 namespace {
@@ -193,14 +197,24 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
     problem = "--cert and --key go together";
     return error::invalid_option;
   }
+  if (!o.key_password_file.empty() && o.tls.private_key_file.empty()) {
+    problem = "--key-password-file needs --cert and --key";
+    return error::invalid_option;
+  }
   if (parsed.secure && !c.unix_socket.empty()) {
     problem = no_tls_over_unix;
     return error::invalid_option;
   }
   c.max_redirects = o.follow_redirects ? o.max_redirects : 0;
   if (parsed.secure || c.max_redirects > 0) {  // a redirect may lead to wss://
-    c.transport_extension = make_tls_extension(role::client, o.tls, problem);
-    if (!c.transport_extension) return error::invalid_option;
+    auto tls = o.tls;
+    if (!o.key_password_file.empty() && !read_password_file(o.key_password_file, tls.private_key_password, problem))
+      return error::invalid_option;
+    c.transport_extension = make_tls_extension(role::client, tls, problem);
+    if (!c.transport_extension) {
+      problem = explain_key_problem(problem, o.key_password_file, "--key-password-file");
+      return error::invalid_option;
+    }
   }
   return {};
 }
@@ -230,8 +244,9 @@ int exit_status_for_socks_reply(int code) noexcept {
 void trace_answer(int version_minor, int status, std::string_view reason, const http_headers& headers) {
   diagnostics::info(fmt::format("< HTTP/1.{} {} {}", version_minor, status, reason));
   for (const auto& f : headers)  // a Location's password and cookies' values hidden
-    diagnostics::info("< " + (iequals(f.name, "Location") ? fmt::format("{}: {}", f.name, redact_url(f.value))
-                                                           : redact_credentials(fmt::format("{}: {}", f.name, f.value))));
+    diagnostics::info("< " + (iequals(f.name, "Location")
+                                  ? fmt::format("{}: {}", f.name, redact_url(f.value))
+                                  : redact_credentials(fmt::format("{}: {}", f.name, f.value))));
 }
 
 void trace_head(char direction, std::string_view head) {

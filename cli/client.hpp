@@ -23,6 +23,7 @@ struct client_cli_options {
   client_options client;  // timeouts, connection limits, --proxy
   deflate_cli deflate;
   tls_options tls;                // --cacert, --insecure, --cert, --key (for wss://)
+  std::string key_password_file;  // --key-password-file
   bool follow_redirects = false;  // -L
   unsigned max_redirects = 10;    // with -L
 };

@@ -17,6 +17,9 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
 #include <mutex>
 
 namespace wsl::cli {
@@ -140,6 +143,42 @@ std::string format_size(std::uint64_t bytes) {
   if (bytes != 0 && bytes % (1ull << 20) == 0) return fmt::format("{}M", bytes >> 20);
   if (bytes != 0 && bytes % (1ull << 10) == 0) return fmt::format("{}K", bytes >> 10);
   return std::to_string(bytes);
+}
+
+std::string format_utc(std::chrono::system_clock::time_point t) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &tm);
+  return text;
+}
+
+bool read_password_file(const std::string& path, std::string& password, std::string& problem) {
+  constexpr std::size_t max_password = 1023;
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  if (!in || (!std::getline(in, line) && !in.eof())) {
+    problem = fmt::format("cannot read the password file {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) {
+    problem = fmt::format("the password file {} has an empty first line", path);
+    return false;
+  }
+  if (line.size() > max_password) {
+    problem = fmt::format("the password in {} is longer than {} bytes", path, max_password);
+    return false;
+  }
+  password = std::move(line);
+  return true;
+}
+
+std::string explain_key_problem(const std::string& problem, const std::string& password_file, std::string_view option) {
+  if (password_file.empty() && problem.ends_with("no password was given"))
+    return fmt::format("{} (give it with {})", problem, option);
+  return problem;
 }
 
 std::string format_duration(clock::duration d) {
@@ -302,6 +341,7 @@ struct signal_targets {
   std::mutex mutex;
   std::function<void(int)> handler;
   std::function<void()> abort;
+  std::function<void()> reload;
 };
 
 // Never destroyed: the signal thread may still use it while the process exits.
@@ -312,7 +352,9 @@ signal_targets& targets() {
 
 }  // namespace
 
-int exit_status_for_signal(int signal) noexcept { return signal == SIGTERM ? 128 + SIGTERM : exit_interrupted; }
+int exit_status_for_signal(int signal) noexcept {
+  return signal == SIGTERM || signal == SIGHUP ? 128 + signal : exit_interrupted;
+}
 
 std::vector<std::thread> run_threads(const std::vector<asio::io_context*>& contexts) {
   std::vector<std::thread> threads;
@@ -327,11 +369,12 @@ std::vector<std::thread> run_threads(const std::vector<asio::io_context*>& conte
   return threads;
 }
 
-void start_signal_thread() {
+void start_signal_thread(bool take_hangup) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  if (take_hangup) sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   std::thread thread;
@@ -341,11 +384,16 @@ void start_signal_thread() {
         int received = 0;
         if (sigwait(&set, &received) != 0) continue;
         std::function<void(int)> handler;
-        std::function<void()> abort;
+        std::function<void()> abort, reload;
         {
           std::lock_guard lock(targets().mutex);
           handler = targets().handler;
           abort = targets().abort;
+          reload = targets().reload;
+        }
+        if (received == SIGHUP && reload) {
+          reload();
+          continue;
         }
         if (count++ > 0 || !handler) {
           if (abort) abort();
@@ -363,6 +411,11 @@ void start_signal_thread() {
 void set_signal_handler(std::function<void(int)> handler) {
   std::lock_guard lock(targets().mutex);
   targets().handler = std::move(handler);
+}
+
+void set_reload_hook(std::function<void()> hook) {
+  std::lock_guard lock(targets().mutex);
+  targets().reload = std::move(hook);
 }
 
 void set_abort_hook(std::function<void()> hook) {

@@ -9,6 +9,7 @@
 
 #include <sys/uio.h>
 
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -57,6 +58,16 @@ CLI::Option* add_duration_option(CLI::App& app, const std::string& name, clock::
 CLI::Option* add_count_option(CLI::App& app, const std::string& name, double& target, const std::string& help);
 CLI::Option* add_count_option(CLI::App& app, const std::string& name, std::size_t& target, const std::string& help);
 std::string format_size(std::uint64_t bytes);
+// "2026-12-01 11:42 UTC"
+std::string format_utc(std::chrono::system_clock::time_point t);
+
+// The password in a --tls-key-password-file or --key-password-file: its first line, without the
+// line end (at most 1023 bytes, as OpenSSL takes). False with `problem` when it cannot be read or
+// is empty.
+bool read_password_file(const std::string& path, std::string& password, std::string& problem);
+// A private key's load failure, with the option to use when the key is encrypted and no password
+// file was given.
+std::string explain_key_problem(const std::string& problem, const std::string& password_file, std::string_view option);
 std::string format_duration(clock::duration d);
 
 // Whether c may be in an HTTP token (RFC 9110 section 5.6.2): a header's name, a subprotocol.
@@ -115,8 +126,10 @@ std::string format_peer(const websocket& ws);
 // the first runs the handler (on that thread: post to an io_context from it), a second one, or one
 // while no handler is set, runs the abort hook and exits at once (130, 143 after SIGTERM).
 // start_signal_thread() goes before any other thread is created, so that all inherit the mask;
-// it also ignores SIGPIPE (writes report EPIPE instead).
-void start_signal_thread();
+// it also ignores SIGPIPE (writes report EPIPE instead). With take_hangup (the servers), SIGHUP is
+// taken too: it runs the reload hook when one is set, and is not counted as a first signal then;
+// without one it is a third signal like SIGTERM (129).
+void start_signal_thread(bool take_hangup = false);
 
 // Runs each io_context on a thread of its own. When a thread cannot be started (threads or memory
 // exhausted), the contexts are stopped, the threads already started joined, and the error thrown:
@@ -124,6 +137,7 @@ void start_signal_thread();
 std::vector<std::thread> run_threads(const std::vector<asio::io_context*>& contexts);
 void set_signal_handler(std::function<void(int)> handler);
 void set_abort_hook(std::function<void()> hook);
+void set_reload_hook(std::function<void()> hook);
 int exit_status_for_signal(int signal) noexcept;
 
 // Writes all of parts[0..count) to fd, blocking, whatever fd is: EINTR is retried, and EAGAIN (a

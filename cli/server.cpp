@@ -251,8 +251,41 @@ void add_server_options(CLI::App& app, server_options& o) {
   app.add_option("--tls-client-ca", o.tls.client_ca_file, "Require client certificates signed by these CAs (PEM)")
       ->check(CLI::ExistingFile)
       ->group(tls_group);
+  app.add_option("--tls-key-password-file", o.tls_key_password_file,
+                 "The password of an encrypted --tls-key: this file's first line (never prompted for)")
+      ->check(CLI::ExistingFile)
+      ->group(tls_group);
   add_verbosity_options(app, o.verbosity, o.quiet);
 }
+
+namespace {
+
+// Reads --tls-key-password-file into o.tls; false with `problem` when it cannot be.
+bool load_tls_files(server_options& o, std::string& problem) {
+  if (o.tls_key_password_file.empty()) return true;
+  return read_password_file(o.tls_key_password_file, o.tls.private_key_password, problem);
+}
+
+// At -v the certificate served; always a warning when it is outside its validity (clients refuse
+// it). After a reload, a line saying so unless -q.
+void report_certificate(const connection_extension& ext, bool reloaded) {
+  const auto info = tls_certificate_of(ext);
+  if (!info) return;
+  const auto now = std::chrono::system_clock::now();
+  const auto line = fmt::format("TLS certificate {}, valid until {}", info->subject, format_utc(info->not_after));
+  if (reloaded)
+    diagnostics::warning("SIGHUP: reloaded the TLS files; " + line);
+  else
+    diagnostics::info(line);
+  if (info->not_after < now)
+    diagnostics::warning(fmt::format("warning: the TLS certificate {} expired on {}: clients will refuse it",
+                                     info->subject, format_utc(info->not_after)));
+  else if (info->not_before > now)
+    diagnostics::warning(fmt::format("warning: the TLS certificate {} is not valid before {}: clients will refuse it",
+                                     info->subject, format_utc(info->not_before)));
+}
+
+}  // namespace
 
 int run_server(const std::string& command, const server_options& given, session_handler handler,
                server_callbacks callbacks) {
@@ -274,15 +307,21 @@ int run_server(const std::string& command, const server_options& given, session_
     diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
     return exit_usage;
   }
-  if (tls || !o.tls.client_ca_file.empty()) {
-    std::string problem;
+  std::shared_ptr<connection_extension> tls_extension;  // reloaded by SIGHUP
+  if (tls || !o.tls.client_ca_file.empty() || !o.tls_key_password_file.empty()) {
     if (o.tls.certificate_chain_file.empty() || o.tls.private_key_file.empty()) {
-      diagnostics::fatal("--tls-cert and --tls-key go together (and --tls-client-ca needs them)");
+      diagnostics::fatal(
+          "--tls-cert and --tls-key go together (and --tls-client-ca and --tls-key-password-file need them)");
       return exit_usage;
     }
-    o.listener.transport_extension = make_tls_extension(role::server, o.tls, problem);
-    if (!o.listener.transport_extension) {
-      diagnostics::fatal(problem);
+    std::string problem;
+    if (load_tls_files(o, problem)) {
+      tls_extension = make_tls_extension(role::server, o.tls, problem);
+      o.tls.private_key_password.clear();
+    }
+    o.listener.transport_extension = tls_extension;
+    if (!tls_extension) {
+      diagnostics::fatal(explain_key_problem(problem, o.tls_key_password_file, "--tls-key-password-file"));
       return exit_failure;
     }
   }
@@ -320,8 +359,22 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_unavailable;
   }
 
-  // Signals are taken by one thread with sigwait(); workers never see them.
-  start_signal_thread();
+  // Signals are taken by one thread with sigwait(); workers never see them. SIGHUP reloads the
+  // TLS files (a renewed certificate); without TLS it shuts down like SIGTERM.
+  start_signal_thread(true);
+  if (tls_extension) {
+    set_reload_hook([ext = tls_extension, o] {
+      std::string problem;
+      auto files = o;
+      if (load_tls_files(files, problem) && reload_tls_extension(*ext, files.tls, problem)) {
+        report_certificate(*ext, true);
+      } else {
+        diagnostics::warning(
+            fmt::format("SIGHUP: {}; still serving the previous certificate",
+                        explain_key_problem(problem, o.tls_key_password_file, "--tls-key-password-file")));
+      }
+    });
+  }
 
   o.listener.log = diagnostics::library_log();
   // With an inherited socket or a Unix one, the other threads' listeners take the first one's.
@@ -407,9 +460,11 @@ int run_server(const std::string& command, const server_options& given, session_
     fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
                endpoint.port());
   std::fflush(stderr);
+  if (tls_extension) report_certificate(*tls_extension, false);  // after the line scripts wait for
 
   for (auto& t : threads) t.join();
   set_signal_handler(nullptr);  // what it refers to ends here; a late signal just exits
+  set_reload_hook(nullptr);
   if (callbacks.finished) callbacks.finished();
   return status;
 }

@@ -31,9 +31,10 @@ struct server_options {
   // the access log) and listener.budget (a connection limit it wants to read; else one is made
   // from max_connections).
   listener_options listener;
-  http_options http;    // --origin, --header, --subprotocol, --static
-  deflate_cli deflate;  // --deflate and its parameters
-  tls_options tls;      // --tls-cert, --tls-key, --tls-client-ca
+  http_options http;                  // --origin, --header, --subprotocol, --static
+  deflate_cli deflate;                // --deflate and its parameters
+  tls_options tls;                    // --tls-cert, --tls-key, --tls-client-ca
+  std::string tls_key_password_file;  // --tls-key-password-file: read at start and at each reload
   int verbosity = 0;
   bool quiet = false;
 };

@@ -106,13 +106,17 @@ asio::awaitable<std::error_code> start(wsl::transport& t) {
 
 // TLS over tcp_pair(): the server with the test certificate, the client without verification
 // (what is under test here is the stream, not the checks of test_tls_policy.py).
-transport_pair tls_pair(asio::io_context& ctx) {
+wsl::tls_options test_server_options() {
+  wsl::tls_options o;
+  o.certificate_chain_file = test_identity::get().cert;
+  o.private_key_file = test_identity::get().key;
+  return o;
+}
+
+transport_pair tls_pair_with(asio::io_context& ctx, std::shared_ptr<wsl::connection_extension> server_tls) {
   auto [server_tcp, client_tcp] = tcp_pair(ctx);
   std::string problem;
-  wsl::tls_options server_options;
-  server_options.certificate_chain_file = test_identity::get().cert;
-  server_options.private_key_file = test_identity::get().key;
-  const auto server_tls = wsl::make_tls_extension(wsl::role::server, server_options, problem);
+  if (!server_tls) server_tls = wsl::make_tls_extension(wsl::role::server, test_server_options(), problem);
   wsl::tls_options client_options;
   client_options.verify_peer = false;
   const auto client_tls = wsl::make_tls_extension(wsl::role::client, client_options, problem);
@@ -128,6 +132,8 @@ transport_pair tls_pair(asio::io_context& ctx) {
     throw std::runtime_error("the TLS handshake failed");
   return {std::move(server), std::move(client)};
 }
+
+transport_pair tls_pair(asio::io_context& ctx) { return tls_pair_with(ctx, nullptr); }
 
 struct read_result {
   std::error_code ec;
@@ -277,6 +283,35 @@ BOOST_AUTO_TEST_CASE(a_waiting_tls_read_can_be_cancelled_and_gives_back_the_buff
 
   BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"after the pause"})));
   BOOST_TEST(wsl::test::run(ctx, read_exactly(*b, 15)).data == "after the pause");
+}
+
+// A reload gives the extension a new context; a stream made before it keeps the old one, which
+// lives on with it (ASan would see it freed). A reload that fails changes nothing.
+BOOST_AUTO_TEST_CASE(a_tls_reload_leaves_open_streams_working_and_a_failed_one_changes_nothing) {
+  asio::io_context ctx;
+  std::string problem;
+  auto server_tls = wsl::make_tls_extension(wsl::role::server, test_server_options(), problem);
+  BOOST_REQUIRE(server_tls);
+  auto [a, b] = tls_pair_with(ctx, server_tls);  // a: the server's end
+  const auto certificate = wsl::tls_certificate_of(*server_tls);
+  BOOST_REQUIRE(certificate);
+  BOOST_TEST(certificate->subject == "/CN=127.0.0.1");
+  BOOST_TEST((certificate->not_after - certificate->not_before == std::chrono::hours(1)));
+
+  auto missing = test_server_options();
+  missing.private_key_file += ".missing";
+  BOOST_TEST(!wsl::reload_tls_extension(*server_tls, missing, problem));
+  BOOST_TEST(problem.starts_with("cannot load private key " + missing.private_key_file + ": "), problem);
+  BOOST_TEST(wsl::tls_certificate_of(*server_tls)->subject == "/CN=127.0.0.1");
+
+  BOOST_TEST(wsl::reload_tls_extension(*server_tls, test_server_options(), problem));
+  server_tls.reset();  // the new context's last owner goes too: the streams hold their own
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*a, {"after the reload"})));
+  BOOST_TEST(wsl::test::run(ctx, read_exactly(*b, 16)).data == "after the reload");
+  BOOST_TEST(!wsl::test::run(ctx, write_all(*b, {"both ways"})));
+  BOOST_TEST(wsl::test::run(ctx, read_exactly(*a, 9)).data == "both ways");
+
+  BOOST_TEST(!wsl::tls_certificate_of(*wsl::make_tls_extension(wsl::role::client, {}, problem)));
 }
 
 // Two records that arrived together: after the first is read, the second is at hand (the

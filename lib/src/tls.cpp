@@ -1,4 +1,4 @@
-// TLS through OpenSSL (configured with asio::ssl::context): the connection extension and its stream.
+// TLS through OpenSSL: the connection extension, its contexts (reloadable) and its stream.
 #include "wsl/tls.hpp"
 
 #include "inq_read.hpp"
@@ -8,8 +8,9 @@
 #include "wsl/websocket.hpp"
 
 #include <asio/ip/address.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/redirect_error.hpp>
-#include <asio/ssl.hpp>
+#include <asio/ssl/error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -18,15 +19,20 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <ctime>
+#include <mutex>
 #include <new>
 #include <utility>
 
 namespace wsl {
 namespace {
 
-std::string openssl_reason() {
-  const unsigned long e = ERR_peek_last_error();
+// OpenSSL's reason for the failure just seen: the last error queued, or with `first` the first
+// (loading a file, the first is the cause: "no start line" where the last says "PEM lib").
+std::string openssl_reason(bool first = false) {
+  const unsigned long e = first ? ERR_peek_error() : ERR_peek_last_error();
   ERR_clear_error();
   if (e == 0) return "unknown OpenSSL error";
   char text[256];
@@ -104,12 +110,8 @@ class byte_queue {
 // again once the socket gave more.
 class tls_stream final : public transport {
  public:
-  tls_stream(asio::ip::tcp::socket socket, asio::ssl::context& ctx, role r, std::string host, bool verify)
-      : socket_(std::move(socket)),
-        ssl_(SSL_new(ctx.native_handle())),
-        role_(r),
-        host_(std::move(host)),
-        verify_(verify) {
+  tls_stream(asio::ip::tcp::socket socket, SSL_CTX* ctx, role r, std::string host, bool verify)
+      : socket_(std::move(socket)), ssl_(SSL_new(ctx)), role_(r), host_(std::move(host)), verify_(verify) {
     if (!ssl_) throw std::bad_alloc();
     BIO* bio = BIO_new(bio_method());
     if (!bio) {
@@ -464,38 +466,30 @@ class tls_stream final : public transport {
   tls_details details_;
 };
 
-class tls_extension final : public connection_extension {
- public:
-  tls_extension(role r, bool verify)
-      : context_(r == role::server ? asio::ssl::context::tls_server : asio::ssl::context::tls_client),
-        role_(r),
-        verify_(verify) {}
+// An SSL_CTX, freed with its last reference (each SSL holds one of its own, too).
+using context_ptr = std::shared_ptr<SSL_CTX>;
 
-  asio::ssl::context& context() noexcept { return context_; }
-
-  std::unique_ptr<transport> wrap(std::unique_ptr<transport> stream, role r, std::string_view host,
-                                  std::error_code& ec) const override {
-    auto* socket = stream->tcp_socket();
-    if (!socket || r != role_) {
-      ec = error::invalid_option;
-      return nullptr;
-    }
-    return std::make_unique<tls_stream>(std::move(*socket), context_, r, std::string(host), verify_);
-  }
-
-  std::string_view scheme() const noexcept override { return "wss"; }
-
- private:
-  mutable asio::ssl::context context_;
-  role role_;
-  bool verify_;
+// The password of an encrypted private key, given to OpenSSL when it asks: never a prompt on the
+// terminal (a server may have none, and a reload must not wait on one).
+struct key_password {
+  const std::string* password;
+  bool asked = false;
 };
 
-}  // namespace
+int provide_password(char* out, int size, int, void* user) {
+  auto* p = static_cast<key_password*>(user);
+  p->asked = true;
+  if (p->password->empty() || p->password->size() > static_cast<std::size_t>(size)) return -1;
+  std::memcpy(out, p->password->data(), p->password->size());
+  return static_cast<int>(p->password->size());
+}
 
-std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_options& o, std::string& problem) {
-  auto ext = std::make_shared<tls_extension>(r, o.verify_peer);
-  SSL_CTX* ctx = ext->context().native_handle();
+// A context for the role with the files of `o` loaded; nullptr and `problem` when one cannot be.
+context_ptr make_context(role r, const tls_options& o, std::string& problem) {
+  ERR_clear_error();
+  context_ptr owner(SSL_CTX_new(r == role::server ? TLS_server_method() : TLS_client_method()), SSL_CTX_free);
+  if (!owner) throw std::bad_alloc();
+  SSL_CTX* ctx = owner.get();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   // AES-128-GCM first: as safe for this use and faster than AES-256 (ChaCha20 for CPUs without
@@ -507,7 +501,7 @@ std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_optio
                           "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384");
   if (r == role::server) SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   auto fail = [&](const std::string& what) {
-    problem = what + ": " + openssl_reason();
+    problem = what + ": " + openssl_reason(true);
     return nullptr;
   };
   if (r == role::server && (o.certificate_chain_file.empty() || o.private_key_file.empty())) {
@@ -518,8 +512,20 @@ std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_optio
       SSL_CTX_use_certificate_chain_file(ctx, o.certificate_chain_file.c_str()) != 1)
     return fail("cannot load certificate " + o.certificate_chain_file);
   if (!o.private_key_file.empty()) {
-    if (SSL_CTX_use_PrivateKey_file(ctx, o.private_key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-      return fail("cannot load private key " + o.private_key_file);
+    key_password password{&o.private_key_password};
+    SSL_CTX_set_default_passwd_cb(ctx, provide_password);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &password);
+    const bool loaded = SSL_CTX_use_PrivateKey_file(ctx, o.private_key_file.c_str(), SSL_FILETYPE_PEM) == 1;
+    SSL_CTX_set_default_passwd_cb(ctx, nullptr);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+    if (!loaded && password.asked) {
+      ERR_clear_error();  // "PEM lib": say what it means
+      problem = "cannot load private key " + o.private_key_file +
+                (o.private_key_password.empty() ? ": it is encrypted and no password was given"
+                                                : ": it cannot be decrypted with the password given");
+      return nullptr;
+    }
+    if (!loaded) return fail("cannot load private key " + o.private_key_file);
     if (SSL_CTX_check_private_key(ctx) != 1) return fail("private key does not match " + o.certificate_chain_file);
   }
   if (r == role::server && !o.client_ca_file.empty()) {
@@ -538,7 +544,86 @@ std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_optio
       return fail("cannot load the system's CA certificates");
     }
   }
-  return ext;
+  return owner;
+}
+
+class tls_extension final : public connection_extension {
+ public:
+  tls_extension(role r, bool verify, context_ptr context) : role_(r), verify_(verify), context_(std::move(context)) {}
+
+  std::unique_ptr<transport> wrap(std::unique_ptr<transport> stream, role r, std::string_view host,
+                                  std::error_code& ec) const override {
+    auto* socket = stream->tcp_socket();
+    if (!socket || r != role_) {
+      ec = error::invalid_option;
+      return nullptr;
+    }
+    // The SSL takes a reference of its own: a reload does not pull the context from under it.
+    return std::make_unique<tls_stream>(std::move(*socket), current().get(), r, std::string(host), verify_);
+  }
+
+  std::string_view scheme() const noexcept override { return "wss"; }
+
+  role side() const noexcept { return role_; }
+
+  context_ptr current() const {
+    std::lock_guard lock(mutex_);
+    return context_;
+  }
+
+  // The old context goes with the last connection that uses it.
+  void replace(context_ptr context) {
+    std::lock_guard lock(mutex_);
+    context_.swap(context);
+  }
+
+ private:
+  role role_;
+  bool verify_;
+  mutable std::mutex mutex_;  // wrap() runs on every listener thread, a reload on another
+  context_ptr context_;
+};
+
+// The time an ASN1_TIME stands for.
+std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+}  // namespace
+
+std::shared_ptr<connection_extension> make_tls_extension(role r, const tls_options& o, std::string& problem) {
+  auto context = make_context(r, o, problem);
+  if (!context) return nullptr;
+  return std::make_shared<tls_extension>(r, o.verify_peer, std::move(context));
+}
+
+bool reload_tls_extension(connection_extension& extension, const tls_options& o, std::string& problem) {
+  auto* tls = dynamic_cast<tls_extension*>(&extension);
+  if (!tls) {
+    problem = "not a TLS extension";
+    return false;
+  }
+  auto context = make_context(tls->side(), o, problem);
+  if (!context) return false;
+  tls->replace(std::move(context));
+  return true;
+}
+
+std::optional<tls_certificate_info> tls_certificate_of(const connection_extension& extension) {
+  const auto* tls = dynamic_cast<const tls_extension*>(&extension);
+  if (!tls) return std::nullopt;
+  const auto context = tls->current();
+  X509* cert = SSL_CTX_get0_certificate(context.get());
+  if (!cert) return std::nullopt;
+  tls_certificate_info info;
+  char name[256];
+  X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof name);
+  info.subject = name;
+  info.not_before = to_time_point(X509_get0_notBefore(cert));
+  info.not_after = to_time_point(X509_get0_notAfter(cert));
+  return info;
 }
 
 const tls_details* tls_details_of(const transport& t) noexcept {
