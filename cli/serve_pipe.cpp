@@ -797,7 +797,8 @@ asio::awaitable<void> pipe_server::receive_loop(pipe_client& c) {
 
 int run_serve_pipe(serve_options& o) {
   if (o.one && o.reject_busy) {
-    o.server.listener.budget = std::make_shared<connection_budget>(o.server.max_connections);
+    o.server.listener.budget =
+        std::make_shared<connection_budget>(o.server.max_connections, o.server.max_connections_per_ip);
     o.server.listener.hook = [budget = o.server.listener.budget](const http_request& req, http_response& res) {
       if (budget->count() > 1) {  // this negotiation holds one already
         diagnostics::info(fmt::format("{} {}: busy (--one --reject-busy): 503", format_peer(req), req.target));

@@ -230,6 +230,9 @@ void add_server_options(CLI::App& app, server_options& o) {
       ->check(CLI::Range(1u, 256u));
   app.add_option("--max-connections", o.max_connections, "Open connections at most (503 beyond); 0 = no limit")
       ->capture_default_str();
+  app.add_option("--max-connections-per-ip", o.max_connections_per_ip,
+                 "Open connections from one IPv4 address or IPv6 /64 at most (429 beyond); 0 = no limit")
+      ->capture_default_str();
   add_size_option(app, "--max-message-size", c.max_message_size,
                   "Largest message accepted (1009 beyond); 0 = no limit");
   add_duration_option(app, "--ping-interval", c.ping_interval, "Ping each connection this often; 0 = never");
@@ -401,7 +404,8 @@ int run_server(const std::string& command, const server_options& given, session_
       return exit_unavailable;
     }
   }
-  if (!o.listener.budget) o.listener.budget = std::make_shared<connection_budget>(o.max_connections);
+  if (!o.listener.budget)
+    o.listener.budget = std::make_shared<connection_budget>(o.max_connections, o.max_connections_per_ip);
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned i = 0; i < o.threads; ++i) {
     auto w = std::make_unique<worker>();

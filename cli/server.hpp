@@ -26,6 +26,7 @@ struct server_options {
   int listen_fd = -1;       // --listen-fd: a socket that already listens (systemd's), instead
   unsigned threads = 1;
   std::uint64_t max_connections = 10000;
+  std::uint64_t max_connections_per_ip = 0;  // an IPv4 address or an IPv6 /64; 0 = no limit
   // Connection and negotiation limits. A subcommand may set listener.hook (run for upgrade
   // requests after the --origin check; see http_options.hpp), listener.on_negotiation (run after
   // the access log) and listener.budget (a connection limit it wants to read; else one is made

@@ -191,3 +191,40 @@ BOOST_AUTO_TEST_CASE(accept_websocket_refuses_invalid_options_without_answering)
   BOOST_TEST(peer->available() == 0u);  // no response
   BOOST_TEST((options.connection.read_buffer_size == 0u));
 }
+
+// connection_budget's per-address share: an IPv4 address (also written IPv4-mapped), an IPv6 /64;
+// a peer without an address (a Unix-domain socket's) counts against the total only.
+BOOST_AUTO_TEST_CASE(a_connection_budget_counts_by_ipv4_address_and_ipv6_prefix) {
+  using refusal = wsl::connection_budget::refusal;
+  const auto a = [](const char* text) { return asio::ip::make_address(text); };
+  wsl::connection_budget budget(6, 2);
+  BOOST_TEST((budget.try_acquire(a("10.0.0.1")) == refusal::none));
+  BOOST_TEST((budget.try_acquire(a("::ffff:10.0.0.1")) == refusal::none));
+  BOOST_TEST((budget.try_acquire(a("10.0.0.1")) == refusal::address_limit));
+  BOOST_TEST(budget.count(a("10.0.0.1")) == 2u);
+  BOOST_TEST((budget.try_acquire(a("10.0.0.2")) == refusal::none));
+
+  BOOST_TEST((budget.try_acquire(a("2001:db8::1")) == refusal::none));
+  BOOST_TEST((budget.try_acquire(a("2001:db8::ffff:2")) == refusal::none));  // the same /64
+  BOOST_TEST((budget.try_acquire(a("2001:db8::3")) == refusal::address_limit));
+  BOOST_TEST(budget.count() == 5u);                                          // a refusal holds nothing
+  BOOST_TEST((budget.try_acquire(a("2001:db8:0:1::1")) == refusal::none));   // another /64
+  BOOST_TEST((budget.try_acquire(a("2001:db8:0:2::1")) == refusal::limit));  // the total
+
+  budget.release(a("10.0.0.1"));
+  BOOST_TEST(budget.count(a("10.0.0.1")) == 1u);
+  BOOST_TEST((budget.try_acquire(a("0.0.0.0")) == refusal::none));  // no address: the total only
+  BOOST_TEST(budget.count(a("0.0.0.0")) == 0u);
+  BOOST_TEST((budget.try_acquire(a("0.0.0.0")) == refusal::limit));
+  budget.release(a("0.0.0.0"));
+  budget.release(a("2001:db8::1"));
+  budget.release(a("2001:db8::2"));
+  BOOST_TEST(budget.count(a("2001:db8::5")) == 0u);
+  BOOST_TEST((budget.try_acquire(a("2001:db8::3")) == refusal::none));
+  BOOST_TEST(budget.count() == 4u);
+
+  wsl::connection_budget unlimited(0);  // no per-address limit: only the total is counted
+  for (int i = 0; i < 3; ++i) BOOST_TEST((unlimited.try_acquire(a("10.0.0.1")) == refusal::none));
+  BOOST_TEST(unlimited.count(a("10.0.0.1")) == 0u);
+  BOOST_TEST(unlimited.count() == 3u);
+}

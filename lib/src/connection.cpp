@@ -80,7 +80,7 @@ connection::connection(std::unique_ptr<transport> t, wsl::role r, const connecti
       keepalive_(executor_) {}
 
 connection::~connection() {
-  if (budget_) budget_->release();
+  if (budget_) budget_->release(transport_->remote_endpoint().address());
 }
 
 void connection::preload(std::string_view bytes) {
@@ -575,13 +575,14 @@ void connection::shutdown(std::error_code reason) noexcept {
   if (state_ == state::closed) return;
   state_ = state::closed;
   if (!end_reason_) end_reason_ = reason;
+  // The connection's place first: a peer that saw the TCP close may connect again at once.
+  if (budget_) {
+    budget_->release(transport_->remote_endpoint().address());
+    budget_.reset();
+  }
   transport_->close();
   cancel_timer(keepalive_);
   if (waiters_) cancel_timer(*wake_);
-  if (budget_) {
-    budget_->release();
-    budget_.reset();
-  }
 }
 
 void connection::abort(std::error_code reason) noexcept {

@@ -269,16 +269,24 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   }
 
   // 3. Capacity, then the application's say.
-  if (budget && !budget->try_acquire()) {
+  const auto peer = stream->remote_endpoint().address();
+  const auto refusal = budget ? budget->try_acquire(peer) : connection_budget::refusal::none;
+  if (refusal == connection_budget::refusal::limit) {
     http_response busy;
     busy.headers.add("Retry-After", "1");
     plain_body(busy, 503, "too many connections");
     co_await refuse(busy, error::too_many_connections);
     co_return websocket{};
   }
+  if (refusal == connection_budget::refusal::address_limit) {  // this client's share: not "server down"
+    http_response busy;
+    plain_body(busy, 429, "too many connections from this address");
+    co_await refuse(busy, error::too_many_from_address);
+    co_return websocket{};
+  }
   bool budget_held = budget != nullptr;
   auto release = [&] {
-    if (budget_held) budget->release();
+    if (budget_held) budget->release(peer);
     budget_held = false;
   };
 

@@ -26,7 +26,8 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   listener_state(asio::any_io_executor ex, listener_options o)
       : executor(ex), opts(std::move(o)), acceptor(ex), unix_acceptor(ex), wake(ex) {
     wake.expires_at(clock::time_point::max());
-    budget = opts.budget ? opts.budget : std::make_shared<connection_budget>(opts.max_connections);
+    budget = opts.budget ? opts.budget
+                         : std::make_shared<connection_budget>(opts.max_connections, opts.max_connections_per_address);
   }
 
   asio::any_io_executor executor;

@@ -2,7 +2,89 @@
 
 #include "wsl/error.hpp"
 
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <unordered_map>
+
 namespace wsl {
+
+namespace {
+
+// The part of an address a per-address limit counts by: IPv4's 4 bytes, an IPv6 /64 prefix.
+struct address_key {
+  std::array<unsigned char, 9> bytes{};  // [0]: 4 or 6
+  bool operator==(const address_key&) const = default;
+};
+
+struct address_key_hash {
+  std::size_t operator()(const address_key& k) const noexcept {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (auto b : k.bytes) h = (h ^ b) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+};
+
+// False for the unspecified address (a peer without one).
+bool key_of(const asio::ip::address& a, address_key& k) noexcept {
+  if (a.is_unspecified()) return false;
+  if (a.is_v6() && !a.to_v6().is_v4_mapped()) {
+    const auto b = a.to_v6().to_bytes();
+    k.bytes[0] = 6;
+    std::copy_n(b.begin(), 8, k.bytes.begin() + 1);
+  } else {
+    const auto b =
+        a.is_v4() ? a.to_v4().to_bytes() : asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_bytes();
+    k.bytes[0] = 4;
+    std::copy_n(b.begin(), 4, k.bytes.begin() + 1);
+  }
+  return true;
+}
+
+}  // namespace
+
+struct connection_budget::address_counts {
+  std::mutex mutex;
+  std::unordered_map<address_key, std::size_t, address_key_hash> counts;
+};
+
+connection_budget::connection_budget(std::size_t limit, std::size_t per_address_limit)
+    : limit_(limit),
+      per_address_limit_(per_address_limit),
+      by_address_(per_address_limit != 0 ? std::make_unique<address_counts>() : nullptr) {}
+
+connection_budget::~connection_budget() = default;
+
+connection_budget::refusal connection_budget::try_acquire(const asio::ip::address& peer) {
+  if (!try_acquire()) return refusal::limit;
+  address_key k;
+  if (!by_address_ || !key_of(peer, k)) return refusal::none;
+  std::lock_guard lock(by_address_->mutex);
+  auto& n = by_address_->counts[k];
+  if (n >= per_address_limit_) {
+    release();
+    return refusal::address_limit;
+  }
+  ++n;
+  return refusal::none;
+}
+
+void connection_budget::release(const asio::ip::address& peer) noexcept {
+  release();
+  address_key k;
+  if (!by_address_ || !key_of(peer, k)) return;
+  std::lock_guard lock(by_address_->mutex);
+  const auto it = by_address_->counts.find(k);
+  if (it != by_address_->counts.end() && --it->second == 0) by_address_->counts.erase(it);
+}
+
+std::size_t connection_budget::count(const asio::ip::address& peer) const {
+  address_key k;
+  if (!by_address_ || !key_of(peer, k)) return 0;
+  std::lock_guard lock(by_address_->mutex);
+  const auto it = by_address_->counts.find(k);
+  return it == by_address_->counts.end() ? 0 : it->second;
+}
 
 std::error_code connection_options::validate() const {
   if (read_buffer_size < 256 || write_buffer_size < 256) return error::invalid_option;

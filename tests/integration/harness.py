@@ -325,14 +325,17 @@ class RawClient:
     """One TCP connection to the server (or one to a Unix-domain socket, `unix`); reads are buffered
     and every read has a deadline."""
 
-    def __init__(self, port: int, timeout: float = TIMEOUT, ssl_context=None, unix: Optional[str] = None) -> None:
+    def __init__(self, port: int, timeout: float = TIMEOUT, ssl_context=None, unix: Optional[str] = None,
+                 source: Optional[str] = None) -> None:
+        """source: the local address to connect from (another 127.x.y.z: another client host)."""
         self.timeout = timeout
         if unix:
             self.sock = socket.socket(socket.AF_UNIX)
             self.sock.settimeout(timeout)
             self.sock.connect(unix)
         else:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                                 source_address=(source, 0) if source else None)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ssl_context is not None:  # wss://: the same client over TLS
             self.sock = ssl_context.wrap_socket(self.sock, server_hostname="127.0.0.1")

@@ -108,6 +108,48 @@ class ConnectionLimit(ServerCase):
                 self.assertEqual(client.recv_message(), (OP_TEXT, b"still here"))
 
 
+class ConnectionLimitPerAddress(ServerCase):
+    server_options = ("--max-connections-per-ip", "2", "-v")
+
+    def tearDown(self):
+        self.server.assert_alive()  # 127.0.0.1's share is full here: no fresh client
+
+    def client(self, source: str = "127.0.0.1") -> RawClient:
+        client = RawClient(self.server.port, source=source)
+        self.addCleanup(client.sock.close)
+        return client
+
+    def open(self, source: str = "127.0.0.1") -> RawClient:
+        client = self.client(source)
+        client.handshake()
+        return client
+
+    def refused(self, source: str = "127.0.0.1"):
+        client = self.client(source)
+        client.send(handshake_request(self.server.port))
+        return client.read_http_response()
+
+    def test_an_address_over_its_share_gets_429_and_other_addresses_are_served(self):
+        first, second = self.open(), self.open()
+        response = self.refused()
+        self.assertEqual((response.status, response.body), (429, b"too many connections from this address\n"))
+        self.assertRegex(self.server.wait_stderr(r" 429 "), r"^wsl echo: access \S+ \[-\] 127\.0\.0\.1:\d+ GET / "
+                                                          r"429 .*\(too many connections from this address\)$")
+        # Another host (127.0.0.2 and 127.0.0.3 are loopback addresses too) has a share of its own.
+        others = [self.open("127.0.0.2"), self.open("127.0.0.2"), self.open("127.0.0.3")]
+        self.assertEqual(self.refused("127.0.0.2").status, 429)
+        for client in (first, second, *others):
+            client.send_frame(OP_TEXT, b"still here")
+            self.assertEqual(client.recv_message(), (OP_TEXT, b"still here"))
+        # A connection that ended gives its place back before the client sees TCP close.
+        self.assertEqual(first.close().close_code, 1000)
+        third = self.open()
+        self.assertEqual(self.refused().status, 429)
+        third.sock.close()  # dropped without a close frame: its place comes back too
+        self.server.wait_stderr(r"close=1006")
+        self.open()
+
+
 class ProtocolErrors(ServerCase):
     server_options = ("--max-message-size", "1000")
 

@@ -69,6 +69,8 @@ enum class error {
   // --- client side of the negotiation, added later (at the end: the values above stay) ---
   too_many_redirects,  // more redirects than client_options::max_redirects (connect_report has the last)
   bad_redirect,        // to no WebSocket URL, from wss:// to ws://, to wss:// over unix_socket (connect_report)
+  // --- server side, added later ---
+  too_many_from_address,  // max_connections_per_address reached (429)
 };
 
 // Conditions group errors the way callers act on them (the CLI maps them to exit codes).

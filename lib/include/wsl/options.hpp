@@ -9,6 +9,9 @@
 #include "wsl/clock.hpp"
 #include "wsl/http.hpp"
 
+#include <asio/ip/address.hpp>
+
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -63,10 +66,16 @@ struct connection_options {
   std::error_code validate() const;
 };
 
-// Shared by several listeners (one per thread, say) that should enforce one connection limit.
+// Shared by several listeners (one per thread, say) that should enforce one connection limit, and
+// optionally a limit per client address: an IPv4 address (an IPv4-mapped IPv6 one counts as IPv4),
+// or an IPv6 /64 prefix (what one host is usually given). 0 = no limit.
 class connection_budget {
  public:
-  explicit connection_budget(std::size_t limit) noexcept : limit_(limit) {}
+  explicit connection_budget(std::size_t limit, std::size_t per_address_limit = 0);
+  ~connection_budget();
+  connection_budget(const connection_budget&) = delete;
+  connection_budget& operator=(const connection_budget&) = delete;
+
   bool try_acquire() noexcept {
     auto n = count_.load(std::memory_order_relaxed);
     do {
@@ -75,12 +84,25 @@ class connection_budget {
     return true;
   }
   void release() noexcept { count_.fetch_sub(1, std::memory_order_relaxed); }
+
+  // The limit, then the peer's address's. A peer without an IP address (over a Unix-domain socket,
+  // given as the unspecified address) counts against the limit only. Release with the same address.
+  enum class refusal { none, limit, address_limit };
+  refusal try_acquire(const asio::ip::address& peer);
+  void release(const asio::ip::address& peer) noexcept;
+
   std::size_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
   std::size_t limit() const noexcept { return limit_; }
+  std::size_t per_address_limit() const noexcept { return per_address_limit_; }
+  // Connections from the peer's address (or /64 prefix) now.
+  std::size_t count(const asio::ip::address& peer) const;
 
  private:
+  struct address_counts;
   std::size_t limit_;
+  std::size_t per_address_limit_;
   std::atomic<std::size_t> count_{0};
+  std::unique_ptr<address_counts> by_address_;  // with a per-address limit
 };
 
 enum class log_level { error, warning, info, debug };
@@ -112,7 +134,11 @@ struct listener_options {
   std::size_t accept_queue_size = 1024;
   // Open websockets of this listener (503 beyond). 0 = unlimited. Ignored when budget is set.
   std::size_t max_connections = 10000;
-  // A limit shared with other listeners; when set, max_connections is not used.
+  // Open websockets from one client address (IPv4 address, IPv6 /64; see connection_budget), 429
+  // beyond. 0 = unlimited. Ignored when budget is set.
+  std::size_t max_connections_per_address = 0;
+  // A limit shared with other listeners; when set, max_connections and max_connections_per_address
+  // are not used (the budget has its own).
   std::shared_ptr<connection_budget> budget;
   // SO_REUSEPORT, so that one listener per thread can bind the same port.
   bool reuse_port = false;

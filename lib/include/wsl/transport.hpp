@@ -45,7 +45,8 @@ class transport {
   // Closes at once; pending operations complete with operation_aborted. Idempotent.
   virtual void close() noexcept = 0;
   virtual bool is_open() const noexcept = 0;
-  // The TCP endpoints; default-constructed ones (0.0.0.0:0) over a Unix-domain socket.
+  // The TCP endpoints; default-constructed ones (0.0.0.0:0) over a Unix-domain socket. The same
+  // for the stream's whole life (a per-address connection limit is released by it), even closed.
   virtual asio::ip::tcp::endpoint remote_endpoint() const noexcept = 0;
   virtual asio::ip::tcp::endpoint local_endpoint() const noexcept = 0;
   // Over a Unix-domain socket, the peer's credentials; nullopt over anything else.
