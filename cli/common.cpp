@@ -145,6 +145,28 @@ std::string format_size(std::uint64_t bytes) {
   return std::to_string(bytes);
 }
 
+std::optional<std::string> parse_host_port(std::string_view text, std::string& host, std::uint16_t& port,
+                                           unsigned min_port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return "expected HOST:PORT ([ADDRESS]:PORT for IPv6)";
+  auto name = text.substr(0, colon);
+  const auto digits = text.substr(colon + 1);
+  if (name.front() == '[') {
+    if (name.size() < 3 || name.back() != ']') return "expected [ADDRESS]:PORT for an IPv6 address";
+    name = name.substr(1, name.size() - 2);
+  } else if (name.find(':') != std::string_view::npos) {
+    return "an IPv6 address goes in brackets: [ADDRESS]:PORT";
+  }
+  unsigned number = 0;
+  const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+  if (digits.empty() || err != std::errc() || end != digits.data() + digits.size() || number < min_port ||
+      number > 65535)
+    return fmt::format("the port is a number from {} to 65535", min_port);
+  host = std::string(name);
+  port = static_cast<std::uint16_t>(number);
+  return std::nullopt;
+}
+
 std::string format_utc(std::chrono::system_clock::time_point t) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};

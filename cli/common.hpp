@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -58,6 +59,11 @@ CLI::Option* add_duration_option(CLI::App& app, const std::string& name, clock::
 CLI::Option* add_count_option(CLI::App& app, const std::string& name, double& target, const std::string& help);
 CLI::Option* add_count_option(CLI::App& app, const std::string& name, std::size_t& target, const std::string& help);
 std::string format_size(std::uint64_t bytes);
+// "HOST:PORT", or "[ADDRESS]:PORT" for IPv6 (a bare IPv6 address with a port is ambiguous): host
+// without brackets and port. On failure, what is wrong, to follow "--option 'TEXT': ".
+std::optional<std::string> parse_host_port(std::string_view text, std::string& host, std::uint16_t& port,
+                                           unsigned min_port = 1);
+
 // "2026-12-01 11:42 UTC"
 std::string format_utc(std::chrono::system_clock::time_point t);
 

@@ -159,26 +159,22 @@ void tcp_listen_session::interrupt(int signal_number) {
 }  // namespace
 
 int run_pipe_tcp(const pipe_options& o) {
-  std::string_view text = o.tcp_listen;
+  // [ADDRESS:]PORT: a port alone listens on 127.0.0.1.
   std::string host = "127.0.0.1";
-  const auto colon = text.rfind(':');
-  if (colon != std::string_view::npos) {
-    host = std::string(text.substr(0, colon));
-    text.remove_prefix(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  }
-  unsigned port = 0;
-  const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), port);
+  std::uint16_t port = 0;
+  const bool port_only = o.tcp_listen.find(':') == std::string::npos;
+  auto problem = parse_host_port(port_only ? "127.0.0.1:" + o.tcp_listen : o.tcp_listen, host, port, 0);
   std::error_code bad_address;
-  const auto address = asio::ip::make_address(host, bad_address);
-  if (text.empty() || err != std::errc() || end != text.data() + text.size() || port > 65535 || bad_address) {
-    diagnostics::fatal(
-        fmt::format("--tcp-listen '{}': expected [ADDRESS:]PORT (an IP address; [::1]:PORT for IPv6)", o.tcp_listen));
+  const auto address = asio::ip::make_address(problem ? std::string("?") : host, bad_address);
+  if (!problem && bad_address) problem = "the address must be an IP address (an interface's)";
+  if (problem && problem->starts_with("expected")) problem = "expected [ADDRESS:]PORT ([ADDRESS]:PORT for IPv6)";
+  if (problem) {
+    diagnostics::fatal(fmt::format("--tcp-listen '{}': {}", o.tcp_listen, *problem));
     return exit_usage;
   }
   asio::io_context ctx(1);
   tcp_listen_session session(o, ctx);
-  if (!session.listen(tcp::endpoint(address, static_cast<std::uint16_t>(port)))) return exit_unavailable;
+  if (!session.listen(tcp::endpoint(address, port))) return exit_unavailable;
   if (!run_interruptible(ctx, session)) return exit_failure;
   return session.exit_status();
 }

@@ -21,25 +21,9 @@ namespace {
 
 // --tcp HOST:PORT into its parts, or what is wrong with it.
 std::optional<std::string> split_tcp_target(serve_options& o) {
-  std::string_view s = o.tcp;
-  const auto colon = s.rfind(':');
-  if (colon == std::string_view::npos || colon == 0)
-    return fmt::format("--tcp '{}': expected HOST:PORT ([ADDRESS]:PORT for IPv6)", o.tcp);
-  auto host = s.substr(0, colon);
-  const auto port = s.substr(colon + 1);
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']')
-      return fmt::format("--tcp '{}': expected [ADDRESS]:PORT for an IPv6 address", o.tcp);
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != std::string_view::npos) {
-    return fmt::format("--tcp '{}': an IPv6 address goes in brackets: [ADDRESS]:PORT", o.tcp);
-  }
-  unsigned number = 0;
-  const auto [end, err] = std::from_chars(port.data(), port.data() + port.size(), number);
-  if (port.empty() || err != std::errc() || end != port.data() + port.size() || number == 0 || number > 65535)
-    return fmt::format("--tcp '{}': the port is a number from 1 to 65535", o.tcp);
-  o.tcp_host = std::string(host);
-  o.tcp_port = std::string(port);
+  std::uint16_t port = 0;
+  if (auto problem = parse_host_port(o.tcp, o.tcp_host, port)) return fmt::format("--tcp '{}': {}", o.tcp, *problem);
+  o.tcp_port = std::to_string(port);
   return std::nullopt;
 }
 

@@ -144,6 +144,7 @@ class TcpListen(unittest.TestCase):
     def test_usage_errors(self):
         url = f"ws://127.0.0.1:{unused_port()}/"
         for options in (["--tcp-listen", "localhost:80"], ["--tcp-listen", "70000"], ["--tcp-listen", "x"],
+                        ["--tcp-listen", "::1:80"], ["--tcp-listen", "[::1"],
                         ["--tcp-listen", "0", "-0"], ["--tcp-listen", "0", "--slash"], ["--tcp-listen", "0", "-1"],
                         ["--tcp-listen", "0", "--reconnect"], ["--tcp-listen", "0", "-n"],
                         ["--tcp-listen", "0", "--first-message", "hi"], ["--tcp-listen", "0", "--", "cat"],
