@@ -17,7 +17,6 @@
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include <charconv>
 #include <csignal>
 #include <list>
 
