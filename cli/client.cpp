@@ -32,6 +32,11 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
                  "URL's host and port, which still go in Host")
       ->type_name("PATH")
       ->excludes("--proxy");
+  app.add_option("--resolve", o.resolve,
+                 "Connect to ADDRESS for HOST and PORT instead of resolving HOST (curl's --resolve; HOST '*': any "
+                 "name); Host and the TLS name stay the URL's (repeatable)")
+      ->type_name("HOST:PORT:ADDRESS[,ADDRESS...]")
+      ->allow_extra_args(false);
   auto* location = app.add_flag("-L,--location", o.follow_redirects,
                                 "Follow redirects (301, 302, 303, 307, 308): Authorization and Cookie are not sent "
                                 "to another origin, and wss:// never goes to ws://");
@@ -70,6 +75,36 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
 }
 
 namespace {
+
+// --resolve HOST:PORT:ADDRESS[,ADDRESS...] ([HOST] for an IPv6 one, [ADDRESS] or ADDRESS).
+std::error_code parse_resolve(const std::string& text, std::vector<client_options::address_override>& out,
+                              std::string& problem) {
+  auto fail = [&](std::string_view why) {
+    problem = fmt::format("--resolve '{}': {}", text, why);
+    return make_error_code(error::invalid_option);
+  };
+  std::string_view rest = text;
+  std::size_t host_end = rest.starts_with('[') ? rest.find("]:") : rest.find(':');
+  if (host_end == std::string_view::npos) return fail("expected HOST:PORT:ADDRESS[,ADDRESS...]");
+  if (rest.starts_with('[')) ++host_end;
+  const auto port_end = rest.find(':', host_end + 1);
+  if (port_end == std::string_view::npos) return fail("expected HOST:PORT:ADDRESS[,ADDRESS...]");
+  client_options::address_override entry;
+  if (auto why = parse_host_port(rest.substr(0, port_end), entry.host, entry.port)) return fail(*why);
+  rest.remove_prefix(port_end + 1);
+  for (;;) {
+    const auto comma = rest.find(',');
+    auto item = rest.substr(0, comma);
+    if (item.size() >= 2 && item.front() == '[' && item.back() == ']') item = item.substr(1, item.size() - 2);
+    std::error_code bad;
+    entry.addresses.push_back(asio::ip::make_address(std::string(item), bad));
+    if (bad) return fail(fmt::format("'{}' is not an IP address", item));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  out.push_back(std::move(entry));
+  return {};
+}
 
 // "Name: value" into name and value, or false when it is not a header (the name not a token).
 bool split_header(std::string_view h, std::string_view& name, std::string_view& value) {
@@ -135,6 +170,8 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
   }
   c.origin = o.origin;
   c.subprotocols = o.subprotocols;
+  for (const auto& r : o.resolve)
+    if (auto ec = parse_resolve(r, c.resolve, problem)) return ec;
   if (c.connection.ping_interval.count() == 0) c.connection.ping = ping_mode::none;
   if (c.connection.ping != ping_mode::none && c.connection.idle_timeout.count() > 0 &&
       c.connection.ping_interval >= c.connection.idle_timeout) {

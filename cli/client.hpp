@@ -20,7 +20,8 @@ struct client_cli_options {
   std::vector<std::string> headers;  // "Name: value"
   std::string origin;
   std::vector<std::string> subprotocols;
-  client_options client;  // timeouts, connection limits, --proxy
+  std::vector<std::string> resolve;  // --resolve HOST:PORT:ADDRESS[,ADDRESS...]
+  client_options client;             // timeouts, connection limits, --proxy
   deflate_cli deflate;
   tls_options tls;                // --cacert, --insecure, --cert, --key (for wss://)
   std::string key_password_file;  // --key-password-file

@@ -52,8 +52,9 @@ void report_connected(std::string_view url, const connect_report& report, websoc
   for (const auto& hop : report.redirects) redirecting += hop.time;
   const auto n = report.redirects.size();
   diagnostics::info(fmt::format(
-      "connected to {} ({}) in {:.3f} ms: {}{} {:.3f} ms, handshake {:.3f} ms{}",
+      "connected to {} ({}{}) in {:.3f} ms: {}{} {:.3f} ms, handshake {:.3f} ms{}",
       n == 0 ? std::string(url) : report.final_url, format_remote(report),
+      report.resolved_by_override ? ", from --resolve" : "",
       milliseconds(redirecting + report.resolve_time + report.connect_time + report.handshake_time),
       n == 0 ? ""
              : fmt::format("{} redirect{} from {} {:.3f} ms, ", n, n == 1 ? "" : "s", url, milliseconds(redirecting)),

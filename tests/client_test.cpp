@@ -178,6 +178,23 @@ BOOST_AUTO_TEST_CASE(redact_credentials_hides_cookie_values_and_keeps_their_name
   BOOST_TEST(wsl::redact_credentials("X-Cookie: a=1\n") == "X-Cookie: a=1\n");
 }
 
+// --- address overrides (--resolve) ---
+
+BOOST_AUTO_TEST_CASE(an_address_override_names_a_host_a_port_and_at_least_one_address) {
+  const auto loopback = asio::ip::make_address("127.0.0.1");
+  wsl::client_options o;
+  o.resolve.push_back({"echo.example", 443, {loopback}});
+  o.resolve.push_back({"*", 80, {loopback, asio::ip::make_address("::1")}});
+  BOOST_TEST(!o.validate());
+  for (const auto& bad : {wsl::client_options::address_override{"", 443, {loopback}},
+                          wsl::client_options::address_override{"h", 0, {loopback}},
+                          wsl::client_options::address_override{"h", 443, {}}}) {
+    wsl::client_options b;
+    b.resolve.push_back(bad);
+    BOOST_TEST(b.validate() == wsl::error::invalid_option);
+  }
+}
+
 // --- the proxy option ---
 
 BOOST_AUTO_TEST_CASE(the_proxy_is_an_http_or_socks5_url_with_a_port_and_nothing_else) {

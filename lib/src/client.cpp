@@ -334,6 +334,8 @@ std::error_code client_options::validate() const {
     unix_endpoint(unix_socket, bad);
     if (bad || !proxy.empty()) return error::invalid_option;
   }
+  for (const auto& r : resolve)
+    if (r.host.empty() || r.port == 0 || r.addresses.empty()) return error::invalid_option;
   return {};
 }
 
@@ -579,6 +581,13 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
   co_return websocket(std::move(conn));
 }
 
+// The addresses client_options::resolve gives for a name and port; nullptr when none does.
+const std::vector<asio::ip::address>* overridden(const client_options& o, const std::string& host, std::uint16_t port) {
+  for (const auto& r : o.resolve)
+    if (r.port == port && (r.host == "*" || lowercase(r.host) == lowercase(host))) return &r.addresses;
+  return nullptr;
+}
+
 // connect() after run_client_operation()'s first steps.
 asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const url& u, const client_options& o,
                                            std::error_code& ec, connect_report& rep) {
@@ -638,6 +647,9 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
     const auto address = asio::ip::make_address(first_hop.host, address_ec);
     if (!address_ec) {
       endpoints.emplace_back(address, first_hop.port);
+    } else if (const auto* given = overridden(o, first_hop.host, first_hop.port)) {
+      for (const auto& a : *given) endpoints.emplace_back(a, first_hop.port);
+      rep.resolved_by_override = true;
     } else {
       const auto port = std::to_string(first_hop.port);
       const auto results = co_await resolver.async_resolve(first_hop.host, port, redirect(ec));
@@ -655,7 +667,10 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
         std::optional<asio::ip::address> target;
         std::error_code not_literal;
         asio::ip::make_address(u.host, not_literal);
-        if (rep.proxy_protocol == "socks5" && not_literal) {
+        const auto* given = not_literal ? overridden(o, u.host, u.port) : nullptr;
+        if (rep.proxy_protocol == "socks5" && given) {
+          target = given->front();
+        } else if (rep.proxy_protocol == "socks5" && not_literal) {
           const auto results = co_await resolver.async_resolve(u.host, std::to_string(u.port), redirect(ec));
           if (!ec && results.empty()) ec = asio::error::host_not_found;
           if (!ec) target = results.begin()->endpoint().address();

@@ -30,6 +30,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/ip/address.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -127,6 +128,17 @@ struct client_options {
   // (unix_endpoint()). Every redirect followed goes to it too. Not with a proxy, nor with wss://
   // (wsl's TLS needs TCP): error::invalid_option. client_handshake() connects nowhere: ignored.
   std::string unix_socket;
+  // Addresses to connect to in place of resolving a name (curl's --resolve): wherever the client
+  // would resolve `host` for `port` (the server's name, a proxy's, the server's through socks5://;
+  // a redirect's too), it tries these addresses in order. Host, the TLS name (SNI and the
+  // certificate check) and cookies stay the URL's. host "*" matches any name; an IP address in a
+  // URL is never resolved, so never matched. The first entry that matches wins.
+  struct address_override {
+    std::string host;  // compared without regard to case
+    std::uint16_t port = 0;
+    std::vector<asio::ip::address> addresses;  // at least one
+  };
+  std::vector<address_override> resolve;
 
   std::error_code validate() const;
 };
@@ -135,8 +147,9 @@ struct client_options {
 // the server's status, reason, headers and the start of its body; on error::proxy_refused the
 // proxy's status and reason.
 struct connect_report {
-  asio::ip::tcp::endpoint remote;  // the server's, the proxy's through one, or the given stream's remote_endpoint()
-  std::string unix_socket;         // client_options::unix_socket, when connected through it
+  asio::ip::tcp::endpoint remote;     // the server's, the proxy's through one, or the given stream's remote_endpoint()
+  std::string unix_socket;            // client_options::unix_socket, when connected through it
+  bool resolved_by_override = false;  // client_options::resolve gave the first hop's address
   int status = 0;
   int version_minor = 1;  // the answer's HTTP/1.x (HTTP/1.0 from some servers)
   std::string reason;

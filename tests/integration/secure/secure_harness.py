@@ -426,6 +426,8 @@ class PyServers:
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(TIMEOUT)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(TIMEOUT)
+        if not self.thread.is_alive():
+            self.loop.close()
 
     def start(self, name: str, ssl_context: Optional[ssl.SSLContext] = None,
               deflate: Optional[Dict[str, Any]] = None) -> str:
@@ -434,7 +436,7 @@ class PyServers:
         extensions = [ServerPerMessageDeflateFactory(**deflate)] if deflate is not None else None
 
         async def handler(ws, path=None):
-            self.events.put({"server": name, "event": "open",
+            self.events.put({"server": name, "event": "open", "host": ws.request_headers.get("Host"),
                              "offer": ws.request_headers.get("Sec-WebSocket-Extensions"),
                              "response": ws.response_headers.get("Sec-WebSocket-Extensions")})
             received = 0
