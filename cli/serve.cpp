@@ -18,8 +18,16 @@
 namespace wsl::cli {
 namespace {
 
-// --tcp HOST:PORT into its parts, or what is wrong with it.
+// --tcp HOST:PORT into its parts (or unix:PATH into the path), or what is wrong with it.
 std::optional<std::string> split_tcp_target(serve_options& o) {
+  // A path begins with '/', '.' or '@' (the abstract namespace): "unix:8080" stays a host and port.
+  if (o.tcp.starts_with("unix:") && o.tcp.size() > 5 && std::string_view("/.@").find(o.tcp[5]) != std::string::npos) {
+    o.tcp_unix = o.tcp.substr(5);
+    std::error_code bad;
+    unix_endpoint(o.tcp_unix, bad);
+    if (bad) return fmt::format("--tcp '{}': {}", o.tcp, bad.message());
+    return std::nullopt;
+  }
   std::uint16_t port = 0;
   if (auto problem = parse_host_port(o.tcp, o.tcp_host, port)) return fmt::format("--tcp '{}': {}", o.tcp, *problem);
   o.tcp_port = std::to_string(port);
@@ -129,8 +137,8 @@ subcommand register_serve(CLI::App& parent) {
   app->add_option("--dir", o->dir, "Serve each executable in DIR as an endpoint at /NAME")->type_name("DIR");
   app->add_option("command", o->command, "The command to run per connection (after --)")->type_name("COMMAND");
   app->add_option("--tcp", o->tcp,
-                  "Relay each connection to this TCP server, bytes both ways (binary messages back), like "
-                  "websockify")
+                  "Relay each connection to this TCP server (or unix:PATH, a Unix-domain socket), bytes both ways "
+                  "(binary messages back), like websockify")
       ->type_name("HOST:PORT");
   add_duration_option(*app, "--connect-timeout", o->connect_timeout,
                       "--tcp: time to resolve and connect to the server behind, for each connection")

@@ -34,10 +34,11 @@ struct serve_options {
   bool live = false;                                         // read stdin even with nobody connected
   clock::duration drain_timeout = std::chrono::seconds(30);  // end of stdin: time to take the rest
 
-  // --tcp HOST:PORT: each connection a byte stream to this TCP server
+  // --tcp HOST:PORT (or unix:PATH): each connection a byte stream to this TCP server (or socket)
   std::string tcp;       // as given
   std::string tcp_host;  // its parts (an IPv6 literal without its brackets)
   std::string tcp_port;
+  std::string tcp_unix;  // unix:PATH's PATH (a path, or @NAME in the abstract namespace)
   clock::duration connect_timeout = std::chrono::seconds(10);  // to resolve and connect, each connection
   bool connect_timeout_given = false;
 

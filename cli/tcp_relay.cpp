@@ -20,11 +20,18 @@ inline auto use_ec(std::error_code& ec) { return asio::redirect_error(asio::use_
 
 }  // namespace
 
+tcp_relay::tcp_relay(websocket& ws, asio::generic::stream_protocol::socket socket, const tcp_relay_options& o)
+    : ws_(ws), tcp_(std::move(socket)), o_(o), wake_(ws.get_executor()) {}
+
 tcp_relay::tcp_relay(websocket& ws, tcp::socket socket, const tcp_relay_options& o)
-    : ws_(ws), tcp_(std::move(socket)), o_(o), wake_(ws.get_executor()) {
-  std::error_code ignored;
-  tcp_.set_option(tcp::no_delay(true), ignored);  // an interactive protocol (SSH) wants its bytes out now
-}
+    : tcp_relay(
+          ws,
+          [&socket] {
+            std::error_code ignored;
+            socket.set_option(tcp::no_delay(true), ignored);
+            return asio::generic::stream_protocol::socket(std::move(socket));
+          }(),
+          o) {}
 
 void tcp_relay::stop() {
   peer_gone_ = interrupted_ = true;
@@ -84,7 +91,7 @@ asio::awaitable<void> tcp_relay::websocket_to_tcp() {
   peer_gone_ = true;
   // The TCP side gets its EOF after the last of the peer's bytes.
   std::error_code ignored;
-  tcp_.shutdown(tcp::socket::shutdown_send, ignored);
+  tcp_.shutdown(asio::socket_base::shutdown_send, ignored);
 }
 
 // What the TCP side sends, a binary message per read. Once the peer is gone, it is read and dropped
@@ -95,7 +102,7 @@ asio::awaitable<void> tcp_relay::tcp_to_websocket() {
   tcp_.non_blocking(true, ec);  // a read after a readiness that went away says so, it does not block
   bool sending = true;
   while (!ec) {
-    co_await tcp_.async_wait(tcp::socket::wait_read, use_ec(ec));
+    co_await tcp_.async_wait(asio::socket_base::wait_read, use_ec(ec));
     if (ec) break;
     const auto buffer = std::make_unique_for_overwrite<char[]>(o_.chunk);
     const auto n = tcp_.read_some(asio::buffer(buffer.get(), o_.chunk), ec);
@@ -136,7 +143,7 @@ asio::awaitable<void> tcp_relay::run() {
   if (peer_gone_ && !tcp_done_ && !interrupted_) {
     // Our FIN went after the peer's last bytes; the TCP side has the close timeout to close too.
     std::error_code ignored;
-    tcp_.shutdown(tcp::socket::shutdown_send, ignored);
+    tcp_.shutdown(asio::socket_base::shutdown_send, ignored);
     const auto deadline = clock::now() + o_.close_timeout;
     while (!tcp_done_ && clock::now() < deadline) co_await wait_until(deadline);
   }

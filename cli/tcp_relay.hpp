@@ -1,5 +1,6 @@
 // A WebSocket connection and a TCP connection joined, bytes both ways: `wsl serve --tcp` (the TCP
-// side is the server behind) and `wsl pipe --tcp-listen` (it is a local program's connection).
+// side is the server behind, or a Unix-domain socket's: any stream socket does) and `wsl pipe
+// --tcp-listen` (it is a local program's connection).
 //
 // The WebSocket peer's messages, text or binary, go to the TCP side byte for byte; what the TCP
 // side sends goes back as binary messages, one per read of at most `chunk` bytes. Two coroutines
@@ -17,6 +18,7 @@
 #include "common.hpp"
 
 #include <asio/awaitable.hpp>
+#include <asio/generic/stream_protocol.hpp>
 #include <asio/ip/tcp.hpp>
 
 #include <cstdint>
@@ -34,7 +36,9 @@ struct tcp_relay_options {
 
 class tcp_relay {
  public:
+  // A TCP socket gets TCP_NODELAY (an interactive protocol, SSH, wants its bytes out now).
   tcp_relay(websocket& ws, asio::ip::tcp::socket socket, const tcp_relay_options& o);
+  tcp_relay(websocket& ws, asio::generic::stream_protocol::socket socket, const tcp_relay_options& o);
   tcp_relay(const tcp_relay&) = delete;
   tcp_relay& operator=(const tcp_relay&) = delete;
 
@@ -55,7 +59,7 @@ class tcp_relay {
   void close_tcp() noexcept;
 
   websocket& ws_;
-  asio::ip::tcp::socket tcp_;
+  asio::generic::stream_protocol::socket tcp_;
   const tcp_relay_options& o_;
   timer wake_;  // cancel() wakes run()
   int running_ = 0;

@@ -3,13 +3,15 @@
 server of asyncio's: bytes both ways, exact, in binary messages of at most --chunk bytes; each
 client its own TCP connection; every byte delivered before either side's close; 1000 when the
 server behind closes, 1014 when it resets or cannot be reached (refused, connect timeout); an
-IPv6 target; `wsl pipe --binary` as the other end of a tunnel; usage errors.
+IPv6 target; a Unix-domain socket target (`--tcp unix:PATH`, websockify's --unix-target); `wsl
+pipe --binary` as the other end of a tunnel; usage errors.
 """
 
 import asyncio
 import os
 import socket
 import struct
+import tempfile
 import time
 import unittest
 
@@ -199,6 +201,50 @@ class Relay(unittest.TestCase):
         run(scenario())
 
 
+class UnixTarget(unittest.TestCase):
+    """--tcp unix:PATH: the server behind listens on a Unix-domain socket (a path, or @NAME)."""
+
+    def relay_through(self, target: str, path: str):
+        async def scenario():
+            accepted = asyncio.Queue()
+            server = await asyncio.start_unix_server(lambda r, w: accepted.put_nowait((r, w)), path=path)
+            with Serve("-vv", "--tcp", target) as wsl:
+                async with connect(wsl.url) as ws:
+                    reader, writer = await asyncio.wait_for(accepted.get(), TIMEOUT)
+                    payload = os.urandom(1 << 20)
+                    await ws.send(payload)
+                    self.assertEqual(await asyncio.wait_for(reader.readexactly(len(payload)), TIMEOUT), payload)
+                    writer.write(b"from the socket" * 1000)
+                    writer.close()
+                    messages = await receive_until_close(ws)
+                self.assertEqual(b"".join(messages), b"from the socket" * 1000)
+                self.assertEqual(ws.close_code, 1000)
+                wsl.wait_stderr(rf"\[1\] connected to {target.replace('.', '[.]')} in ")
+            server.close()
+
+        run(scenario())
+
+    def test_a_socket_file(self):
+        with tempfile.TemporaryDirectory(prefix="wsl-unix-target-") as d:
+            path = os.path.join(d, "behind.sock")
+            self.relay_through(f"unix:{path}", path)
+
+    def test_a_socket_in_the_abstract_namespace(self):
+        name = f"wsl-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.relay_through(f"unix:@{name}", "\0" + name)
+
+    def test_a_missing_socket_gives_1014(self):
+        with tempfile.TemporaryDirectory(prefix="wsl-unix-target-") as d:
+            with Serve("--tcp", f"unix:{d}/nobody.sock") as server:
+                async def scenario():
+                    async with connect(server.url) as ws:
+                        self.assertEqual(await receive_until_close(ws), [])
+                    return ws.close_code, ws.close_reason
+
+                self.assertEqual(run(scenario()), (1014, "cannot connect to the server behind: No such file or directory"))
+                self.assertIsNone(server.proc.poll())
+
+
 class Failures(unittest.TestCase):
     def close_of(self, url):
         async def scenario():
@@ -269,7 +315,8 @@ class Failures(unittest.TestCase):
                         ["--tcp", "h:22", "--pipe"], ["--tcp", "h:22", "--", "cat"], ["--tcp", "h:22", "-0"],
                         ["--tcp", "h:22", "--text-prefix", "t:"], ["--tcp", "h:22", "--max-forks", "2"],
                         ["--tcp", "h:22", "--prefix-client"], ["--connect-timeout", "1s", "--pipe"],
-                        ["--tcp", "h:22", "--connect-timeout", "0"]):
+                        ["--tcp", "h:22", "--connect-timeout", "0"], ["--tcp", "unix:/" + "x" * 200],
+                        ["--tcp", "unix:socket"]):
             with self.subTest(options=options):
                 done = run_wsl("serve", "--port", "0", *options)
                 self.assertEqual(done.returncode, 64, done.stderr)
