@@ -36,7 +36,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   asio::local::stream_protocol::acceptor unix_acceptor;  // open instead of acceptor on a Unix-domain socket
   std::string unix_path;                                 // its path ("@name" in the abstract namespace)
   // The socket file this listener created, removed by stop() if it is still the same file.
-  std::optional<std::pair<dev_t, ino_t>> socket_file;
+  std::optional<unix_socket_file> socket_file;
   std::shared_ptr<connection_budget> budget;
   std::deque<websocket> ready;
   std::list<handshake_control> in_progress;  // negotiations running, which stop() ends
@@ -182,29 +182,6 @@ std::error_code listener::start(const asio::ip::tcp::endpoint& endpoint) {
 
 namespace {
 
-// What start() does with a file already at a Unix-domain socket's path: a socket nobody listens
-// on (left by a process that died) is removed; a socket in use, or anything else, is an error.
-std::error_code clear_stale_socket(asio::any_io_executor executor,
-                                   const asio::local::stream_protocol::endpoint& endpoint) {
-  const std::string path = endpoint.path();
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return {};  // nothing there (or bind() will say why)
-  if (!S_ISSOCK(st.st_mode)) return std::make_error_code(std::errc::file_exists);
-  asio::local::stream_protocol::socket probe(executor);
-  std::error_code ec;
-  probe.open(endpoint.protocol(), ec);
-  if (!ec) probe.non_blocking(true, ec);
-  if (ec) return ec;
-  // Not asio's connect(), which would wait for a full backlog to drain.
-  const int r = ::connect(probe.native_handle(), endpoint.data(), static_cast<socklen_t>(endpoint.size()));
-  const int e = errno;
-  // Connected, or its backlog is full (EAGAIN): somebody listens there.
-  if (r == 0 || e == EAGAIN || e == EINPROGRESS) return std::make_error_code(std::errc::address_in_use);
-  if (e != ECONNREFUSED) return {e, std::system_category()};
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return {errno, std::system_category()};
-  return {};
-}
-
 // A Unix-domain socket's name as unix_endpoint() takes it: "@name" for the abstract namespace.
 std::string unix_name(const asio::local::stream_protocol::endpoint& endpoint) {
   std::string name = endpoint.path();
@@ -221,25 +198,7 @@ std::error_code listener::start(const asio::local::stream_protocol::endpoint& en
   const std::string path = endpoint.path();
   const bool abstract = !path.empty() && path[0] == '\0';
   if (path.empty() || (abstract && path.size() == 1)) return make_error_code(error::invalid_option);
-  std::error_code ec;
-  if (!abstract) ec = clear_stale_socket(s.executor, endpoint);
-  if (!ec) s.unix_acceptor.open(endpoint.protocol(), ec);
-  if (!ec) s.unix_acceptor.bind(endpoint, ec);
-  struct stat st {};
-  if (!ec && !abstract) {
-    if (::stat(path.c_str(), &st) == 0) s.socket_file.emplace(st.st_dev, st.st_ino);
-    // Before listen(): until then nobody can connect, whatever the umask allowed.
-    if (s.opts.unix_mode != 0 && ::chmod(path.c_str(), static_cast<mode_t>(s.opts.unix_mode)) != 0)
-      ec = {errno, std::system_category()};
-  }
-  if (!ec) s.unix_acceptor.listen(s.opts.backlog, ec);
-  if (ec) {
-    std::error_code ignored;
-    s.unix_acceptor.close(ignored);
-    if (s.socket_file) ::unlink(path.c_str());
-    s.socket_file.reset();
-    return ec;
-  }
+  if (auto ec = listen_unix(s.unix_acceptor, endpoint, s.opts.unix_mode, s.opts.backlog, s.socket_file)) return ec;
   s.unix_path = unix_name(endpoint);
   s.begin(state_);
   return {};
@@ -310,14 +269,7 @@ void listener::stop() noexcept {
   std::error_code ignored;
   s.acceptor.close(ignored);
   s.unix_acceptor.close(ignored);
-  if (s.socket_file) {
-    // Only if it is still ours: another server may have replaced it since.
-    struct stat st {};
-    if (::stat(s.unix_path.c_str(), &st) == 0 && st.st_dev == s.socket_file->first &&
-        st.st_ino == s.socket_file->second)
-      ::unlink(s.unix_path.c_str());
-    s.socket_file.reset();
-  }
+  remove_unix_socket_file(s.socket_file);
   s.ready.clear();
   // A client that connected but never finished its request (a browser's spare connection, say)
   // would otherwise hold its negotiation, and whoever waits for the listener's connections to end,

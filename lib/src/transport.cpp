@@ -8,7 +8,11 @@
 #include <asio/write.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -137,6 +141,67 @@ asio::local::stream_protocol::endpoint unix_endpoint(std::string_view name, std:
     return {};
   }
   return asio::local::stream_protocol::endpoint(path);
+}
+
+namespace {
+
+// What listen_unix() does with a file already at a Unix-domain socket's path: a socket nobody
+// listens on (left by a process that died) is removed; a socket in use, or anything else, is an error.
+std::error_code clear_stale_socket(asio::any_io_executor executor,
+                                   const asio::local::stream_protocol::endpoint& endpoint) {
+  const std::string path = endpoint.path();
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return {};  // nothing there (or bind() will say why)
+  if (!S_ISSOCK(st.st_mode)) return std::make_error_code(std::errc::file_exists);
+  asio::local::stream_protocol::socket probe(executor);
+  std::error_code ec;
+  probe.open(endpoint.protocol(), ec);
+  if (!ec) probe.non_blocking(true, ec);
+  if (ec) return ec;
+  // Not asio's connect(), which would wait for a full backlog to drain.
+  const int r = ::connect(probe.native_handle(), endpoint.data(), static_cast<socklen_t>(endpoint.size()));
+  const int e = errno;
+  // Connected, or its backlog is full (EAGAIN): somebody listens there.
+  if (r == 0 || e == EAGAIN || e == EINPROGRESS) return std::make_error_code(std::errc::address_in_use);
+  if (e != ECONNREFUSED) return {e, std::system_category()};
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return {errno, std::system_category()};
+  return {};
+}
+
+}  // namespace
+
+std::error_code listen_unix(asio::local::stream_protocol::acceptor& acceptor,
+                            const asio::local::stream_protocol::endpoint& endpoint, unsigned mode, int backlog,
+                            std::optional<unix_socket_file>& made) {
+  made.reset();
+  const std::string path = endpoint.path();
+  const bool abstract = !path.empty() && path[0] == '\0';
+  std::error_code ec;
+  if (!abstract) ec = clear_stale_socket(acceptor.get_executor(), endpoint);
+  if (!ec) acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  struct stat st {};
+  if (!ec && !abstract) {
+    if (::stat(path.c_str(), &st) == 0) made = unix_socket_file{path, st.st_dev, st.st_ino};
+    // Before listen(): until then nobody can connect, whatever the umask allowed.
+    if (mode != 0 && ::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) ec = {errno, std::system_category()};
+  }
+  if (!ec) acceptor.listen(backlog, ec);
+  if (ec) {
+    std::error_code ignored;
+    acceptor.close(ignored);
+    if (made) ::unlink(path.c_str());
+    made.reset();
+  }
+  return ec;
+}
+
+void remove_unix_socket_file(std::optional<unix_socket_file>& made) noexcept {
+  if (!made) return;
+  struct stat st {};
+  if (::stat(made->path.c_str(), &st) == 0 && st.st_dev == made->device && st.st_ino == made->inode)
+    ::unlink(made->path.c_str());
+  made.reset();
 }
 
 }  // namespace wsl

@@ -8,6 +8,8 @@
 
 #include "wsl/peer_credentials.hpp"
 
+#include <sys/types.h>
+
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
@@ -17,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -70,5 +73,22 @@ std::unique_ptr<transport> make_unix_transport(asio::local::stream_protocol::soc
 // A Unix-domain socket's endpoint: a path, or "@name" for a name in Linux's abstract namespace.
 // std::errc::filename_too_long beyond what sockaddr_un holds (107 bytes), invalid_argument when empty.
 asio::local::stream_protocol::endpoint unix_endpoint(std::string_view name, std::error_code& ec);
+
+// A listening Unix-domain socket made as listener::start() makes one: a socket file that a process
+// which died left at the path is removed first (one somebody listens on is address_in_use, any
+// other file file_exists); `mode` (chmod bits; 0 = as the umask leaves them) is set before
+// listen(), so that nobody connects through wider permissions. `made` is the file created (none
+// in the abstract namespace), for remove_unix_socket_file(). On failure nothing is left behind.
+struct unix_socket_file {
+  std::string path;
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+std::error_code listen_unix(asio::local::stream_protocol::acceptor& acceptor,
+                            const asio::local::stream_protocol::endpoint& endpoint, unsigned mode, int backlog,
+                            std::optional<unix_socket_file>& made);
+// Removes the socket file listen_unix() made, if it is still that file (another server may have
+// replaced it since); `made` is reset.
+void remove_unix_socket_file(std::optional<unix_socket_file>& made) noexcept;
 
 }  // namespace wsl
