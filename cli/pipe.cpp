@@ -817,7 +817,9 @@ int run_pipe(pipe_options& o) {
     diagnostics::fatal("--first-message: not UTF-8 (it is sent as a text message)");
     return exit_usage;
   }
-  if ((o.binary || !o.tcp_listen.empty()) && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
+  const bool relaying = !o.tcp_listen.empty() || !o.unix_listen.empty();
+  const char* const listen_option = o.unix_listen.empty() ? "--tcp-listen" : "--unix-listen";
+  if ((o.binary || relaying) && (o.chunk == 0 || o.chunk > (std::uint64_t{1} << 30))) {
     diagnostics::fatal("--chunk: between 1 byte and 1G");
     return exit_usage;
   }
@@ -850,11 +852,11 @@ int run_pipe(pipe_options& o) {
     }
   }
 
-  if (o.max_connections_given && o.tcp_listen.empty()) {
-    diagnostics::fatal("--max-connections goes with --tcp-listen");
+  if (o.max_connections_given && !relaying) {
+    diagnostics::fatal("--max-connections goes with --tcp-listen or --unix-listen");
     return exit_usage;
   }
-  if (!o.tcp_listen.empty()) {
+  if (relaying) {
     // Bytes both ways, for as long as the connections last: none of stdin's framing or endings.
     const char* other = !o.command.empty()         ? "a COMMAND"
                         : o.null_delimited         ? "-0"
@@ -868,7 +870,7 @@ int run_pipe(pipe_options& o) {
                         : !o.first_message.empty() ? "--first-message"
                                                    : nullptr;
     if (other) {
-      diagnostics::fatal(fmt::format("{}: not with --tcp-listen, which relays bytes", other));
+      diagnostics::fatal(fmt::format("{}: not with {}, which relays bytes", other, listen_option));
       return exit_usage;
     }
     if (o.max_connections == 0) {
@@ -880,7 +882,7 @@ int run_pipe(pipe_options& o) {
   start_signal_thread();
   std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows up as EPIPE, a quiet end
   if (!o.command.empty()) return run_pipe_command(o);
-  if (!o.tcp_listen.empty()) return run_pipe_tcp(o);
+  if (relaying) return run_pipe_tcp(o);
 
   int status = exit_ok;
   {
@@ -953,8 +955,14 @@ subcommand register_pipe(CLI::App& parent) {
                   "Instead of stdin and stdout: listen for TCP connections here (127.0.0.1 unless an address is "
                   "given) and relay each through a WebSocket connection of its own, bytes both ways")
       ->type_name("[ADDRESS:]PORT");
+  app->add_option("--unix-listen", o->unix_listen,
+                  "The same on a Unix-domain socket (a path, or @NAME in the abstract namespace): a program that "
+                  "speaks to a socket file reaches a server behind a WebSocket gateway")
+      ->type_name("PATH")
+      ->check([](const std::string& v) { return v.empty() ? std::string("a path, or @NAME") : std::string(); })
+      ->excludes("--tcp-listen");
   app->add_option("--max-connections", o->max_connections,
-                  "--tcp-listen: TCP connections relayed at once; later ones are closed at once")
+                  "--tcp-listen, --unix-listen: connections relayed at once; later ones are closed at once")
       ->capture_default_str()
       ->each([o](const std::string&) { o->max_connections_given = true; });
   add_verbosity_options(*app, o->verbosity, o->quiet);

@@ -4,6 +4,8 @@ not write: each TCP connection accepted gets its own WebSocket connection, bytes
 binary messages; the TCP client's close closes the WebSocket with 1000; the server's close ends
 the TCP connection after every byte; a URL that cannot be reached closes the TCP connection and
 the listener goes on; --max-connections; SIGINT closes with 1001 and exits 130; usage errors.
+`--unix-listen PATH` (websocat's unix-l:): the same from a Unix-domain socket, whose file is
+replaced when stale, refused when in use, and removed at the end.
 
     test_pipe_tcp.py --peer websockets|ws [unittest options]   (ctest: integration.client.pipe_tcp.*)
 """
@@ -15,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import unittest
 
 from client_harness import TIMEOUT, Peer, Wsl, peer_from_argv, run_wsl, unused_port
@@ -61,6 +64,74 @@ def read_to_eof(s: socket.socket) -> bytes:
         if not chunk:
             return data
         data += chunk
+
+
+class UnixListener(Listener):
+    """`wsl pipe URL --unix-listen PATH OPTIONS`."""
+
+    def __init__(self, url: str, path: str, *options: str) -> None:
+        self.path = path
+        self.wsl = Wsl("pipe", url, "--unix-listen", path, *options, stdin=subprocess.DEVNULL)
+
+    def __enter__(self) -> "UnixListener":
+        self.wsl.__enter__()
+        self.wsl.stderr_until(f"listening on unix:{self.path}")
+        return self
+
+    def connect(self) -> socket.socket:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(TIMEOUT)
+        s.connect(self.path if not self.path.startswith("@") else "\0" + self.path[1:])
+        return s
+
+
+class UnixListen(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="wsl-unix-listen-")
+        self.addCleanup(self.dir.cleanup)
+        self.path = os.path.join(self.dir.name, "gateway.sock")
+
+    def test_each_connection_has_a_websocket_of_its_own_and_the_file_goes_at_the_end(self):
+        with socket.socket(socket.AF_UNIX) as stale:  # left by a process that died
+            stale.bind(self.path)
+        with Peer(PEER) as peer, UnixListener(peer.url, self.path, "-v") as listener:
+            a, b = listener.connect(), listener.connect()
+            try:
+                payload = os.urandom(300_000)
+                a.sendall(payload)
+                b.sendall(b"from b")
+                self.assertEqual(read_exactly(b, 6), b"from b")
+                self.assertEqual(read_exactly(a, len(payload)), payload)
+            finally:
+                a.close()
+                b.close()
+            listener.wsl.stderr_until(rf"unix:pid={os.getpid()},uid={os.getuid()} connected through")
+            if peer.records_events:
+                self.assertEqual([e["code"] for e in peer.events_named("close", 2)], [1000, 1000])
+            # A second one on the same path is refused: somebody listens there.
+            done = run_wsl("pipe", peer.url, "--unix-listen", self.path)
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertEqual(done.stderr, f"wsl pipe: --unix-listen {self.path}: Address already in use\n".encode())
+            listener.wsl.signal(signal.SIGINT)
+            self.assertEqual(listener.wsl.wait(), 130)
+        self.assertFalse(os.path.exists(self.path), "the socket file is removed at the end")
+
+    def test_an_abstract_name_and_another_file_in_the_way(self):
+        name = f"@wsl-test-{os.getpid()}-{id(self)}"
+        with Peer(PEER) as peer, UnixListener(peer.url, name) as listener:
+            s = listener.connect()
+            try:
+                s.sendall(b"abstract")
+                self.assertEqual(read_exactly(s, 8), b"abstract")
+            finally:
+                s.close()
+        with open(self.path, "w") as f:
+            f.write("not a socket")
+        done = run_wsl("pipe", "ws://127.0.0.1:1/", "--unix-listen", self.path)
+        self.assertEqual(done.returncode, 69, done.stderr)
+        self.assertEqual(done.stderr, f"wsl pipe: --unix-listen {self.path}: File exists\n".encode())
+        with open(self.path) as f:
+            self.assertEqual(f.read(), "not a socket", "another file is never removed")
 
 
 class TcpListen(unittest.TestCase):
@@ -148,7 +219,9 @@ class TcpListen(unittest.TestCase):
                         ["--tcp-listen", "0", "-0"], ["--tcp-listen", "0", "--slash"], ["--tcp-listen", "0", "-1"],
                         ["--tcp-listen", "0", "--reconnect"], ["--tcp-listen", "0", "-n"],
                         ["--tcp-listen", "0", "--first-message", "hi"], ["--tcp-listen", "0", "--", "cat"],
-                        ["--tcp-listen", "0", "--max-connections", "0"], ["--max-connections", "3"]):
+                        ["--tcp-listen", "0", "--max-connections", "0"], ["--max-connections", "3"],
+                        ["--unix-listen", "/x", "--tcp-listen", "0"], ["--unix-listen", "/x", "-0"],
+                        ["--unix-listen", "/" + "x" * 200], ["--unix-listen", ""]):
             with self.subTest(options=options):
                 done = run_wsl("pipe", url, *options)
                 self.assertEqual(done.returncode, 64, done.stderr)
