@@ -2,6 +2,11 @@
 
 #include "devconsole.hpp"
 
+#include "wsl/detail/base64.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 
 namespace wsl::cli {
 namespace {
@@ -315,6 +321,75 @@ void add_http_options(CLI::App& app, http_options& o) {
                "shows what goes each way, to try the server from a browser")
       ->excludes(static_dir);
   add_size_option(app, "--static-max-size", o.static_max_size, "Largest file --static serves (403 beyond)");
+  app.add_option("--basic-auth-file", o.basic_auth_file,
+                 "Require HTTP Basic credentials from every request, upgrades and files alike: a 'user:password' "
+                 "line of FILE (401 otherwise)")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile);
+}
+
+namespace {
+
+std::array<unsigned char, 32> sha256(std::string_view text) {
+  std::array<unsigned char, 32> digest{};
+  unsigned int size = 0;
+  EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr);
+  return digest;
+}
+
+// --basic-auth-file: "user:password" lines; empty lines and lines starting with '#' are skipped,
+// a CR before the newline dropped. A bad line is named by its number, never shown.
+std::string read_credentials(const std::string& path, std::vector<std::array<unsigned char, 32>>& out) {
+  constexpr std::size_t max_size = 1 << 20;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return fmt::format("--basic-auth-file {}: {}", path, std::strerror(errno));
+  std::string line;
+  std::size_t number = 0, total = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    total += line.size() + 1;
+    if (total > max_size) return fmt::format("--basic-auth-file {}: larger than 1M", path);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.front() == '#') continue;
+    const auto colon = line.find(':');
+    if (colon == 0 || colon == std::string::npos || !header_text_ok(line))
+      return fmt::format("--basic-auth-file {}: line {} is not 'user:password'", path, number);
+    out.push_back(sha256(line));
+  }
+  if (out.empty()) return fmt::format("--basic-auth-file {}: no 'user:password' line", path);
+  return {};
+}
+
+// The decoded "user:password" of a request's Basic credentials; nullopt without them.
+std::optional<std::string> basic_credentials(const http_request& req) {
+  const auto header = req.headers.get("Authorization");
+  if (!header) return std::nullopt;
+  auto value = *header;
+  const auto lower = [](char a, char b) { return (a >= 'A' && a <= 'Z' ? static_cast<char>(a + 32) : a) == b; };
+  if (value.size() < 6 || !std::equal(value.begin(), value.begin() + 6, "basic ", lower)) return std::nullopt;
+  value.remove_prefix(6);
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  auto decoded = detail::base64_decode(value);
+  if (!decoded || decoded->find(':') == std::string::npos) return std::nullopt;
+  return decoded;
+}
+
+// Whether the request's Basic credentials are one of `credentials`. Every line is compared, in
+// constant time, whatever matched: the time taken says nothing of which, or how much.
+bool authorized(const http_options& o, const http_request& req) {
+  const auto given = basic_credentials(req);
+  if (!given) return false;
+  const auto digest = sha256(*given);
+  bool match = false;
+  for (const auto& c : o.credentials) match |= CRYPTO_memcmp(c.data(), digest.data(), digest.size()) == 0;
+  return match;
+}
+
+}  // namespace
+
+std::string basic_auth_user(const http_request& req) {
+  const auto given = basic_credentials(req);
+  return given ? given->substr(0, given->find(':')) : std::string();
 }
 
 std::string finish_http_options(http_options& o) {
@@ -330,6 +405,8 @@ std::string finish_http_options(http_options& o) {
       return fmt::format("--subprotocol '{}': not a token", p);
   for (const auto& p : o.origins)
     if (p.empty() || !header_text_ok(p)) return fmt::format("--origin '{}': empty", p);
+  if (!o.basic_auth_file.empty())
+    if (auto problem = read_credentials(o.basic_auth_file, o.credentials); !problem.empty()) return problem;
   if (!o.static_dir.empty()) {
     char resolved[PATH_MAX];
     struct stat st {};
@@ -354,10 +431,17 @@ http_headers response_headers_of(const http_options& o) {
 
 negotiation_hook make_http_hook(const http_options& given, negotiation_hook inner) {
   if (given.origins.empty() && !given.same_origin && given.subprotocols.empty() && given.static_dir.empty() &&
-      !given.devconsole)
+      !given.devconsole && given.credentials.empty())
     return inner;
   return [o = given, inner = std::move(inner)](const http_request& req, http_response& res) {
-    if (!req.is_websocket_upgrade()) {
+    if (!o.credentials.empty() && !authorized(o, req)) {
+      const auto user = basic_auth_user(req);
+      diagnostics::info(fmt::format("{} {}: {}", format_peer(req), req.target,
+                                    user.empty() ? std::string("no credentials: 401")
+                                                 : fmt::format("wrong credentials for user '{}': 401", user)));
+      plain(res, 401, "authentication required");
+      res.headers.add("WWW-Authenticate", "Basic realm=\"wsl\", charset=\"UTF-8\"");
+    } else if (!req.is_websocket_upgrade()) {
       if (!o.static_dir.empty())
         serve_static(o, req, res);
       else if (o.devconsole)

@@ -5,6 +5,7 @@
 
 #include "common.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -32,7 +33,15 @@ struct http_options {
   std::uint64_t static_max_size = 16 << 20;
   // Plain GET requests get the development console page instead (--devconsole, devconsole.hpp).
   bool devconsole = false;
+  // --basic-auth-file: every request must carry HTTP Basic credentials that are a "user:password"
+  // line of this file (401 otherwise). finish_http_options() reads it into `credentials`: the
+  // SHA-256 of each line, compared in constant time.
+  std::string basic_auth_file;
+  std::vector<std::array<unsigned char, 32>> credentials;
 };
+
+// The user of a request's Basic credentials (not checked here); empty without them.
+std::string basic_auth_user(const http_request& req);
 
 void add_http_options(CLI::App& app, http_options& o);
 

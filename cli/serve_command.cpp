@@ -175,6 +175,12 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
   add("WEBSOCKET_SUBPROTOCOL", ws.subprotocol());
   add("WSL_CONNECTION_ID", id);
   add("UNIQUE_ID", id);  // websocketd's name for it
+  // --basic-auth-file: who the checked credentials are (CGI's names); the password stays here.
+  const bool authenticated = !o.server.http.basic_auth_file.empty();
+  if (authenticated) {
+    add("AUTH_TYPE", "Basic");
+    add("REMOTE_USER", basic_auth_user(req));
+  }
   // HTTP_<NAME> for each request header; repeated fields joined with ", " as CGI does.
   std::vector<std::pair<std::string, std::string>> http;
   for (const auto& f : req.headers) {
@@ -183,6 +189,7 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
     bool valid = true;
     for (char c : name) valid = valid && ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
     if (!valid || name == "HTTP_PROXY") continue;  // "httpoxy": Proxy: would become the child's proxy
+    if (authenticated && name == "HTTP_AUTHORIZATION") continue;
     auto it = std::find_if(http.begin(), http.end(), [&](const auto& e) { return e.first == name; });
     if (it == http.end())
       http.emplace_back(std::move(name), f.value);

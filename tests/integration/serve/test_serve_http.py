@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The HTTP side shared by `wsl serve` and `wsl echo`: --origin and --same-origin (403), --header, --subprotocol,
---static (files, content types, no escape from the directory, the size bound) and the -v access log.
+--static (files, content types, no escape from the directory, the size bound), --basic-auth-file (401) and the -v
+access log.
 """
 
 import asyncio
@@ -280,6 +281,69 @@ class AccessLog(unittest.TestCase):
             server.wait_stderr(r"< Origin: http://evil\.example$")
             server.wait_stderr(r"> 403 Forbidden$")
             self.assertNotIn("s3cret", err.text())
+
+
+class BasicAuth(unittest.TestCase):
+    """--basic-auth-file: python3-websockets sends a URL's user:password as Basic credentials."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="wsl-auth-")
+        self.addCleanup(self.dir.cleanup)
+        self.file = os.path.join(self.dir.name, "users")
+        with open(self.file, "wb") as f:
+            f.write(b"# who may connect\nalice:s3cret\n\nbob:pa:ss\ncarol:crlf\r\n")
+
+    def test_upgrades_need_a_line_of_the_file(self):
+        with Serve("--basic-auth-file", self.file, "-v", subcommand="echo") as server:
+            async def scenario():
+                for user in ("alice:s3cret", "bob:pa:ss", "carol:crlf"):  # a ':' in a password; a CRLF line
+                    async with connect(f"ws://{user}@127.0.0.1:{server.port}/") as ws:
+                        await ws.send(user)
+                        self.assertEqual(await asyncio.wait_for(ws.recv(), TIMEOUT), user)
+                return [(await status_of(f"ws://{user}127.0.0.1:{server.port}/"))[0]
+                        for user in ("alice:wrong@", "alice:s3cret2@", "mallory:s3cret@", "alice:@", "")]
+
+            self.assertEqual(run(scenario()), [401] * 5)
+            server.wait_stderr(r" /: wrong credentials for user 'alice': 401$")
+            server.wait_stderr(r" /: no credentials: 401$")
+            # What a browser or curl gets: the challenge that makes them ask.
+            response = raw_get(server.port, "/chat", extra=["Upgrade: websocket", "Connection: Upgrade",
+                                                            "Sec-WebSocket-Version: 13",
+                                                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                                                            "Authorization: Bearer not-basic"])
+            self.assertEqual(response.status, 401)
+            self.assertEqual(response.headers["www-authenticate"], 'Basic realm="wsl", charset="UTF-8"')
+            self.assertEqual(response.body, b"authentication required\n")
+
+    def test_files_need_them_too(self):
+        with open(os.path.join(self.dir.name, "index.html"), "w") as f:
+            f.write("<p>private</p>")
+        with Serve("--basic-auth-file", self.file, "--static", self.dir.name, subcommand="echo") as server:
+            self.assertEqual(raw_get(server.port, "/").status, 401)
+            ok = raw_get(server.port, "/", extra=["Authorization: basic YWxpY2U6czNjcmV0"])  # alice:s3cret
+            self.assertEqual((ok.status, ok.body), (200, b"<p>private</p>"))
+
+    def test_a_command_learns_the_user_and_never_the_password(self):
+        with Serve("--basic-auth-file", self.file, "--", "sh", "-c",
+                   'echo "$AUTH_TYPE $REMOTE_USER ${HTTP_AUTHORIZATION:-none}"') as server:
+            async def scenario():
+                async with connect(f"ws://bob:pa:ss@127.0.0.1:{server.port}/") as ws:
+                    return await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+            self.assertEqual(run(scenario()), "Basic bob none")
+
+    def test_a_bad_file_is_a_usage_error_that_shows_no_line(self):
+        for content, why in ((b"alice:ok\nsecret-without-colon\n", "line 2 is not 'user:password'"),
+                             (b":nouser\n", "line 1 is not 'user:password'"),
+                             (b"# nothing\n\n", "no 'user:password' line")):
+            with self.subTest(content=content):
+                with open(self.file, "wb") as f:
+                    f.write(content)
+                done = run_wsl("echo", "--port", "0", "--basic-auth-file", self.file)
+                self.assertEqual(done.returncode, 64, done.stderr)
+                self.assertEqual(done.stderr, f"wsl echo: --basic-auth-file {self.file}: {why}\n")
+        done = run_wsl("serve", "--port", "0", "--pipe", "--basic-auth-file", self.file + ".missing")
+        self.assertEqual(done.returncode, 64, done.stderr)
 
 
 if __name__ == "__main__":
