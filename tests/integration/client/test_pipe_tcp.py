@@ -66,6 +66,23 @@ def read_to_eof(s: socket.socket) -> bytes:
         data += chunk
 
 
+def exchange_on_two_connections(test: unittest.TestCase, listener: Listener, peer=None) -> None:
+    """Two local connections at once, each echoed byte for byte through a WebSocket of its own; both
+    closed at the end."""
+    a, b = listener.connect(), listener.connect()
+    try:
+        payload = os.urandom(300_000)
+        a.sendall(payload)
+        b.sendall(b"from b")
+        test.assertEqual(read_exactly(b, 6), b"from b")
+        test.assertEqual(read_exactly(a, len(payload)), payload)
+        if peer is not None and peer.records_events:
+            test.assertEqual(len(peer.events_named("open", 2)), 2)
+    finally:
+        a.close()
+        b.close()
+
+
 class UnixListener(Listener):
     """`wsl pipe URL --unix-listen PATH OPTIONS`."""
 
@@ -95,16 +112,7 @@ class UnixListen(unittest.TestCase):
         with socket.socket(socket.AF_UNIX) as stale:  # left by a process that died
             stale.bind(self.path)
         with Peer(PEER) as peer, UnixListener(peer.url, self.path, "-v") as listener:
-            a, b = listener.connect(), listener.connect()
-            try:
-                payload = os.urandom(300_000)
-                a.sendall(payload)
-                b.sendall(b"from b")
-                self.assertEqual(read_exactly(b, 6), b"from b")
-                self.assertEqual(read_exactly(a, len(payload)), payload)
-            finally:
-                a.close()
-                b.close()
+            exchange_on_two_connections(self, listener, peer)
             listener.wsl.stderr_until(rf"unix:pid={os.getpid()},uid={os.getuid()} connected through")
             if peer.records_events:
                 self.assertEqual([e["code"] for e in peer.events_named("close", 2)], [1000, 1000])
@@ -137,18 +145,7 @@ class UnixListen(unittest.TestCase):
 class TcpListen(unittest.TestCase):
     def test_each_tcp_connection_has_a_websocket_of_its_own(self):
         with Peer(PEER) as peer, Listener(peer.url) as listener:
-            a, b = listener.connect(), listener.connect()
-            try:
-                payload = os.urandom(300_000)
-                a.sendall(payload)
-                b.sendall(b"from b")
-                self.assertEqual(read_exactly(b, 6), b"from b")
-                self.assertEqual(read_exactly(a, len(payload)), payload)  # echoed, byte for byte
-                if peer.records_events:
-                    self.assertEqual(len(peer.events_named("open", 2)), 2)
-            finally:
-                a.close()
-                b.close()
+            exchange_on_two_connections(self, listener, peer)
             if peer.records_events:  # the TCP client's close is the WebSocket's, with 1000
                 self.assertEqual([e["code"] for e in peer.events_named("close", 2)], [1000, 1000])
             self.assertIsNone(listener.wsl.proc.poll())
