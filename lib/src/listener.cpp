@@ -182,6 +182,13 @@ std::error_code listener::start(const asio::ip::tcp::endpoint& endpoint) {
 
 namespace {
 
+// A negotiated websocket the listener stopped before anyone accepted it: closed with 1001 (the
+// close handshake, bounded by close_timeout).
+asio::awaitable<void> close_unaccepted(websocket ws) {
+  std::error_code ignored;
+  co_await ws.close(close_code::going_away, "server shutting down", ignored);
+}
+
 // A Unix-domain socket's name as unix_endpoint() takes it: "@name" for the abstract namespace.
 std::string unix_name(const asio::local::stream_protocol::endpoint& endpoint) {
   std::string name = endpoint.path();
@@ -270,6 +277,13 @@ void listener::stop() noexcept {
   s.acceptor.close(ignored);
   s.unix_acceptor.close(ignored);
   remove_unix_socket_file(s.socket_file);
+  // Their clients saw the 101: each gets a close frame, not a dropped connection.
+  for (auto& ws : s.ready) {
+    try {
+      asio::co_spawn(s.executor, close_unaccepted(std::move(ws)), asio::detached);
+    } catch (...) {  // no memory for it: dropped after all
+    }
+  }
   s.ready.clear();
   // A client that connected but never finished its request (a browser's spare connection, say)
   // would otherwise hold its negotiation, and whoever waits for the listener's connections to end,

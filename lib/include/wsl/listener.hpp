@@ -58,8 +58,9 @@ class listener {
   std::error_code start(const listener& other);
   // Stops accepting; accept() ends with error::listener_stopped. Negotiations in progress end at
   // once (those still reading the request fail with error::listener_stopped; an answer already
-  // sent stands), and negotiated websockets not yet accept()ed are dropped. Websockets accept()
-  // returned are untouched.
+  // sent stands), and negotiated websockets not yet accept()ed are closed with 1001 (going away,
+  // "server shutting down"), their close handshake run on the listener's executor. Websockets
+  // accept() returned are untouched.
   void stop() noexcept;
   bool is_running() const noexcept;
   // The bound endpoint (with the real port when started on port 0).
