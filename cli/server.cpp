@@ -8,14 +8,18 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstring>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -43,23 +47,79 @@ std::string format_seconds(clock::duration d) {
   return s < 1 ? fmt::format("{:.1f}ms", s * 1e3) : fmt::format("{:.3f}s", s);
 }
 
-// The access log line of an upgraded connection, once it has ended (-v).
-void log_session_end(const session_context& s, const websocket& ws, clock::duration lasted) {
-  if (diagnostics::verbosity() < 1) return;
-  diagnostics::info(fmt::format("access {} [{}] {} GET {} 101 {} in={} out={} close={}", log_time(s.opened), s.id,
-                                format_peer(ws), ws.request().target, format_seconds(lasted), ws.bytes_received(),
-                                ws.bytes_sent(), ending_close_code(ws)));
+// --access-log FILE: the access lines go there, appended one write(2) each (whole lines, whatever
+// the threads), instead of to stderr at -v. SIGHUP opens the path again, after logrotate moved
+// the file away.
+class access_log_file {
+ public:
+  bool enabled() const noexcept { return enabled_; }
+
+  // False with `problem` when the path cannot be opened; the file open before, if any, stays.
+  bool open(const std::string& path, std::string& problem) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+      problem = fmt::format("cannot open the access log {}: {}", path, std::strerror(errno));
+      return false;
+    }
+    std::lock_guard lock(mutex_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+    path_ = path;
+    enabled_ = true;
+    return true;
+  }
+
+  bool reopen(std::string& problem) { return open(path_, problem); }
+  const std::string& path() const noexcept { return path_; }
+
+  void write(std::string line) {
+    line.push_back('\n');
+    iovec part{line.data(), line.size()};
+    std::lock_guard lock(mutex_);
+    if (const int e = write_fully(fd_, &part, 1); e != 0 && !failed_) {
+      failed_ = true;  // once: a full disk must not fill stderr too
+      diagnostics::error(fmt::format("writing the access log {}: {}", path_, std::strerror(e)));
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  int fd_ = -1;
+  std::string path_;
+  bool enabled_ = false;  // set before the threads start
+  bool failed_ = false;
+};
+
+access_log_file& access_log() {
+  static access_log_file file;
+  return file;
 }
 
-// The access log line of a request that was not upgraded (-v).
+// An access line: to --access-log, or to stderr at -v.
+void log_access(std::string line) {
+  if (access_log().enabled())
+    access_log().write(std::move(line));
+  else
+    diagnostics::info("access " + line);
+}
+
+// The access log line of an upgraded connection, once it has ended.
+void log_session_end(const session_context& s, const websocket& ws, clock::duration lasted) {
+  if (diagnostics::verbosity() < 1 && !access_log().enabled()) return;
+  log_access(fmt::format("{} [{}] {} GET {} 101 {} in={} out={} close={}", log_time(s.opened), s.id, format_peer(ws),
+                         ws.request().target, format_seconds(lasted), ws.bytes_received(), ws.bytes_sent(),
+                         ending_close_code(ws)));
+}
+
+// The access log line of a request that was not upgraded.
 void log_refused(const negotiation_record& r) {
-  if (diagnostics::verbosity() < 1 || !r.error) return;
+  if ((diagnostics::verbosity() < 1 && !access_log().enabled()) || !r.error) return;
   const auto opened =
       std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(r.duration);
-  diagnostics::info(fmt::format("access {} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened),
-                                format_peer(r.remote, r.unix_peer), r.method.empty() ? "-" : r.method,
-                                r.target.empty() ? "-" : r.target, r.status ? std::to_string(r.status) : "-",
-                                format_seconds(r.duration), r.bytes_sent, r.error.message()));
+  log_access(fmt::format("{} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened), format_peer(r.remote, r.unix_peer),
+                         r.method.empty() ? "-" : r.method, r.target.empty() ? "-" : r.target,
+                         r.status ? std::to_string(r.status) : "-", format_seconds(r.duration), r.bytes_sent,
+                         r.error.message()));
 }
 
 // -vv: each request head as it came (Authorization and cookie values hidden, as wsl pipe -v hides its own),
@@ -258,6 +318,10 @@ void add_server_options(CLI::App& app, server_options& o) {
                  "The password of an encrypted --tls-key: this file's first line (never prompted for)")
       ->check(CLI::ExistingFile)
       ->group(tls_group);
+  app.add_option("--access-log", o.access_log,
+                 "Append the access lines (one per connection or refused request) to FILE instead of stderr at -v; "
+                 "SIGHUP opens it again (logrotate)")
+      ->type_name("FILE");
   add_verbosity_options(app, o.verbosity, o.quiet);
 }
 
@@ -309,6 +373,12 @@ int run_server(const std::string& command, const server_options& given, session_
   if (!o.unix_socket.empty() && (tls || !o.tls.client_ca_file.empty())) {
     diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
     return exit_usage;
+  }
+  if (!o.access_log.empty()) {
+    if (std::string problem; !access_log().open(o.access_log, problem)) {
+      diagnostics::fatal(problem);
+      return exit_failure;
+    }
   }
   std::shared_ptr<connection_extension> tls_extension;  // reloaded by SIGHUP
   if (tls || !o.tls.client_ca_file.empty() || !o.tls_key_password_file.empty()) {
@@ -363,10 +433,18 @@ int run_server(const std::string& command, const server_options& given, session_
   }
 
   // Signals are taken by one thread with sigwait(); workers never see them. SIGHUP reloads the
-  // TLS files (a renewed certificate); without TLS it shuts down like SIGTERM.
+  // TLS files (a renewed certificate) and opens --access-log again; with neither, it shuts down
+  // like SIGTERM.
   start_signal_thread(true);
-  if (tls_extension) {
+  if (tls_extension || access_log().enabled()) {
     set_reload_hook([ext = tls_extension, o] {
+      if (access_log().enabled()) {
+        if (std::string problem; access_log().reopen(problem))
+          diagnostics::warning(fmt::format("SIGHUP: reopened the access log {}", access_log().path()));
+        else
+          diagnostics::warning(fmt::format("SIGHUP: {}; still writing to the file open before", problem));
+      }
+      if (!ext) return;
       std::string problem;
       auto files = o;
       if (load_tls_files(files, problem) && reload_tls_extension(*ext, files.tls, problem)) {

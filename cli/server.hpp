@@ -36,6 +36,7 @@ struct server_options {
   deflate_cli deflate;                // --deflate and its parameters
   tls_options tls;                    // --tls-cert, --tls-key, --tls-client-ca
   std::string tls_key_password_file;  // --tls-key-password-file: read at start and at each reload
+  std::string access_log;             // --access-log FILE: the access lines there, reopened by SIGHUP
   int verbosity = 0;
   bool quiet = false;
 };

@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import os
 import re
+import signal
 import tempfile
 import unittest
 
@@ -260,6 +261,53 @@ class AccessLog(unittest.TestCase):
                 self.assertRegex(server.wait_stderr(r"access .* 403"), r"\[-\] 127\.0\.0\.1:\d+ GET / 403 .* out=\d+")
                 self.assertRegex(server.wait_stderr(r"access .* 200"), r"\[-\] 127\.0\.0\.1:\d+ GET / 200 .* out=\d+")
 
+
+    def test_access_log_file_appended_and_opened_again_at_sighup(self):
+        line = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[\d+\] 127\.0\.0\.1:\d+ GET /PATH 101 .* close=1000$"
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "access.log")
+
+            async def visit(server, path, then=None):
+                async with connect(server.url + path) as ws:
+                    await ws.send("x")
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+                    if then:
+                        await asyncio.get_running_loop().run_in_executor(None, then)
+
+            # Once the server has exited, every line is in the file (one write each, nothing buffered).
+            with Serve("-v", "--access-log", log, subcommand="echo") as server:
+                run(visit(server, "first"))
+                self.assertEqual(raw_get(server.port, "/plain").status, 426)
+                server.proc.send_signal(signal.SIGINT)
+                self.assertEqual(server.wait(), 130)
+                self.assertNotIn(" access ", server.stderr.text(), "the lines go to the file only")
+            with open(log) as f:
+                first = f.read().splitlines()
+            self.assertEqual(len(first), 2, first)
+            self.assertRegex(first[0], line.replace("PATH", "first"))
+            self.assertRegex(first[1], r"\[-\] 127\.0\.0\.1:\d+ GET /plain 426 .*\(not a WebSocket upgrade request\)$")
+
+            # logrotate: the file moved away while a connection is open; SIGHUP; the connection's
+            # line, written as it ends, goes to the new file. A second server appended, not truncated.
+            def rotate():
+                os.rename(log, log + ".1")
+                server.proc.send_signal(signal.SIGHUP)
+                self.assertEqual(server.wait_stderr("SIGHUP"), f"wsl echo: SIGHUP: reopened the access log {log}")
+
+            with Serve("--access-log", log, subcommand="echo") as server:
+                run(visit(server, "second", then=rotate))
+                server.proc.send_signal(signal.SIGINT)
+                self.assertEqual(server.wait(), 130)
+            with open(log + ".1") as f:
+                self.assertEqual(f.read().splitlines(), first)
+            with open(log) as f:
+                second = f.read().splitlines()
+            self.assertEqual(len(second), 1, second)
+            self.assertRegex(second[0], line.replace("PATH", "second"))
+            # A path that cannot be opened: one line, exit 1.
+            done = run_wsl("echo", "--port", "0", "--access-log", os.path.join(tmp, "no", "such", "dir"))
+            self.assertEqual((done.returncode, done.stderr.count("\n")), (1, 1), done.stderr)
+            self.assertIn("cannot open the access log", done.stderr)
 
     def test_vv_shows_each_request_head_and_what_was_answered(self):
         with Serve("-vv", "--origin", "localhost", "--subprotocol", "chat", "--pipe") as server:
