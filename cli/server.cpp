@@ -345,10 +345,10 @@ void report_certificate(const connection_extension& ext, bool reloaded) {
   else
     diagnostics::info(line);
   if (info->not_after < now)
-    diagnostics::warning(fmt::format("warning: the TLS certificate {} expired on {}: clients will refuse it",
-                                     info->subject, format_utc(info->not_after)));
+    diagnostics::warning(fmt::format("the TLS certificate {} expired on {}: clients will refuse it", info->subject,
+                                     format_utc(info->not_after)));
   else if (info->not_before > now)
-    diagnostics::warning(fmt::format("warning: the TLS certificate {} is not valid before {}: clients will refuse it",
+    diagnostics::warning(fmt::format("the TLS certificate {} is not valid before {}: clients will refuse it",
                                      info->subject, format_utc(info->not_before)));
 }
 
