@@ -167,6 +167,17 @@ std::optional<std::string> parse_host_port(std::string_view text, std::string& h
   return std::nullopt;
 }
 
+std::optional<std::string> parse_unix_mode(const std::string& text, const std::string& path, unsigned& mode) {
+  if (path.starts_with('@')) return "--unix-mode: a socket in the abstract namespace (@NAME) has no file to set it on";
+  unsigned value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, err] = std::from_chars(text.data(), end, value, 8);
+  if (err != std::errc() || ptr != end || value == 0 || value > 07777)
+    return fmt::format("--unix-mode '{}': expected octal permissions such as 600 or 660", text);
+  mode = value;
+  return std::nullopt;
+}
+
 std::string format_utc(std::chrono::system_clock::time_point t) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
   std::tm tm{};

@@ -64,6 +64,10 @@ std::string format_size(std::uint64_t bytes);
 std::optional<std::string> parse_host_port(std::string_view text, std::string& host, std::uint16_t& port,
                                            unsigned min_port = 1);
 
+// --unix-mode MODE for the socket `path`: octal permissions, 1 to 7777. What is wrong otherwise
+// (also a name in the abstract namespace, which has no file).
+std::optional<std::string> parse_unix_mode(const std::string& text, const std::string& path, unsigned& mode);
+
 // "2026-12-01 11:42 UTC"
 std::string format_utc(std::chrono::system_clock::time_point t);
 

@@ -961,6 +961,11 @@ subcommand register_pipe(CLI::App& parent) {
       ->type_name("PATH")
       ->check([](const std::string& v) { return v.empty() ? std::string("a path, or @NAME") : std::string(); })
       ->excludes("--tcp-listen");
+  app->add_option("--unix-mode", o->unix_mode,
+                  "Permissions of the --unix-listen socket file, in octal (660: its owner and group may connect); "
+                  "default: as the umask leaves them")
+      ->type_name("MODE")
+      ->needs("--unix-listen");
   app->add_option("--max-connections", o->max_connections,
                   "--tcp-listen, --unix-listen: connections relayed at once; later ones are closed at once")
       ->capture_default_str()

@@ -36,6 +36,7 @@ struct pipe_options {
   // --tcp-listen [HOST:]PORT: each TCP connection accepted there relayed through a connection to the URL
   std::string tcp_listen;
   std::string unix_listen;            // --unix-listen PATH: the same relay, from a Unix-domain socket
+  std::string unix_mode;              // --unix-mode: its file's permissions, octal
   std::size_t max_connections = 100;  // TCP connections relayed at once; more are closed at once
   bool max_connections_given = false;
 

@@ -60,10 +60,10 @@ class tcp_listen_session {
     return true;
   }
 
-  // --unix-listen: a stale socket file is replaced, as the servers' --unix-socket does; the file is
-  // removed at the end.
-  bool listen(const asio::local::stream_protocol::endpoint& where, const std::string& name) {
-    if (auto ec = listen_unix(unix_acceptor_, where, 0, asio::socket_base::max_listen_connections, socket_file_)) {
+  // --unix-listen: a stale socket file is replaced, as the servers' --unix-socket does; `mode`
+  // (--unix-mode, 0: the umask's) is set before it listens; the file is removed at the end.
+  bool listen(const asio::local::stream_protocol::endpoint& where, const std::string& name, unsigned mode) {
+    if (auto ec = listen_unix(unix_acceptor_, where, mode, asio::socket_base::max_listen_connections, socket_file_)) {
       diagnostics::fatal(fmt::format("--unix-listen {}: {}", name, ec.message()));
       return false;
     }
@@ -217,7 +217,14 @@ int run_pipe_tcp(const pipe_options& o) {
       diagnostics::fatal(fmt::format("--unix-listen '{}': {}", o.unix_listen, bad.message()));
       return exit_usage;
     }
-    if (!session.listen(where, o.unix_listen)) return exit_unavailable;
+    unsigned mode = 0;
+    if (!o.unix_mode.empty()) {
+      if (auto problem = parse_unix_mode(o.unix_mode, o.unix_listen, mode)) {
+        diagnostics::fatal(*problem);
+        return exit_usage;
+      }
+    }
+    if (!session.listen(where, o.unix_listen, mode)) return exit_unavailable;
   } else {
     // [ADDRESS:]PORT: a port alone listens on 127.0.0.1.
     std::string host = "127.0.0.1";

@@ -399,18 +399,10 @@ int run_server(const std::string& command, const server_options& given, session_
     }
   }
   if (!o.unix_mode.empty()) {  // with --unix-socket (CLI11 checked)
-    if (o.unix_socket.starts_with('@')) {
-      diagnostics::fatal("--unix-mode: a socket in the abstract namespace (@NAME) has no file to set it on");
+    if (auto problem = parse_unix_mode(o.unix_mode, o.unix_socket, o.listener.unix_mode)) {
+      diagnostics::fatal(*problem);
       return exit_usage;
     }
-    unsigned mode = 0;
-    const auto* end = o.unix_mode.data() + o.unix_mode.size();
-    const auto [ptr, err] = std::from_chars(o.unix_mode.data(), end, mode, 8);
-    if (err != std::errc() || ptr != end || mode == 0 || mode > 07777) {
-      diagnostics::fatal(fmt::format("--unix-mode '{}': expected octal permissions such as 600 or 660", o.unix_mode));
-      return exit_usage;
-    }
-    o.listener.unix_mode = mode;
   }
   if (auto problem = finish_http_options(o.http); !problem.empty()) {
     diagnostics::fatal(problem);

@@ -124,6 +124,16 @@ class UnixListen(unittest.TestCase):
             self.assertEqual(listener.wsl.wait(), 130)
         self.assertFalse(os.path.exists(self.path), "the socket file is removed at the end")
 
+    def test_unix_mode_sets_the_permissions_before_anyone_connects(self):
+        with Peer(PEER) as peer, UnixListener(peer.url, self.path, "--unix-mode", "600") as listener:
+            self.assertEqual(os.stat(self.path).st_mode & 0o7777, 0o600)
+            s = listener.connect()
+            try:
+                s.sendall(b"owner only")
+                self.assertEqual(read_exactly(s, 10), b"owner only")
+            finally:
+                s.close()
+
     def test_an_abstract_name_and_another_file_in_the_way(self):
         name = f"@wsl-test-{os.getpid()}-{id(self)}"
         with Peer(PEER) as peer, UnixListener(peer.url, name) as listener:
@@ -218,7 +228,8 @@ class TcpListen(unittest.TestCase):
                         ["--tcp-listen", "0", "--first-message", "hi"], ["--tcp-listen", "0", "--", "cat"],
                         ["--tcp-listen", "0", "--max-connections", "0"], ["--max-connections", "3"],
                         ["--unix-listen", "/x", "--tcp-listen", "0"], ["--unix-listen", "/x", "-0"],
-                        ["--unix-listen", "/" + "x" * 200], ["--unix-listen", ""]):
+                        ["--unix-listen", "/" + "x" * 200], ["--unix-listen", ""], ["--unix-mode", "600"],
+                        ["--unix-listen", "@name", "--unix-mode", "600"], ["--unix-listen", "/x", "--unix-mode", "9"]):
             with self.subTest(options=options):
                 done = run_wsl("pipe", url, *options)
                 self.assertEqual(done.returncode, 64, done.stderr)
