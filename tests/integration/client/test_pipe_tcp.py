@@ -83,6 +83,16 @@ def exchange_on_two_connections(test: unittest.TestCase, listener: Listener, pee
         b.close()
 
 
+def echo_once(test: unittest.TestCase, listener: Listener, payload: bytes) -> None:
+    """One local connection whose bytes come back through the WebSocket; closed after."""
+    s = listener.connect()
+    try:
+        s.sendall(payload)
+        test.assertEqual(read_exactly(s, len(payload)), payload)
+    finally:
+        s.close()
+
+
 class UnixListener(Listener):
     """`wsl pipe URL --unix-listen PATH OPTIONS`."""
 
@@ -127,22 +137,12 @@ class UnixListen(unittest.TestCase):
     def test_unix_mode_sets_the_permissions_before_anyone_connects(self):
         with Peer(PEER) as peer, UnixListener(peer.url, self.path, "--unix-mode", "600") as listener:
             self.assertEqual(os.stat(self.path).st_mode & 0o7777, 0o600)
-            s = listener.connect()
-            try:
-                s.sendall(b"owner only")
-                self.assertEqual(read_exactly(s, 10), b"owner only")
-            finally:
-                s.close()
+            echo_once(self, listener, b"owner only")
 
     def test_an_abstract_name_and_another_file_in_the_way(self):
         name = f"@wsl-test-{os.getpid()}-{id(self)}"
         with Peer(PEER) as peer, UnixListener(peer.url, name) as listener:
-            s = listener.connect()
-            try:
-                s.sendall(b"abstract")
-                self.assertEqual(read_exactly(s, 8), b"abstract")
-            finally:
-                s.close()
+            echo_once(self, listener, b"abstract")
         with open(self.path, "w") as f:
             f.write("not a socket")
         done = run_wsl("pipe", "ws://127.0.0.1:1/", "--unix-listen", self.path)
