@@ -291,7 +291,8 @@ void add_server_options(CLI::App& app, server_options& o) {
   app.add_option("--max-connections", o.max_connections, "Open connections at most (503 beyond); 0 = no limit")
       ->capture_default_str();
   app.add_option("--max-connections-per-ip", o.max_connections_per_ip,
-                 "Open connections from one IPv4 address or IPv6 /64 at most (429 beyond); 0 = no limit")
+                 "Open connections from one IPv4 address or IPv6 /64 at most (429 beyond), and handshakes under way "
+                 "from it (closed unanswered beyond); 0 = no limit")
       ->capture_default_str();
   add_size_option(app, "--max-message-size", c.max_message_size,
                   "Largest message accepted (1009 beyond); 0 = no limit");

@@ -227,4 +227,39 @@ BOOST_AUTO_TEST_CASE(a_connection_budget_counts_by_ipv4_address_and_ipv6_prefix)
   for (int i = 0; i < 3; ++i) BOOST_TEST((unlimited.try_acquire(a("10.0.0.1")) == refusal::none));
   BOOST_TEST(unlimited.count(a("10.0.0.1")) == 0u);
   BOOST_TEST(unlimited.count() == 3u);
+  BOOST_TEST(unlimited.try_begin_negotiation(a("10.0.0.1")));
+}
+
+// Negotiations under way are counted by address apart from open connections, against the same
+// share: a host that never finishes its requests holds that many negotiation slots, no more.
+BOOST_AUTO_TEST_CASE(a_connection_budget_bounds_negotiations_by_address) {
+  using refusal = wsl::connection_budget::refusal;
+  const auto a = [](const char* text) { return asio::ip::make_address(text); };
+  wsl::connection_budget budget(100, 2);
+  BOOST_TEST(budget.try_begin_negotiation(a("10.0.0.1")));
+  BOOST_TEST(budget.try_begin_negotiation(a("::ffff:10.0.0.1")));
+  BOOST_TEST(!budget.try_begin_negotiation(a("10.0.0.1")));
+  BOOST_TEST(budget.negotiating(a("10.0.0.1")) == 2u);
+  BOOST_TEST(budget.count(a("10.0.0.1")) == 0u);
+  BOOST_TEST(budget.try_begin_negotiation(a("10.0.0.2")));
+  BOOST_TEST(budget.try_begin_negotiation(a("0.0.0.0")));  // no address: not counted
+  BOOST_TEST(budget.negotiating(a("0.0.0.0")) == 0u);
+  // Both negotiations from 10.0.0.1 succeed: open now, they leave room for two more negotiations,
+  // whose websockets would be refused (429) while these two are open.
+  BOOST_TEST((budget.try_acquire(a("10.0.0.1")) == refusal::none));
+  budget.end_negotiation(a("10.0.0.1"));
+  BOOST_TEST((budget.try_acquire(a("10.0.0.1")) == refusal::none));
+  budget.end_negotiation(a("10.0.0.1"));
+  BOOST_TEST(budget.count(a("10.0.0.1")) == 2u);
+  BOOST_TEST(budget.negotiating(a("10.0.0.1")) == 0u);
+  BOOST_TEST(budget.try_begin_negotiation(a("10.0.0.1")));
+  BOOST_TEST((budget.try_acquire(a("10.0.0.1")) == refusal::address_limit));
+  budget.end_negotiation(a("10.0.0.1"));
+  budget.end_negotiation(a("10.0.0.1"));  // one too many: ignored, nothing goes negative
+  BOOST_TEST(budget.negotiating(a("10.0.0.1")) == 0u);
+  budget.release(a("10.0.0.1"));
+  budget.release(a("10.0.0.1"));
+  BOOST_TEST(budget.count(a("10.0.0.1")) == 0u);
+  BOOST_TEST(budget.count() == 0u);
+  BOOST_TEST(budget.negotiating(a("10.0.0.2")) == 1u);
 }

@@ -67,6 +67,7 @@ class error_category_impl final : public std::error_category {
       case error::too_many_redirects: return "too many redirects";
       case error::bad_redirect: return "redirect refused";
       case error::too_many_from_address: return "too many connections from this address";
+      case error::too_many_handshakes_from_address: return "too many handshakes under way from this address";
     }
     return "unknown wsl error";
   }
@@ -75,7 +76,8 @@ class error_category_impl final : public std::error_category {
     const auto e = static_cast<error>(value);
     if (in(e, error::bad_request, error::tls_verification_failed) && e != error::handshake_timeout)
       return condition::handshake_failed;
-    if (e == error::too_many_redirects || e == error::bad_redirect || e == error::too_many_from_address)
+    if (e == error::too_many_redirects || e == error::bad_redirect || e == error::too_many_from_address ||
+        e == error::too_many_handshakes_from_address)
       return condition::handshake_failed;
     if (e == error::handshake_timeout || e == error::idle_timeout || e == error::close_timeout)
       return condition::timeout;

@@ -100,13 +100,41 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
         }
         continue;
       }
+      // One host may not hold more negotiation slots than its share of connections: beyond it
+      // the connection is closed before anything is read (a client whose open websockets fill its
+      // share, but that negotiates no more than that, is answered 429 instead).
+      const auto peer = stream->remote_endpoint().address();
+      if (!self->budget->try_begin_negotiation(peer)) {
+        self->refuse_at_accept(*stream);
+        continue;
+      }
       ++self->negotiating;
-      asio::co_spawn(self->executor, negotiate(self, std::move(stream)), asio::detached);
+      asio::co_spawn(self->executor, negotiate(self, std::move(stream), peer), asio::detached);
     }
     self->running = false;
   }
 
-  static asio::awaitable<void> negotiate(std::shared_ptr<listener_state> self, std::unique_ptr<transport> stream) {
+  void refuse_at_accept(transport& stream) {
+    negotiation_record record;
+    record.remote = stream.remote_endpoint();
+    record.error = make_error_code(error::too_many_handshakes_from_address);
+    stream.close();
+    log(log_level::info, fmt::format("{}: {}", format_endpoint(record.remote), record.error.message()));
+    if (opts.on_negotiation) {
+      try {
+        opts.on_negotiation(record);
+      } catch (...) {
+      }
+    }
+  }
+
+  static std::string format_endpoint(const asio::ip::tcp::endpoint& remote) {
+    return remote.address().is_v6() ? fmt::format("[{}]:{}", remote.address().to_string(), remote.port())
+                                    : fmt::format("{}:{}", remote.address().to_string(), remote.port());
+  }
+
+  static asio::awaitable<void> negotiate(std::shared_ptr<listener_state> self, std::unique_ptr<transport> stream,
+                                         asio::ip::address peer) {
     std::error_code ec;
     handshake_report report;
     const auto started = clock::now();
@@ -114,6 +142,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
     const auto control = self->in_progress.begin();
     auto ws = co_await server_handshake(std::move(stream), self->opts, self->budget, report, ec, &*control);
     self->in_progress.erase(control);
+    self->budget->end_negotiation(peer);
     --self->negotiating;
     if (self->opts.on_negotiation) {
       try {
@@ -126,9 +155,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
     if (ec) {
       const auto peer = report.unix_peer
                             ? fmt::format("unix:pid={},uid={}", report.unix_peer->pid, report.unix_peer->uid)
-                        : report.remote.address().is_v6()
-                            ? fmt::format("[{}]:{}", report.remote.address().to_string(), report.remote.port())
-                            : fmt::format("{}:{}", report.remote.address().to_string(), report.remote.port());
+                            : format_endpoint(report.remote);
       // A peer that leaves before its request is complete is no fault of either side: a load
       // balancer's or a script's check that something listens (wsl's own, on a Unix socket it is
       // about to take over, is one).

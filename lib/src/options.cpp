@@ -44,8 +44,16 @@ bool key_of(const asio::ip::address& a, address_key& k) noexcept {
 }  // namespace
 
 struct connection_budget::address_counts {
+  struct counts_of {
+    std::size_t open = 0;
+    std::size_t negotiating = 0;
+  };
   std::mutex mutex;
-  std::unordered_map<address_key, std::size_t, address_key_hash> counts;
+  std::unordered_map<address_key, counts_of, address_key_hash> counts;
+
+  void erase_if_unused(std::unordered_map<address_key, counts_of, address_key_hash>::iterator it) {
+    if (it->second.open == 0 && it->second.negotiating == 0) counts.erase(it);
+  }
 };
 
 connection_budget::connection_budget(std::size_t limit, std::size_t per_address_limit)
@@ -60,12 +68,13 @@ connection_budget::refusal connection_budget::try_acquire(const asio::ip::addres
   address_key k;
   if (!by_address_ || !key_of(peer, k)) return refusal::none;
   std::lock_guard lock(by_address_->mutex);
-  auto& n = by_address_->counts[k];
-  if (n >= per_address_limit_) {
+  const auto it = by_address_->counts.try_emplace(k).first;
+  if (it->second.open >= per_address_limit_) {
+    by_address_->erase_if_unused(it);
     release();
     return refusal::address_limit;
   }
-  ++n;
+  ++it->second.open;
   return refusal::none;
 }
 
@@ -75,7 +84,29 @@ void connection_budget::release(const asio::ip::address& peer) noexcept {
   if (!by_address_ || !key_of(peer, k)) return;
   std::lock_guard lock(by_address_->mutex);
   const auto it = by_address_->counts.find(k);
-  if (it != by_address_->counts.end() && --it->second == 0) by_address_->counts.erase(it);
+  if (it == by_address_->counts.end() || it->second.open == 0) return;
+  --it->second.open;
+  by_address_->erase_if_unused(it);
+}
+
+bool connection_budget::try_begin_negotiation(const asio::ip::address& peer) {
+  address_key k;
+  if (!by_address_ || !key_of(peer, k)) return true;
+  std::lock_guard lock(by_address_->mutex);
+  const auto it = by_address_->counts.try_emplace(k).first;
+  if (it->second.negotiating >= per_address_limit_) return false;  // the entry has one at least
+  ++it->second.negotiating;
+  return true;
+}
+
+void connection_budget::end_negotiation(const asio::ip::address& peer) noexcept {
+  address_key k;
+  if (!by_address_ || !key_of(peer, k)) return;
+  std::lock_guard lock(by_address_->mutex);
+  const auto it = by_address_->counts.find(k);
+  if (it == by_address_->counts.end() || it->second.negotiating == 0) return;
+  --it->second.negotiating;
+  by_address_->erase_if_unused(it);
 }
 
 std::size_t connection_budget::count(const asio::ip::address& peer) const {
@@ -83,7 +114,15 @@ std::size_t connection_budget::count(const asio::ip::address& peer) const {
   if (!by_address_ || !key_of(peer, k)) return 0;
   std::lock_guard lock(by_address_->mutex);
   const auto it = by_address_->counts.find(k);
-  return it == by_address_->counts.end() ? 0 : it->second;
+  return it == by_address_->counts.end() ? 0 : it->second.open;
+}
+
+std::size_t connection_budget::negotiating(const asio::ip::address& peer) const {
+  address_key k;
+  if (!by_address_ || !key_of(peer, k)) return 0;
+  std::lock_guard lock(by_address_->mutex);
+  const auto it = by_address_->counts.find(k);
+  return it == by_address_->counts.end() ? 0 : it->second.negotiating;
 }
 
 std::error_code connection_options::validate() const {

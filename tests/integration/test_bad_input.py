@@ -109,7 +109,8 @@ class ConnectionLimit(ServerCase):
 
 
 class ConnectionLimitPerAddress(ServerCase):
-    server_options = ("--max-connections-per-ip", "2", "-v")
+    # A negotiation ended by the handshake timeout cannot pass for one refused at once.
+    server_options = ("--max-connections-per-ip", "2", "--handshake-timeout", "60s", "-v")
 
     def tearDown(self):
         self.server.assert_alive()  # 127.0.0.1's share is full here: no fresh client
@@ -133,8 +134,9 @@ class ConnectionLimitPerAddress(ServerCase):
         first, second = self.open(), self.open()
         response = self.refused()
         self.assertEqual((response.status, response.body), (429, b"too many connections from this address\n"))
-        self.assertRegex(self.server.wait_stderr(r" 429 "), r"^wsl echo: access \S+ \[-\] 127\.0\.0\.1:\d+ GET / "
-                                                          r"429 .*\(too many connections from this address\)$")
+        self.assertRegex(self.server.wait_stderr(r"127\.0\.0\.1:\d+ GET / 429 "),
+                         r"^wsl echo: access \S+ \[-\] 127\.0\.0\.1:\d+ GET / "
+                         r"429 .*\(too many connections from this address\)$")
         # Another host (127.0.0.2 and 127.0.0.3 are loopback addresses too) has a share of its own.
         others = [self.open("127.0.0.2"), self.open("127.0.0.2"), self.open("127.0.0.3")]
         self.assertEqual(self.refused("127.0.0.2").status, 429)
@@ -148,6 +150,24 @@ class ConnectionLimitPerAddress(ServerCase):
         third.sock.close()  # dropped without a close frame: its place comes back too
         self.server.wait_stderr(r"close=1006")
         self.open()
+
+    def test_an_address_negotiates_no_more_than_its_share_at_once(self):
+        # Two connections from 127.0.0.4 that send no request hold two negotiations (a slowloris
+        # would hold every slot of the server without a bound). A third is closed unanswered.
+        held = [self.client("127.0.0.4"), self.client("127.0.0.4")]
+        third = self.client("127.0.0.4")
+        self.assertEqual(third.wait_eof(), b"")
+        self.assertRegex(self.server.wait_stderr(r"access .* under way"),
+                         r"^wsl echo: access \S+ \[-\] 127\.0\.0\.4:\d+ - - - \S+ in=0 out=0 "
+                         r"\(too many handshakes under way from this address\)$")
+        self.open("127.0.0.5")  # another host is served meanwhile
+        for client in held:  # the held negotiations finish: the address's two places
+            client.handshake()
+        # Its places taken, the address negotiates once more and is answered 429.
+        self.assertEqual(self.refused("127.0.0.4").status, 429)
+        for client in held:
+            client.send_frame(OP_TEXT, b"served")
+            self.assertEqual(client.recv_message(), (OP_TEXT, b"served"))
 
 
 class ProtocolErrors(ServerCase):

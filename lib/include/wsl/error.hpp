@@ -71,6 +71,9 @@ enum class error {
   bad_redirect,        // to no WebSocket URL, from wss:// to ws://, to wss:// over unix_socket (connect_report)
   // --- server side, added later ---
   too_many_from_address,  // max_connections_per_address reached (429)
+  // As many negotiations from this address under way as max_connections_per_address: the next
+  // connection is closed before anything is read from it.
+  too_many_handshakes_from_address,
 };
 
 // Conditions group errors the way callers act on them (the CLI maps them to exit codes).

@@ -91,11 +91,18 @@ class connection_budget {
   refusal try_acquire(const asio::ip::address& peer);
   void release(const asio::ip::address& peer) noexcept;
 
+  // Negotiations under way from the peer's address, bounded by the per-address limit as well (a
+  // listener calls these from TCP accept to the negotiation's end): one host cannot hold every
+  // negotiation slot with requests it never finishes. false: as many are under way already.
+  bool try_begin_negotiation(const asio::ip::address& peer);
+  void end_negotiation(const asio::ip::address& peer) noexcept;
+
   std::size_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
   std::size_t limit() const noexcept { return limit_; }
   std::size_t per_address_limit() const noexcept { return per_address_limit_; }
-  // Connections from the peer's address (or /64 prefix) now.
+  // Connections from the peer's address (or /64 prefix) now, and negotiations under way from it.
   std::size_t count(const asio::ip::address& peer) const;
+  std::size_t negotiating(const asio::ip::address& peer) const;
 
  private:
   struct address_counts;
@@ -135,7 +142,8 @@ struct listener_options {
   // Open websockets of this listener (503 beyond). 0 = unlimited. Ignored when budget is set.
   std::size_t max_connections = 10000;
   // Open websockets from one client address (IPv4 address, IPv6 /64; see connection_budget), 429
-  // beyond. 0 = unlimited. Ignored when budget is set.
+  // beyond; and negotiations under way from one address: beyond, a TCP connection is closed as
+  // soon as it is accepted. 0 = unlimited. Ignored when budget is set.
   std::size_t max_connections_per_address = 0;
   // A limit shared with other listeners; when set, max_connections and max_connections_per_address
   // are not used (the budget has its own).
