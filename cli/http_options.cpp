@@ -103,6 +103,25 @@ void plain(http_response& res, int status, std::string_view text) {
   res.body.assign(text).append("\n");
 }
 
+// --metrics: the exposition, never cached.
+void serve_metrics(const http_options& o, const http_request& req, http_response& res) {
+  if (req.method != "GET" && req.method != "HEAD") {
+    plain(res, 405, "only GET and HEAD are served here");
+    res.headers.add("Allow", "GET, HEAD");
+    return;
+  }
+  res.status = 200;
+  res.reason.clear();
+  res.headers = {};
+  res.headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  res.headers.add("Cache-Control", "no-store");
+  res.body = o.metrics();
+  if (req.method == "HEAD") {
+    res.headers.add("Content-Length", std::to_string(res.body.size()));
+    res.body.clear();
+  }
+}
+
 // Answers a plain HTTP request from the static directory (canonical, absolute).
 void serve_static(const http_options& o, const http_request& req, http_response& res) {
   const auto peer = format_peer(req);
@@ -431,7 +450,7 @@ http_headers response_headers_of(const http_options& o) {
 
 negotiation_hook make_http_hook(const http_options& given, negotiation_hook inner) {
   if (given.origins.empty() && !given.same_origin && given.subprotocols.empty() && given.static_dir.empty() &&
-      !given.devconsole && given.credentials.empty())
+      !given.devconsole && given.credentials.empty() && !given.metrics)
     return inner;
   return [o = given, inner = std::move(inner)](const http_request& req, http_response& res) {
     if (!o.credentials.empty() && !authorized(o, req)) {
@@ -442,7 +461,9 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
       plain(res, 401, "authentication required");
       res.headers.add("WWW-Authenticate", "Basic realm=\"wsl\", charset=\"UTF-8\"");
     } else if (!req.is_websocket_upgrade()) {
-      if (!o.static_dir.empty())
+      if (o.metrics && req.path == o.metrics_path)
+        serve_metrics(o, req, res);
+      else if (!o.static_dir.empty())
         serve_static(o, req, res);
       else if (o.devconsole)
         serve_devconsole(req, res);

@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,10 @@ struct http_options {
   // SHA-256 of each line, compared in constant time.
   std::string basic_auth_file;
   std::vector<std::array<unsigned char, 32>> credentials;
+  // --metrics PATH: plain GET and HEAD requests for PATH are answered with what `metrics` renders
+  // (Prometheus' text format), before --static and --devconsole, after --basic-auth-file.
+  std::string metrics_path;
+  std::function<std::string()> metrics;
 };
 
 // The user of a request's Basic credentials (not checked here); empty without them.

@@ -1,12 +1,15 @@
 #include "server.hpp"
 
 #include "frame_trace.hpp"
+#include "metrics.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,7 +41,47 @@ struct worker {
   };
   std::list<session> sessions;
   bool shutting_down = false;
+  // --metrics: this thread's figures, published once a second by publish_metrics() from the
+  // connections ended (their totals kept here) and those open.
+  server_metrics* metrics = nullptr;
+  server_metrics::thread_figures* figures = nullptr;
+  std::uint64_t ended_bytes_received = 0;
+  std::uint64_t ended_bytes_sent = 0;
+  std::unique_ptr<timer> publish_timer;  // destroyed before the context
 };
+
+// The figures of this thread's connections, for the next scrape: the byte totals only grow (a
+// connection's bytes move from the open ones to the ended ones, never dropping).
+void publish(worker& w) {
+  auto received = w.ended_bytes_received, sent = w.ended_bytes_sent;
+  std::vector<double> round_trips;
+  for (const auto& s : w.sessions) {
+    received += s.ws->bytes_received();
+    sent += s.ws->bytes_sent();
+    if (const auto l = s.ws->latency(); l.samples != 0)
+      round_trips.push_back(std::chrono::duration<double>(l.smoothed).count());
+  }
+  w.figures->bytes_received.store(received, std::memory_order_relaxed);
+  w.figures->bytes_sent.store(sent, std::memory_order_relaxed);
+  std::lock_guard lock(w.figures->mutex);
+  w.figures->round_trips.swap(round_trips);
+}
+
+asio::awaitable<void> publish_metrics(worker& w) {
+  while (w.publish_timer) {
+    publish(w);
+    w.publish_timer->expires_after(std::chrono::seconds(1));
+    std::error_code ec;
+    co_await w.publish_timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;  // stop_listening(): nobody can ask any more
+  }
+}
+
+// Stops accepting, and with it the metrics (no request can come for them).
+void stop_listening(worker& w) {
+  w.server->stop();
+  if (w.publish_timer) w.publish_timer->cancel();
+}
 
 std::atomic<std::uint64_t> next_session_id{1};
 
@@ -173,6 +216,7 @@ asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler
   context.opened = std::chrono::system_clock::now();
   const auto started = clock::now();
   const auto it = w.sessions.insert(w.sessions.end(), {&ws, &context});
+  if (w.metrics) w.metrics->connection_opened();
   log_session_open(context, ws);
   try {
     co_await handler(ws, context);
@@ -185,6 +229,12 @@ asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler
   std::error_code ec;
   co_await ws.close(close_code::normal, {}, ec);
   w.sessions.erase(it);
+  if (w.metrics) {
+    w.ended_bytes_received += ws.bytes_received();
+    w.ended_bytes_sent += ws.bytes_sent();
+    const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
+    w.metrics->connection_closed(code ? code : 1006);
+  }
   log_session_end(context, ws, clock::now() - started);
 }
 
@@ -203,7 +253,7 @@ asio::awaitable<void> keep_error_code(asio::awaitable<void> op, std::shared_ptr<
 
 // Closes every session (1001 on SIGINT); the io_context ends when they are all done.
 void shut_down(worker& w, std::uint16_t code, const std::string& reason) {
-  w.server->stop();
+  stop_listening(w);
   w.shutting_down = true;
   for (auto& s : w.sessions) {
     if (s.context->on_shutdown) s.context->on_shutdown();
@@ -227,7 +277,7 @@ class control_impl final : public server_control {
     return out;
   }
   void stop_accepting() override {
-    for (auto& w : workers_) asio::post(w->context, [&w = *w] { w.server->stop(); });
+    for (auto& w : workers_) asio::post(w->context, [&w = *w] { stop_listening(w); });
   }
   void close_all(std::uint16_t code, std::string reason) override {
     for (auto& w : workers_) asio::post(w->context, [&w = *w, code, reason] { shut_down(w, code, reason); });
@@ -323,6 +373,10 @@ void add_server_options(CLI::App& app, server_options& o) {
                  "Append the access lines (one per connection or refused request) to FILE instead of stderr at -v; "
                  "SIGHUP opens it again (logrotate)")
       ->type_name("FILE");
+  app.add_option("--metrics", o.metrics_path,
+                 "Answer plain GET requests for PATH (/metrics, say) with the server's counters in Prometheus' "
+                 "text format: requests by status, connections, close codes, bytes, ping round trips, CPU, memory")
+      ->type_name("PATH");
   add_verbosity_options(app, o.verbosity, o.quiet);
 }
 
@@ -409,10 +463,21 @@ int run_server(const std::string& command, const server_options& given, session_
     diagnostics::fatal(problem);
     return exit_usage;
   }
+  std::shared_ptr<server_metrics> metrics;
+  if (!o.metrics_path.empty()) {
+    if (o.metrics_path.front() != '/' || o.metrics_path.find_first_of("?# ") != std::string::npos) {
+      diagnostics::fatal(fmt::format("--metrics {}: a path from '/', without a query", o.metrics_path));
+      return exit_usage;
+    }
+    metrics = std::make_shared<server_metrics>(o.threads);
+    o.http.metrics_path = o.metrics_path;
+    o.http.metrics = [metrics] { return metrics->render(); };
+  }
   o.listener.hook = make_http_hook(o.http, std::move(o.listener.hook));
   if (tracing_frames()) o.listener.hook = trace_negotiations(std::move(o.listener.hook));
   o.listener.response_headers = response_headers_of(o.http);
-  o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation)](const negotiation_record& r) {
+  o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation), metrics](const negotiation_record& r) {
+    if (metrics) metrics->request(r.status);
     log_refused(r);
     if (then) then(r);
   };
@@ -503,6 +568,12 @@ int run_server(const std::string& command, const server_options& given, session_
     }
     endpoint = w->server->local_endpoint();  // the others bind the port the first one got
     asio::co_spawn(w->context, accept_loop(*w, handler), asio::detached);
+    if (metrics) {
+      w->metrics = metrics.get();
+      w->figures = &metrics->thread(static_cast<unsigned>(workers.size()));
+      w->publish_timer = std::make_unique<timer>(w->context);
+      asio::co_spawn(w->context, publish_metrics(*w), asio::detached);
+    }
     workers.push_back(std::move(w));
   }
   std::atomic<int> status{exit_ok};

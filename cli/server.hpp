@@ -37,6 +37,7 @@ struct server_options {
   tls_options tls;                    // --tls-cert, --tls-key, --tls-client-ca
   std::string tls_key_password_file;  // --tls-key-password-file: read at start and at each reload
   std::string access_log;             // --access-log FILE: the access lines there, reopened by SIGHUP
+  std::string metrics_path;           // --metrics PATH: the counters for Prometheus there (metrics.hpp)
   int verbosity = 0;
   bool quiet = false;
 };
