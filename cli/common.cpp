@@ -307,14 +307,21 @@ std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
   return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
-std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer) {
+std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer,
+                        const asio::ip::address& client_address) {
   if (unix_peer) return fmt::format("unix:pid={},uid={}", unix_peer->pid, unix_peer->uid);
+  if (!client_address.is_unspecified() && client_address != ep.address())
+    return client_address.is_v6() ? fmt::format("[{}]", client_address.to_string()) : client_address.to_string();
   return format_endpoint(ep);
 }
 
-std::string format_peer(const http_request& req) { return format_peer(req.remote_endpoint, req.unix_peer); }
+std::string format_peer(const http_request& req) {
+  return format_peer(req.remote_endpoint, req.unix_peer, req.client_address);
+}
 
-std::string format_peer(const websocket& ws) { return format_peer(ws.remote_endpoint(), ws.unix_peer()); }
+std::string format_peer(const websocket& ws) {
+  return format_peer(ws.remote_endpoint(), ws.unix_peer(), ws.request().client_address);
+}
 
 void add_deflate_options(CLI::App& app, deflate_cli& d) {
   auto& o = d.options;

@@ -128,7 +128,10 @@ inline constexpr std::string_view no_tls_over_unix =
 
 // Who a server's peer is, for logs: its TCP endpoint, or over a Unix-domain socket
 // "unix:pid=PID,uid=UID".
-std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer);
+// "127.0.0.1:41234", "[::1]:41234", "unix:pid=7,uid=1000"; behind a trusted proxy (client_address
+// not ep's), the client's address alone: "198.51.100.7".
+std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer,
+                        const asio::ip::address& client_address = {});
 std::string format_peer(const http_request& req);
 std::string format_peer(const websocket& ws);
 

@@ -163,9 +163,11 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
     add("WSL_PEER_GID", std::to_string(peer->gid));
   } else {
     add("SERVER_PORT", std::to_string(local.port()));
-    add("REMOTE_ADDR", remote.address().to_string());
-    add("REMOTE_HOST", remote.address().to_string());
-    add("REMOTE_PORT", std::to_string(remote.port()));
+    // Behind a --trusted-proxy: the client it names, whose port nobody told us.
+    const auto client = req.client_address;
+    add("REMOTE_ADDR", client.to_string());
+    add("REMOTE_HOST", client.to_string());
+    if (client == remote.address()) add("REMOTE_PORT", std::to_string(remote.port()));
   }
   add("REQUEST_METHOD", req.method);
   add("REQUEST_URI", req.target);

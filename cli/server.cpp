@@ -159,7 +159,7 @@ void log_refused(const negotiation_record& r) {
   if ((diagnostics::verbosity() < 1 && !access_log().enabled()) || !r.error) return;
   const auto opened =
       std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(r.duration);
-  log_access(fmt::format("{} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened), format_peer(r.remote, r.unix_peer),
+  log_access(fmt::format("{} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened), format_peer(r.remote, r.unix_peer, r.client_address),
                          r.method.empty() ? "-" : r.method, r.target.empty() ? "-" : r.target,
                          r.status ? std::to_string(r.status) : "-", format_seconds(r.duration), r.bytes_sent,
                          r.error.message()));
@@ -340,6 +340,10 @@ void add_server_options(CLI::App& app, server_options& o) {
       ->check(CLI::Range(1u, 256u));
   app.add_option("--max-connections", o.max_connections, "Open connections at most (503 beyond); 0 = no limit")
       ->capture_default_str();
+  app.add_option("--trusted-proxy", o.trusted_proxies,
+                 "A reverse proxy (an address or a network: 10.0.0.0/8) whose X-Forwarded-For names the client: "
+                 "the access log, --max-connections-per-ip and commands' REMOTE_ADDR take that address (repeatable)")
+      ->type_name("CIDR");
   app.add_option("--max-connections-per-ip", o.max_connections_per_ip,
                  "Open connections from one IPv4 address or IPv6 /64 at most (429 beyond), and handshakes under way "
                  "from it (closed unanswered beyond); 0 = no limit")
@@ -476,6 +480,14 @@ int run_server(const std::string& command, const server_options& given, session_
   o.listener.hook = make_http_hook(o.http, std::move(o.listener.hook));
   if (tracing_frames()) o.listener.hook = trace_negotiations(std::move(o.listener.hook));
   o.listener.response_headers = response_headers_of(o.http);
+  for (const auto& text : o.trusted_proxies) {
+    const auto range = address_range::parse(text);
+    if (!range) {
+      diagnostics::fatal(fmt::format("--trusted-proxy {}: not an address or a network (10.0.0.0/8, fd00::/8)", text));
+      return exit_usage;
+    }
+    o.listener.trusted_proxies.push_back(*range);
+  }
   o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation), metrics](const negotiation_record& r) {
     if (metrics) metrics->request(r.status);
     log_refused(r);

@@ -466,6 +466,58 @@ BOOST_AUTO_TEST_CASE(the_hook_sees_method_path_query_headers_and_cookies) {
   BOOST_TEST(req.local_endpoint.port() == 8080);
 }
 
+// X-Forwarded-For is believed from a trusted proxy only (the memory stream's client is 127.0.0.1),
+// read from the right, past the trusted proxies (nginx's real_ip_recursive), up to a malformed element.
+BOOST_AUTO_TEST_CASE(the_client_address_comes_from_x_forwarded_for_of_trusted_proxies_only) {
+  const auto client_of = [](std::vector<std::string> proxies, std::vector<std::string> forwarded) {
+    auto seen = std::make_shared<asio::ip::address>();
+    wsl::listener_options options;
+    for (const auto& p : proxies) options.trusted_proxies.push_back(*wsl::address_range::parse(p));
+    options.hook = [seen](const wsl::http_request& req, wsl::http_response&) { *seen = req.client_address; };
+    negotiation n(options);
+    request_builder request;
+    for (const auto& f : forwarded) request.add("X-Forwarded-For", f);
+    n.send(request.str());
+    BOOST_TEST(!n.finish().ec);
+    return seen->to_string();
+  };
+  BOOST_TEST(client_of({}, {"203.0.113.7"}) == "127.0.0.1");  // nobody trusted
+  BOOST_TEST(client_of({"10.0.0.0/8"}, {"203.0.113.7"}) == "127.0.0.1");  // not this peer
+  BOOST_TEST(client_of({"127.0.0.1"}, {}) == "127.0.0.1");  // no header
+  BOOST_TEST(client_of({"127.0.0.0/8"}, {"203.0.113.7"}) == "203.0.113.7");
+  BOOST_TEST(client_of({"127.0.0.1"}, {"198.51.100.1, 203.0.113.7"}) == "203.0.113.7");  // the last hop's
+  BOOST_TEST(client_of({"127.0.0.1", "10.0.0.0/8"}, {"198.51.100.1, 203.0.113.7", "10.1.2.3"}) == "203.0.113.7");
+  BOOST_TEST(client_of({"127.0.0.1", "10.0.0.0/8"}, {"10.0.0.5,10.0.0.6"}) == "10.0.0.5");  // all trusted
+  BOOST_TEST(client_of({"127.0.0.1"}, {"203.0.113.7:4711"}) == "203.0.113.7");
+  BOOST_TEST(client_of({"127.0.0.1"}, {"[2001:db8::7]:4711"}) == "2001:db8::7");
+  BOOST_TEST(client_of({"127.0.0.1"}, {" 2001:db8::8 "}) == "2001:db8::8");
+  BOOST_TEST(client_of({"127.0.0.1"}, {"::ffff:203.0.113.9"}) == "203.0.113.9");
+  BOOST_TEST(client_of({"127.0.0.1", "10.0.0.0/8"}, {"203.0.113.7, unknown, 10.0.0.1"}) == "10.0.0.1");
+  BOOST_TEST(client_of({"127.0.0.1"}, {"203.0.113.7,"}) == "127.0.0.1");  // malformed at once
+}
+
+BOOST_AUTO_TEST_CASE(address_ranges_parse_and_match) {
+  using wsl::address_range;
+  const auto a = [](const char* text) { return asio::ip::make_address(text); };
+  const auto r = address_range::parse("10.0.0.0/8");
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->contains(a("10.255.0.1")));
+  BOOST_TEST(r->contains(a("::ffff:10.1.1.1")));
+  BOOST_TEST(!r->contains(a("11.0.0.1")));
+  BOOST_TEST(!r->contains(a("::1")));
+  BOOST_TEST(address_range::parse("192.168.1.128/25")->contains(a("192.168.1.200")));
+  BOOST_TEST(!address_range::parse("192.168.1.128/25")->contains(a("192.168.1.127")));
+  BOOST_TEST(address_range::parse("127.0.0.1")->prefix == 32u);
+  BOOST_TEST(address_range::parse("::1")->prefix == 128u);
+  BOOST_TEST(address_range::parse("fd00::/8")->contains(a("fdff::1")));
+  BOOST_TEST(!address_range::parse("fd00::/8")->contains(a("fe80::1")));
+  BOOST_TEST(address_range::parse("0.0.0.0/0")->contains(a("203.0.113.7")));
+  BOOST_TEST(address_range::parse("::ffff:127.0.0.1")->contains(a("127.0.0.1")));
+  for (const char* bad : {"", "10.0.0.0/", "10.0.0.0/33", "::/129", "10.0.0.1/8", "localhost", "10.0.0.0/8x",
+                          "10.0.0.0/-1", "1.2.3.4/0008"})
+    BOOST_TEST(!address_range::parse(bad), bad);
+}
+
 BOOST_AUTO_TEST_CASE(the_hook_can_reject_with_any_status_headers_and_body) {
   struct rejection {
     int status;

@@ -80,7 +80,7 @@ connection::connection(std::unique_ptr<transport> t, wsl::role r, const connecti
       keepalive_(executor_) {}
 
 connection::~connection() {
-  if (budget_) budget_->release(transport_->remote_endpoint().address());
+  if (budget_) budget_->release(budget_address_);
 }
 
 void connection::preload(std::string_view bytes) {
@@ -577,7 +577,7 @@ void connection::shutdown(std::error_code reason) noexcept {
   if (!end_reason_) end_reason_ = reason;
   // The connection's place first: a peer that saw the TCP close may connect again at once.
   if (budget_) {
-    budget_->release(transport_->remote_endpoint().address());
+    budget_->release(budget_address_);
     budget_.reset();
   }
   transport_->close();

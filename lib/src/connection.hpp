@@ -30,7 +30,11 @@ class connection : public std::enable_shared_from_this<connection> {
   void preload(std::string_view bytes);  // bytes that arrived behind the HTTP head
   void set_request(http_request r) { request_ = std::move(r); }
   void set_subprotocol(std::string s) { subprotocol_ = std::move(s); }
-  void set_budget(std::shared_ptr<connection_budget> b) noexcept { budget_ = std::move(b); }
+  // The place this connection holds in `b`, counted for `address` (the client's).
+  void set_budget(std::shared_ptr<connection_budget> b, const asio::ip::address& address) noexcept {
+    budget_ = std::move(b);
+    budget_address_ = address;
+  }
   void set_extension(std::unique_ptr<message_extension> e) noexcept {
     ext_ = std::move(e);
     allowed_rsv_ = ext_ ? ext_->rsv_bits() : 0;
@@ -254,6 +258,7 @@ class connection : public std::enable_shared_from_this<connection> {
   http_request request_;
   std::string subprotocol_;
   std::shared_ptr<connection_budget> budget_;
+  asio::ip::address budget_address_;
 
   std::uint8_t small_[small_buffer_size];
 };

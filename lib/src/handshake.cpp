@@ -63,6 +63,53 @@ void plain_body(http_response& res, int status, std::string_view text) {
 
 std::atomic<std::uint64_t> next_connection_id{1};
 
+// One X-Forwarded-For element: an address, bracketed or not, with a port or not (some proxies
+// add one).
+std::optional<asio::ip::address> forwarded_address(std::string_view e) {
+  while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+  while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+  if (!e.empty() && e.front() == '[') {
+    const auto close = e.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    e = e.substr(1, close - 1);
+  } else if (std::count(e.begin(), e.end(), ':') == 1) {
+    e = e.substr(0, e.find(':'));  // IPv4 and a port
+  }
+  std::error_code ec;
+  auto a = asio::ip::make_address(std::string(e), ec);
+  if (ec) return std::nullopt;
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+bool trusted(const std::vector<address_range>& proxies, const asio::ip::address& a) {
+  return std::any_of(proxies.begin(), proxies.end(), [&](const address_range& r) { return r.contains(a); });
+}
+
+// From the right of X-Forwarded-For (every field of that name, in order), the first address that
+// is not a trusted proxy; the leftmost when all are; the last good one before a malformed element.
+asio::ip::address client_address_of(const http_request& req, const std::vector<address_range>& proxies) {
+  auto client = req.remote_endpoint.address();
+  if (proxies.empty() || req.unix_peer || !trusted(proxies, client)) return client;
+  std::vector<std::string_view> elements;
+  for (const auto& f : req.headers) {
+    if (!iequals(f.name, "X-Forwarded-For")) continue;
+    for (std::string_view rest = f.value;;) {
+      const auto comma = rest.find(',');
+      elements.push_back(rest.substr(0, comma));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  for (auto it = elements.rbegin(); it != elements.rend(); ++it) {
+    const auto a = forwarded_address(*it);
+    if (!a) break;
+    client = *a;
+    if (!trusted(proxies, client)) break;
+  }
+  return client;
+}
+
 }  // namespace
 
 asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
@@ -71,6 +118,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   ec = {};
   report = {};
   report.remote = stream->remote_endpoint();
+  report.client_address = report.remote.address();
   report.unix_peer = stream->unix_peer();
   report.connection_id = next_connection_id.fetch_add(1, std::memory_order_relaxed);
   deadline timeout(stream->get_executor(), opts.handshake_timeout, [t = stream.get()] { t->close(); });
@@ -185,6 +233,8 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   }
   report.method = req.method;
   report.target = req.target;
+  req.client_address = client_address_of(req, opts.trusted_proxies);
+  report.client_address = req.client_address;
 
   auto run_hook = [&]() -> bool {
     if (!opts.hook) return true;
@@ -269,7 +319,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   }
 
   // 3. Capacity, then the application's say.
-  const auto peer = stream->remote_endpoint().address();
+  const auto peer = req.client_address;
   const auto refusal = budget ? budget->try_acquire(peer) : connection_budget::refusal::none;
   if (refusal == connection_budget::refusal::limit) {
     http_response busy;
@@ -319,7 +369,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   conn->set_subprotocol(std::move(res.subprotocol));
   if (!opts.keep_request_headers) http_headers().swap(req.headers);
   conn->set_request(std::move(req));
-  if (budget_held) conn->set_budget(std::move(budget));
+  if (budget_held) conn->set_budget(std::move(budget), peer);
   conn->set_extension(std::move(extension));
   co_return websocket(std::move(conn));
 }

@@ -15,6 +15,7 @@ namespace wsl::detail {
 // What a negotiation did, for logs.
 struct handshake_report {
   asio::ip::tcp::endpoint remote;
+  asio::ip::address client_address;  // http_request::client_address once the request is read
   std::optional<peer_credentials> unix_peer;
   std::uint64_t connection_id = 0;
   std::string method;

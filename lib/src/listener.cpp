@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <deque>
 #include <list>
@@ -103,20 +104,29 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
       // One host may not hold more negotiation slots than its share of connections: beyond it
       // the connection is closed before anything is read (a client whose open websockets fill its
       // share, but that negotiates no more than that, is answered 429 instead).
+      // A trusted proxy's connections all come from it: they are bounded by the total only.
       const auto peer = stream->remote_endpoint().address();
-      if (!self->budget->try_begin_negotiation(peer)) {
+      const bool counted = !self->from_trusted_proxy(peer);
+      if (counted && !self->budget->try_begin_negotiation(peer)) {
         self->refuse_at_accept(*stream);
         continue;
       }
       ++self->negotiating;
-      asio::co_spawn(self->executor, negotiate(self, std::move(stream), peer), asio::detached);
+      asio::co_spawn(self->executor, negotiate(self, std::move(stream), counted ? peer : asio::ip::address()),
+                     asio::detached);
     }
     self->running = false;
+  }
+
+  bool from_trusted_proxy(const asio::ip::address& peer) const {
+    return std::any_of(opts.trusted_proxies.begin(), opts.trusted_proxies.end(),
+                       [&](const address_range& r) { return r.contains(peer); });
   }
 
   void refuse_at_accept(transport& stream) {
     negotiation_record record;
     record.remote = stream.remote_endpoint();
+    record.client_address = record.remote.address();
     record.error = make_error_code(error::too_many_handshakes_from_address);
     stream.close();
     log(log_level::info, fmt::format("{}: {}", format_endpoint(record.remote), record.error.message()));
@@ -146,9 +156,9 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
     --self->negotiating;
     if (self->opts.on_negotiation) {
       try {
-        self->opts.on_negotiation(negotiation_record{report.remote, report.method, report.target, report.status,
-                                                     report.bytes_sent, clock::now() - started, ec, report.unix_peer,
-                                                     report.connection_id});
+        self->opts.on_negotiation(negotiation_record{report.remote, report.client_address, report.method, report.target,
+                                                     report.status, report.bytes_sent, clock::now() - started, ec,
+                                                     report.unix_peer, report.connection_id});
       } catch (...) {
       }
     }

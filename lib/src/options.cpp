@@ -41,7 +41,56 @@ bool key_of(const asio::ip::address& a, address_key& k) noexcept {
   return true;
 }
 
+// IPv4-mapped IPv6 addresses as the IPv4 ones they carry.
+asio::ip::address unmapped(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+template <std::size_t N>
+bool same_prefix(const std::array<unsigned char, N>& a, const std::array<unsigned char, N>& b, unsigned bits) {
+  std::size_t i = 0;
+  for (; bits >= 8; bits -= 8, ++i)
+    if (a[i] != b[i]) return false;
+  if (bits == 0) return true;
+  const auto mask = static_cast<unsigned char>(0xff << (8 - bits));
+  return (a[i] & mask) == (b[i] & mask);
+}
+
 }  // namespace
+
+bool address_range::contains(const asio::ip::address& given) const noexcept {
+  const auto a = unmapped(given);
+  if (a.is_v4() != address.is_v4()) return false;
+  if (a.is_v4()) return same_prefix(a.to_v4().to_bytes(), address.to_v4().to_bytes(), prefix);
+  return same_prefix(a.to_v6().to_bytes(), address.to_v6().to_bytes(), prefix);
+}
+
+std::optional<address_range> address_range::parse(std::string_view text) {
+  const auto slash = text.find('/');
+  std::error_code ec;
+  const auto a = asio::ip::make_address(std::string(text.substr(0, slash)), ec);
+  if (ec) return std::nullopt;
+  address_range r{unmapped(a), 0};
+  const unsigned bits = r.address.is_v4() ? 32 : 128;
+  r.prefix = bits;
+  if (slash != std::string_view::npos) {
+    const auto digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3 || digits.find_first_not_of("0123456789") != std::string_view::npos)
+      return std::nullopt;
+    r.prefix = static_cast<unsigned>(std::stoul(std::string(digits)));
+    if (r.prefix > bits) return std::nullopt;
+  }
+  // No bit set past the prefix: the range is what it says.
+  for (unsigned b = r.prefix; b < bits; ++b) {
+    const auto byte = b / 8;
+    const auto mask = static_cast<unsigned char>(0x80 >> (b % 8));
+    const bool set = r.address.is_v4() ? (r.address.to_v4().to_bytes()[byte] & mask) != 0
+                                       : (r.address.to_v6().to_bytes()[byte] & mask) != 0;
+    if (set) return std::nullopt;
+  }
+  return r;
+}
 
 struct connection_budget::address_counts {
   struct counts_of {
@@ -140,6 +189,9 @@ std::error_code listener_options::validate() const {
   if (max_handshake_size < 256 || handshake_timeout.count() <= 0) return error::invalid_option;
   if (max_pending_handshakes == 0 || accept_queue_size == 0 || backlog <= 0) return error::invalid_option;
   if (unix_mode > 07777) return error::invalid_option;
+  for (const auto& r : trusted_proxies)
+    if (r.prefix > (r.address.is_v4() ? 32u : 128u) || (r.address.is_v6() && r.address.to_v6().is_v4_mapped()))
+      return error::invalid_option;
   // A line break in a field would let it write fields (or a body) of its own.
   constexpr std::string_view breaks("\r\n\0", 3);
   for (const auto& f : response_headers)

@@ -11,7 +11,8 @@ import time
 import unittest
 
 from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TIME_SCALE, PeerClosed,
-                     RawClient, Server, assert_echoes, frame_header, handshake_request, open_client)
+                     RawClient, Server, assert_echoes, frame_header, handshake_request, open_client,
+                     run_wsl)
 
 
 class ServerCase(unittest.TestCase):
@@ -168,6 +169,69 @@ class ConnectionLimitPerAddress(ServerCase):
         for client in held:
             client.send_frame(OP_TEXT, b"served")
             self.assertEqual(client.recv_message(), (OP_TEXT, b"served"))
+
+
+class TrustedProxy(ServerCase):
+    """--trusted-proxy 127.0.0.2: a reverse proxy there names its clients in X-Forwarded-For."""
+    server_options = ("--trusted-proxy", "127.0.0.2", "--max-connections-per-ip", "1", "--handshake-timeout", "60s",
+                      "-v")
+
+    def tearDown(self):
+        self.server.assert_alive()  # 127.0.0.1's share may be taken here
+
+    def client(self, source: str) -> RawClient:
+        client = RawClient(self.server.port, source=source)
+        self.addCleanup(client.sock.close)
+        return client
+
+    def upgrade(self, source: str, forwarded: str):
+        client = self.client(source)
+        client.send(handshake_request(self.server.port, extra=[f"X-Forwarded-For: {forwarded}"]))
+        return client, client.read_http_response()
+
+    def test_the_proxys_clients_have_their_own_shares_and_names(self):
+        first, response = self.upgrade("127.0.0.2", "198.51.100.7")
+        self.assertEqual(response.status, 101)
+        # Another client through the same proxy: a place of its own (the share is one).
+        _, response = self.upgrade("127.0.0.2", "203.0.113.1, 198.51.100.8")
+        self.assertEqual(response.status, 101)
+        # The first client again: its share is taken.
+        _, response = self.upgrade("127.0.0.2", "198.51.100.7")
+        self.assertEqual(response.status, 429)
+        self.assertRegex(self.server.wait_stderr(r"access .* 429 "), r"\[-\] 198\.51\.100\.7 GET / 429 ")
+        # A header the proxy did not fill in is not believed: the proxy's own address counts then.
+        unbelieved, response = self.upgrade("127.0.0.2", "not an address")
+        self.assertEqual(response.status, 101)
+        # From anyone else the header means nothing.
+        _, response = self.upgrade("127.0.0.3", "198.51.100.9")
+        self.assertEqual(response.status, 101)
+        _, response = self.upgrade("127.0.0.3", "198.51.100.10")
+        self.assertEqual(response.status, 429)
+        self.server.wait_stderr(r"access .* 127\.0\.0\.3:\d+ GET / 429 ")
+        first.send_frame(OP_TEXT, b"still here")
+        self.assertEqual(first.recv_message(), (OP_TEXT, b"still here"))
+        # The access line of a connection comes when it ends.
+        self.assertEqual(first.close().close_code, 1000)
+        self.server.wait_stderr(r"access .* \[\d+\] 198\.51\.100\.7 GET / 101 .* close=1000$")
+        self.assertEqual(unbelieved.close().close_code, 1000)
+        self.server.wait_stderr(r"access .* \[\d+\] 127\.0\.0\.2:\d+ GET / 101 .* close=1000$")
+
+    def test_a_trusted_proxy_may_hold_any_number_of_handshakes(self):
+        # Every connection comes from the proxy: bounding its negotiations per address would bound
+        # the whole site's. Three held ones (the share is one), and a fourth is still served.
+        held = [self.client("127.0.0.2") for _ in range(3)]
+        _, response = self.upgrade("127.0.0.2", "198.51.100.20")
+        self.assertEqual(response.status, 101)
+        for n, client in enumerate(held):
+            client.send(handshake_request(self.server.port, extra=[f"X-Forwarded-For: 198.51.100.{21 + n}"]))
+            self.assertEqual(client.read_http_response().status, 101)
+
+    def test_a_bad_range_is_a_usage_error(self):
+        for bad in ("10.0.0.1/8", "localhost", "::/129"):
+            result = run_wsl("echo", "--port", "0", "--trusted-proxy", bad)
+            self.assertEqual(result.returncode, 64, result.stderr)
+            self.assertEqual(result.stderr.strip(),
+                             f"wsl echo: --trusted-proxy {bad}: not an address or a network (10.0.0.0/8, fd00::/8)")
 
 
 class ProtocolErrors(ServerCase):

@@ -66,6 +66,9 @@ struct http_request {
   http_headers headers;
   asio::ip::tcp::endpoint remote_endpoint;  // default-constructed over a Unix-domain socket
   asio::ip::tcp::endpoint local_endpoint;
+  // The client's address: remote_endpoint's, or when that is a trusted proxy
+  // (listener_options::trusted_proxies), the one its X-Forwarded-For names.
+  asio::ip::address client_address;
   std::optional<peer_credentials> unix_peer;  // over a Unix-domain socket, who connected it
   // A number for the connection, unique in the process (from 1, for connections a server
   // accepted): ties the hook's call, the negotiation_record and the websocket of one connection

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <vector>
@@ -64,6 +65,18 @@ struct connection_options {
   std::vector<std::shared_ptr<const message_extension_factory>> extensions;
 
   std::error_code validate() const;
+};
+
+// An IPv4 or IPv6 network: an address and a prefix length. An IPv4-mapped IPv6 address is
+// matched as the IPv4 address it carries.
+struct address_range {
+  asio::ip::address address;
+  unsigned prefix = 0;  // bits; 32 or 128 for one address
+
+  bool contains(const asio::ip::address& a) const noexcept;
+  // "10.0.0.0/8", "fd00::/8", "127.0.0.1" (/32), "::1" (/128); nullopt when malformed, or when
+  // bits are set past the prefix ("10.0.0.1/8" is a mistake more often than not).
+  static std::optional<address_range> parse(std::string_view text);
 };
 
 // Shared by several listeners (one per thread, say) that should enforce one connection limit, and
@@ -118,6 +131,7 @@ using log_function = std::function<void(log_level, std::string_view)>;
 // One HTTP negotiation, upgraded or not: what an access log records.
 struct negotiation_record {
   asio::ip::tcp::endpoint remote;
+  asio::ip::address client_address;  // http_request::client_address; remote's before the request is read
   std::string method;  // empty when the request could not be parsed
   std::string target;
   int status = 0;                             // the HTTP status sent; 0 when none was (timeout, peer gone)
@@ -145,6 +159,12 @@ struct listener_options {
   // beyond; and negotiations under way from one address: beyond, a TCP connection is closed as
   // soon as it is accepted. 0 = unlimited. Ignored when budget is set.
   std::size_t max_connections_per_address = 0;
+  // Peers whose X-Forwarded-For is believed (reverse proxies: nginx, HAProxy). For a request from
+  // one, http_request::client_address is the last address of X-Forwarded-For that is not itself a
+  // trusted proxy (nginx's real_ip_recursive); when the header is missing or malformed, the peer's
+  // own. The per-address connection limit counts that address, and a trusted proxy's negotiations
+  // under way are not bounded per address (all of them come from it).
+  std::vector<address_range> trusted_proxies;
   // A limit shared with other listeners; when set, max_connections and max_connections_per_address
   // are not used (the budget has its own).
   std::shared_ptr<connection_budget> budget;

@@ -133,6 +133,22 @@ class Environment(unittest.TestCase):
                        "WSL_CONNECTION_ID"} | set(expected)
             self.assertEqual({n for n in got if not n.startswith("HTTP_")} - allowed, set())
 
+    def test_behind_a_trusted_proxy_remote_addr_is_the_client_it_names(self):
+        async def scenario(server, forwarded):
+            async with connect(server.url, extra_headers={"X-Forwarded-For": forwarded}) as ws:
+                lines = await receive_until_close(ws)
+                return dict(line.split("=", 1) for line in lines if "=" in line)
+
+        with Serve("--trusted-proxy", "127.0.0.0/8", "--", "env") as server:
+            got = run(scenario(server, "198.51.100.7, 127.0.0.9"))
+            self.assertEqual((got["REMOTE_ADDR"], got["REMOTE_HOST"]), ("198.51.100.7", "198.51.100.7"))
+            self.assertNotIn("REMOTE_PORT", got)  # the proxy's port is not the client's
+            self.assertEqual(got["HTTP_X_FORWARDED_FOR"], "198.51.100.7, 127.0.0.9")
+        with Serve("--trusted-proxy", "10.0.0.0/8", "--", "env") as server:  # 127.0.0.1 is not one
+            got = run(scenario(server, "198.51.100.7"))
+            self.assertEqual(got["REMOTE_ADDR"], "127.0.0.1")
+            self.assertTrue(got["REMOTE_PORT"].isdigit())
+
     def test_connection_ids_differ(self):
         async def one(server):
             async with connect(server.url) as ws:
