@@ -9,14 +9,11 @@ gone, with no zombie left; --max-forks; --dir endpoints; stderr prefixed with th
 import asyncio
 import os
 import signal
-import socket
-import stat
 import tempfile
 import time
 import unittest
 
-from serve_harness import (TIME_SCALE, TIMEOUT, RawClient, Serve, connect, handshake_request, proc_state,
-                           receive_until_close, run, wait_gone)
+from serve_harness import TIME_SCALE, TIMEOUT, Serve, connect, proc_state, receive_until_close, run, wait_gone
 
 GRACE = 0.3  # --close-grace in these tests
 
