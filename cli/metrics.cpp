@@ -62,9 +62,16 @@ server_metrics::server_metrics(unsigned threads) {
   for (unsigned i = 0; i < threads; ++i) threads_.push_back(std::make_unique<thread_figures>());
 }
 
-void server_metrics::request(int status) noexcept {
+void server_metrics::request(int status, std::chrono::nanoseconds took) noexcept {
   const auto i = status >= 100 && status < 600 ? static_cast<std::size_t>(status) : 0;
   statuses_[i].fetch_add(1, std::memory_order_relaxed);
+  if (status != 101) return;
+  const double seconds = std::chrono::duration<double>(took).count();
+  std::size_t b = 0;
+  while (b < handshake_bounds.size() && seconds > handshake_bounds[b]) ++b;
+  handshakes_[b].fetch_add(1, std::memory_order_relaxed);
+  handshake_nanoseconds_.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, took.count())),
+                                   std::memory_order_relaxed);
 }
 
 void server_metrics::connection_closed(unsigned code) noexcept {
@@ -83,6 +90,18 @@ std::string server_metrics::render() const {
   for (std::size_t i = 0; i < statuses_.size(); ++i)
     if (const auto n = statuses_[i].load(std::memory_order_relaxed); n != 0 || i == 101)
       line(out, "wsl_http_requests_total{{status=\"{}\"}} {}", i == 0 ? std::string("none") : std::to_string(i), n);
+
+  family(out, "wsl_handshake_duration_seconds", "histogram",
+         "Time from the TCP accept to the 101 sent (TLS and HTTP), of the upgrades.");
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < handshakes_.size(); ++b) {
+    cumulative += handshakes_[b].load(std::memory_order_relaxed);
+    line(out, "wsl_handshake_duration_seconds_bucket{{le=\"{}\"}} {}",
+         b < handshake_bounds.size() ? number(handshake_bounds[b]) : std::string("+Inf"), cumulative);
+  }
+  line(out, "wsl_handshake_duration_seconds_sum {}",
+       number(static_cast<double>(handshake_nanoseconds_.load(std::memory_order_relaxed)) / 1e9));
+  line(out, "wsl_handshake_duration_seconds_count {}", cumulative);
 
   const auto opened = opened_.load(std::memory_order_relaxed);
   const auto closed = closed_.load(std::memory_order_relaxed);

@@ -31,8 +31,9 @@ class server_metrics {
 
   thread_figures& thread(unsigned i) { return *threads_[i]; }
 
-  // Every HTTP request negotiated (upgraded or not) with the status sent; 0 when none was.
-  void request(int status) noexcept;
+  // Every HTTP request negotiated (upgraded or not) with the status sent (0 when none was), and
+  // the time from its TCP accept to the answer.
+  void request(int status, std::chrono::nanoseconds took) noexcept;
   void connection_opened() noexcept { opened_.fetch_add(1, std::memory_order_relaxed); }
   // `code`: the close code the connection ended with (ours if we closed first), 1006 for none.
   void connection_closed(unsigned code) noexcept;
@@ -45,6 +46,11 @@ class server_metrics {
   std::vector<std::unique_ptr<thread_figures>> threads_;
   std::array<std::atomic<std::uint64_t>, 600> statuses_{};  // [0]: no answer; else 100-599
   std::array<std::atomic<std::uint64_t>, close_buckets> closes_{};
+  // The upgrades' handshake times: a histogram (counts per upper bound, not cumulative here).
+  static constexpr std::array<double, 13> handshake_bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                           0.1,    0.25,  0.5,    1,     2.5,  5};
+  std::array<std::atomic<std::uint64_t>, handshake_bounds.size() + 1> handshakes_{};
+  std::atomic<std::uint64_t> handshake_nanoseconds_{0};
   std::atomic<std::uint64_t> opened_{0};
   std::atomic<std::uint64_t> closed_{0};
   std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

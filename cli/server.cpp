@@ -159,10 +159,10 @@ void log_refused(const negotiation_record& r) {
   if ((diagnostics::verbosity() < 1 && !access_log().enabled()) || !r.error) return;
   const auto opened =
       std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(r.duration);
-  log_access(fmt::format("{} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened), format_peer(r.remote, r.unix_peer, r.client_address),
-                         r.method.empty() ? "-" : r.method, r.target.empty() ? "-" : r.target,
-                         r.status ? std::to_string(r.status) : "-", format_seconds(r.duration), r.bytes_sent,
-                         r.error.message()));
+  log_access(fmt::format("{} [-] {} {} {} {} {} in=0 out={} ({})", log_time(opened),
+                         format_peer(r.remote, r.unix_peer, r.client_address), r.method.empty() ? "-" : r.method,
+                         r.target.empty() ? "-" : r.target, r.status ? std::to_string(r.status) : "-",
+                         format_seconds(r.duration), r.bytes_sent, r.error.message()));
 }
 
 // -vv: each request head as it came (Authorization and cookie values hidden, as wsl pipe -v hides its own),
@@ -489,7 +489,7 @@ int run_server(const std::string& command, const server_options& given, session_
     o.listener.trusted_proxies.push_back(*range);
   }
   o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation), metrics](const negotiation_record& r) {
-    if (metrics) metrics->request(r.status);
+    if (metrics) metrics->request(r.status, r.duration);
     log_refused(r);
     if (then) then(r);
   };

@@ -481,9 +481,9 @@ BOOST_AUTO_TEST_CASE(the_client_address_comes_from_x_forwarded_for_of_trusted_pr
     BOOST_TEST(!n.finish().ec);
     return seen->to_string();
   };
-  BOOST_TEST(client_of({}, {"203.0.113.7"}) == "127.0.0.1");  // nobody trusted
+  BOOST_TEST(client_of({}, {"203.0.113.7"}) == "127.0.0.1");              // nobody trusted
   BOOST_TEST(client_of({"10.0.0.0/8"}, {"203.0.113.7"}) == "127.0.0.1");  // not this peer
-  BOOST_TEST(client_of({"127.0.0.1"}, {}) == "127.0.0.1");  // no header
+  BOOST_TEST(client_of({"127.0.0.1"}, {}) == "127.0.0.1");                // no header
   BOOST_TEST(client_of({"127.0.0.0/8"}, {"203.0.113.7"}) == "203.0.113.7");
   BOOST_TEST(client_of({"127.0.0.1"}, {"198.51.100.1, 203.0.113.7"}) == "203.0.113.7");  // the last hop's
   BOOST_TEST(client_of({"127.0.0.1", "10.0.0.0/8"}, {"198.51.100.1, 203.0.113.7", "10.1.2.3"}) == "203.0.113.7");

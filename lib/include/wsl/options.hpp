@@ -132,7 +132,7 @@ using log_function = std::function<void(log_level, std::string_view)>;
 struct negotiation_record {
   asio::ip::tcp::endpoint remote;
   asio::ip::address client_address;  // http_request::client_address; remote's before the request is read
-  std::string method;  // empty when the request could not be parsed
+  std::string method;                // empty when the request could not be parsed
   std::string target;
   int status = 0;                             // the HTTP status sent; 0 when none was (timeout, peer gone)
   std::size_t bytes_sent = 0;                 // response head and body

@@ -13,7 +13,7 @@ import unittest
 from serve_harness import TIMEOUT, RawClient, Serve, connect, run, run_wsl  # isort: first
 from harness import HttpResponse  # noqa: E402 (serve_harness puts it on the path)
 
-SAMPLE = re.compile(r'^([a-z_]+)(?:\{([a-z_]+)="([^"]*)"\})? (\S+)$')
+SAMPLE = re.compile(r'^([a-z_]+)(?:\{([a-z_]+)="([^"]*)"\})? (\S+)$')  # one label at most here
 
 
 def http_get(port, target, method="GET", extra=()):
@@ -38,7 +38,7 @@ def parse(text):
             name = line.split()[2]
             if not lines[i + 1].startswith(f"# TYPE {name} "):
                 raise AssertionError(f"HELP without TYPE: {line!r}")
-            if lines[i + 1].split()[3] not in ("counter", "gauge"):
+            if lines[i + 1].split()[3] not in ("counter", "gauge", "histogram"):
                 raise AssertionError(f"unknown type: {lines[i + 1]!r}")
             announced.add(name)
             continue
@@ -48,7 +48,8 @@ def parse(text):
         if not match:
             raise AssertionError(f"not a sample: {line!r}")
         name, _, label, value = match.groups()
-        if name not in announced:
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in announced else name
+        if family not in announced:
             raise AssertionError(f"sample of an unannounced family: {line!r}")
         samples[(name, label)] = float(value)
     return samples
@@ -119,6 +120,15 @@ class Counters(unittest.TestCase):
             self.assertEqual(samples[("wsl_http_requests_total", "405")], 1)
             self.assertEqual(samples[("wsl_http_requests_total", "200")], 1)  # the first scrape
             self.assertEqual(samples[("wsl_http_requests_total", "none")], 1)
+            # The three upgrades' handshake times: cumulative buckets, +Inf the count.
+            buckets = [(float(label), value) for (name, label), value in samples.items()
+                       if name == "wsl_handshake_duration_seconds_bucket"]
+            self.assertEqual([b for b, _ in buckets], sorted(b for b, _ in buckets))
+            self.assertEqual([n for _, n in buckets], sorted(n for _, n in buckets))
+            self.assertEqual(buckets[-1], (float("inf"), 3))
+            self.assertEqual(samples[("wsl_handshake_duration_seconds_count", None)], 3)
+            self.assertGreater(samples[("wsl_handshake_duration_seconds_sum", None)], 0)
+            self.assertLess(samples[("wsl_handshake_duration_seconds_sum", None)], 3 * TIMEOUT)
             self.assertGreater(samples[("process_resident_memory_bytes", None)], 1 << 20)
             self.assertGreater(samples[("process_open_fds", None)], 3)
             self.assertGreater(samples[("process_cpu_seconds_total", None)], 0)
