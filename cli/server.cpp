@@ -48,6 +48,7 @@ struct worker {
   std::uint64_t ended_bytes_received = 0;
   std::uint64_t ended_bytes_sent = 0;
   std::unique_ptr<timer> publish_timer;  // destroyed before the context
+  bool listening = true;                 // until stop_listening()
 };
 
 // The figures of this thread's connections, for the next scrape: the byte totals only grow (a
@@ -68,7 +69,7 @@ void publish(worker& w) {
 }
 
 asio::awaitable<void> publish_metrics(worker& w) {
-  while (w.publish_timer) {
+  while (w.listening) {
     publish(w);
     w.publish_timer->expires_after(std::chrono::seconds(1));
     std::error_code ec;
@@ -80,6 +81,7 @@ asio::awaitable<void> publish_metrics(worker& w) {
 // Stops accepting, and with it the metrics (no request can come for them).
 void stop_listening(worker& w) {
   w.server->stop();
+  w.listening = false;
   if (w.publish_timer) w.publish_timer->cancel();
 }
 
