@@ -49,6 +49,7 @@ asio::ip::address unmapped(const asio::ip::address& a) {
 
 template <std::size_t N>
 bool same_prefix(const std::array<unsigned char, N>& a, const std::array<unsigned char, N>& b, unsigned bits) {
+  bits = std::min<unsigned>(bits, N * 8);  // a range made by hand may say more
   std::size_t i = 0;
   for (; bits >= 8; bits -= 8, ++i)
     if (a[i] != b[i]) return false;
