@@ -98,6 +98,35 @@ struct connection_budget::address_counts {
     std::size_t open = 0;
     std::size_t negotiating = 0;
   };
+  using field = std::size_t counts_of::*;
+
+  // One more of `f` for the key, unless it has `limit` already.
+  bool take(const address_key& k, field f, std::size_t limit) {
+    std::lock_guard lock(mutex);
+    const auto it = counts.try_emplace(k).first;
+    if (it->second.*f >= limit) {
+      erase_if_unused(it);
+      return false;
+    }
+    ++(it->second.*f);
+    return true;
+  }
+
+  void give_back(const address_key& k, field f) noexcept {
+    std::lock_guard lock(mutex);
+    const auto it = counts.find(k);
+    if (it == counts.end() || it->second.*f == 0) return;  // one too many: nothing goes negative
+    --(it->second.*f);
+    erase_if_unused(it);
+  }
+
+  std::size_t get(const address_key& k, field f) {
+    std::lock_guard lock(mutex);
+    const auto it = counts.find(k);
+    return it == counts.end() ? 0 : it->second.*f;
+  }
+
+ private:
   std::mutex mutex;
   std::unordered_map<address_key, counts_of, address_key_hash> counts;
 
@@ -117,62 +146,36 @@ connection_budget::refusal connection_budget::try_acquire(const asio::ip::addres
   if (!try_acquire()) return refusal::limit;
   address_key k;
   if (!by_address_ || !key_of(peer, k)) return refusal::none;
-  std::lock_guard lock(by_address_->mutex);
-  const auto it = by_address_->counts.try_emplace(k).first;
-  if (it->second.open >= per_address_limit_) {
-    by_address_->erase_if_unused(it);
-    release();
-    return refusal::address_limit;
-  }
-  ++it->second.open;
-  return refusal::none;
+  if (by_address_->take(k, &address_counts::counts_of::open, per_address_limit_)) return refusal::none;
+  release();
+  return refusal::address_limit;
 }
 
 void connection_budget::release(const asio::ip::address& peer) noexcept {
   release();
   address_key k;
-  if (!by_address_ || !key_of(peer, k)) return;
-  std::lock_guard lock(by_address_->mutex);
-  const auto it = by_address_->counts.find(k);
-  if (it == by_address_->counts.end() || it->second.open == 0) return;
-  --it->second.open;
-  by_address_->erase_if_unused(it);
+  if (by_address_ && key_of(peer, k)) by_address_->give_back(k, &address_counts::counts_of::open);
 }
 
 bool connection_budget::try_begin_negotiation(const asio::ip::address& peer) {
   address_key k;
   if (!by_address_ || !key_of(peer, k)) return true;
-  std::lock_guard lock(by_address_->mutex);
-  const auto it = by_address_->counts.try_emplace(k).first;
-  if (it->second.negotiating >= per_address_limit_) return false;  // the entry has one at least
-  ++it->second.negotiating;
-  return true;
+  return by_address_->take(k, &address_counts::counts_of::negotiating, per_address_limit_);
 }
 
 void connection_budget::end_negotiation(const asio::ip::address& peer) noexcept {
   address_key k;
-  if (!by_address_ || !key_of(peer, k)) return;
-  std::lock_guard lock(by_address_->mutex);
-  const auto it = by_address_->counts.find(k);
-  if (it == by_address_->counts.end() || it->second.negotiating == 0) return;
-  --it->second.negotiating;
-  by_address_->erase_if_unused(it);
+  if (by_address_ && key_of(peer, k)) by_address_->give_back(k, &address_counts::counts_of::negotiating);
 }
 
 std::size_t connection_budget::count(const asio::ip::address& peer) const {
   address_key k;
-  if (!by_address_ || !key_of(peer, k)) return 0;
-  std::lock_guard lock(by_address_->mutex);
-  const auto it = by_address_->counts.find(k);
-  return it == by_address_->counts.end() ? 0 : it->second.open;
+  return by_address_ && key_of(peer, k) ? by_address_->get(k, &address_counts::counts_of::open) : 0;
 }
 
 std::size_t connection_budget::negotiating(const asio::ip::address& peer) const {
   address_key k;
-  if (!by_address_ || !key_of(peer, k)) return 0;
-  std::lock_guard lock(by_address_->mutex);
-  const auto it = by_address_->counts.find(k);
-  return it == by_address_->counts.end() ? 0 : it->second.negotiating;
+  return by_address_ && key_of(peer, k) ? by_address_->get(k, &address_counts::counts_of::negotiating) : 0;
 }
 
 std::error_code connection_options::validate() const {
