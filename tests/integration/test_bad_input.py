@@ -184,29 +184,25 @@ class TrustedProxy(ServerCase):
         self.addCleanup(client.sock.close)
         return client
 
-    def upgrade(self, source: str, forwarded: str):
+    def upgrade(self, source: str, forwarded: str, status: int) -> RawClient:
+        """An upgrade from `source` naming `forwarded`, answered with `status`."""
         client = self.client(source)
         client.send(handshake_request(self.server.port, extra=[f"X-Forwarded-For: {forwarded}"]))
-        return client, client.read_http_response()
+        self.assertEqual(client.read_http_response().status, status)
+        return client
 
     def test_the_proxys_clients_have_their_own_shares_and_names(self):
-        first, response = self.upgrade("127.0.0.2", "198.51.100.7")
-        self.assertEqual(response.status, 101)
+        first = self.upgrade("127.0.0.2", "198.51.100.7", 101)
         # Another client through the same proxy: a place of its own (the share is one).
-        _, response = self.upgrade("127.0.0.2", "203.0.113.1, 198.51.100.8")
-        self.assertEqual(response.status, 101)
+        self.upgrade("127.0.0.2", "203.0.113.1, 198.51.100.8", 101)
         # The first client again: its share is taken.
-        _, response = self.upgrade("127.0.0.2", "198.51.100.7")
-        self.assertEqual(response.status, 429)
+        self.upgrade("127.0.0.2", "198.51.100.7", 429)
         self.assertRegex(self.server.wait_stderr(r"access .* 429 "), r"\[-\] 198\.51\.100\.7 GET / 429 ")
         # A header the proxy did not fill in is not believed: the proxy's own address counts then.
-        unbelieved, response = self.upgrade("127.0.0.2", "not an address")
-        self.assertEqual(response.status, 101)
+        unbelieved = self.upgrade("127.0.0.2", "not an address", 101)
         # From anyone else the header means nothing.
-        _, response = self.upgrade("127.0.0.3", "198.51.100.9")
-        self.assertEqual(response.status, 101)
-        _, response = self.upgrade("127.0.0.3", "198.51.100.10")
-        self.assertEqual(response.status, 429)
+        self.upgrade("127.0.0.3", "198.51.100.9", 101)
+        self.upgrade("127.0.0.3", "198.51.100.10", 429)
         self.server.wait_stderr(r"access .* 127\.0\.0\.3:\d+ GET / 429 ")
         first.send_frame(OP_TEXT, b"still here")
         self.assertEqual(first.recv_message(), (OP_TEXT, b"still here"))
@@ -220,8 +216,7 @@ class TrustedProxy(ServerCase):
         # Every connection comes from the proxy: bounding its negotiations per address would bound
         # the whole site's. Three held ones (the share is one), and a fourth is still served.
         held = [self.client("127.0.0.2") for _ in range(3)]
-        _, response = self.upgrade("127.0.0.2", "198.51.100.20")
-        self.assertEqual(response.status, 101)
+        self.upgrade("127.0.0.2", "198.51.100.20", 101)
         for n, client in enumerate(held):
             client.send(handshake_request(self.server.port, extra=[f"X-Forwarded-For: 198.51.100.{21 + n}"]))
             self.assertEqual(client.read_http_response().status, 101)

@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import websockets  # noqa: E402  (python3-websockets, the Debian package)
 
-from harness import (LISTENING, TIME_SCALE, TIMEOUT, WSL, DidNotStart, RawClient, _LineCollector,  # noqa: E402,F401
-                     _die_with_parent, _live, close_payload, handshake_request, run_wsl)
+from harness import (LISTENING, TIME_SCALE, TIMEOUT, WSL, DidNotStart, HttpResponse, RawClient,  # noqa: E402,F401
+                     _LineCollector, _die_with_parent, _live, close_payload, handshake_request, run_wsl)
 
 
 class _ByteCollector(threading.Thread):
@@ -173,6 +173,19 @@ class Serve:
 def run(coroutine, timeout: float = TIMEOUT * 3):
     """Runs a coroutine to completion within `timeout` seconds."""
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def raw_get(port, target, method="GET", extra=()) -> HttpResponse:
+    """A request sent byte for byte (http.client would normalise `..`), and its response, read up to
+    the EOF with which the server ends every plain request (so HEAD and 304 need no special case)."""
+    with RawClient(port) as client:
+        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
+        client.send(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = client.wait_eof()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)}
+    return HttpResponse(int(status_line.split()[1]), status_line.split(" ", 2)[-1], headers, body)
 
 
 def connect(url: str, **options):

@@ -10,22 +10,9 @@ import tempfile
 import time
 import unittest
 
-from serve_harness import TIMEOUT, RawClient, Serve, connect, run, run_wsl  # isort: first
-from harness import HttpResponse  # noqa: E402 (serve_harness puts it on the path)
+from serve_harness import TIMEOUT, RawClient, Serve, connect, raw_get, run, run_wsl
 
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{([a-z_]+)="([^"]*)"\})? (\S+)$')  # one label at most here
-
-
-def http_get(port, target, method="GET", extra=()):
-    """One request and its response, read up to the EOF that ends every plain request."""
-    with RawClient(port) as client:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
-        client.send(("\r\n".join(lines) + "\r\n\r\n").encode())
-        data = client.wait_eof()
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *fields = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)}
-    return HttpResponse(int(status_line.split()[1]), status_line.split(" ", 2)[-1], headers, body)
 
 
 def parse(text):
@@ -56,7 +43,7 @@ def parse(text):
 
 
 def scrape(port, **kwargs):
-    response = http_get(port, "/metrics", **kwargs)
+    response = raw_get(port, "/metrics", **kwargs)
     if response.status != 200:
         raise AssertionError(f"/metrics answered {response.status}: {response.body!r}")
     if response.headers["content-type"] != "text/plain; version=0.0.4; charset=utf-8":
@@ -88,9 +75,9 @@ class Counters(unittest.TestCase):
             key = ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13"]
 
             def requests_then_scrape():
-                self.assertEqual(http_get(server.port, "/", extra=key).status, 400)  # no Sec-WebSocket-Key
-                self.assertEqual(http_get(server.port, "/other").status, 426)
-                self.assertEqual(http_get(server.port, "/metrics", method="POST").status, 405)
+                self.assertEqual(raw_get(server.port, "/", extra=key).status, 400)  # no Sec-WebSocket-Key
+                self.assertEqual(raw_get(server.port, "/other").status, 426)
+                self.assertEqual(raw_get(server.port, "/metrics", method="POST").status, 405)
                 with RawClient(server.port):  # ends before sending a request: answered with nothing
                     pass
                 server.wait_stderr(r"access .* - - - ")
@@ -174,17 +161,17 @@ class Access(unittest.TestCase):
             with open(users, "w") as f:
                 f.write("prometheus:scrape\n")
             with Serve("--metrics", "/metrics", "--basic-auth-file", users, "--pipe") as server:
-                self.assertEqual(http_get(server.port, "/metrics").status, 401)
+                self.assertEqual(raw_get(server.port, "/metrics").status, 401)
                 token = base64.b64encode(b"prometheus:scrape").decode()
                 samples = scrape(server.port, extra=[f"Authorization: Basic {token}"])
                 self.assertEqual(samples[("wsl_http_requests_total", "401")], 1)
 
     def test_head_gets_the_length_only_and_the_path_must_be_one(self):
         with Serve("--metrics", "/internal/metrics", subcommand="echo") as server:
-            head = http_get(server.port, "/internal/metrics", method="HEAD")
+            head = raw_get(server.port, "/internal/metrics", method="HEAD")
             self.assertEqual((head.status, head.body), (200, b""))
             self.assertGreater(int(head.headers["content-length"]), 500)
-            self.assertEqual(http_get(server.port, "/metrics").status, 426)
+            self.assertEqual(raw_get(server.port, "/metrics").status, 426)
         for bad in ("metrics", "/metrics?x=1"):
             result = run_wsl("echo", "--port", "0", "--metrics", bad)
             self.assertEqual(result.returncode, 64, result.stderr)

@@ -12,21 +12,7 @@ import signal
 import tempfile
 import unittest
 
-from serve_harness import TIMEOUT, RawClient, Serve, connect, receive_until_close, run, run_wsl  # isort: first
-from harness import HttpResponse  # noqa: E402 (serve_harness puts it on the path)
-
-
-def raw_get(port, target, method="GET", extra=()):
-    """A request sent byte for byte (http.client would normalise `..`), and its response, read up to
-    the EOF with which the server ends every plain request (so HEAD and 304 need no special case)."""
-    with RawClient(port) as client:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
-        client.send(("\r\n".join(lines) + "\r\n\r\n").encode())
-        data = client.wait_eof()
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *fields = head.decode("latin-1").split("\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)}
-    return HttpResponse(int(status_line.split()[1]), status_line.split(" ", 2)[-1], headers, body)
+from serve_harness import TIMEOUT, Serve, connect, raw_get, receive_until_close, run, run_wsl
 
 
 async def status_of(url, **options):
