@@ -346,6 +346,11 @@ void add_server_options(CLI::App& app, server_options& o) {
                  "A reverse proxy (an address or a network: 10.0.0.0/8) whose X-Forwarded-For names the client: "
                  "the access log, --max-connections-per-ip and commands' REMOTE_ADDR take that address (repeatable)")
       ->type_name("CIDR");
+  app.add_flag("--proxy-protocol", o.proxy_protocol,
+               "Each TCP connection begins with a PROXY protocol header (v1 or v2: HAProxy's send-proxy, an AWS "
+               "NLB's) naming the client, before TLS: the access log, --max-connections-per-ip and REMOTE_ADDR take "
+               "its address; a connection without one is closed unanswered")
+      ->excludes(unix_socket);
   app.add_option("--max-connections-per-ip", o.max_connections_per_ip,
                  "Open connections from one IPv4 address or IPv6 /64 at most (429 beyond), and handshakes under way "
                  "from it (closed unanswered beyond); 0 = no limit")
@@ -490,6 +495,7 @@ int run_server(const std::string& command, const server_options& given, session_
     }
     o.listener.trusted_proxies.push_back(*range);
   }
+  o.listener.proxy_protocol = o.proxy_protocol;
   o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation), metrics](const negotiation_record& r) {
     if (metrics) metrics->request(r.status, r.duration);
     log_refused(r);

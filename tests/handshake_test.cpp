@@ -1,5 +1,6 @@
 // The server side of the opening handshake (RFC 6455 section 4.2): wsl::accept_websocket over a
 // memory pipe fed with raw HTTP, wsl::detail::parse_request and http_request::cookies().
+#include "wsl/detail/proxy_protocol.hpp"
 #include "wsl/listener.hpp"
 
 #define BOOST_TEST_MODULE handshake
@@ -494,6 +495,92 @@ BOOST_AUTO_TEST_CASE(the_client_address_comes_from_x_forwarded_for_of_trusted_pr
   BOOST_TEST(client_of({"127.0.0.1"}, {"::ffff:203.0.113.9"}) == "203.0.113.9");
   BOOST_TEST(client_of({"127.0.0.1", "10.0.0.0/8"}, {"203.0.113.7, unknown, 10.0.0.1"}) == "10.0.0.1");
   BOOST_TEST(client_of({"127.0.0.1"}, {"203.0.113.7,"}) == "127.0.0.1");  // malformed at once
+}
+
+// The PROXY protocol header a load balancer sends first (HAProxy's proxy-protocol.txt).
+namespace {
+
+struct parsed_header {
+  wsl::detail::proxy_header_status status;
+  std::size_t size = 0;
+  std::string source;  // "-" for none
+};
+
+parsed_header parse_header(std::string_view bytes) {
+  parsed_header p;
+  std::optional<asio::ip::address> source = asio::ip::make_address("192.0.2.99");  // must be reset or set
+  p.status = wsl::detail::parse_proxy_header(
+      std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()), p.size, source);
+  p.source = source ? source->to_string() : "-";
+  return p;
+}
+
+std::string v2(unsigned char version_command, unsigned char family, std::string body) {
+  std::string h("\r\n\r\n\0\r\nQUIT\n", 12);
+  h += static_cast<char>(version_command);
+  h += static_cast<char>(family);
+  h += static_cast<char>(body.size() >> 8);
+  h += static_cast<char>(body.size() & 0xff);
+  return h + body;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(proxy_protocol_version_1_headers) {
+  using status = wsl::detail::proxy_header_status;
+  const std::string tcp4 = "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n";
+  auto p = parse_header(tcp4 + "GET / HTTP/1.1\r\n");
+  BOOST_TEST((p.status == status::complete));
+  BOOST_TEST(p.size == tcp4.size());
+  BOOST_TEST(p.source == "203.0.113.7");
+  p = parse_header("PROXY TCP6 2001:db8::7 2001:db8::1 56324 443\r\n");
+  BOOST_TEST((p.status == status::complete && p.source == "2001:db8::7"));
+  p = parse_header("PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n");
+  BOOST_TEST((p.status == status::complete && p.source == "-"));
+  p = parse_header("PROXY UNKNOWN\r\n");
+  BOOST_TEST((p.status == status::complete && p.source == "-" && p.size == 15u));
+  for (std::string_view partial : {"P", "PROXY", "PROXY TCP4 203.0.113.7 192.0.2.1 5632", "\r\n\r\n\0\r"})
+    BOOST_TEST((parse_header(partial).status == status::incomplete), partial);
+  for (std::string_view bad : {
+           "GET / HTTP/1.1\r\n", "\x16\x03\x01", "proxy TCP4 203.0.113.7 192.0.2.1 1 2\r\n",
+           "PROXY TCP4 203.0.113.7 192.0.2.1 56324\r\n",    // a port missing
+           "PROXY TCP4 2001:db8::7 192.0.2.1 1 2\r\n",      // the wrong family
+           "PROXY TCP4 203.0.113.7 192.0.2.1 70000 2\r\n",  // no such port
+           "PROXY TCP5 203.0.113.7 192.0.2.1 1 2\r\n",      // no such protocol
+           "PROXY TCP4 203.0.113.7  192.0.2.1 1 2\r\n",     // two spaces
+           "PROXY TCP4 203.0.113.7 192.0.2.1 1 2\n",        // no CR
+       })
+    BOOST_TEST((parse_header(bad).status == status::invalid), bad);
+  // No CRLF within the 107 bytes a header may take.
+  BOOST_TEST((parse_header("PROXY UNKNOWN " + std::string(120, 'x')).status == status::invalid));
+}
+
+BOOST_AUTO_TEST_CASE(proxy_protocol_version_2_headers) {
+  using status = wsl::detail::proxy_header_status;
+  const std::string ipv4_body("\xcb\x00\x71\x07\xc0\x00\x02\x01\xdc\x04\x01\xbb", 12);  // 203.0.113.7 > 192.0.2.1
+  auto p = parse_header(v2(0x21, 0x11, ipv4_body) + "GET");
+  BOOST_TEST((p.status == status::complete && p.source == "203.0.113.7"));
+  BOOST_TEST(p.size == 28u);
+  std::string ipv6_body(36, '\0');
+  ipv6_body[0] = '\x20', ipv6_body[1] = '\x01', ipv6_body[2] = '\x0d', ipv6_body[3] = '\xb8', ipv6_body[15] = 7;
+  p = parse_header(v2(0x21, 0x21, ipv6_body));
+  BOOST_TEST((p.status == status::complete && p.source == "2001:db8::7"));
+  // TLVs after the addresses are skipped: the length covers them.
+  p = parse_header(v2(0x21, 0x11,
+                      ipv4_body + std::string("\x04\x00\x03"
+                                              "abc",
+                                              6)) +
+                   "rest");
+  BOOST_TEST((p.status == status::complete && p.size == 34u && p.source == "203.0.113.7"));
+  p = parse_header(v2(0x20, 0x00, ""));  // LOCAL: the balancer's health check
+  BOOST_TEST((p.status == status::complete && p.source == "-" && p.size == 16u));
+  p = parse_header(v2(0x21, 0x31, std::string(216, 'u')));  // AF_UNIX: no address of ours
+  BOOST_TEST((p.status == status::complete && p.source == "-"));
+  BOOST_TEST((parse_header(v2(0x21, 0x11, ipv4_body).substr(0, 20)).status == status::incomplete));
+  BOOST_TEST((parse_header(v2(0x11, 0x11, ipv4_body)).status == status::invalid));  // version 1 in a v2 frame
+  BOOST_TEST((parse_header(v2(0x22, 0x11, ipv4_body)).status == status::invalid));  // no command 2
+  BOOST_TEST((parse_header(v2(0x21, 0x11, ipv4_body.substr(0, 8))).status == status::invalid));  // too short
+  BOOST_TEST((parse_header(v2(0x21, 0x41, ipv4_body)).status == status::invalid));               // no family 4
 }
 
 BOOST_AUTO_TEST_CASE(address_ranges_parse_and_match) {

@@ -68,6 +68,7 @@ class error_category_impl final : public std::error_category {
       case error::bad_redirect: return "redirect refused";
       case error::too_many_from_address: return "too many connections from this address";
       case error::too_many_handshakes_from_address: return "too many handshakes under way from this address";
+      case error::bad_proxy_header: return "no valid PROXY protocol header";
     }
     return "unknown wsl error";
   }
@@ -77,7 +78,7 @@ class error_category_impl final : public std::error_category {
     if (in(e, error::bad_request, error::tls_verification_failed) && e != error::handshake_timeout)
       return condition::handshake_failed;
     if (e == error::too_many_redirects || e == error::bad_redirect || e == error::too_many_from_address ||
-        e == error::too_many_handshakes_from_address)
+        e == error::too_many_handshakes_from_address || e == error::bad_proxy_header)
       return condition::handshake_failed;
     if (e == error::handshake_timeout || e == error::idle_timeout || e == error::close_timeout)
       return condition::timeout;

@@ -3,6 +3,7 @@
 
 #include "connection.hpp"
 #include "deadline.hpp"
+#include "proxy_protocol.hpp"
 #include "wsl/extension.hpp"
 #include "wsl/standard.hpp"
 
@@ -88,8 +89,9 @@ bool trusted(const std::vector<address_range>& proxies, const asio::ip::address&
 
 // From the right of X-Forwarded-For (every field of that name, in order), the first address that
 // is not a trusted proxy; the leftmost when all are; the last good one before a malformed element.
-asio::ip::address client_address_of(const http_request& req, const std::vector<address_range>& proxies) {
-  auto client = req.remote_endpoint.address();
+asio::ip::address client_address_of(const http_request& req, const std::vector<address_range>& proxies,
+                                    const std::optional<asio::ip::address>& proxy_header_source) {
+  auto client = proxy_header_source.value_or(req.remote_endpoint.address());
   if (proxies.empty() || req.unix_peer || !trusted(proxies, client)) return client;
   std::vector<std::string_view> elements;
   for (const auto& f : req.headers) {
@@ -140,6 +142,16 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       aborted = true;
       timeout.expire_now();
     };
+  // The load balancer's PROXY header comes first, before TLS.
+  std::optional<asio::ip::address> proxy_header_source;
+  if (opts.proxy_protocol) {
+    co_await read_proxy_header(*stream, opts.max_handshake_size, proxy_header_source, ec);
+    if (ec) {
+      if (timeout.expired()) ec = error::handshake_timeout;
+      co_return websocket{};
+    }
+    if (proxy_header_source) report.client_address = *proxy_header_source;
+  }
   if (opts.transport_extension) {
     // TLS, say: the wrapped stream replaces the socket; the deadline covers its handshake too.
     stream = opts.transport_extension->wrap(std::move(stream), role::server, {}, ec);
@@ -233,7 +245,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   }
   report.method = req.method;
   report.target = req.target;
-  req.client_address = client_address_of(req, opts.trusted_proxies);
+  req.client_address = client_address_of(req, opts.trusted_proxies, proxy_header_source);
   report.client_address = req.client_address;
 
   auto run_hook = [&]() -> bool {

@@ -104,9 +104,10 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
       // One host may not hold more negotiation slots than its share of connections: beyond it
       // the connection is closed before anything is read (a client whose open websockets fill its
       // share, but that negotiates no more than that, is answered 429 instead).
-      // A trusted proxy's connections all come from it: they are bounded by the total only.
+      // A trusted proxy's connections, or a load balancer's with PROXY headers, all come from it:
+      // they are bounded by the total only.
       const auto peer = stream->remote_endpoint().address();
-      const bool counted = !self->from_trusted_proxy(peer);
+      const bool counted = !self->opts.proxy_protocol && !self->from_trusted_proxy(peer);
       if (counted && !self->budget->try_begin_negotiation(peer)) {
         self->refuse_at_accept(*stream);
         continue;

@@ -4,6 +4,7 @@
 // client's side is closed, and answer with one well-formed HTTP response (or nothing, for a
 // client that sent nothing whole): 101 with a Sec-WebSocket-Accept exactly when it succeeded.
 #include "fuzz_support.hpp"
+#include "wsl/detail/proxy_protocol.hpp"
 #include "wsl/http.hpp"
 #include "wsl/listener.hpp"
 
@@ -16,10 +17,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto piece = static_cast<std::size_t>(in.byte()) + 1;
   const auto request = in.rest();
 
-  // The parser alone, on the whole input.
+  // The parsers alone, on the whole input: the request's, and the PROXY header's (a complete one
+  // lies within the input and, past its signature, names an address or none).
   {
     http_request parsed;
     if (!detail::parse_request(request, parsed)) (void)parsed.cookies();
+    std::size_t header_size = 0;
+    std::optional<asio::ip::address> source;
+    const auto bytes = std::span(reinterpret_cast<const unsigned char*>(request.data()), request.size());
+    if (detail::parse_proxy_header(bytes, header_size, source) == detail::proxy_header_status::complete &&
+        (header_size > request.size() || header_size < 15))
+      __builtin_trap();
   }
 
   listener_options options;

@@ -101,6 +101,12 @@ def handshake_seeds():
     w("deflate-offer", req(extra=b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-y\r\n"))
     w("pipelined-frame", req() + frame(1, b"early"))
     w("garbage", bytes(range(256)))
+    # PROXY protocol headers before the request (parse_proxy_header runs on every input).
+    w("proxy-v1", b"PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\n" + req())
+    w("proxy-v1-unknown", b"PROXY UNKNOWN\r\n" + req())
+    w("proxy-v2", b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x12" + bytes([203, 0, 113, 7, 192, 0, 2, 1, 1, 2, 3, 4])
+      + b"\x04\x00\x03abc" + req())
+    w("proxy-v2-local", b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00" + req())
 
 
 def compress(data, wbits=15, level=6):

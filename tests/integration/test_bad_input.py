@@ -5,10 +5,16 @@ Each case asserts the exact HTTP status or close code (RFC 6455 sections 4.2, 5,
 the server then closes TCP, and that a fresh client still gets echoes afterwards.
 """
 
+import asyncio
 import base64
 import os
+import socket
+import struct
 import time
 import unittest
+from typing import Optional
+
+import websockets  # python3-websockets, the Debian package
 
 from harness import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, TIME_SCALE, PeerClosed,
                      RawClient, Server, assert_echoes, frame_header, handshake_request, open_client,
@@ -227,6 +233,81 @@ class TrustedProxy(ServerCase):
             self.assertEqual(result.returncode, 64, result.stderr)
             self.assertEqual(result.stderr.strip(),
                              f"wsl echo: --trusted-proxy {bad}: not an address or a network (10.0.0.0/8, fd00::/8)")
+
+
+def proxy_v1(source: str) -> bytes:
+    family = "TCP6" if ":" in source else "TCP4"
+    target = "::1" if ":" in source else "127.0.0.1"
+    return f"PROXY {family} {source} {target} 40000 443\r\n".encode()
+
+
+def proxy_v2(source: Optional[str]) -> bytes:
+    """A version 2 header: PROXY from `source` (IPv4 or IPv6), or LOCAL when None."""
+    signature = b"\r\n\r\n\x00\r\nQUIT\n"
+    if source is None:
+        return signature + b"\x20\x00\x00\x00"
+    if ":" in source:
+        body = socket.inet_pton(socket.AF_INET6, source) + socket.inet_pton(socket.AF_INET6, "::1")
+        family = b"\x21"
+    else:
+        body = socket.inet_aton(source) + socket.inet_aton("127.0.0.1")
+        family = b"\x11"
+    body += struct.pack("!HH", 40000, 443) + b"\x04\x00\x02ok"  # and a TLV, skipped
+    return signature + b"\x21" + family + struct.pack("!H", len(body)) + body
+
+
+class ProxyProtocol(ServerCase):
+    """--proxy-protocol: a load balancer (HAProxy, an AWS NLB) names each client in a header first."""
+    server_options = ("--proxy-protocol", "--max-connections-per-ip", "1", "-v")
+
+    def tearDown(self):
+        self.server.assert_alive()  # (assert_echoes sends no PROXY header)
+
+    def upgrade(self, header: bytes, status: int) -> RawClient:
+        client = RawClient(self.server.port)
+        self.addCleanup(client.sock.close)
+        client.send(header + handshake_request(self.server.port))  # one write, as a balancer's may be
+        self.assertEqual(client.read_http_response().status, status)
+        return client
+
+    def test_each_client_named_by_a_header_has_its_share(self):
+        first = self.upgrade(proxy_v1("198.51.100.7"), 101)
+        self.upgrade(proxy_v2("198.51.100.7"), 429)  # the same client, however the header is written
+        self.assertRegex(self.server.wait_stderr(r"access .* 429 "), r"\[-\] 198\.51\.100\.7 GET / 429 ")
+        second = self.upgrade(proxy_v2("2001:db8::7"), 101)
+        local = self.upgrade(proxy_v2(None), 101)  # the balancer's own check: its address counts
+        for client in (first, second, local):
+            client.send_frame(OP_TEXT, b"through the balancer")
+            self.assertEqual(client.recv_message(), (OP_TEXT, b"through the balancer"))
+        self.assertEqual(second.close().close_code, 1000)
+        self.server.wait_stderr(r"access .* \[\d+\] \[2001:db8::7\] GET / 101 .* close=1000$")
+
+    def test_a_connection_without_a_header_is_closed_unanswered(self):
+        for first_bytes in (handshake_request(self.server.port), b"PROXY TCP4 nonsense\r\n", b"\x16\x03\x01\x02\x00"):
+            client = RawClient(self.server.port)
+            self.addCleanup(client.sock.close)
+            client.send(first_bytes)
+            try:
+                self.assertEqual(client.wait_eof(), b"")
+            except PeerClosed:  # the bytes it sent were never read: a reset may end it
+                pass
+            self.server.wait_stderr(r"access .* - - - .* \(no valid PROXY protocol header\)$")
+
+    def test_a_real_client_behind_the_header(self):
+        # python3-websockets on a socket that has sent a balancer's header first.
+        async def scenario():
+            sock = socket.create_connection(("127.0.0.1", self.server.port))
+            sock.sendall(proxy_v1("203.0.113.50"))
+            async with websockets.connect(f"ws://127.0.0.1:{self.server.port}/", sock=sock, compression=None) as ws:
+                await ws.send("hello")
+                return await asyncio.wait_for(ws.recv(), 10)
+
+        self.assertEqual(asyncio.run(scenario()), "hello")
+        self.server.wait_stderr(r"access .* \[\d+\] 203\.0\.113\.50 GET / 101 ")
+
+    def test_not_with_a_unix_socket(self):
+        result = run_wsl("echo", "--proxy-protocol", "--unix-socket", "/tmp/never")
+        self.assertEqual(result.returncode, 64, result.stderr)
 
 
 class ProtocolErrors(ServerCase):

@@ -74,6 +74,8 @@ enum class error {
   // As many negotiations from this address under way as max_connections_per_address: the next
   // connection is closed before anything is read from it.
   too_many_handshakes_from_address,
+  // listener_options::proxy_protocol: the connection did not begin with a valid PROXY header.
+  bad_proxy_header,
 };
 
 // Conditions group errors the way callers act on them (the CLI maps them to exit codes).

@@ -165,6 +165,13 @@ struct listener_options {
   // own. The per-address connection limit counts that address, and a trusted proxy's negotiations
   // under way are not bounded per address (all of them come from it).
   std::vector<address_range> trusted_proxies;
+  // Each TCP connection begins with a PROXY protocol header (HAProxy's, version 1 or 2) from the
+  // load balancer in front (HAProxy's send-proxy, an AWS NLB's proxy protocol), before TLS and
+  // HTTP: the client it names is http_request::client_address (and then trusted_proxies apply
+  // from that address on). A connection without a valid header, or not over TCP, fails with
+  // error::bad_proxy_header, unanswered. Negotiations under way are then not bounded per address
+  // (the balancer's is every client's).
+  bool proxy_protocol = false;
   // A limit shared with other listeners; when set, max_connections and max_connections_per_address
   // are not used (the budget has its own).
   std::shared_ptr<connection_budget> budget;

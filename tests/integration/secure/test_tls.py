@@ -6,13 +6,18 @@ Certificates come from a CA made for the run (secure_harness.make_pki). Verifica
 client certificates, TLS versions and the handshake timeout are in test_tls_policy.py.
 """
 
+import asyncio
 import json
 import os
+import socket
+import ssl
+import struct
 import tempfile
 import time
 import unittest
 
 import secure_harness as h
+import websockets  # python3-websockets, the Debian package
 
 pki: h.Pki = None
 _tmp = None
@@ -118,6 +123,31 @@ class ClientsAgainstWslEcho(unittest.TestCase):
         self.assertEqual(results["deflate"]["response"], "permessage-deflate")
         self.assertEqual([e["compressed"] is not None for e in results["deflate"]["echoes"]],
                          [spec["size"] >= 64 for spec in SIZES_PLAN])
+
+
+class ProxyProtocolBeforeTls(unittest.TestCase):
+    """--proxy-protocol with wss://: a TCP balancer (TLS passes through it) sends the PROXY header,
+    then the client's TLS handshake follows on the same connection."""
+
+    def test_python_client_behind_a_version_2_header(self):
+        with h.wsl_echo("--proxy-protocol", "-v", pki=pki) as server:
+            async def scenario():
+                sock = socket.create_connection(("127.0.0.1", server.port))
+                body = socket.inet_aton("198.51.100.77") + socket.inet_aton("127.0.0.1") + struct.pack("!HH", 1, 443)
+                sock.sendall(b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + struct.pack("!H", len(body)) + body)
+                async with websockets.connect(f"wss://localhost:{server.port}/", sock=sock,
+                                              ssl=h.client_context(pki.ca), server_hostname="localhost",
+                                              compression=None) as ws:
+                    await ws.send(b"x" * 70000)
+                    return await asyncio.wait_for(ws.recv(), h.TIMEOUT)
+
+            self.assertEqual(asyncio.run(scenario()), b"x" * 70000)
+            server.stderr.wait_match(r"access .* \[\d+\] 198\.51\.100\.77 GET / 101 .* close=1000$")
+            # A TLS client sent straight to it, without the header, is closed unanswered.
+            with self.assertRaises((ConnectionError, ssl.SSLError, OSError)):
+                with socket.create_connection(("127.0.0.1", server.port), timeout=h.TIMEOUT) as raw:
+                    h.client_context(pki.ca).wrap_socket(raw, server_hostname="localhost")
+            server.stderr.wait_match(r"no valid PROXY protocol header")
 
 
 class WslClientsAgainstPeers(unittest.TestCase):
