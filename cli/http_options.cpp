@@ -103,25 +103,6 @@ void plain(http_response& res, int status, std::string_view text) {
   res.body.assign(text).append("\n");
 }
 
-// --metrics: the exposition, never cached.
-void serve_metrics(const http_options& o, const http_request& req, http_response& res) {
-  if (req.method != "GET" && req.method != "HEAD") {
-    plain(res, 405, "only GET and HEAD are served here");
-    res.headers.add("Allow", "GET, HEAD");
-    return;
-  }
-  res.status = 200;
-  res.reason.clear();
-  res.headers = {};
-  res.headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-  res.headers.add("Cache-Control", "no-store");
-  res.body = o.metrics();
-  if (req.method == "HEAD") {
-    res.headers.add("Content-Length", std::to_string(res.body.size()));
-    res.body.clear();
-  }
-}
-
 // Answers a plain HTTP request from the static directory (canonical, absolute).
 void serve_static(const http_options& o, const http_request& req, http_response& res) {
   const auto peer = format_peer(req);
@@ -228,6 +209,24 @@ void serve_static(const http_options& o, const http_request& req, http_response&
 }
 
 }  // namespace
+
+void answer_metrics(const http_request& req, http_response& res, const std::function<std::string()>& render) {
+  if (req.method != "GET" && req.method != "HEAD") {
+    plain(res, 405, "only GET and HEAD are served here");
+    res.headers.add("Allow", "GET, HEAD");
+    return;
+  }
+  res.status = 200;
+  res.reason.clear();
+  res.headers = {};
+  res.headers.add("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+  res.headers.add("Cache-Control", "no-store");
+  res.body = render();
+  if (req.method == "HEAD") {
+    res.headers.add("Content-Length", std::to_string(res.body.size()));
+    res.body.clear();
+  }
+}
 
 bool same_origin(std::string_view origin, const http_request& req) {
   const auto scheme_end = origin.find("://");
@@ -462,7 +461,7 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
       res.headers.add("WWW-Authenticate", "Basic realm=\"wsl\", charset=\"UTF-8\"");
     } else if (!req.is_websocket_upgrade()) {
       if (o.metrics && req.path == o.metrics_path)
-        serve_metrics(o, req, res);
+        answer_metrics(req, res, o.metrics);
       else if (!o.static_dir.empty())
         serve_static(o, req, res);
       else if (o.devconsole)

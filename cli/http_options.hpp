@@ -45,6 +45,10 @@ struct http_options {
   std::function<std::string()> metrics;
 };
 
+// The answer to a request for the metrics (--metrics): what `render` gives, to GET and HEAD
+// (the length only), never cached; 405 to other methods.
+void answer_metrics(const http_request& req, http_response& res, const std::function<std::string()>& render);
+
 // The user of a request's Basic credentials (not checked here); empty without them.
 std::string basic_auth_user(const http_request& req);
 

@@ -47,8 +47,9 @@ struct worker {
   server_metrics::thread_figures* figures = nullptr;
   std::uint64_t ended_bytes_received = 0;
   std::uint64_t ended_bytes_sent = 0;
-  std::unique_ptr<timer> publish_timer;  // destroyed before the context
-  bool listening = true;                 // until stop_listening()
+  std::unique_ptr<timer> publish_timer;      // destroyed before the context
+  std::unique_ptr<listener> metrics_server;  // --metrics-listen, on the first thread
+  bool listening = true;                     // until stop_listening()
 };
 
 // The figures of this thread's connections, for the next scrape: the byte totals only grow (a
@@ -81,6 +82,7 @@ asio::awaitable<void> publish_metrics(worker& w) {
 // Stops accepting, and with it the metrics (no request can come for them).
 void stop_listening(worker& w) {
   w.server->stop();
+  if (w.metrics_server) w.metrics_server->stop();
   w.listening = false;
   if (w.publish_timer) w.publish_timer->cancel();
 }
@@ -291,6 +293,27 @@ class control_impl final : public server_control {
   std::atomic<int>& status_;
 };
 
+// --metrics-listen: a listener of its own that answers the metrics and nothing else (404), plain
+// HTTP, with the main port's time bound and few connections at once.
+listener_options metrics_listener_options(const server_options& o, std::shared_ptr<server_metrics> metrics) {
+  listener_options m;
+  m.handshake_timeout = o.listener.handshake_timeout;
+  m.max_pending_handshakes = 16;
+  m.accept_queue_size = 16;
+  m.log = diagnostics::library_log();
+  m.hook = [metrics = std::move(metrics), path = o.metrics_path](const http_request& req, http_response& res) {
+    if (!req.is_websocket_upgrade() && req.path == path) {
+      answer_metrics(req, res, [&metrics] { return metrics->render(); });
+      return;
+    }
+    res.status = 404;
+    res.headers = {};
+    res.headers.add("Content-Type", "text/plain; charset=utf-8");
+    res.body = "not found\n";
+  };
+  return m;
+}
+
 asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
   auto address = asio::ip::make_address(host, ec);
   if (!ec) return address;
@@ -388,6 +411,11 @@ void add_server_options(CLI::App& app, server_options& o) {
                  "Answer plain GET requests for PATH (/metrics, say) with the server's counters in Prometheus' "
                  "text format: requests by status, connections, close codes, bytes, ping round trips, CPU, memory")
       ->type_name("PATH");
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "Answer --metrics on this address instead of the main port (127.0.0.1:9100, say; port 0: a free "
+                 "one, printed): scrapers reach them there, the main port's clients do not")
+      ->type_name("HOST:PORT")
+      ->needs("--metrics");
   add_verbosity_options(app, o.verbosity, o.quiet);
 }
 
@@ -481,8 +509,18 @@ int run_server(const std::string& command, const server_options& given, session_
       return exit_usage;
     }
     metrics = std::make_shared<server_metrics>(o.threads);
-    o.http.metrics_path = o.metrics_path;
-    o.http.metrics = [metrics] { return metrics->render(); };
+    if (o.metrics_listen.empty()) {
+      o.http.metrics_path = o.metrics_path;
+      o.http.metrics = [metrics] { return metrics->render(); };
+    }
+  }
+  std::string metrics_host;
+  std::uint16_t metrics_port = 0;
+  if (!o.metrics_listen.empty()) {
+    if (auto problem = parse_host_port(o.metrics_listen, metrics_host, metrics_port, 0)) {
+      diagnostics::fatal(fmt::format("--metrics-listen '{}': {}", o.metrics_listen, *problem));
+      return exit_usage;
+    }
   }
   o.listener.hook = make_http_hook(o.http, std::move(o.listener.hook));
   if (tracing_frames()) o.listener.hook = trace_negotiations(std::move(o.listener.hook));
@@ -596,6 +634,19 @@ int run_server(const std::string& command, const server_options& given, session_
     }
     workers.push_back(std::move(w));
   }
+  asio::ip::tcp::endpoint metrics_endpoint;
+  if (!o.metrics_listen.empty()) {
+    auto& first = *workers.front();
+    first.metrics_server =
+        std::make_unique<listener>(first.context.get_executor(), metrics_listener_options(o, metrics));
+    const auto metrics_address = resolve_host(metrics_host, ec);
+    if (!ec) ec = first.metrics_server->start(asio::ip::tcp::endpoint(metrics_address, metrics_port));
+    if (ec) {
+      diagnostics::fatal(fmt::format("--metrics-listen {}: cannot listen there: {}", o.metrics_listen, ec.message()));
+      return exit_unavailable;
+    }
+    metrics_endpoint = first.metrics_server->local_endpoint();
+  }
   std::atomic<int> status{exit_ok};
   control_impl control(workers, status);
   if (callbacks.started) callbacks.started(control);
@@ -625,6 +676,8 @@ int run_server(const std::string& command, const server_options& given, session_
   else
     fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
                endpoint.port());
+  if (!o.metrics_listen.empty())
+    fmt::print(stderr, "metrics on http://{}{}\n", format_endpoint(metrics_endpoint), o.metrics_path);
   std::fflush(stderr);
   if (tls_extension) report_certificate(*tls_extension, false);  // after the line scripts wait for
 

@@ -40,6 +40,7 @@ struct server_options {
   std::string tls_key_password_file;  // --tls-key-password-file: read at start and at each reload
   std::string access_log;             // --access-log FILE: the access lines there, reopened by SIGHUP
   std::string metrics_path;           // --metrics PATH: the counters for Prometheus there (metrics.hpp)
+  std::string metrics_listen;         // --metrics-listen HOST:PORT: there instead of the main port
   int verbosity = 0;
   bool quiet = false;
 };

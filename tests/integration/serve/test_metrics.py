@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 import re
+import signal
 import tempfile
 import time
 import unittest
@@ -166,6 +167,29 @@ class Access(unittest.TestCase):
                 samples = scrape(server.port, extra=[f"Authorization: Basic {token}"])
                 self.assertEqual(samples[("wsl_http_requests_total", "401")], 1)
 
+    def test_a_listener_of_their_own(self):
+        # --metrics-listen: the main port's clients do not reach them, the scraper's port has nothing else.
+        with Serve("--metrics", "/metrics", "--metrics-listen", "127.0.0.1:0", subcommand="echo") as server:
+            line = server.wait_stderr(r"^metrics on ")
+            port = int(re.fullmatch(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)[1])
+
+            async def scenario():
+                async with connect(server.url) as ws:  # the main port serves WebSockets as ever
+                    await ws.send("hi")
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+                try:
+                    async with connect(f"ws://127.0.0.1:{port}/metrics"):
+                        return None
+                except Exception as e:
+                    return getattr(e, "status_code", repr(e))
+
+            self.assertEqual(run(scenario()), 404)  # no WebSocket on the metrics port
+            self.assertEqual(scrape(port)[("wsl_connections_total", None)], 1)
+            self.assertEqual(raw_get(server.port, "/metrics").status, 426)
+            self.assertEqual(raw_get(port, "/").status, 404)
+            os.kill(server.pid, signal.SIGINT)
+            self.assertEqual(server.wait(), 130)  # both listeners stop
+
     def test_head_gets_the_length_only_and_the_path_must_be_one(self):
         with Serve("--metrics", "/internal/metrics", subcommand="echo") as server:
             head = raw_get(server.port, "/internal/metrics", method="HEAD")
@@ -177,6 +201,11 @@ class Access(unittest.TestCase):
             self.assertEqual(result.returncode, 64, result.stderr)
             self.assertEqual(result.stderr.strip(),
                              f"wsl echo: --metrics {bad}: a path from '/', without a query")
+        result = run_wsl("echo", "--port", "0", "--metrics", "/m", "--metrics-listen", "9100")
+        self.assertEqual((result.returncode, result.stderr.strip()),
+                         (64, "wsl echo: --metrics-listen '9100': expected HOST:PORT ([ADDRESS]:PORT for IPv6)"))
+        result = run_wsl("echo", "--port", "0", "--metrics-listen", "127.0.0.1:0")
+        self.assertEqual(result.returncode, 64, result.stderr)
 
 
 if __name__ == "__main__":
