@@ -95,25 +95,17 @@ std::string http_date(std::time_t t) {
   return std::string(buf, n);
 }
 
-void plain(http_response& res, int status, std::string_view text) {
-  res.status = status;
-  res.reason.clear();
-  res.headers = {};
-  res.headers.add("Content-Type", "text/plain; charset=utf-8");
-  res.body.assign(text).append("\n");
-}
-
 // Answers a plain HTTP request from the static directory (canonical, absolute).
 void serve_static(const http_options& o, const http_request& req, http_response& res) {
   const auto peer = format_peer(req);
   if (req.method != "GET" && req.method != "HEAD") {
-    plain(res, 405, "only GET and HEAD are served here");
+    answer_plain(res, 405, "only GET and HEAD are served here");
     res.headers.add("Allow", "GET, HEAD");
     return;
   }
   std::string path;
   if (!percent_decode(req.path, path) || path.empty() || path.front() != '/') {
-    plain(res, 400, "bad path");
+    answer_plain(res, 400, "bad path");
     return;
   }
   // No segment may climb (".."), and hidden files (".git", ".env") are not served.
@@ -123,11 +115,11 @@ void serve_static(const http_options& o, const http_request& req, http_response&
     const auto segment = rest.substr(0, slash);
     if (segment == "..") {
       diagnostics::info(fmt::format("{} {}: refused, a '..' segment", peer, req.target));
-      plain(res, 403, "forbidden");
+      answer_plain(res, 403, "forbidden");
       return;
     }
     if (!segment.empty() && segment.front() == '.') {
-      plain(res, 404, "not found");
+      answer_plain(res, 404, "not found");
       return;
     }
     if (slash == std::string_view::npos) break;
@@ -136,12 +128,12 @@ void serve_static(const http_options& o, const http_request& req, http_response&
   std::string file = o.static_dir + path;
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) {
-    plain(res, 404, "not found");
+    answer_plain(res, 404, "not found");
     return;
   }
   if (S_ISDIR(st.st_mode)) {
     if (path.back() != '/') {  // relative links in its index.html need the slash
-      plain(res, 301, "moved");
+      answer_plain(res, 301, "moved");
       res.headers.add("Location", req.path + "/" + (req.query.empty() ? "" : "?" + req.query));
       return;
     }
@@ -150,19 +142,19 @@ void serve_static(const http_options& o, const http_request& req, http_response&
   // Symbolic links may point anywhere: what is served must lie inside the directory.
   char resolved[PATH_MAX];
   if (::realpath(file.c_str(), resolved) == nullptr) {
-    plain(res, 404, "not found");
+    answer_plain(res, 404, "not found");
     return;
   }
   const std::string_view real(resolved);
   if (real.size() <= o.static_dir.size() || real.substr(0, o.static_dir.size()) != o.static_dir ||
       (o.static_dir.back() != '/' && real[o.static_dir.size()] != '/')) {
     diagnostics::info(fmt::format("{} {}: refused, it leads out of --static", peer, req.target));
-    plain(res, 403, "forbidden");
+    answer_plain(res, 403, "forbidden");
     return;
   }
   const int fd = ::open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    plain(res, errno == EACCES ? 403 : 404, errno == EACCES ? "forbidden" : "not found");
+    answer_plain(res, errno == EACCES ? 403 : 404, errno == EACCES ? "forbidden" : "not found");
     return;
   }
   struct fd_closer {
@@ -170,13 +162,13 @@ void serve_static(const http_options& o, const http_request& req, http_response&
     ~fd_closer() { ::close(fd); }
   } closer{fd};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    plain(res, 404, "not found");
+    answer_plain(res, 404, "not found");
     return;
   }
   if (static_cast<std::uint64_t>(st.st_size) > o.static_max_size) {
     diagnostics::warning(fmt::format("{} {}: refused, {} bytes is over --static-max-size {}", peer, req.target,
                                      st.st_size, format_size(o.static_max_size)));
-    plain(res, 403, "file too large to serve here");
+    answer_plain(res, 403, "file too large to serve here");
     return;
   }
   res.status = 200;
@@ -204,15 +196,23 @@ void serve_static(const http_options& o, const http_request& req, http_response&
     got += static_cast<std::size_t>(n);
   }
   if (got != res.body.size()) {  // it shrank or failed while being read
-    plain(res, 500, "could not read the file");
+    answer_plain(res, 500, "could not read the file");
   }
 }
 
 }  // namespace
 
+void answer_plain(http_response& res, int status, std::string_view text) {
+  res.status = status;
+  res.reason.clear();
+  res.headers = {};
+  res.headers.add("Content-Type", "text/plain; charset=utf-8");
+  res.body.assign(text).append("\n");
+}
+
 void answer_metrics(const http_request& req, http_response& res, const std::function<std::string()>& render) {
   if (req.method != "GET" && req.method != "HEAD") {
-    plain(res, 405, "only GET and HEAD are served here");
+    answer_plain(res, 405, "only GET and HEAD are served here");
     res.headers.add("Allow", "GET, HEAD");
     return;
   }
@@ -457,7 +457,7 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
       diagnostics::info(fmt::format("{} {}: {}", format_peer(req), req.target,
                                     user.empty() ? std::string("no credentials: 401")
                                                  : fmt::format("wrong credentials for user '{}': 401", user)));
-      plain(res, 401, "authentication required");
+      answer_plain(res, 401, "authentication required");
       res.headers.add("WWW-Authenticate", "Basic realm=\"wsl\", charset=\"UTF-8\"");
     } else if (!req.is_websocket_upgrade()) {
       if (o.metrics && req.path == o.metrics_path)
@@ -468,7 +468,7 @@ negotiation_hook make_http_hook(const http_options& given, negotiation_hook inne
         serve_devconsole(req, res);
     } else if (const auto origin = req.headers.get("Origin"); origin && origin_refused(o, *origin, req)) {
       diagnostics::info(fmt::format("{} {}: Origin {} refused", format_peer(req), req.target, *origin));
-      plain(res, 403, "origin not allowed");
+      answer_plain(res, 403, "origin not allowed");
     } else {
       if (inner) inner(req, res);
       if (res.accepted() && res.subprotocol.empty()) {

@@ -45,6 +45,9 @@ struct http_options {
   std::function<std::string()> metrics;
 };
 
+// A plain-text answer: `status`, `text` and a newline as the body, any header set before dropped.
+void answer_plain(http_response& res, int status, std::string_view text);
+
 // The answer to a request for the metrics (--metrics): what `render` gives, to GET and HEAD
 // (the length only), never cached; 405 to other methods.
 void answer_metrics(const http_request& req, http_response& res, const std::function<std::string()>& render);

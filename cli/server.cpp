@@ -236,8 +236,7 @@ asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler
   if (w.metrics) {
     w.ended_bytes_received += ws.bytes_received();
     w.ended_bytes_sent += ws.bytes_sent();
-    const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
-    w.metrics->connection_closed(code ? code : 1006);
+    w.metrics->connection_closed(ending_close_code_number(ws));
   }
   log_session_end(context, ws, clock::now() - started);
 }
@@ -306,10 +305,7 @@ listener_options metrics_listener_options(const server_options& o, std::shared_p
       answer_metrics(req, res, [&metrics] { return metrics->render(); });
       return;
     }
-    res.status = 404;
-    res.headers = {};
-    res.headers.add("Content-Type", "text/plain; charset=utf-8");
-    res.body = "not found\n";
+    answer_plain(res, 404, "not found");
   };
   return m;
 }
@@ -331,10 +327,12 @@ asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
 
 std::string session_prefix(const session_context& s) { return fmt::format("[{}] ", s.id); }
 
-std::string ending_close_code(const websocket& ws) {
+std::uint16_t ending_close_code_number(const websocket& ws) {
   const auto code = ws.local_close().code ? ws.local_close().code : ws.peer_close().code;
-  return code ? std::to_string(code) : "1006";
+  return code ? code : 1006;
 }
+
+std::string ending_close_code(const websocket& ws) { return std::to_string(ending_close_code_number(ws)); }
 
 void add_server_options(CLI::App& app, server_options& o) {
   auto& c = o.listener.connection;

@@ -65,6 +65,7 @@ std::string session_prefix(const session_context& s);
 // The code a connection ended with, as the access log (-v) and `serve --events` write it: ours if
 // we closed first, else the peer's, "1006" when no close frame went either way.
 std::string ending_close_code(const websocket& ws);
+std::uint16_t ending_close_code_number(const websocket& ws);
 
 // Runs for each accepted websocket, on its thread's executor; the runtime closes the websocket
 // (1000 if nothing else was sent) once the handler returns, and with 1001 on SIGINT.

@@ -1,6 +1,7 @@
 // The server side of the HTTP/1.1 upgrade (RFC 6455 section 4.2).
 #include "handshake.hpp"
 
+#include "address.hpp"
 #include "connection.hpp"
 #include "deadline.hpp"
 #include "proxy_protocol.hpp"
@@ -77,14 +78,9 @@ std::optional<asio::ip::address> forwarded_address(std::string_view e) {
     e = e.substr(0, e.find(':'));  // IPv4 and a port
   }
   std::error_code ec;
-  auto a = asio::ip::make_address(std::string(e), ec);
+  const auto a = asio::ip::make_address(std::string(e), ec);
   if (ec) return std::nullopt;
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  return a;
-}
-
-bool trusted(const std::vector<address_range>& proxies, const asio::ip::address& a) {
-  return std::any_of(proxies.begin(), proxies.end(), [&](const address_range& r) { return r.contains(a); });
+  return unmapped(a);
 }
 
 // From the right of X-Forwarded-For (every field of that name, in order), the first address that
@@ -92,7 +88,7 @@ bool trusted(const std::vector<address_range>& proxies, const asio::ip::address&
 asio::ip::address client_address_of(const http_request& req, const std::vector<address_range>& proxies,
                                     const std::optional<asio::ip::address>& proxy_header_source) {
   auto client = proxy_header_source.value_or(req.remote_endpoint.address());
-  if (proxies.empty() || req.unix_peer || !trusted(proxies, client)) return client;
+  if (proxies.empty() || req.unix_peer || !trusted_proxy(proxies, client)) return client;
   std::vector<std::string_view> elements;
   for (const auto& f : req.headers) {
     if (!iequals(f.name, "X-Forwarded-For")) continue;
@@ -107,12 +103,16 @@ asio::ip::address client_address_of(const http_request& req, const std::vector<a
     const auto a = forwarded_address(*it);
     if (!a) break;
     client = *a;
-    if (!trusted(proxies, client)) break;
+    if (!trusted_proxy(proxies, client)) break;
   }
   return client;
 }
 
 }  // namespace
+
+bool trusted_proxy(const std::vector<address_range>& proxies, const asio::ip::address& a) {
+  return std::any_of(proxies.begin(), proxies.end(), [&](const address_range& r) { return r.contains(a); });
+}
 
 asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
                                             std::shared_ptr<connection_budget> budget, handshake_report& report,

@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <algorithm>
 #include <cerrno>
 #include <deque>
 #include <list>
@@ -107,7 +106,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
       // A trusted proxy's connections, or a load balancer's with PROXY headers, all come from it:
       // they are bounded by the total only.
       const auto peer = stream->remote_endpoint().address();
-      const bool counted = !self->opts.proxy_protocol && !self->from_trusted_proxy(peer);
+      const bool counted = !self->opts.proxy_protocol && !trusted_proxy(self->opts.trusted_proxies, peer);
       if (counted && !self->budget->try_begin_negotiation(peer)) {
         self->refuse_at_accept(*stream);
         continue;
@@ -117,11 +116,6 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
                      asio::detached);
     }
     self->running = false;
-  }
-
-  bool from_trusted_proxy(const asio::ip::address& peer) const {
-    return std::any_of(opts.trusted_proxies.begin(), opts.trusted_proxies.end(),
-                       [&](const address_range& r) { return r.contains(peer); });
   }
 
   void refuse_at_accept(transport& stream) {

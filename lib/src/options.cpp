@@ -1,5 +1,7 @@
 #include "wsl/options.hpp"
 
+#include "address.hpp"
+
 #include "wsl/error.hpp"
 
 #include <algorithm>
@@ -41,12 +43,6 @@ bool key_of(const asio::ip::address& a, address_key& k) noexcept {
   return true;
 }
 
-// IPv4-mapped IPv6 addresses as the IPv4 ones they carry.
-asio::ip::address unmapped(const asio::ip::address& a) {
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  return a;
-}
-
 template <std::size_t N>
 bool same_prefix(const std::array<unsigned char, N>& a, const std::array<unsigned char, N>& b, unsigned bits) {
   bits = std::min<unsigned>(bits, N * 8);  // a range made by hand may say more
@@ -61,7 +57,7 @@ bool same_prefix(const std::array<unsigned char, N>& a, const std::array<unsigne
 }  // namespace
 
 bool address_range::contains(const asio::ip::address& given) const noexcept {
-  const auto a = unmapped(given);
+  const auto a = detail::unmapped(given);
   if (a.is_v4() != address.is_v4()) return false;
   if (a.is_v4()) return same_prefix(a.to_v4().to_bytes(), address.to_v4().to_bytes(), prefix);
   return same_prefix(a.to_v6().to_bytes(), address.to_v6().to_bytes(), prefix);
@@ -72,7 +68,7 @@ std::optional<address_range> address_range::parse(std::string_view text) {
   std::error_code ec;
   const auto a = asio::ip::make_address(std::string(text.substr(0, slash)), ec);
   if (ec) return std::nullopt;
-  address_range r{unmapped(a), 0};
+  address_range r{detail::unmapped(a), 0};
   const unsigned bits = r.address.is_v4() ? 32 : 128;
   r.prefix = bits;
   if (slash != std::string_view::npos) {

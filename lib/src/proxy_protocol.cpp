@@ -1,5 +1,7 @@
 #include "proxy_protocol.hpp"
 
+#include "address.hpp"
+
 #include "wsl/error.hpp"
 
 #include <asio/read.hpp>
@@ -86,9 +88,7 @@ proxy_header_status parse_v2(std::span<const unsigned char> bytes, std::size_t& 
     if (length < 36) return proxy_header_status::invalid;
     asio::ip::address_v6::bytes_type b;
     std::copy_n(a, 16, b.begin());
-    const asio::ip::address_v6 v6(b);
-    source = v6.is_v4_mapped() ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, v6))
-                               : asio::ip::address(v6);
+    source = unmapped(asio::ip::address_v6(b));
   } else if (family > 3) {
     return proxy_header_status::invalid;
   }
