@@ -18,11 +18,9 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   // One value per occurrence: `-H 'X: a' URL` must not take the URL for a second header.
   app.add_option("-H,--header", o.headers,
                  "Extra request header 'Name: value' (repeatable); @FILE: the headers in FILE, one per line (keeps "
-                 "a token out of ps and the shell's history)")
-      ->allow_extra_args(false);
+                 "a token out of ps and the shell's history)");
   app.add_option("--origin", o.origin, "Origin header to send");
-  app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)")
-      ->allow_extra_args(false);
+  app.add_option("--subprotocol", o.subprotocols, "Subprotocol to offer (repeatable, in order of preference)");
   app.add_option("--proxy", c.proxy,
                  "Tunnel through this proxy: http://[user:password@]host:port (HTTP CONNECT), socks5://... or "
                  "socks5h://... (SOCKS5; h: the proxy resolves names) (http_proxy and https_proxy are never read)")
@@ -35,8 +33,7 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
   app.add_option("--resolve", o.resolve,
                  "Connect to ADDRESS for HOST and PORT instead of resolving HOST (curl's --resolve; HOST '*': any "
                  "name); Host and the TLS name stay the URL's (repeatable)")
-      ->type_name("HOST:PORT:ADDRESS[,ADDRESS...]")
-      ->allow_extra_args(false);
+      ->type_name("HOST:PORT:ADDRESS[,ADDRESS...]");
   auto* location = app.add_flag("-L,--location", o.follow_redirects,
                                 "Follow redirects (301, 302, 303, 307, 308): Authorization and Cookie are not sent "
                                 "to another origin, and wss:// never goes to ws://");

@@ -318,18 +318,15 @@ void add_http_options(CLI::App& app, http_options& o) {
   app.add_option("--origin", o.origins,
                  "Accept upgrades only from a matching Origin (repeatable; others get 403): "
                  "'https://*.example.com', 'example.com', 'localhost:*', 'null' (file: pages)")
-      ->type_name("PATTERN")
-      ->allow_extra_args(false);  // one value per occurrence, so that `-- COMMAND` stays the command
+      ->type_name("PATTERN");
   app.add_flag("--same-origin", o.same_origin,
                "Accept upgrades only from pages of this server (Origin's host and port those of Host; others "
                "get 403), and from --origin's patterns: no page of another site drives it from a browser");
   app.add_option("--header", o.headers, "Add 'Name: value' to every HTTP response (repeatable)")
-      ->type_name("'NAME: VALUE'")
-      ->allow_extra_args(false);
+      ->type_name("'NAME: VALUE'");
   app.add_option("--subprotocol", o.subprotocols,
                  "A subprotocol to choose when the client offers it (repeatable, in order of preference)")
-      ->type_name("NAME")
-      ->allow_extra_args(false);
+      ->type_name("NAME");
   auto* static_dir =
       app.add_option("--static", o.static_dir,
                      "Answer plain GET/HEAD requests with the files under DIR (index.html for a directory)")

@@ -21,6 +21,12 @@ int main(int argc, char** argv) {
 
   std::vector<subcommand> commands = {register_echo(app), register_pipe(app), register_latency(app),
                                       register_loadtest(app), register_serve(app)};
+  // One value per occurrence for every repeatable option (--host A --host B): CLI11 would let
+  // `wsl serve --trusted-proxy 10.0.0.1 cat` take `cat` for a second address, and `wsl loadtest
+  // --server-pid 7 URL` the URL, leaving the command or the URL missing.
+  for (auto& c : commands)
+    for (auto* option : c.app->get_options())
+      if (option->nonpositional()) option->allow_extra_args(false);
 
   try {
     app.parse(argc, argv);

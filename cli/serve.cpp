@@ -170,8 +170,7 @@ subcommand register_serve(CLI::App& parent) {
                       "At the end of stdin, drop a client that has not taken its queue within this time");
 
   app->add_option("--passenv", o->passenv, "Pass this variable of wsl's environment to the command (repeatable)")
-      ->type_name("NAME")
-      ->allow_extra_args(false);
+      ->type_name("NAME");
   add_duration_option(*app, "--close-grace", o->close_grace,
                       "After the client leaves: time before SIGTERM, then as long again before SIGKILL");
   app->add_option("--max-forks", o->max_forks, "Processes running at most (503 beyond); 0 = no limit")

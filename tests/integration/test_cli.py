@@ -381,6 +381,37 @@ class Usage(unittest.TestCase):
                 self.assertIn("echo", result.stdout)
         self.assertIn("--max-message-size", run_wsl("echo", "--help").stdout)
 
+    # A value each repeatable option accepts; a repeatable option missing here fails the test below.
+    REPEATABLE_VALUES = {
+        "--header": "X-A: b", "--subprotocol": "chat", "--resolve": "example.com:80:127.0.0.1",
+        "--origin": "https://a.example", "--trusted-proxy": "10.0.0.1", "--passenv": "HOME",
+        "--stage": "1s:10", "--server-pid": "1", "--threshold": "lost==0", "--host": "127.0.0.1",
+        "--listen-fd": "3",
+    }
+    # What follows the option's value (an option after the URL, as people write it: CLI11 leaves
+    # a last argument to a positional still missing), and the error that shows it was taken for
+    # what it is.
+    POSITIONALS = {
+        "echo": (["extra", "-q"], "The following argument was not expected: extra"),
+        "serve": (["/nonexistent/command"], "/nonexistent/command: command not found"),
+        "pipe": (["nosuch://x", "-q"], "not a WebSocket URL: 'nosuch://x'"),
+        "latency": (["nosuch://x", "-q"], "not a WebSocket URL: 'nosuch://x'"),
+        "loadtest": (["nosuch://x", "-q"], "not a WebSocket URL: 'nosuch://x'"),
+    }
+
+    def test_a_repeatable_option_takes_one_value_and_leaves_the_url_or_command(self):
+        # CLI11 let `wsl loadtest --server-pid 7 URL` take the URL for a second pid ("URL is
+        # required"), `wsl serve --trusted-proxy 10.0.0.1 cat` the command.
+        for command, (positional, error) in self.POSITIONALS.items():
+            options = re.findall(r"^\s+(?:-\w,)?(--[a-z0-9-]+) \S.*? \.\.\.(?:\s|$)",
+                                 run_wsl(command, "--help").stdout, re.MULTILINE)
+            self.assertIn("--help", run_wsl(command, "--help").stdout)
+            for option in options:
+                with self.subTest(command=command, option=option):
+                    self.assertIn(option, self.REPEATABLE_VALUES, "give the test a value for it")
+                    self.assert_usage_error(command, option, self.REPEATABLE_VALUES[option], *positional, mentions=error)
+        self.assertGreaterEqual(len(re.findall(r" \.\.\.", run_wsl("loadtest", "--help").stdout)), 6)
+
 
 class PortInUse(unittest.TestCase):
     def assert_refused(self, port: int, *options: str) -> None:
