@@ -7,6 +7,7 @@
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/ip/v6_only.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
@@ -15,14 +16,17 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -34,7 +38,7 @@ struct worker {
   // post to it (signals, serve --pipe's stdin reader), which keeps the scheduler's lock: the
   // reactor's per-socket locks can go.
   asio::io_context context{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  std::unique_ptr<listener> server;
+  std::vector<std::unique_ptr<listener>> servers;  // one per socket listened on, in the same order on every thread
   struct session {
     websocket* ws;
     session_context* context;
@@ -81,7 +85,7 @@ asio::awaitable<void> publish_metrics(worker& w) {
 
 // Stops accepting, and with it the metrics (no request can come for them).
 void stop_listening(worker& w) {
-  w.server->stop();
+  for (auto& server : w.servers) server->stop();
   if (w.metrics_server) w.metrics_server->stop();
   w.listening = false;
   if (w.publish_timer) w.publish_timer->cancel();
@@ -241,10 +245,10 @@ asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler
   log_session_end(context, ws, clock::now() - started);
 }
 
-asio::awaitable<void> accept_loop(worker& w, const session_handler& handler) {
+asio::awaitable<void> accept_loop(worker& w, listener& server, const session_handler& handler) {
   for (;;) {
     std::error_code ec;
-    auto ws = co_await w.server->accept(ec);
+    auto ws = co_await server.accept(ec);
     if (ec) break;
     asio::co_spawn(w.context, run_session(w, std::move(ws), handler), asio::detached);
   }
@@ -323,6 +327,129 @@ asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
   return results.begin()->endpoint().address();
 }
 
+// A socket to listen on: an address of --host (at --port), --unix-socket, or a --listen-fd.
+struct listen_spec {
+  std::string given;  // "--host localhost", "--listen-fd 3": for messages
+  bool is_tcp = false;
+  asio::ip::tcp::endpoint tcp;
+  bool from_name = false;  // an address a name resolved to: skipped if the machine cannot bind it
+  int fd = -1;
+};
+
+// --host: the addresses in the order given, a name standing for every address it resolves to
+// (as nginx and Python's asyncio bind a name: "localhost" is 127.0.0.1 and ::1 where /etc/hosts
+// says so), each once.
+std::optional<std::string> resolve_hosts(const std::vector<std::string>& hosts, std::uint16_t port,
+                                         std::vector<listen_spec>& out) {
+  asio::io_context context;
+  asio::ip::tcp::resolver resolver(context);
+  const auto add = [&out, port](const std::string& host, const asio::ip::address& address, bool from_name) {
+    for (const auto& s : out)
+      if (s.tcp.address() == address) return;
+    out.push_back({"--host " + host, true, {address, port}, from_name, -1});
+  };
+  for (const auto& host : hosts) {
+    std::error_code ec;
+    if (const auto address = asio::ip::make_address(host, ec); !ec) {
+      add(host, address, false);
+      continue;
+    }
+    // No AI_ADDRCONFIG: it would drop ::1 from "localhost" on a machine whose only IPv6 address is
+    // the loopback one. An address that cannot be bound here is skipped instead (claim_port).
+    const auto results = resolver.resolve(host, "", asio::ip::resolver_base::flags(), ec);
+    if (!ec && results.empty()) ec = asio::error::host_not_found;
+    if (ec) return fmt::format("cannot resolve --host {}: {}", host, ec.message());
+    for (const auto& r : results) add(host, r.endpoint().address(), true);
+  }
+  return std::nullopt;
+}
+
+// --listen-fd: each FD, and for 'systemd' the sockets systemd's socket activation passes (LISTEN_FDS
+// of them from descriptor 3, when LISTEN_PID is this process), whose variables it then takes out
+// of the environment, as sd_listen_fds(3) does when asked to.
+std::optional<std::string> listen_descriptors(const std::vector<std::string>& given, std::vector<listen_spec>& out) {
+  const auto add = [&out](int fd) -> std::optional<std::string> {
+    for (const auto& s : out)
+      if (s.fd == fd) return fmt::format("--listen-fd {}: given twice", fd);
+    out.push_back({fmt::format("--listen-fd {}", fd), false, {}, false, fd});
+    return std::nullopt;
+  };
+  for (const auto& text : given) {
+    if (text == "systemd") {
+      const char* pid = std::getenv("LISTEN_PID");
+      const char* fds = std::getenv("LISTEN_FDS");
+      unsigned long count = 0;
+      if (!pid || !fds || std::to_string(::getpid()) != pid || (count = std::strtoul(fds, nullptr, 10)) == 0)
+        return std::string(
+            "--listen-fd systemd: no socket was passed (LISTEN_PID and LISTEN_FDS do not name this "
+            "process: not started by systemd's socket activation?)");
+      if (count > 1024) return fmt::format("--listen-fd systemd: LISTEN_FDS={}, more than 1024", fds);
+      for (int fd = 3; fd < 3 + static_cast<int>(count); ++fd)
+        if (auto problem = add(fd)) return problem;
+      ::unsetenv("LISTEN_PID");
+      ::unsetenv("LISTEN_FDS");
+      ::unsetenv("LISTEN_FDNAMES");
+      continue;
+    }
+    int fd = -1;
+    const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), fd);
+    if (err != std::errc() || end != text.data() + text.size() || fd < 0 || fd > (1 << 20))
+      return fmt::format("--listen-fd {}: a descriptor number, or 'systemd'", text);
+    if (auto problem = add(fd)) return problem;
+  }
+  return std::nullopt;
+}
+
+// Binds each TCP address alone (without SO_REUSEPORT) at one port: a port in use is an error here
+// even when the threads' listeners share it later, and with --port 0 every address gets the same
+// free port (another is tried when an address has the first one taken already). An address of a
+// name that this machine cannot bind (::1 where IPv6 is off) is dropped, with a line at -v.
+std::error_code claim_port(std::vector<listen_spec>& specs, bool ipv6_only, std::string& failed) {
+  const auto given_port = specs.front().tcp.port();
+  std::error_code ec;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    asio::io_context context;
+    std::vector<asio::ip::tcp::acceptor> probes;
+    std::vector<listen_spec> kept;
+    std::uint16_t port = given_port;
+    bool again = false;
+    for (const auto& spec : specs) {
+      asio::ip::tcp::endpoint endpoint(spec.tcp.address(), port);
+      asio::ip::tcp::acceptor probe(context);
+      probe.open(endpoint.protocol(), ec);
+      if (!ec && ipv6_only && endpoint.address().is_v6()) probe.set_option(asio::ip::v6_only(true), ec);
+      if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) probe.bind(endpoint, ec);
+      if (!ec) endpoint = probe.local_endpoint(ec);
+      if (ec == asio::error::address_in_use && given_port == 0 && port != 0) {
+        again = true;  // the port the first address got is taken on this one
+        break;
+      }
+      if (ec && spec.from_name &&
+          (ec == std::error_code(EADDRNOTAVAIL, asio::error::get_system_category()) ||
+           ec == asio::error::address_family_not_supported)) {
+        diagnostics::info(
+            fmt::format("{}: not listening on {}: {}", spec.given, format_endpoint(endpoint), ec.message()));
+        failed = format_endpoint(endpoint);
+        continue;
+      }
+      if (ec) {
+        failed = format_endpoint(endpoint);
+        return ec;
+      }
+      port = endpoint.port();
+      kept.push_back(spec);
+      kept.back().tcp = endpoint;
+      probes.push_back(std::move(probe));
+    }
+    if (again) continue;
+    if (kept.empty()) return ec;
+    specs = std::move(kept);
+    return {};
+  }
+  return ec;
+}
+
 }  // namespace
 
 std::string session_prefix(const session_context& s) { return fmt::format("[{}] ", s.id); }
@@ -336,7 +463,11 @@ std::string ending_close_code(const websocket& ws) { return std::to_string(endin
 
 void add_server_options(CLI::App& app, server_options& o) {
   auto& c = o.listener.connection;
-  app.add_option("--host", o.host, "Address to listen on (IPv4, IPv6 or a name)")->capture_default_str();
+  app.add_option("--host", o.hosts,
+                 "Address to listen on (IPv4, IPv6, or a name: every address it resolves to); repeatable, all at "
+                 "one --port")
+      ->type_name("ADDRESS")
+      ->capture_default_str();
   app.add_option("--port", o.port, "Port to listen on; 0 picks a free one")->capture_default_str();
   auto* unix_socket =
       app.add_option("--unix-socket", o.unix_socket,
@@ -345,11 +476,10 @@ void add_server_options(CLI::App& app, server_options& o) {
           ->type_name("PATH")
           ->excludes("--host")
           ->excludes("--port");
-  app.add_option("--listen-fd", o.listen_fd,
-                 "Accept on this inherited descriptor, a TCP or Unix socket that already listens (3 under "
-                 "systemd's socket activation), instead of --host/--port")
-      ->type_name("FD")
-      ->check(CLI::Range(0, 1 << 20))
+  app.add_option("--listen-fd", o.listen_fds,
+                 "Accept on this inherited descriptor, a TCP or Unix socket that already listens, instead of "
+                 "--host/--port (repeatable); 'systemd': every socket systemd's socket activation passed")
+      ->type_name("FD|systemd")
       ->excludes("--host")
       ->excludes("--port")
       ->excludes(unix_socket);
@@ -461,7 +591,11 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_usage;
   }
   const bool tls = !o.tls.certificate_chain_file.empty() || !o.tls.private_key_file.empty();
-  const bool inherited = o.listen_fd >= 0;
+  std::vector<listen_spec> specs;  // the sockets to listen on, in the order of the listening lines
+  if (auto problem = listen_descriptors(o.listen_fds, specs)) {
+    diagnostics::fatal(*problem);
+    return exit_usage;
+  }
   if (!o.unix_socket.empty() && (tls || !o.tls.client_ca_file.empty())) {
     diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
     return exit_usage;
@@ -540,10 +674,13 @@ int run_server(const std::string& command, const server_options& given, session_
   raise_descriptor_limit();
 
   std::error_code ec;
-  const auto address = o.unix_socket.empty() && !inherited ? resolve_host(o.host, ec) : asio::ip::address();
-  if (ec) {
-    diagnostics::fatal(fmt::format("cannot resolve --host {}: {}", o.host, ec.message()));
-    return exit_unavailable;
+  if (!o.unix_socket.empty()) {
+    specs.push_back({"--unix-socket " + o.unix_socket, false, {}, false, -1});
+  } else if (specs.empty()) {
+    if (auto problem = resolve_hosts(o.hosts, o.port, specs)) {
+      diagnostics::fatal(*problem);
+      return exit_unavailable;
+    }
   }
 
   // Signals are taken by one thread with sigwait(); workers never see them. SIGHUP reloads the
@@ -572,9 +709,11 @@ int run_server(const std::string& command, const server_options& given, session_
   }
 
   o.listener.log = diagnostics::library_log();
-  // With an inherited socket or a Unix one, the other threads' listeners take the first one's.
-  o.listener.reuse_port = o.threads > 1 && !inherited && o.unix_socket.empty();
-  asio::ip::tcp::endpoint endpoint(address, o.port);
+  // :: beside 0.0.0.0 (or ::1 beside 127.0.0.1) at one port: the IPv6 one must leave IPv4 alone.
+  const auto is_v4 = [](const listen_spec& s) { return s.is_tcp && s.tcp.address().is_v4(); };
+  const auto is_v6 = [](const listen_spec& s) { return s.is_tcp && s.tcp.address().is_v6(); };
+  o.listener.ipv6_only =
+      std::any_of(specs.begin(), specs.end(), is_v4) && std::any_of(specs.begin(), specs.end(), is_v6);
   asio::local::stream_protocol::endpoint unix_endpoint;
   if (!o.unix_socket.empty()) {
     unix_endpoint = wsl::unix_endpoint(o.unix_socket, ec);
@@ -582,17 +721,12 @@ int run_server(const std::string& command, const server_options& given, session_
       diagnostics::fatal(fmt::format("--unix-socket '{}': {}", o.unix_socket, ec.message()));
       return exit_usage;
     }
-  } else if (o.listener.reuse_port) {
+  } else if (specs.front().is_tcp && (o.threads > 1 || specs.size() > 1)) {
     // SO_REUSEPORT lets any process of this user join a port. Claim it alone first, so that a port
     // in use is an error here too, then let the listeners share it.
-    asio::io_context probe_context;
-    asio::ip::tcp::acceptor probe(probe_context);
-    probe.open(endpoint.protocol(), ec);
-    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) probe.bind(endpoint, ec);
-    if (!ec) endpoint = probe.local_endpoint(ec);
-    if (ec) {
-      diagnostics::fatal(fmt::format("cannot listen on {}: {}", format_endpoint(endpoint), ec.message()));
+    std::string failed;
+    if (const auto e = claim_port(specs, o.listener.ipv6_only, failed)) {
+      diagnostics::fatal(fmt::format("cannot listen on {}: {}", failed, e.message()));
       return exit_unavailable;
     }
   }
@@ -601,29 +735,35 @@ int run_server(const std::string& command, const server_options& given, session_
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned i = 0; i < o.threads; ++i) {
     auto w = std::make_unique<worker>();
-    w->server = std::make_unique<listener>(w->context.get_executor(), o.listener);
-    const auto e = !workers.empty() && (inherited || !o.unix_socket.empty())
-                       ? w->server->start(*workers.front()->server)
-                   : inherited             ? w->server->adopt(o.listen_fd)
-                   : o.unix_socket.empty() ? w->server->start(endpoint)
-                                           : w->server->start(unix_endpoint);
-    if (e && inherited) {
-      diagnostics::fatal(fmt::format("--listen-fd {}: not a listening TCP or Unix stream socket ({})", o.listen_fd,
-                                     e == error::invalid_option ? "wrong kind" : e.message()));
-      return exit_usage;
+    for (std::size_t j = 0; j < specs.size(); ++j) {
+      auto& spec = specs[j];
+      auto options = o.listener;
+      // TCP: a listener per thread, each bound with SO_REUSEPORT. An inherited or a Unix socket:
+      // the other threads' listeners take the first one's.
+      options.reuse_port = o.threads > 1 && spec.is_tcp;
+      auto server = std::make_unique<listener>(w->context.get_executor(), std::move(options));
+      const auto e = !workers.empty() && !spec.is_tcp ? server->start(*workers.front()->servers[j])
+                     : spec.fd >= 0                   ? server->adopt(spec.fd)
+                     : spec.is_tcp                    ? server->start(spec.tcp)
+                                                      : server->start(unix_endpoint);
+      if (e && spec.fd >= 0) {
+        diagnostics::fatal(fmt::format("{}: not a listening TCP or Unix stream socket ({})", spec.given,
+                                       e == error::invalid_option ? "wrong kind" : e.message()));
+        return exit_usage;
+      }
+      if (!e && spec.fd >= 0 && workers.empty() && tls && !server->unix_path().empty()) {
+        diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
+        return exit_usage;
+      }
+      if (e) {
+        diagnostics::fatal(fmt::format("cannot listen on {}: {}",
+                                       spec.is_tcp ? format_endpoint(spec.tcp) : "unix:" + o.unix_socket, e.message()));
+        return e == error::invalid_option ? exit_usage : exit_unavailable;
+      }
+      if (spec.is_tcp) spec.tcp = server->local_endpoint();  // the other threads bind the port it got
+      asio::co_spawn(w->context, accept_loop(*w, *server, handler), asio::detached);
+      w->servers.push_back(std::move(server));
     }
-    if (!e && inherited && workers.empty() && tls && !w->server->unix_path().empty()) {
-      diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
-      return exit_usage;
-    }
-    if (e) {
-      diagnostics::fatal(fmt::format("cannot listen on {}: {}",
-                                     o.unix_socket.empty() ? format_endpoint(endpoint) : "unix:" + o.unix_socket,
-                                     e.message()));
-      return e == error::invalid_option ? exit_usage : exit_unavailable;
-    }
-    endpoint = w->server->local_endpoint();  // the others bind the port the first one got
-    asio::co_spawn(w->context, accept_loop(*w, handler), asio::detached);
     if (metrics) {
       w->metrics = metrics.get();
       w->figures = &metrics->thread(static_cast<unsigned>(workers.size()));
@@ -667,13 +807,16 @@ int run_server(const std::string& command, const server_options& given, session_
   std::vector<asio::io_context*> contexts;
   for (auto& w : workers) contexts.push_back(&w->context);
   auto threads = run_threads(contexts);
-  const auto url_host =
-      endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
-  if (!workers.front()->server->unix_path().empty())
-    fmt::print(stderr, "listening on ws+unix:{}\n", workers.front()->server->unix_path());
-  else
-    fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
-               endpoint.port());
+  for (const auto& server : workers.front()->servers) {  // a line per socket, in the order given
+    const auto endpoint = server->local_endpoint();
+    const auto url_host =
+        endpoint.address().is_v6() ? "[" + endpoint.address().to_string() + "]" : endpoint.address().to_string();
+    if (!server->unix_path().empty())
+      fmt::print(stderr, "listening on ws+unix:{}\n", server->unix_path());
+    else
+      fmt::print(stderr, "listening on {}://{}:{}/\n", o.listener.transport_extension ? "wss" : "ws", url_host,
+                 endpoint.port());
+  }
   if (!o.metrics_listen.empty())
     fmt::print(stderr, "metrics on http://{}{}\n", format_endpoint(metrics_endpoint), o.metrics_path);
   std::fflush(stderr);

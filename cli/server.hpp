@@ -19,11 +19,12 @@
 namespace wsl::cli {
 
 struct server_options {
-  std::string host = "127.0.0.1";
+  // --host (repeatable): addresses, or names standing for every address they resolve to.
+  std::vector<std::string> hosts = {"127.0.0.1"};
   std::uint16_t port = 8080;
-  std::string unix_socket;  // --unix-socket: listen there instead
-  std::string unix_mode;    // --unix-mode, octal
-  int listen_fd = -1;       // --listen-fd: a socket that already listens (systemd's), instead
+  std::string unix_socket;              // --unix-socket: listen there instead
+  std::string unix_mode;                // --unix-mode, octal
+  std::vector<std::string> listen_fds;  // --listen-fd (repeatable): sockets that already listen, or "systemd"
   unsigned threads = 1;
   std::uint64_t max_connections = 10000;
   std::uint64_t max_connections_per_ip = 0;  // an IPv4 address or an IPv6 /64; 0 = no limit
@@ -45,7 +46,7 @@ struct server_options {
   bool quiet = false;
 };
 
-// --host, --port, --unix-socket, --unix-mode, --threads, the size and time bounds, and the HTTP options.
+// --host, --port, --unix-socket, --unix-mode, --listen-fd, --threads, the size and time bounds, and the HTTP options.
 void add_server_options(CLI::App& app, server_options& o);
 
 // One accepted connection, as its handler sees it. Lives as long as the handler runs.

@@ -11,6 +11,7 @@
 #include "test_printing.hpp"
 
 #include <asio/connect.hpp>
+#include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
@@ -366,5 +367,28 @@ BOOST_AUTO_TEST_CASE(a_listener_adopts_a_listening_socket_and_refuses_anything_e
   BOOST_TEST(::fcntl(pipe_fds[0], F_GETFD) != -1);
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
+  wsl::test::run_until_idle(ctx);
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_only_leaves_ipv4_to_another_listener) {
+  // Linux refuses to bind an IPv6 socket that is IPv6-only to an IPv4-mapped address (EINVAL):
+  // on the loopback, that shows the option reached the socket; :: itself (where it matters, beside
+  // 0.0.0.0) is not for tests.
+  asio::io_context ctx;
+  const auto mapped = asio::ip::make_address("::ffff:127.0.0.1");
+  wsl::listener both(ctx.get_executor());
+  BOOST_REQUIRE(!both.start({mapped, 0}));
+  BOOST_TEST(both.local_endpoint().address() == mapped);
+  both.stop();
+  wsl::listener_options options;
+  options.ipv6_only = true;
+  wsl::listener v6(ctx.get_executor(), options);
+  const auto refused = v6.start({mapped, 0});
+  BOOST_TEST((refused == asio::error::invalid_argument), refused.message());
+  BOOST_TEST(!v6.is_running());
+  // An IPv4 address is not concerned.
+  wsl::listener v4(ctx.get_executor(), options);
+  BOOST_REQUIRE(!v4.start({asio::ip::address_v4::loopback(), 0}));
+  v4.stop();
   wsl::test::run_until_idle(ctx);
 }

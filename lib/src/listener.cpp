@@ -6,6 +6,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/error.hpp>
+#include <asio/ip/v6_only.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -197,6 +198,7 @@ std::error_code listener::start(const asio::ip::tcp::endpoint& endpoint) {
   std::error_code ec;
   s.acceptor.open(endpoint.protocol(), ec);
   if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && s.opts.ipv6_only && endpoint.address().is_v6()) s.acceptor.set_option(asio::ip::v6_only(true), ec);
   if (!ec && s.opts.reuse_port) {
     s.acceptor.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
   }

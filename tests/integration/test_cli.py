@@ -466,18 +466,23 @@ class HealthCheck(unittest.TestCase):
 
 
 
-def spawn_on_socket(sock: socket.socket, *args: str) -> subprocess.Popen:
-    """`wsl ARGS` with `sock` as descriptor 3 and systemd's LISTEN_PID and LISTEN_FDS set for it, as
-    socket activation starts a service (a shell sets LISTEN_PID to its own pid, then execs)."""
-    fd = sock.fileno()
+def spawn_on_socket(sock, *args: str, listen_pid: str = "$$") -> subprocess.Popen:
+    """`wsl ARGS` with `sock` (or each of a list of sockets) as descriptor 3 (and on), and systemd's
+    LISTEN_PID and LISTEN_FDS set for them, as socket activation starts a service (a shell sets
+    LISTEN_PID to its own pid, then execs)."""
+    socks = sock if isinstance(sock, list) else [sock]
+    fds = [s.fileno() for s in socks]
 
-    def as_descriptor_3() -> None:
+    def as_descriptors_from_3() -> None:
         _die_with_parent()
-        os.dup2(fd, 3)
+        moved = [os.dup(fd) for fd in fds]  # out of the way of 3, 4... first
+        for i, fd in enumerate(moved):
+            os.dup2(fd, 3 + i)
 
-    return subprocess.Popen(["sh", "-c", 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"', "sh", WSL, *args],
+    setup = f'export LISTEN_PID={listen_pid} LISTEN_FDS={len(socks)}; exec "$@"'
+    return subprocess.Popen(["sh", "-c", setup, "sh", WSL, *args],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            pass_fds=(3,), preexec_fn=as_descriptor_3)
+                            pass_fds=tuple(range(3, 3 + len(socks))), preexec_fn=as_descriptors_from_3)
 
 
 class ListenFd(unittest.TestCase):
@@ -563,6 +568,98 @@ class ListenFd(unittest.TestCase):
         done = run_wsl("echo", "--listen-fd", "3", "--port", "1")
         self.assertEqual(done.returncode, EXIT_USAGE, done.stderr)
         self.assertIn("--port excludes --listen-fd", done.stderr)
+
+    def test_systemd_passes_several_sockets_and_each_is_served(self):
+        # --listen-fd systemd: LISTEN_FDS sockets from descriptor 3 (a .socket unit with a
+        # ListenStream= for TCP and one for a Unix socket), in that order, on every thread.
+        with tempfile.TemporaryDirectory() as directory, socket.socket() as tcp, \
+                socket.socket(socket.AF_UNIX) as unix:
+            tcp.bind(("127.0.0.1", 0))
+            tcp.listen()
+            port = tcp.getsockname()[1]
+            path = os.path.join(directory, "activated.sock")
+            unix.bind(path)
+            unix.listen()
+
+            async def round_trips() -> List[str]:
+                async with websockets.connect(f"ws://127.0.0.1:{port}/") as a, \
+                        websockets.unix_connect(path, "ws://localhost/") as b:
+                    await a.send("over TCP")
+                    await b.send("over the Unix socket")
+                    return [await a.recv(), await b.recv()]
+
+            proc = spawn_on_socket([tcp, unix], "echo", "--listen-fd", "systemd", "--threads", "2")
+            try:
+                lines = [proc.stderr.readline().decode().rstrip("\n") for _ in range(2)]
+                self.assertEqual(lines, [f"listening on ws://127.0.0.1:{port}/", f"listening on ws+unix:{path}"])
+                self.assertEqual(asyncio.run(asyncio.wait_for(round_trips(), TIMEOUT)),
+                                 ["over TCP", "over the Unix socket"])
+                proc.send_signal(signal.SIGINT)
+                _, stderr = proc.communicate(timeout=TIMEOUT)
+                self.assertEqual(proc.returncode, EXIT_INTERRUPTED, stderr)
+                self.assertEqual(stderr, b"", "a third listening line, or a complaint")
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+
+    def test_systemd_without_its_variables_or_a_descriptor_twice_is_a_usage_error(self):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            for args, pid, error in (
+                    (["--listen-fd", "systemd"], "1",  # the variables name another process
+                     "--listen-fd systemd: no socket was passed (LISTEN_PID and LISTEN_FDS do not name this process"),
+                    (["--listen-fd", "3", "--listen-fd", "3"], "$$", "--listen-fd 3: given twice"),
+                    (["--listen-fd", "three"], "$$", "--listen-fd three: a descriptor number, or 'systemd'")):
+                with self.subTest(args=args):
+                    proc = spawn_on_socket(sock, "echo", *args, listen_pid=pid)
+                    _, stderr = proc.communicate(timeout=TIMEOUT)
+                    self.assertEqual(proc.returncode, EXIT_USAGE, stderr)
+                    self.assertTrue(stderr.decode().startswith(f"wsl echo: {error}"), stderr)
+                    self.assertEqual(stderr.count(b"\n"), 1, stderr)
+
+
+class SeveralAddresses(unittest.TestCase):
+    """--host repeated: a listener for each address, all at one port, sharing the limits."""
+
+    def test_each_address_is_served_at_the_port_the_first_got(self):
+        # localhost is 127.0.0.1 here (and ::1 too where /etc/hosts says so): listed once either way.
+        with Server("--host", "::1", "--host", "localhost", "--threads", "2", "--max-connections", "1") as server:
+            second = server.stderr.next_line(time.monotonic() + TIMEOUT)
+            self.assertEqual(second, f"listening on ws://[::1]:{server.port}/")
+
+            async def exchange() -> List[object]:
+                async with websockets.connect(f"ws://[::1]:{server.port}/") as ws:
+                    await ws.send("over IPv6")
+                    got: List[object] = [await ws.recv()]
+                    try:  # the budget is the server's, not each socket's: no place left on 127.0.0.1
+                        async with websockets.connect(server.url):
+                            got.append("admitted")
+                    except websockets.InvalidStatusCode as e:
+                        got.append(e.status_code)
+                async with websockets.connect(server.url) as ws:
+                    await ws.send("over IPv4")
+                    got.append(await ws.recv())
+                return got
+
+            self.assertEqual(asyncio.run(asyncio.wait_for(exchange(), TIMEOUT)), ["over IPv6", 503, "over IPv4"])
+            server.signal(signal.SIGINT)
+            self.assertEqual(server.wait(), EXIT_INTERRUPTED)
+            listening = [line for line in server.stderr.text().splitlines() if line.startswith("listening")]
+            self.assertEqual(len(listening), 2, server.stderr.text())
+
+    def test_a_port_taken_on_one_address_is_an_error_for_all(self):
+        with socket.socket(socket.AF_INET6) as taken:
+            taken.bind(("::1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            for threads in ("1", "2"):
+                with self.subTest(threads=threads):
+                    done = run_wsl("echo", "--host", "127.0.0.1", "--host", "::1", "--port", str(port),
+                                   "--threads", threads)
+                    self.assertEqual(done.returncode, 69, done.stderr)
+                    self.assertEqual(done.stderr, f"wsl echo: cannot listen on [::1]:{port}: Address already in use\n")
 
 
 if __name__ == "__main__":

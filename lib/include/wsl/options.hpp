@@ -177,6 +177,10 @@ struct listener_options {
   std::shared_ptr<connection_budget> budget;
   // SO_REUSEPORT, so that one listener per thread can bind the same port.
   bool reuse_port = false;
+  // An IPv6 listener accepts IPv6 only (IPV6_V6ONLY), so that an IPv4 one can bind the same port
+  // (:: and 0.0.0.0 side by side); otherwise the system's default (Linux: IPv4 too, as mapped
+  // addresses).
+  bool ipv6_only = false;
   // For a Unix-domain socket: the socket file's permission bits (chmod; 0600, say), set before it
   // listens. 0 = as the umask leaves them. At most 07777.
   unsigned unix_mode = 0;
