@@ -497,6 +497,12 @@ void add_server_options(CLI::App& app, server_options& o) {
                  "A reverse proxy (an address or a network: 10.0.0.0/8) whose X-Forwarded-For names the client: "
                  "the access log, --max-connections-per-ip and commands' REMOTE_ADDR take that address (repeatable)")
       ->type_name("CIDR");
+  app.add_option("--trusted-proxy-header", o.trusted_proxy_header,
+                 "The header in which --trusted-proxy names the client: X-Forwarded-For, Forwarded (RFC 7239) or "
+                 "X-Real-IP (one address); only the one the proxy sets, the others being the client's to forge")
+      ->type_name("NAME")
+      ->capture_default_str()
+      ->needs("--trusted-proxy");
   app.add_flag("--proxy-protocol", o.proxy_protocol,
                "Each TCP connection begins with a PROXY protocol header (v1 or v2: HAProxy's send-proxy, an AWS "
                "NLB's) naming the client, before TLS: the access log, --max-connections-per-ip and REMOTE_ADDR take "
@@ -664,6 +670,18 @@ int run_server(const std::string& command, const server_options& given, session_
       return exit_usage;
     }
     o.listener.trusted_proxies.push_back(*range);
+  }
+  using forwarding_header = listener_options::forwarding_header;
+  if (iequals(o.trusted_proxy_header, "X-Forwarded-For")) {
+    o.listener.client_address_header = forwarding_header::x_forwarded_for;
+  } else if (iequals(o.trusted_proxy_header, "Forwarded")) {
+    o.listener.client_address_header = forwarding_header::forwarded;
+  } else if (iequals(o.trusted_proxy_header, "X-Real-IP")) {
+    o.listener.client_address_header = forwarding_header::x_real_ip;
+  } else {
+    diagnostics::fatal(
+        fmt::format("--trusted-proxy-header {}: X-Forwarded-For, Forwarded or X-Real-IP", o.trusted_proxy_header));
+    return exit_usage;
   }
   o.listener.proxy_protocol = o.proxy_protocol;
   o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation), metrics](const negotiation_record& r) {

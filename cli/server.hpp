@@ -27,9 +27,10 @@ struct server_options {
   std::vector<std::string> listen_fds;  // --listen-fd (repeatable): sockets that already listen, or "systemd"
   unsigned threads = 1;
   std::uint64_t max_connections = 10000;
-  std::uint64_t max_connections_per_ip = 0;  // an IPv4 address or an IPv6 /64; 0 = no limit
-  std::vector<std::string> trusted_proxies;  // --trusted-proxy: addresses or networks, parsed by run_server
-  bool proxy_protocol = false;               // --proxy-protocol
+  std::uint64_t max_connections_per_ip = 0;              // an IPv4 address or an IPv6 /64; 0 = no limit
+  std::vector<std::string> trusted_proxies;              // --trusted-proxy: addresses or networks, parsed by run_server
+  std::string trusted_proxy_header = "X-Forwarded-For";  // --trusted-proxy-header: or Forwarded, X-Real-IP
+  bool proxy_protocol = false;                           // --proxy-protocol
   // Connection and negotiation limits. A subcommand may set listener.hook (run for upgrade
   // requests after the --origin check; see http_options.hpp), listener.on_negotiation (run after
   // the access log) and listener.budget (a connection limit it wants to read; else one is made

@@ -497,6 +497,56 @@ BOOST_AUTO_TEST_CASE(the_client_address_comes_from_x_forwarded_for_of_trusted_pr
   BOOST_TEST(client_of({"127.0.0.1"}, {"203.0.113.7,"}) == "127.0.0.1");  // malformed at once
 }
 
+// RFC 7239's Forwarded and nginx's X-Real-IP, each read only when chosen: the header a proxy does
+// not set is the client's to forge.
+BOOST_AUTO_TEST_CASE(the_client_address_comes_from_forwarded_or_x_real_ip_when_chosen) {
+  using header = wsl::listener_options::forwarding_header;
+  const auto client_of = [](header chosen, std::vector<std::pair<std::string, std::string>> fields) {
+    auto seen = std::make_shared<asio::ip::address>();
+    wsl::listener_options options;
+    options.trusted_proxies = {*wsl::address_range::parse("127.0.0.1"), *wsl::address_range::parse("10.0.0.0/8")};
+    options.client_address_header = chosen;
+    options.hook = [seen](const wsl::http_request& req, wsl::http_response&) { *seen = req.client_address; };
+    negotiation n(options);
+    request_builder request;
+    for (const auto& [name, value] : fields) request.add(name, value);
+    n.send(request.str());
+    BOOST_TEST(!n.finish().ec);
+    return seen->to_string();
+  };
+  const auto forwarded = [&](std::vector<std::string> values) {
+    std::vector<std::pair<std::string, std::string>> fields;
+    for (auto& v : values) fields.emplace_back("Forwarded", v);
+    return client_of(header::forwarded, fields);
+  };
+  BOOST_TEST(forwarded({"for=203.0.113.7"}) == "203.0.113.7");
+  BOOST_TEST(forwarded({"For=\"203.0.113.7\";proto=https;by=10.0.0.1"}) == "203.0.113.7");
+  BOOST_TEST(forwarded({"for=\"[2001:db8:cafe::17]:4711\""}) == "2001:db8:cafe::17");
+  BOOST_TEST(forwarded({"for=\"203.0.113.7:4711\""}) == "203.0.113.7");
+  BOOST_TEST(forwarded({"for=198.51.100.1, for=203.0.113.7;proto=http"}) == "203.0.113.7");
+  BOOST_TEST(forwarded({"for=198.51.100.1, for=203.0.113.7", "for=10.1.2.3"}) == "203.0.113.7");
+  BOOST_TEST(forwarded({"for=203.0.113.7, , for=10.1.2.3"}) == "203.0.113.7");  // an empty element
+  BOOST_TEST(forwarded({"proto=https;for=203.0.113.7 ; host=example.com"}) == "203.0.113.7");
+  BOOST_TEST(forwarded({"for=\"a\\\"b\", for=203.0.113.7"}) == "203.0.113.7");  // quoted-pairs
+  BOOST_TEST(forwarded({"for=203.0.113.7, for=unknown"}) == "127.0.0.1");       // the proxy did not know
+  BOOST_TEST(forwarded({"for=203.0.113.7, for=_hidden"}) == "127.0.0.1");       // obfuscated
+  BOOST_TEST(forwarded({"for=203.0.113.7, proto=https"}) == "127.0.0.1");       // no for=
+  BOOST_TEST(forwarded({"for=203.0.113.7, for=10.0.0.1"}) == "203.0.113.7");
+  BOOST_TEST(forwarded({"for=203.0.113.7;for=198.51.100.1"}) == "127.0.0.1");  // for= twice
+  BOOST_TEST(forwarded({"for=\"203.0.113.7"}) == "127.0.0.1");                 // unterminated
+  BOOST_TEST(forwarded({"for=203.0.113.7 junk"}) == "127.0.0.1");
+  BOOST_TEST(forwarded({"for=198.51.100.1, for=10.0.0.1 junk"}) == "127.0.0.1");  // malformed nearest
+  // Not chosen, not read (and the chosen one, absent: the peer's own address).
+  BOOST_TEST(client_of(header::forwarded, {{"X-Forwarded-For", "203.0.113.7"}}) == "127.0.0.1");
+  BOOST_TEST(client_of(header::x_forwarded_for, {{"Forwarded", "for=203.0.113.7"}}) == "127.0.0.1");
+  BOOST_TEST(client_of(header::x_real_ip, {{"X-Forwarded-For", "203.0.113.7"}}) == "127.0.0.1");
+  BOOST_TEST(client_of(header::x_real_ip, {{"X-Real-IP", " 203.0.113.7 "}}) == "203.0.113.7");
+  BOOST_TEST(client_of(header::x_real_ip, {{"X-Real-IP", "2001:db8::7"}}) == "2001:db8::7");
+  BOOST_TEST(client_of(header::x_real_ip, {{"X-Real-IP", "203.0.113.7, 198.51.100.1"}}) == "127.0.0.1");
+  BOOST_TEST(client_of(header::x_real_ip, {{"X-Real-IP", "198.51.100.1"}, {"X-Real-IP", "203.0.113.7"}}) ==
+             "203.0.113.7");
+}
+
 // The PROXY protocol header a load balancer sends first (HAProxy's proxy-protocol.txt).
 namespace {
 

@@ -5,6 +5,7 @@
 #include "connection.hpp"
 #include "deadline.hpp"
 #include "proxy_protocol.hpp"
+#include "token.hpp"
 #include "wsl/extension.hpp"
 #include "wsl/standard.hpp"
 
@@ -83,26 +84,116 @@ std::optional<asio::ip::address> forwarded_address(std::string_view e) {
   return unmapped(a);
 }
 
-// From the right of X-Forwarded-For (every field of that name, in order), the first address that
-// is not a trusted proxy; the leftmost when all are; the last good one before a malformed element.
-asio::ip::address client_address_of(const http_request& req, const std::vector<address_range>& proxies,
-                                    const std::optional<asio::ip::address>& proxy_header_source) {
-  auto client = proxy_header_source.value_or(req.remote_endpoint.address());
-  if (proxies.empty() || req.unix_peer || !trusted_proxy(proxies, client)) return client;
-  std::vector<std::string_view> elements;
-  for (const auto& f : req.headers) {
-    if (!iequals(f.name, "X-Forwarded-For")) continue;
-    for (std::string_view rest = f.value;;) {
-      const auto comma = rest.find(',');
-      elements.push_back(rest.substr(0, comma));
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
+using hop = std::optional<asio::ip::address>;  // nullopt: an element that names no address
+
+// X-Forwarded-For's elements: "198.51.100.1, 203.0.113.7".
+void x_forwarded_for_hops(std::string_view rest, std::vector<hop>& out) {
+  for (;;) {
+    const auto comma = rest.find(',');
+    out.push_back(forwarded_address(rest.substr(0, comma)));
+    if (comma == std::string_view::npos) return;
+    rest.remove_prefix(comma + 1);
+  }
+}
+
+// RFC 7239's elements: "for=198.51.100.1;proto=https, for=\"[2001:db8::7]:4711\"", each its for=
+// node (an address, IPv6 in brackets, a port or not); nullopt for an element whose for= is
+// missing, "unknown" or an obfuscated "_name", and in place of the rest of a field that does not
+// parse. Empty elements are skipped, as lists allow.
+void forwarded_hops(std::string_view v, std::vector<hop>& out) {
+  const auto skip_space = [&v] {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  };
+  const auto take_token = [&v] {
+    std::size_t n = 0;
+    while (n < v.size() && is_tchar(v[n])) ++n;
+    const auto t = v.substr(0, n);
+    v.remove_prefix(n);
+    return t;
+  };
+  hop node;
+  bool any_pair = false, seen_for = false;
+  for (;;) {
+    skip_space();
+    if (!v.empty() && v.front() != ',' && v.front() != ';') {
+      const auto name = take_token();
+      if (name.empty() || v.empty() || v.front() != '=') break;
+      v.remove_prefix(1);
+      std::string value;
+      if (!v.empty() && v.front() == '"') {  // a quoted-string, with its quoted-pairs
+        v.remove_prefix(1);
+        bool closed = false;
+        while (!v.empty() && !closed) {
+          char c = v.front();
+          v.remove_prefix(1);
+          if (c == '"') {
+            closed = true;
+            continue;
+          }
+          if (c == '\\' && !v.empty()) {
+            c = v.front();
+            v.remove_prefix(1);
+          }
+          value += c;
+        }
+        if (!closed) break;
+      } else {
+        value = take_token();
+        if (value.empty()) break;
+      }
+      if (iequals(name, "for")) {
+        if (seen_for) break;  // a parameter occurs once per element
+        seen_for = true;
+        node = forwarded_address(value);
+      }
+      any_pair = true;
+      skip_space();
+    }
+    if (v.empty() || v.front() == ',') {
+      if (any_pair) out.push_back(node);
+      if (v.empty()) return;
+      v.remove_prefix(1);
+      node.reset();
+      any_pair = seen_for = false;
+    } else if (v.front() == ';') {
+      v.remove_prefix(1);
+    } else {
+      break;
     }
   }
-  for (auto it = elements.rbegin(); it != elements.rend(); ++it) {
-    const auto a = forwarded_address(*it);
-    if (!a) break;
-    client = *a;
+  out.push_back(std::nullopt);  // malformed: the walk stops here
+}
+
+// The hops the chosen header lists, the nearest last, across every field of that name in order.
+std::vector<hop> forwarding_hops(const http_request& req, listener_options::forwarding_header header) {
+  using h = listener_options::forwarding_header;
+  const std::string_view name = header == h::forwarded   ? "Forwarded"
+                                : header == h::x_real_ip ? "X-Real-IP"
+                                                         : "X-Forwarded-For";
+  std::vector<hop> hops;
+  for (const auto& f : req.headers) {
+    if (!iequals(f.name, name)) continue;
+    if (header == h::forwarded)
+      forwarded_hops(f.value, hops);
+    else if (header == h::x_real_ip)
+      hops.assign(1, forwarded_address(f.value));  // one address, the last field's
+    else
+      x_forwarded_for_hops(f.value, hops);
+  }
+  return hops;
+}
+
+// From the right of the header the proxies set, the first address that is not a trusted proxy;
+// the leftmost when all are; the last good one before an element that names none.
+asio::ip::address client_address_of(const http_request& req, const listener_options& opts,
+                                    const std::optional<asio::ip::address>& proxy_header_source) {
+  auto client = proxy_header_source.value_or(req.remote_endpoint.address());
+  const auto& proxies = opts.trusted_proxies;
+  if (proxies.empty() || req.unix_peer || !trusted_proxy(proxies, client)) return client;
+  const auto hops = forwarding_hops(req, opts.client_address_header);
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    if (!*it) break;
+    client = **it;
     if (!trusted_proxy(proxies, client)) break;
   }
   return client;
@@ -245,7 +336,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   }
   report.method = req.method;
   report.target = req.target;
-  req.client_address = client_address_of(req, opts.trusted_proxies, proxy_header_source);
+  req.client_address = client_address_of(req, opts, proxy_header_source);
   report.client_address = req.client_address;
 
   auto run_hook = [&]() -> bool {

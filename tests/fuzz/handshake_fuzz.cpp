@@ -3,6 +3,8 @@
 // size it chooses; its first byte chooses the size limit. The negotiation must end once the
 // client's side is closed, and answer with one well-formed HTTP response (or nothing, for a
 // client that sent nothing whole): 101 with a Sec-WebSocket-Accept exactly when it succeeded.
+// Bits 3-4 of the first byte make every peer a trusted proxy naming the client in X-Forwarded-For,
+// Forwarded or X-Real-IP.
 #include "fuzz_support.hpp"
 #include "wsl/detail/proxy_protocol.hpp"
 #include "wsl/http.hpp"
@@ -34,6 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   options.connection = test::quiet_options();
   static constexpr std::array<std::size_t, 4> head_limits{64, 512, 4096, 16 << 10};
   options.max_handshake_size = head_limits[config & 3];
+  if (const auto header = (config >> 3) & 3; header != 0) {
+    // Every peer a trusted proxy, so that the chosen header (X-Forwarded-For, Forwarded or
+    // X-Real-IP) is read: the client address it names feeds the connection budget.
+    options.trusted_proxies = {*address_range::parse("0.0.0.0/0"), *address_range::parse("::/0")};
+    options.client_address_header = static_cast<listener_options::forwarding_header>(header - 1);
+  }
   if (config & 4) {
     // A hook that looks at everything and picks the last subprotocol offered, or refuses.
     options.hook = [](const http_request& req, http_response& res) {

@@ -77,7 +77,8 @@ def frames_seeds():
 
 def handshake_seeds():
     # config: bits 0-1 head limit (64, 512, 4096, 16 KiB), 4 a hook that picks a subprotocol or
-    # refuses /refuse.
+    # refuses /refuse, bits 3-4 the header a trusted proxy names the client in (1 X-Forwarded-For,
+    # 2 Forwarded, 3 X-Real-IP).
     def req(target="/", extra=b"", version=b"13", key=b"dGhlIHNhbXBsZSBub25jZQ==", method=b"GET"):
         return (method + b" " + target.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUpgrade: websocket\r\n"
                 b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: "
@@ -106,6 +107,11 @@ def handshake_seeds():
     w("proxy-v1-unknown", b"PROXY UNKNOWN\r\n" + req())
     w("proxy-v2", b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x12" + bytes([203, 0, 113, 7, 192, 0, 2, 1, 1, 2, 3, 4])
       + b"\x04\x00\x03abc" + req())
+    w("x-forwarded-for", req(extra=b"X-Forwarded-For: 198.51.100.1, [2001:db8::7]:4711, 203.0.113.7:80\r\n"),
+      config=3 | 8)
+    w("forwarded", req(extra=b"Forwarded: for=198.51.100.1;proto=https, for=\"[2001:db8::7]:4711\";by=_x\r\n"
+                         b"Forwarded: For=\"a\\\"b\", , for=unknown;host=example.com\r\n"), config=3 | 16)
+    w("x-real-ip", req(extra=b"X-Real-IP: 203.0.113.7\r\nX-Real-IP: ::ffff:198.51.100.1\r\n"), config=3 | 24)
     w("proxy-v2-local", b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00" + req())
 
 

@@ -233,6 +233,13 @@ class TrustedProxy(ServerCase):
             self.assertEqual(result.returncode, 64, result.stderr)
             self.assertEqual(result.stderr.strip(),
                              f"wsl echo: --trusted-proxy {bad}: not an address or a network (10.0.0.0/8, fd00::/8)")
+        result = run_wsl("echo", "--port", "0", "--trusted-proxy", "10.0.0.1", "--trusted-proxy-header", "X-Client")
+        self.assertEqual(result.returncode, 64, result.stderr)
+        self.assertEqual(result.stderr, "wsl echo: --trusted-proxy-header X-Client: X-Forwarded-For, Forwarded or "
+                                        "X-Real-IP\n")
+        result = run_wsl("echo", "--port", "0", "--trusted-proxy-header", "Forwarded")
+        self.assertEqual(result.returncode, 64, result.stderr)
+        self.assertIn("--trusted-proxy-header requires --trusted-proxy", result.stderr)
 
 
 def proxy_v1(source: str) -> bytes:

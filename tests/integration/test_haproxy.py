@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """wsl echo behind a real load balancer, Debian's HAProxy (scripts/install-deps installs it): in TCP mode
 with `send-proxy` and `send-proxy-v2` in front of `--proxy-protocol`, and in HTTP mode with `option
-forwardfor` in front of `--trusted-proxy`. python3-websockets clients connect to HAProxy from
+forwardfor` (or a Forwarded or X-Real-IP header it sets) in front of `--trusted-proxy`. python3-websockets clients connect to HAProxy from
 127.0.0.9; wsl must name that address, not HAProxy's 127.0.0.1.
 """
 
@@ -20,10 +20,12 @@ from harness import TIMEOUT, Server, _die_with_parent
 
 HAPROXY = os.environ.get("WSL_TEST_HAPROXY") or shutil.which("haproxy") or "/usr/sbin/haproxy"
 CLIENT = "127.0.0.9"  # a loopback address of its own: the client HAProxy stands for
+FORGED = "192.0.2.66"  # what the client claims to be in headers of its own
 
 
 class HAProxy:
-    """haproxy -db with a frontend per backend server given: {name: (mode, server line)}. Each frontend
+    """haproxy -db with a frontend per backend server given: {name: (mode, server line[, frontend lines])},
+    `option forwardfor` the frontend line of HTTP mode unless others are given. Each frontend
     listens on a socket made here and inherited (`bind fd@N`): its port is known, and a client may
     connect before haproxy runs (the kernel's backlog holds it), so nothing waits for it to start."""
 
@@ -43,11 +45,11 @@ class HAProxy:
         with open(config, "w") as f:
             f.write("global\n  maxconn 100\ndefaults\n  timeout connect 5s\n  timeout client 30s\n"
                     "  timeout server 30s\n  timeout tunnel 30s\n")
-            for name, (mode, server) in self.backends.items():
+            for name, (mode, server, *lines) in self.backends.items():
                 f.write(f"frontend {name}\n  mode {mode}\n  bind fd@{self.sockets[name].fileno()}\n"
                         f"  default_backend {name}_servers\n")
-                if mode == "http":
-                    f.write("  option forwardfor\n")
+                for line in lines or (["option forwardfor"] if mode == "http" else []):
+                    f.write(f"  {line}\n")
                 f.write(f"backend {name}_servers\n  mode {mode}\n  server wsl {server}\n")
         self.proc = subprocess.Popen([HAPROXY, "-db", "-f", config], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
@@ -64,11 +66,11 @@ class HAProxy:
             print(f"haproxy said:\n{output}")
 
 
-async def echo_through(port: int, text: str) -> str:
-    """A python3-websockets client from CLIENT, through HAProxy's `port`."""
+async def echo_through(port: int, text: str, headers=()) -> str:
+    """A python3-websockets client from CLIENT, through HAProxy's `port`, sending `headers` too."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=(CLIENT, 0))
     async with websockets.connect(f"ws://127.0.0.1:{port}/", sock=sock, compression=None,
-                                  open_timeout=TIMEOUT) as ws:
+                                  open_timeout=TIMEOUT, extra_headers=list(headers)) as ws:
         await ws.send(text)
         return await asyncio.wait_for(ws.recv(), TIMEOUT)
 
@@ -87,6 +89,18 @@ class BehindHAProxy(unittest.TestCase):
         with Server("--trusted-proxy", "127.0.0.1", "-v") as server:
             with HAProxy({"web": ("http", f"127.0.0.1:{server.port}")}) as lb:
                 self.assertEqual(asyncio.run(echo_through(lb.ports["web"], "forwarded")), "forwarded")
+                line = server.wait_stderr(r"access .* GET / 101 ")
+                self.assertRegex(line, rf"\[\d+\] {re.escape(CLIENT)} GET / 101 .* close=1000$")
+
+    def test_the_header_the_proxy_sets_is_read_and_those_the_client_forges_are_not(self):
+        # The client sends all three headers naming FORGED; HAProxy sets or appends one of them.
+        forged = [("X-Forwarded-For", FORGED), ("Forwarded", f"for={FORGED}"), ("X-Real-IP", FORGED)]
+        for header, line in (("Forwarded", "http-request add-header Forwarded for=%[src]"),
+                             ("X-Real-IP", "http-request set-header X-Real-IP %[src]")):
+            with self.subTest(header=header), \
+                    Server("--trusted-proxy", "127.0.0.1", "--trusted-proxy-header", header, "-v") as server, \
+                    HAProxy({"web": ("http", f"127.0.0.1:{server.port}", line)}) as lb:
+                self.assertEqual(asyncio.run(echo_through(lb.ports["web"], header, forged)), header)
                 line = server.wait_stderr(r"access .* GET / 101 ")
                 self.assertRegex(line, rf"\[\d+\] {re.escape(CLIENT)} GET / 101 .* close=1000$")
 

@@ -67,7 +67,7 @@ struct http_request {
   asio::ip::tcp::endpoint remote_endpoint;  // default-constructed over a Unix-domain socket
   asio::ip::tcp::endpoint local_endpoint;
   // The client's address: remote_endpoint's, or when that is a trusted proxy
-  // (listener_options::trusted_proxies), the one its X-Forwarded-For names.
+  // (listener_options::trusted_proxies), the one its X-Forwarded-For (or client_address_header) names.
   asio::ip::address client_address;
   std::optional<peer_credentials> unix_peer;  // over a Unix-domain socket, who connected it
   // A number for the connection, unique in the process (from 1, for connections a server

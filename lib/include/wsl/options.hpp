@@ -159,12 +159,23 @@ struct listener_options {
   // beyond; and negotiations under way from one address: beyond, a TCP connection is closed as
   // soon as it is accepted. 0 = unlimited. Ignored when budget is set.
   std::size_t max_connections_per_address = 0;
-  // Peers whose X-Forwarded-For is believed (reverse proxies: nginx, HAProxy). For a request from
-  // one, http_request::client_address is the last address of X-Forwarded-For that is not itself a
-  // trusted proxy (nginx's real_ip_recursive); when the header is missing or malformed, the peer's
-  // own. The per-address connection limit counts that address, and a trusted proxy's negotiations
-  // under way are not bounded per address (all of them come from it).
+  // Peers whose X-Forwarded-For (or client_address_header) is believed (reverse proxies: nginx,
+  // HAProxy). For a request from one, http_request::client_address is the last address of
+  // X-Forwarded-For that is not itself a trusted proxy (nginx's real_ip_recursive); when the
+  // header is missing or malformed, the peer's own. The per-address connection limit counts that
+  // address, and a trusted proxy's negotiations under way are not bounded per address (all of
+  // them come from it).
   std::vector<address_range> trusted_proxies;
+  // The header in which trusted_proxies name the client. Only the one a proxy sets may be read:
+  // a client can send any of them, and a proxy that appends to one passes the others on as
+  // they came.
+  enum class forwarding_header {
+    x_forwarded_for,  // "X-Forwarded-For: 198.51.100.1, 203.0.113.7" (nginx, HAProxy's forwardfor)
+    forwarded,        // RFC 7239's "Forwarded: for=198.51.100.1, for=\"[2001:db8::7]:4711\"" (HAProxy
+                      // 2.7's option forwarded); for=unknown or an obfuscated name stops the walk
+    x_real_ip,        // "X-Real-IP: 203.0.113.7", one address (nginx's proxy_set_header X-Real-IP)
+  };
+  forwarding_header client_address_header = forwarding_header::x_forwarded_for;
   // Each TCP connection begins with a PROXY protocol header (HAProxy's, version 1 or 2) from the
   // load balancer in front (HAProxy's send-proxy, an AWS NLB's proxy protocol), before TLS and
   // HTTP: the client it names is http_request::client_address (and then trusted_proxies apply
