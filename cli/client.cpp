@@ -8,6 +8,37 @@
 #include <fstream>
 
 namespace wsl::cli {
+namespace {
+
+// --local-address: addresses, and networks standing for their host addresses (127.0.0.0/29: .1 to
+// .6; every one in a /31, /32 or IPv6 network), in the order given; 65536 at most.
+std::optional<std::string> local_address_pool(const std::vector<std::string>& given,
+                                              std::vector<asio::ip::address>& out) {
+  constexpr std::uint64_t most = 65536;
+  for (const auto& text : given) {
+    const auto range = address_range::parse(text);
+    if (!range) return fmt::format("--local-address {}: not an address or a network (127.0.0.0/24)", text);
+    const unsigned bits = (range->address.is_v4() ? 32 : 128) - range->prefix;
+    if (bits > 16 || out.size() + (std::uint64_t{1} << bits) > most + 2)
+      return fmt::format("--local-address {}: more than {} addresses in all", text, most);
+    const std::uint64_t count = std::uint64_t{1} << bits;
+    const bool hosts_only = range->address.is_v4() && bits >= 2;  // not the network's and broadcast address
+    for (std::uint64_t i = hosts_only ? 1 : 0; i < (hosts_only ? count - 1 : count); ++i) {
+      if (range->address.is_v4()) {
+        out.emplace_back(asio::ip::address_v4(range->address.to_v4().to_uint() + static_cast<std::uint32_t>(i)));
+      } else {
+        auto bytes = range->address.to_v6().to_bytes();
+        bytes[15] = static_cast<unsigned char>(bytes[15] + (i & 0xff));  // the prefix leaves these bits clear
+        bytes[14] = static_cast<unsigned char>(bytes[14] + (i >> 8));
+        out.emplace_back(asio::ip::address_v6(bytes));
+      }
+    }
+    if (out.size() > most) return fmt::format("--local-address {}: more than {} addresses in all", text, most);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 void add_client_options(CLI::App& app, client_cli_options& o) {
   auto& c = o.client;
@@ -34,6 +65,13 @@ void add_client_options(CLI::App& app, client_cli_options& o) {
                  "Connect to ADDRESS for HOST and PORT instead of resolving HOST (curl's --resolve; HOST '*': any "
                  "name); Host and the TLS name stay the URL's (repeatable)")
       ->type_name("HOST:PORT:ADDRESS[,ADDRESS...]");
+  app.add_option("--local-address", o.local_addresses,
+                 o.several_local_addresses
+                     ? "Connect from this address (curl's --interface), or from those of a network (127.0.0.0/24: "
+                       ".1 to .254), connections taking them in turn (repeatable; k6's --local-ips): beyond one "
+                       "address's ephemeral ports, or many clients for per-address limits"
+                     : "Connect from this address (curl's --interface)")
+      ->type_name(o.several_local_addresses ? "ADDRESS|CIDR" : "ADDRESS");
   auto* location = app.add_flag("-L,--location", o.follow_redirects,
                                 "Follow redirects (301, 302, 303, 307, 308): Authorization and Cookie are not sent "
                                 "to another origin, and wss:// never goes to ws://");
@@ -213,6 +251,21 @@ std::error_code finish_client_options(client_cli_options& o, std::string& proble
       problem = fmt::format("--unix-socket '{}': {}", c.unix_socket, bad.message());
       return error::invalid_option;
     }
+  }
+  if (auto why = local_address_pool(o.local_addresses, o.local_pool)) {
+    problem = std::move(*why);
+    return error::invalid_option;
+  }
+  if (!o.local_pool.empty()) {
+    if (!c.unix_socket.empty()) {
+      problem = "--local-address: not with a Unix socket";
+      return error::invalid_option;
+    }
+    if (o.local_pool.size() > 1 && !o.several_local_addresses) {
+      problem = "--local-address: one address (wsl loadtest spreads its connections over several)";
+      return error::invalid_option;
+    }
+    c.local_address = o.local_pool.front();
   }
   if (auto ec = c.validate()) {
     problem = "invalid header, origin or subprotocol (control characters, or a comma in a subprotocol)";
@@ -396,6 +449,13 @@ connect_failure failure_line_and_status(std::string_view url_text, std::error_co
                         ec == asio::error::timed_out ? "connecting" : "waiting for the handshake"),
             exit_timeout};
   }
+  if (ec == asio::error::address_family_not_supported)  // only --local-address leads here
+    return {fmt::format("{}: no address of the server's in the family (IPv4, IPv6) of --local-address", url),
+            exit_unavailable};
+  if (ec == std::error_code(EADDRNOTAVAIL, asio::error::get_system_category()))
+    return {
+        fmt::format("{}: {} (a --local-address this machine does not have, or no local port left)", url, ec.message()),
+        exit_unavailable};
   return {fmt::format("{}: {}", url, ec.message()),
           exit_status_for(ec) == exit_ok ? exit_failure : exit_status_for(ec)};
 }

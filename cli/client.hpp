@@ -20,8 +20,11 @@ struct client_cli_options {
   std::vector<std::string> headers;  // "Name: value"
   std::string origin;
   std::vector<std::string> subprotocols;
-  std::vector<std::string> resolve;  // --resolve HOST:PORT:ADDRESS[,ADDRESS...]
-  client_options client;             // timeouts, connection limits, --proxy
+  std::vector<std::string> resolve;           // --resolve HOST:PORT:ADDRESS[,ADDRESS...]
+  std::vector<std::string> local_addresses;   // --local-address ADDRESS|CIDR (repeatable)
+  bool several_local_addresses = false;       // set by a subcommand that spreads connections over them
+  std::vector<asio::ip::address> local_pool;  // what finish_client_options() made of local_addresses
+  client_options client;                      // timeouts, connection limits, --proxy
   deflate_cli deflate;
   tls_options tls;                // --cacert, --insecure, --cert, --key (for wss://)
   std::string key_password_file;  // --key-password-file
@@ -29,7 +32,7 @@ struct client_cli_options {
   unsigned max_redirects = 10;    // with -L
 };
 
-// -H/--header, --origin, --subprotocol, --proxy, --connect-timeout, --handshake-timeout,
+// -H/--header, --origin, --subprotocol, --proxy, --local-address, --connect-timeout, --handshake-timeout,
 // --max-message-size, --ping-interval, --idle-timeout, --close-timeout, -L/--location,
 // --max-redirects. The URL is positional.
 void add_client_options(CLI::App& app, client_cli_options& o);

@@ -720,13 +720,21 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
   // A coroutine of its own, which `stop` cancels when the run ends: a handshake under way then
   // (a server slow to answer) must not keep the run going until its time limit.
   websocket ws;
+  // --local-address with several: the connection's own in turn, in options of its own while it
+  // connects (kept off the frame that lives as long as the connection).
+  std::unique_ptr<client_options> own_options;
+  if (const auto& pool = s.opts.client.local_pool; pool.size() > 1) {
+    own_options = std::make_unique<client_options>(s.opts.client.client);
+    own_options->local_address = pool[index % pool.size()];
+  }
   try {
-    auto connecting = connect(ex, s.opts.client.url, s.opts.client.client, ec, &report);
+    auto connecting = connect(ex, s.opts.client.url, own_options ? *own_options : s.opts.client.client, ec, &report);
     auto cancellable = asio::bind_cancellation_slot(stop.slot(), asio::use_awaitable);
     ws = co_await asio::co_spawn(ex, std::move(connecting), std::move(cancellable));
   } catch (const std::system_error& e) {
     ec = e.code();  // cancelled before it started: asio throws then
   }
+  own_options.reset();
   release_slot(w);
   w.redirects += report.redirects.size();
   if (ec == asio::error::operation_aborted && s.current.load() == phase::done) {
@@ -1537,6 +1545,7 @@ subcommand register_loadtest(CLI::App& parent) {
   auto o = std::make_shared<loadtest_options>();
   auto* app = parent.add_subcommand(
       "loadtest", "Load-test a server (an echo server by default): throughput and round-trip percentiles");
+  o->client.several_local_addresses = true;
   add_client_options(*app, o->client);
   add_count_option(*app, "-c,--connections", o->connections, "Connections to open (10k: 10000)");
   add_duration_option(*app, "-d,--duration", o->duration, "Length of the measurement");

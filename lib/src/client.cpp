@@ -332,7 +332,7 @@ std::error_code client_options::validate() const {
   if (!unix_socket.empty()) {
     std::error_code bad;
     unix_endpoint(unix_socket, bad);
-    if (bad || !proxy.empty()) return error::invalid_option;
+    if (bad || !proxy.empty() || local_address) return error::invalid_option;
   }
   for (const auto& r : resolve)
     if (r.host.empty() || r.port == 0 || r.addresses.empty()) return error::invalid_option;
@@ -588,6 +588,31 @@ const std::vector<asio::ip::address>* overridden(const client_options& o, const 
   return nullptr;
 }
 
+// Connects `socket` to the first of `endpoints` that answers, from o.local_address when set (then
+// only to those of its family).
+asio::awaitable<asio::ip::tcp::endpoint> connect_first(asio::ip::tcp::socket& socket,
+                                                       const std::vector<asio::ip::tcp::endpoint>& endpoints,
+                                                       const client_options& o, std::error_code& ec) {
+  const auto redirect = [&ec] { return asio::redirect_error(asio::use_awaitable, ec); };
+  if (!o.local_address) co_return co_await asio::async_connect(socket, endpoints, redirect());
+  ec = asio::error::address_family_not_supported;
+  for (const auto& endpoint : endpoints) {
+    if (endpoint.address().is_v4() != o.local_address->is_v4()) continue;
+    std::error_code ignored;
+    socket.close(ignored);
+    socket.open(endpoint.protocol(), ec);
+    // The port comes with connect(), which knows the server: bind() alone would reserve one for
+    // every server at once.
+    if (!ec) socket.set_option(asio::detail::socket_option::boolean<IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT>(true), ec);
+    if (!ec) socket.bind({*o.local_address, 0}, ec);
+    if (ec) co_return asio::ip::tcp::endpoint{};  // the address is wrong for every server
+    co_await socket.async_connect(endpoint, redirect());
+    if (!ec) co_return endpoint;
+    if (!socket.is_open()) co_return asio::ip::tcp::endpoint{};  // closed by the deadline
+  }
+  co_return asio::ip::tcp::endpoint{};
+}
+
 // connect() after run_client_operation()'s first steps.
 asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const url& u, const client_options& o,
                                            std::error_code& ec, connect_report& rep) {
@@ -660,7 +685,7 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
     rep.resolve_time = clock::now() - started;
     if (!ec) {
       started = clock::now();
-      rep.remote = co_await asio::async_connect(socket, endpoints, redirect(ec));
+      rep.remote = co_await connect_first(socket, endpoints, o, ec);
       if (!ec && rep.proxy_protocol.starts_with("socks5")) {
         // socks5://: the name is resolved here (within connect_timeout), socks5h://: by the proxy.
         rep.proxy_request_head = "SOCKS5 CONNECT " + detail::host_and_port(u);

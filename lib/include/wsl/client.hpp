@@ -139,6 +139,13 @@ struct client_options {
     std::vector<asio::ip::address> addresses;  // at least one
   };
   std::vector<address_override> resolve;
+  // Connect from this address (curl's --interface, k6's --local-ips): the TCP socket (to the
+  // server, or to the proxy) is bound to it, its port left to connect() (IP_BIND_ADDRESS_NO_PORT:
+  // an address serves as many connections as there are ephemeral ports for each server, not in
+  // all). Only the addresses of its family are tried; none, and the connection fails with
+  // asio::error::address_family_not_supported; an address this machine does not have, with
+  // EADDRNOTAVAIL. Not with unix_socket: error::invalid_option.
+  std::optional<asio::ip::address> local_address;
 
   std::error_code validate() const;
 };

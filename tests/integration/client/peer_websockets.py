@@ -48,7 +48,7 @@ is answered with --status (302) and `Location: --location`, and emits
 
 Prints `listening on ws://127.0.0.1:PORT/` (wss://) on stderr when ready, like `wsl echo`, and one
 JSON object per event on stdout, flushed at once, for the test to assert on:
-  {"event": "open", "path": ..., "headers": [[name, value], ...], "subprotocol": ...}
+  {"event": "open", "path": ..., "headers": [[name, value], ...], "subprotocol": ..., "remote": ADDRESS}
   {"event": "message", "type": "text"|"binary", "hex": ...}
   {"event": "close", "code": N, "reason": ...}
 Runs until killed.
@@ -92,7 +92,7 @@ def make_handler(args):
     async def handler(ws, path=None):
         nonlocal joined
         emit(event="open", path=ws.path, headers=[[k, v] for k, v in ws.request_headers.raw_items()],
-             subprotocol=ws.subprotocol)
+             subprotocol=ws.subprotocol, remote=(ws.remote_address or [None])[0])
         if args.no_pong:
             ws.pong = no_pong
         try:

@@ -129,7 +129,7 @@ if (args.mode === 'silent') {
     wss.handleUpgrade(req, socket, head, (ws) => {
       const headers = [];
       for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
-      emit({ event: 'open', path: req.url, headers, subprotocol: ws.protocol || null });
+      emit({ event: 'open', path: req.url, headers, subprotocol: ws.protocol || null, remote: req.socket.remoteAddress });
       ws.on('close', (code, reason) => emit({ event: 'close', code, reason: reason.toString() }));
       ws.on('error', () => {});
       if (args.mode === 'script') {

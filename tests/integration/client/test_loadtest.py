@@ -874,6 +874,19 @@ class Server(Figures):
             self.assertEqual(r["close_codes"], {"1013": r["opened"]}, r)
             self.assertEqual((r["failed"], r["received"]), (0, 0), r)
 
+    def test_local_addresses_take_the_connections_in_turn(self):
+        # 127.0.0.8/30 stands for .9 and .10: with 127.0.0.20, three sources for six connections.
+        with Peer(PEER, "echo") as peer:
+            r, _ = self.run_json(peer.url, "-c", "6", "-d", "200ms", "--local-address", "127.0.0.8/30",
+                                 "--local-address", "127.0.0.20")
+            self.assertEqual((r["opened"], r["failed"]), (6, 0), r)
+            sources = sorted(e["remote"] for e in peer.events_named("open", 6))
+            self.assertEqual(sources, ["127.0.0.10"] * 2 + ["127.0.0.20"] * 2 + ["127.0.0.9"] * 2)
+            done = loadtest(peer.url, "-c", "2", "-d", "200ms", "--json", "--local-address", "::1")
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertEqual(json.loads(done.stdout)["failures"],
+                             {"Address family not supported by protocol": 2})
+
     def test_nobody_listening(self):
         port = unused_port()
         done = loadtest(f"ws://127.0.0.1:{port}/", "-c", "2", "-d", "200ms", "--json")
@@ -891,7 +904,8 @@ class Server(Figures):
                      ["--stamp"], ["--reply", "any", "--stamp"], ["--reply", "none", "--stamp", "-s", "19"],
                      ["--reply", "none", "--stamp", "--threshold", "lost==0"],
                      ["--reply", "none", "--stamp", "--payload-file", os.devnull], ["-c", "2", "--senders", "3"],
-                     ["-r", "2x"], ["-r", "-5"], ["-c", "1.5"], ["-c", "0"]):
+                     ["-r", "2x"], ["-r", "-5"], ["-c", "1.5"], ["-c", "0"], ["--local-address", "10.0.0.0/8"],
+                     ["--local-address", "localhost"], ["--local-address", "127.0.0.1", "--unix-socket", "/x"]):
             with self.subTest(args=args):
                 done = run_wsl("loadtest", *(args and ["ws://127.0.0.1:1/"]), *args)
                 self.assertEqual(done.returncode, 64, done.stderr)

@@ -25,8 +25,8 @@ import threading
 import time
 import unittest
 
-from client_harness import (TIMEOUT, WSL, Peer, Wsl, _die_with_parent, make_certificate, peer_from_argv, run_wsl,
-                            unused_port)
+from client_harness import (TIMEOUT, WSL, Peer, Wsl, _die_with_parent, make_certificate, peer_from_argv,
+                            pipe_round_trip, run_wsl, unused_port)
 
 PEER = peer_from_argv(sys.argv)
 INVALID_UTF8 = b"\xc3\x28\xa0\xa1\xe2\x28\xa1\xe2\x82\x28\xf0\x28\x8c\xbc\xed\xa0\x80\xff\xfe\xc0\xaf"
@@ -203,6 +203,23 @@ class Server(unittest.TestCase):
     def setUp(self):
         if PEER == "wsl":
             self.skipTest("needs a test peer")
+
+    def test_local_address_is_where_the_connection_comes_from(self):
+        with Peer(PEER, "echo") as peer:
+            pipe_round_trip(self, peer.url, "--local-address", "127.0.0.6")
+            self.assertEqual(peer.wait_event("open")["remote"], "127.0.0.6")
+            # No server address of its family, and an address this machine does not have.
+            done = pipe(peer.url, "--local-address", "::1", input=b"x\n")
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertEqual(done.stderr.decode(), f"wsl pipe: {peer.url}: no address of the server's in the family "
+                                                   "(IPv4, IPv6) of --local-address\n")
+            done = pipe(peer.url, "--local-address", "192.0.2.1", input=b"x\n")
+            self.assertEqual(done.returncode, 69, done.stderr)
+            self.assertIn(b"(a --local-address this machine does not have, or no local port left)", done.stderr)
+            done = pipe(peer.url, "--local-address", "127.0.0.0/30", input=b"x\n")
+            self.assertEqual(done.returncode, 64, done.stderr)
+            self.assertEqual(done.stderr.decode(), "wsl pipe: --local-address: one address (wsl loadtest spreads its "
+                                                   "connections over several)\n")
 
     def server_closes(self, code: int, reason: str, *options: str):
         script = [{"text": "first"}, {"hex": INVALID_UTF8.hex()}, {"text": "third ünï"}, {"hex": ""}]
