@@ -520,7 +520,11 @@ void add_server_options(CLI::App& app, server_options& o) {
   add_duration_option(app, "--close-timeout", c.close_timeout, "Wait this long for the peer's close frame");
   add_size_option(app, "--max-handshake-size", o.listener.max_handshake_size, "Largest HTTP request head (431 beyond)");
   add_duration_option(app, "--handshake-timeout", o.listener.handshake_timeout,
-                      "Time allowed for the HTTP negotiation");
+                      "Time allowed for the HTTP negotiation (and for each next request on a connection kept alive)");
+  app.add_option("--keep-alive-requests", o.listener.max_requests_per_connection,
+                 "Plain HTTP requests (files, metrics) one connection may make in turn; 1: each closes its connection")
+      ->type_name("N")
+      ->capture_default_str();
   add_http_options(app, o.http);
   add_deflate_options(app, o.deflate);
   const std::string tls_group = "TLS (wss://)";

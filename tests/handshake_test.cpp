@@ -223,9 +223,19 @@ BOOST_AUTO_TEST_CASE(connection_upgrade_may_come_in_a_second_field_line) {
 // Refused upgrades
 
 BOOST_AUTO_TEST_CASE(an_upgrade_that_is_not_get_gets_400) {
-  for (const char* line : {"POST /chat HTTP/1.1", "PUT /chat HTTP/1.1", "get /chat HTTP/1.1", "HEAD /chat HTTP/1.1"}) {
+  for (const char* line : {"POST /chat HTTP/1.1", "PUT /chat HTTP/1.1", "get /chat HTTP/1.1"}) {
     BOOST_TEST_CONTEXT(line) { expect_refusal(request_builder().line(line).str(), 400); }
   }
+  // The answer to a HEAD has the length its body would have, and no body.
+  negotiation n;
+  n.send(request_builder().line("HEAD /chat HTTP/1.1").str());
+  BOOST_TEST(n.finish().ec == wsl::error::bad_method);
+  const auto reply = parse_reply(n.raw, true);
+  BOOST_TEST(reply.complete);
+  BOOST_TEST(reply.status == 400);
+  BOOST_TEST(reply.get("Content-Length").value_or("0") != "0");
+  BOOST_TEST(reply.after.empty());
+  BOOST_TEST(n.server_shut_down);
 }
 
 BOOST_AUTO_TEST_CASE(http_1_0_gets_400) { expect_refusal(request_builder().line("GET /chat HTTP/1.0").str(), 400); }
@@ -380,16 +390,126 @@ BOOST_AUTO_TEST_CASE(a_head_over_max_handshake_size_gets_431) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(a_plain_get_without_upgrade_gets_426_and_the_connection_ends) {
+BOOST_AUTO_TEST_CASE(a_plain_get_without_upgrade_gets_426_and_the_connection_ends_when_asked) {
   negotiation n;
-  n.send("GET / HTTP/1.1\r\nHost: server.example.com\r\n\r\n");
+  n.send("GET / HTTP/1.1\r\nHost: server.example.com\r\nConnection: close\r\n\r\n");
   const auto& result = n.finish();
   BOOST_TEST(result.ec == wsl::error::not_upgrade);
   BOOST_TEST(n.reply.complete);
   BOOST_TEST(n.reply.status == 426);
   BOOST_TEST(wsl::iequals(n.reply.get("Upgrade").value_or(""), "websocket"));
   BOOST_TEST(n.reply.get("Sec-WebSocket-Version").value_or("") == "13");
+  BOOST_TEST(n.reply.get("Connection").value_or("") == "upgrade, close");
   BOOST_TEST(n.server_shut_down);
+}
+
+// HTTP/1.1 keep-alive: plain requests (pipelined here, in one write) are answered in turn on one
+// connection, and an upgrade may follow them there.
+BOOST_AUTO_TEST_CASE(plain_requests_keep_the_connection_for_the_next_one_and_an_upgrade) {
+  auto seen = std::make_shared<std::vector<std::string>>();
+  wsl::listener_options options;
+  options.hook = [seen](const wsl::http_request& req, wsl::http_response& res) {
+    seen->push_back(req.method + " " + req.target);
+    if (req.path == "/file") {
+      res.status = 200;
+      res.body = "contents\n";
+    }
+  };
+  negotiation n(options);
+  n.send("GET /file HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\n\r\n" + request_builder().str());
+  const auto& result = n.finish();
+  BOOST_TEST(!result.ec);
+  BOOST_REQUIRE(result.ws);
+  BOOST_TEST(!n.server_shut_down);
+  const auto first = parse_reply(n.raw);
+  BOOST_TEST(first.complete);
+  BOOST_TEST(first.status == 200);
+  BOOST_TEST(first.body == "contents\n");
+  BOOST_TEST(first.get("Connection").value_or("") == "keep-alive");
+  const auto second = parse_reply(first.after, true);  // HEAD: no body
+  BOOST_TEST(second.complete);
+  BOOST_TEST(second.status == 426);
+  BOOST_TEST(second.get("Connection").value_or("") == "upgrade");
+  const auto third = parse_reply(second.after);
+  BOOST_TEST(third.status == 101);
+  BOOST_TEST(third.get("Sec-WebSocket-Accept").value_or("") == rfc_accept);
+  BOOST_TEST(*seen == (std::vector<std::string>{"GET /file", "HEAD /", "GET /chat"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_refusal_of_the_next_request_owes_nothing_to_the_answer_before) {
+  wsl::listener_options options;
+  options.max_handshake_size = 256;
+  options.hook = [](const wsl::http_request&, wsl::http_response& res) {
+    res.status = 200;
+    res.headers.add("X-File", "a");
+    res.body = "contents";
+  };
+  negotiation n(options);
+  n.send("HEAD /file HTTP/1.1\r\nHost: a\r\n\r\nGET /" + std::string(300, 'x'));
+  BOOST_TEST(n.finish().ec == wsl::error::handshake_too_large);
+  const auto first = parse_reply(n.raw, true);
+  BOOST_TEST(first.status == 200);
+  BOOST_TEST(first.get("Content-Length").value_or("") == "8");
+  const auto second = parse_reply(first.after);  // a GET's refusal, with its body
+  BOOST_TEST(second.complete);
+  BOOST_TEST(second.status == 431);
+  BOOST_TEST(second.body == "request head too large\n");
+  BOOST_TEST(!second.get("X-File"));
+  BOOST_TEST(second.after.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_kept_alive_ends_with_its_client_or_its_time) {
+  const std::string plain = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+  BOOST_TEST_CONTEXT("the client closes it") {
+    negotiation n;
+    n.send(plain);
+    BOOST_TEST(parse_reply(n.peer->take()).status == 426);
+    n.peer->shutdown_send();
+    BOOST_TEST(n.finish().ec == asio::error::eof);
+    BOOST_TEST(n.raw.empty());
+  }
+  BOOST_TEST_CONTEXT("nothing more within handshake_timeout") {
+    wsl::listener_options options;
+    options.handshake_timeout = 5s;
+    negotiation n(options);
+    n.send(plain);
+    BOOST_TEST(parse_reply(n.peer->take()).status == 426);
+    wsl::test_clock::advance(4s);
+    wsl::test::run_until_idle(n.ctx);
+    BOOST_TEST(!n.accepting->done());
+    n.send("GET / HTTP/1.1\r\n");  // half a request restarts nothing: 5 s from the answer
+    wsl::test_clock::advance(2s);
+    BOOST_TEST(n.finish().ec == wsl::error::handshake_timeout);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(what_closes_a_connection_after_a_plain_answer) {
+  wsl::listener_options two;
+  two.max_requests_per_connection = 2;
+  wsl::listener_options closing_hook;
+  closing_hook.hook = [](const wsl::http_request&, wsl::http_response& res) { res.headers.add("Connection", "close"); };
+  const std::vector<std::tuple<std::string, std::string, wsl::listener_options>> cases = {
+      {"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", {}},
+      {"Connection: close", "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n", {}},
+      {"a body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab", {}},
+      {"a chunked body", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", {}},
+      {"the hook's Connection: close", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", closing_hook},
+      {"the second of two allowed", "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n", two},
+  };
+  for (const auto& [what, request, options] : cases) {
+    BOOST_TEST_CONTEXT(what) {
+      negotiation n(options);
+      n.send(request);
+      BOOST_TEST(n.finish().ec == wsl::error::not_upgrade);
+      BOOST_TEST(n.server_shut_down);
+      auto reply = parse_reply(n.raw);
+      if (what == "the second of two allowed") reply = parse_reply(reply.after);
+      BOOST_TEST(reply.complete);
+      BOOST_TEST(reply.status == 426);
+      BOOST_TEST(reply.get("Connection").value_or("") == "upgrade, close");
+      BOOST_TEST(reply.after.empty());
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(the_handshake_timeout_closes_the_stream) {
@@ -759,7 +879,7 @@ BOOST_AUTO_TEST_CASE(the_hook_may_answer_a_plain_http_request) {
     res.body = "ok\n";
   };
   negotiation n(options);
-  n.send("GET /health HTTP/1.1\r\nHost: server.example.com\r\n\r\n");
+  n.send("GET /health HTTP/1.1\r\nHost: server.example.com\r\nConnection: close\r\n\r\n");
   BOOST_TEST(n.finish().ec == wsl::error::not_upgrade);
   BOOST_TEST(*calls == 1);
   BOOST_TEST(n.reply.status == 200);
@@ -977,7 +1097,7 @@ BOOST_AUTO_TEST_CASE(response_headers_go_on_the_101_and_on_every_refusal) {
     expect_ours(expect_refusal(request_builder().set("Sec-WebSocket-Version", "8").str(), 426, options));
   }
   BOOST_TEST_CONTEXT("426 plain GET") {
-    expect_ours(expect_refusal("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 426, options));
+    expect_ours(expect_refusal("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 426, options));
   }
   BOOST_TEST_CONTEXT("431") {
     expect_ours(expect_refusal(request_builder().add("X-Filler", std::string(1100, 'f')).str(), 431, options));

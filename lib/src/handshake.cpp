@@ -199,6 +199,16 @@ asio::ip::address client_address_of(const http_request& req, const listener_opti
   return client;
 }
 
+// Whether the connection may stay open after a plain answer (HTTP/1.1 keep-alive): a request of
+// HTTP/1.1 that does not ask to close and carries no body (which would have to be read past), and
+// an answer whose Connection does not say close (a hook's may).
+bool persistent(const http_request& req, const http_response& res) {
+  if (req.version_major != 1 || req.version_minor < 1 || req.headers.has_token("Connection", "close")) return false;
+  if (req.headers.contains("Transfer-Encoding")) return false;
+  if (const auto length = req.headers.get("Content-Length"); length && *length != "0") return false;
+  return !res.headers.has_token("Connection", "close");
+}
+
 }  // namespace
 
 bool trusted_proxy(const std::vector<address_range>& proxies, const asio::ip::address& a) {
@@ -253,9 +263,11 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   }
   const auto registry = opts.standards ? opts.standards : standard_registry::defaults();
 
-  // Sends an answer that ends the negotiation, then lingers briefly so it is not lost to a reset.
-  auto refuse = [&](http_response& res, std::error_code why) -> asio::awaitable<void> {
-    ec = why;
+  // Sends an answer that is no upgrade. `close`: it ends the negotiation, and the stream lingers
+  // briefly so that it is not lost to a reset; otherwise the connection stays open for the next
+  // request (HTTP/1.1 keep-alive), and `write_ec` says whether the answer went out.
+  std::string_view method;  // the request's, once parsed: a HEAD is answered without a body
+  auto answer = [&](http_response& res, bool close, std::error_code& write_ec) -> asio::awaitable<void> {
     if (!response_safe(res)) {
       // A hook's header with a line break must not reach the wire: answer with nothing of it.
       res = http_response{};
@@ -268,77 +280,29 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     if (res.status != 426) res.headers.remove("Upgrade");
     // A 426 names the protocol in Upgrade, and whoever sends Upgrade lists "upgrade" in Connection
     // (RFC 7230 section 6.7), so that no intermediary forwards it.
-    res.headers.add("Connection", res.status == 426 ? "upgrade, close" : "close");
+    res.headers.add("Connection",
+                    res.status == 426 ? (close ? "upgrade, close" : "upgrade") : (close ? "close" : "keep-alive"));
     for (const auto& f : opts.response_headers) res.headers.add(f.name, f.value);
+    if (method == "HEAD" && !res.body.empty()) {  // the length it would have, and no body
+      if (!res.headers.contains("Content-Length")) res.headers.add("Content-Length", std::to_string(res.body.size()));
+      res.body.clear();
+    }
     report.status = res.status;
     const auto text = serialize_response(res);
     const asio::const_buffer buf = asio::buffer(text);
-    std::error_code write_ec;
     co_await stream->write(std::span(&buf, 1), write_ec);
     report.bytes_sent = text.size();
-    if (write_ec) co_return;
+    if (write_ec || !close) co_return;
     co_await linger(*stream, timeout, opts);
   };
+  auto refuse = [&](http_response& res, std::error_code why) -> asio::awaitable<void> {
+    ec = why;
+    std::error_code write_ec;
+    co_await answer(res, true, write_ec);
+  };
 
-  // 1. The request head, bounded in size and time.
-  std::string buf(std::min<std::size_t>(opts.max_handshake_size, 2048), '\0');
-  std::size_t used = 0, head_end = std::string::npos;
-  while (head_end == std::string::npos) {
-    if (used == buf.size()) {
-      if (buf.size() >= opts.max_handshake_size) {
-        http_response res;
-        plain_body(res, 431, "request head too large");
-        co_await refuse(res, error::handshake_too_large);
-        co_return websocket{};
-      }
-      buf.resize(std::min(buf.size() * 2, opts.max_handshake_size));
-    }
-    std::error_code read_ec;
-    const auto n = co_await stream->read_some(asio::buffer(buf.data() + used, buf.size() - used), read_ec);
-    if (read_ec) {
-      ec = timeout.expired() ? make_error_code(error::handshake_timeout) : read_ec;
-      co_return websocket{};
-    }
-    // The empty lines a request line may follow are no end of a head: look for it after them.
-    const std::string_view received(buf.data(), used + n);
-    const auto start = request_line_start(received);
-    const auto end = find_head_end(received.substr(start), used > start ? used - start : 0);
-    head_end = end == std::string::npos ? end : start + end;
-    if (head_end == std::string::npos && has_bare_lf(received, used)) {
-      // A head written with LF line ends never ends for a CRLF reader: without this it would be
-      // answered by nothing, once handshake_timeout ran out.
-      http_response res;
-      plain_body(res, 400, "malformed HTTP request");
-      co_await refuse(res, error::bad_request);
-      co_return websocket{};
-    }
-    used += n;
-  }
-  const std::size_t head_size = head_end + 4;
-  if (head_size > opts.max_handshake_size) {
-    http_response res;
-    plain_body(res, 431, "request head too large");
-    co_await refuse(res, error::handshake_too_large);
-    co_return websocket{};
-  }
-
-  // 2. Parse and check it.
   http_request req;
-  req.remote_endpoint = stream->remote_endpoint();
-  req.local_endpoint = stream->local_endpoint();
-  req.unix_peer = report.unix_peer;
-  req.connection_id = report.connection_id;
   http_response res;
-  if (auto e = parse_request(std::string_view(buf.data(), head_size), req)) {
-    plain_body(res, 400, "malformed HTTP request");
-    co_await refuse(res, e);
-    co_return websocket{};
-  }
-  report.method = req.method;
-  report.target = req.target;
-  req.client_address = client_address_of(req, opts, proxy_header_source);
-  report.client_address = req.client_address;
-
   auto run_hook = [&]() -> bool {
     if (!opts.hook) return true;
     try {
@@ -350,15 +314,103 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     }
   };
 
-  if (!req.is_websocket_upgrade()) {
+  // 1. The request head, bounded in size and time. After a plain request answered on a connection
+  // kept alive (HTTP/1.1), the next one, within handshake_timeout again.
+  std::string buf(std::min<std::size_t>(opts.max_handshake_size, 2048), '\0');
+  std::size_t used = 0, head_size = 0;
+  for (std::size_t answered = 0;; ++answered) {
+    std::size_t scanned = 0;  // how much of buf[0, used) was searched for the head's end
+    std::size_t head_end = std::string::npos;
+    for (;;) {
+      if (used > scanned) {
+        // The empty lines a request line may follow are no end of a head: look for it after them.
+        const std::string_view received(buf.data(), used);
+        const auto start = request_line_start(received);
+        const auto end = find_head_end(received.substr(start), scanned > start ? scanned - start : 0);
+        head_end = end == std::string::npos ? end : start + end;
+        if (head_end != std::string::npos) break;
+        if (has_bare_lf(received, scanned)) {
+          // A head written with LF line ends never ends for a CRLF reader: without this it would
+          // be answered by nothing, once handshake_timeout ran out.
+          plain_body(res, 400, "malformed HTTP request");
+          co_await refuse(res, error::bad_request);
+          co_return websocket{};
+        }
+        scanned = used;
+      }
+      if (used == buf.size()) {
+        if (buf.size() >= opts.max_handshake_size) {
+          plain_body(res, 431, "request head too large");
+          co_await refuse(res, error::handshake_too_large);
+          co_return websocket{};
+        }
+        buf.resize(std::min(buf.size() * 2, opts.max_handshake_size));
+      }
+      std::error_code read_ec;
+      const auto n = co_await stream->read_some(asio::buffer(buf.data() + used, buf.size() - used), read_ec);
+      if (read_ec) {
+        ec = timeout.expired() ? make_error_code(error::handshake_timeout) : read_ec;
+        // A connection kept alive that the client closes, or leaves idle, before a next request.
+        report.idle_end = answered > 0 && used == 0;
+        co_return websocket{};
+      }
+      used += n;
+    }
+    head_size = head_end + 4;
+    if (head_size > opts.max_handshake_size) {
+      plain_body(res, 431, "request head too large");
+      co_await refuse(res, error::handshake_too_large);
+      co_return websocket{};
+    }
+
+    // 2. Parse and check it.
+    req = http_request{};
+    res = http_response{};
+    req.remote_endpoint = stream->remote_endpoint();
+    req.local_endpoint = stream->local_endpoint();
+    req.unix_peer = report.unix_peer;
+    req.connection_id = report.connection_id;
+    if (auto e = parse_request(std::string_view(buf.data(), head_size), req)) {
+      plain_body(res, 400, "malformed HTTP request");
+      co_await refuse(res, e);
+      co_return websocket{};
+    }
+    report.method = req.method;
+    report.target = req.target;
+    method = req.method;
+    req.client_address = client_address_of(req, opts, proxy_header_source);
+    report.client_address = req.client_address;
+    if (req.is_websocket_upgrade()) break;
+
     // A plain HTTP request: say what this is, unless the hook answers it (a static file, say).
     res.status = 426;
     res.headers.add("Upgrade", "websocket");
     res.headers.add("Sec-WebSocket-Version", registry->versions());
     plain_body(res, 426, "this is a WebSocket endpoint: connect with a WebSocket client");
     run_hook();
-    co_await refuse(res, error::not_upgrade);
-    co_return websocket{};
+    if (answered + 1 >= opts.max_requests_per_connection || !persistent(req, res)) {
+      co_await refuse(res, error::not_upgrade);
+      co_return websocket{};
+    }
+    std::error_code write_ec;
+    co_await answer(res, false, write_ec);
+    if (write_ec) {
+      ec = timeout.expired() ? make_error_code(error::handshake_timeout) : write_ec;
+      co_return websocket{};
+    }
+    if (control && control->answered) control->answered(report);
+    // What came after this request (the next one, pipelined) moves to the front.
+    buf.erase(0, head_size);
+    used -= head_size;
+    buf.resize(std::max<std::size_t>(buf.size(), std::min<std::size_t>(opts.max_handshake_size, 2048)), '\0');
+    method = {};  // until the next request is parsed
+    res = http_response{};
+    report.method.clear();
+    report.target.clear();
+    report.status = 0;
+    report.bytes_sent = 0;
+    report.client_address = proxy_header_source.value_or(report.remote.address());
+    timeout.arm(opts.handshake_timeout);
   }
 
   std::error_code check;

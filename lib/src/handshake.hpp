@@ -22,12 +22,19 @@ struct handshake_report {
   std::string target;
   int status = 0;  // the HTTP status sent, 0 when none
   std::size_t bytes_sent = 0;
+  // A connection kept alive after a plain answer ended before anything of a next request came:
+  // the client closed it, left it idle past handshake_timeout, or the listener stopped. Nothing
+  // to report.
+  bool idle_end = false;
 };
 
 // Lets the listener end a negotiation in progress when it stops: abort() closes the stream, and the
 // negotiation fails with error::listener_stopped. Set by server_handshake() while it runs.
 struct handshake_control {
   std::function<void()> abort;
+  // Set by the caller: called after each plain answer that leaves the connection open for the
+  // next request (keep-alive), with that request's report.
+  std::function<void(const handshake_report&)> answered;
 };
 
 // Whether `a` is in one of `proxies` (listener_options::trusted_proxies).

@@ -139,47 +139,57 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
                                     : fmt::format("{}:{}", remote.address().to_string(), remote.port());
   }
 
+  // A negotiation's end, or one of the plain requests a connection kept alive made before it: to
+  // options.on_negotiation, and the log when it failed.
+  void record(const handshake_report& report, std::error_code ec, clock::duration took) {
+    if (opts.on_negotiation) {
+      try {
+        opts.on_negotiation(negotiation_record{report.remote, report.client_address, report.method, report.target,
+                                               report.status, report.bytes_sent, took, ec, report.unix_peer,
+                                               report.connection_id});
+      } catch (...) {
+      }
+    }
+    if (!ec) return;
+    const auto peer = report.unix_peer ? fmt::format("unix:pid={},uid={}", report.unix_peer->pid, report.unix_peer->uid)
+                                       : format_endpoint(report.remote);
+    // A peer that leaves before its request is complete is no fault of either side: a load
+    // balancer's or a script's check that something listens (wsl's own, on a Unix socket it is
+    // about to take over, is one).
+    const bool left_early = ec == asio::error::eof && report.status == 0;
+    const auto level =
+        ec == error::not_upgrade || ec == error::listener_stopped || left_early ? log_level::info : log_level::warning;
+    if (report.status != 0 && !report.method.empty())
+      log(level, fmt::format("{} {} {}: {} ({})", peer, report.method, report.target, report.status, ec.message()));
+    else if (report.status != 0)
+      log(level, fmt::format("{}: {} ({})", peer, report.status, ec.message()));
+    else
+      log(level, fmt::format("{}: handshake failed: {}", peer, ec.message()));
+  }
+
   static asio::awaitable<void> negotiate(std::shared_ptr<listener_state> self, std::unique_ptr<transport> stream,
                                          asio::ip::address peer) {
     std::error_code ec;
     handshake_report report;
-    const auto started = clock::now();
+    auto started = clock::now();
     self->in_progress.emplace_front();
     const auto control = self->in_progress.begin();
+    // Each plain request answered on a connection kept alive is reported as it is answered; the
+    // next one's time counts from then.
+    control->answered = [state = self.get(), &started](const handshake_report& r) {
+      const auto now = clock::now();
+      state->record(r, make_error_code(error::not_upgrade), now - started);
+      started = now;
+    };
     auto ws = co_await server_handshake(std::move(stream), self->opts, self->budget, report, ec, &*control);
     self->in_progress.erase(control);
     self->budget->end_negotiation(peer);
     --self->negotiating;
-    if (self->opts.on_negotiation) {
-      try {
-        self->opts.on_negotiation(negotiation_record{report.remote, report.client_address, report.method, report.target,
-                                                     report.status, report.bytes_sent, clock::now() - started, ec,
-                                                     report.unix_peer, report.connection_id});
-      } catch (...) {
-      }
-    }
-    if (ec) {
-      const auto peer = report.unix_peer
-                            ? fmt::format("unix:pid={},uid={}", report.unix_peer->pid, report.unix_peer->uid)
-                            : format_endpoint(report.remote);
-      // A peer that leaves before its request is complete is no fault of either side: a load
-      // balancer's or a script's check that something listens (wsl's own, on a Unix socket it is
-      // about to take over, is one).
-      const bool left_early = ec == asio::error::eof && report.status == 0;
-      const auto level = ec == error::not_upgrade || ec == error::listener_stopped || left_early ? log_level::info
-                                                                                                 : log_level::warning;
-      if (report.status != 0 && !report.method.empty())
-        self->log(level,
-                  fmt::format("{} {} {}: {} ({})", peer, report.method, report.target, report.status, ec.message()));
-      else if (report.status != 0)
-        self->log(level, fmt::format("{}: {} ({})", peer, report.status, ec.message()));
-      else
-        self->log(level, fmt::format("{}: handshake failed: {}", peer, ec.message()));
-    } else if (self->stopped) {
+    if (!report.idle_end) self->record(report, ec, clock::now() - started);
+    if (!ec && self->stopped)
       ws.abort();
-    } else {
+    else if (!ec)
       self->ready.push_back(std::move(ws));
-    }
     self->notify();
   }
 };

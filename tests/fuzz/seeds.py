@@ -92,6 +92,9 @@ def handshake_seeds():
     w("bad-key", req(key=b"short"))
     w("post", req(method=b"POST"))
     w("plain-get", b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+    w("keep-alive-then-upgrade", b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\n\r\n" + req(),
+      config=3 | 4, piece=7)
+    w("keep-alive-then-close", b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n")
     w("http-1.0", b"GET / HTTP/1.0\r\n\r\n")
     w("too-long", req(extra=b"X-Pad: " + b"p" * 600 + b"\r\n"), config=1)
     w("bare-lf", req().replace(b"\r\n", b"\n"))

@@ -79,7 +79,8 @@ inline bool all_digits(std::string_view s) {
 
 }  // namespace detail
 
-inline http_reply parse_reply(std::string_view raw) {
+// `to_head`: the answer to a HEAD request, whose Content-Length announces no body.
+inline http_reply parse_reply(std::string_view raw, bool to_head = false) {
   http_reply r;
   const auto head_end = raw.find("\r\n\r\n");
   if (head_end == std::string_view::npos) return r;
@@ -110,7 +111,7 @@ inline http_reply parse_reply(std::string_view raw) {
     const auto lengths = r.all("Content-Length");
     // At most 18 digits: no overflow.
     if (lengths.size() != 1 || !detail::all_digits(lengths.front()) || lengths.front().size() > 18) return r;
-    body_size = std::stoull(lengths.front());
+    body_size = to_head ? 0 : std::stoull(lengths.front());
   }
   if (rest.size() < body_size) return r;
   r.body = rest.substr(0, body_size);

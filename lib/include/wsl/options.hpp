@@ -149,6 +149,12 @@ struct listener_options {
   std::size_t max_handshake_size = 16 << 10;
   // The whole negotiation (TLS included, once there is TLS) must finish within this time.
   clock::duration handshake_timeout = 10s;
+  // Plain HTTP requests (answered by the hook: a file, metrics; or the 426 to a request that is no
+  // upgrade) one connection may make in turn (HTTP/1.1 keep-alive), each next one arriving within
+  // handshake_timeout of the answer before; an upgrade may follow them. A request of HTTP/1.0, with
+  // "Connection: close" or a body, or answered with "Connection: close" (the hook's), closes it.
+  // 0 or 1: every plain answer closes its connection.
+  std::size_t max_requests_per_connection = 100;
   // Negotiations running at once; further TCP connections wait in the kernel's backlog.
   std::size_t max_pending_handshakes = 256;
   // Negotiated websockets waiting for accept(), together with those being negotiated.

@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import websockets  # noqa: E402  (python3-websockets, the Debian package)
 
-from harness import (LISTENING, TIME_SCALE, TIMEOUT, WSL, DidNotStart, HttpResponse, RawClient,  # noqa: E402,F401
-                     _LineCollector, _die_with_parent, _live, close_payload, handshake_request, run_wsl)
+from harness import (LISTENING, OP_TEXT, TIME_SCALE, TIMEOUT, WSL, DidNotStart, HttpResponse,  # noqa: E402,F401
+                     RawClient, _LineCollector, _die_with_parent, _live, close_payload, handshake_request, run_wsl)
 
 
 class _ByteCollector(threading.Thread):
@@ -177,9 +177,10 @@ def run(coroutine, timeout: float = TIMEOUT * 3):
 
 def raw_get(port, target, method="GET", extra=()) -> HttpResponse:
     """A request sent byte for byte (http.client would normalise `..`), and its response, read up to
-    the EOF with which the server ends every plain request (so HEAD and 304 need no special case)."""
+    the EOF with which the server ends a plain request asking to close (so HEAD and 304 need no
+    special case)."""
     with RawClient(port) as client:
-        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", *extra]
+        lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close", *extra]
         client.send(("\r\n".join(lines) + "\r\n\r\n").encode())
         data = client.wait_eof()
     head, _, body = data.partition(b"\r\n\r\n")

@@ -12,7 +12,7 @@ import signal
 import tempfile
 import unittest
 
-from serve_harness import TIMEOUT, Serve, connect, raw_get, receive_until_close, run, run_wsl
+from serve_harness import OP_TEXT, TIMEOUT, RawClient, Serve, connect, raw_get, receive_until_close, run, run_wsl
 
 
 async def status_of(url, **options):
@@ -152,6 +152,48 @@ class Static(unittest.TestCase):
             connection.request("GET", "/sub/data.json")
             response = connection.getresponse()
             self.assertEqual((response.status, response.read()), (200, b'{"a": 1}'))
+            connection.close()
+
+    def test_a_connection_is_kept_for_the_next_request_and_each_is_logged(self):
+        # http.client keeps one connection for requests in turn (HTTP/1.1 keep-alive), as a browser
+        # does for a page's files; every request gets its access line, and a WebSocket may follow.
+        with Serve("--static", self.root, "--pipe", "-v") as server:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+            answers, ports = [], set()
+            for method, target in (("GET", "/"), ("GET", "/app.js"), ("HEAD", "/style.css"), ("GET", "/missing")):
+                connection.request(method, target)
+                response = connection.getresponse()
+                answers.append((response.status, response.read(), response.getheader("Connection")))
+                ports.add(connection.sock.getsockname()[1])
+            self.assertEqual(answers, [(200, b"<!doctype html><p>page</p>", "keep-alive"),
+                                       (200, b"console.log(1)", "keep-alive"), (200, b"", "keep-alive"),
+                                       (404, b"not found\n", "keep-alive")])
+            self.assertEqual(len(ports), 1, "one connection for the four requests")
+            port = ports.pop()
+            for method, target, status in (("GET", "/", 200), ("GET", "/app.js", 200), ("HEAD", "/style.css", 200),
+                                           ("GET", "/missing", 404)):
+                server.wait_stderr(rf"access .* \[-\] 127\.0\.0\.1:{port} {method} {re.escape(target)} {status} ")
+            # The client leaves: no line for that (nothing was asked).
+            connection.close()
+            with RawClient(server.port) as client:  # and an upgrade after a file, on one connection
+                client.send(f"GET /app.js HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+                self.assertEqual(client.read_http_response().body, b"console.log(1)")
+                client.handshake()
+                client.send_frame(OP_TEXT, b"after a file")
+                self.assertEqual(server.wait_stdout(lambda out: b"after a file\n" in out), b"after a file\n")
+            server.wait_stderr(r"access .* \[\d+\] 127\.0\.0\.1:\d+ GET / 101 ")
+            # Five plain requests, five lines: none for http.client's leaving an idle connection.
+            self.assertEqual(len(re.findall(r"access .* \[-\] ", server.stderr.text())), 5, server.stderr.text())
+            self.assertNotRegex(server.stderr.text(), r"handshake failed|End of file")
+
+    def test_keep_alive_requests_1_closes_after_each_answer(self):
+        with Serve("--static", self.root, "--pipe", "--keep-alive-requests", "1") as server:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+            for target in ("/", "/app.js"):  # http.client connects again for the second
+                connection.request("GET", target)
+                response = connection.getresponse()
+                self.assertEqual((response.status, response.getheader("Connection")), (200, "close"))
+                response.read()
             connection.close()
 
     def test_escapes_and_refusals(self):
