@@ -488,13 +488,13 @@ def spawn_on_socket(sock, *args: str, listen_pid: str = "$$") -> subprocess.Pope
 class ListenFd(unittest.TestCase):
     """--listen-fd: a socket that already listens, inherited (systemd's socket activation)."""
 
-    def run_on(self, sock: socket.socket, *args: str, check) -> str:
-        """Starts `wsl ARGS` on `sock`, calls check(listening line), then stops it with SIGINT
-        (exit 130 wanted); returns its stderr."""
+    def run_on(self, sock, *args: str, check, lines: int = 1) -> str:
+        """Starts `wsl ARGS` on `sock` (or a list of sockets), calls check(listening line, ...) with
+        its first `lines` lines, then stops it with SIGINT (exit 130 wanted); returns the rest of
+        its stderr."""
         proc = spawn_on_socket(sock, *args)
         try:
-            line = proc.stderr.readline().decode().rstrip("\n")
-            check(line)
+            check(*(proc.stderr.readline().decode().rstrip("\n") for _ in range(lines)))
             proc.send_signal(signal.SIGINT)
             _, stderr = proc.communicate(timeout=TIMEOUT)
             self.assertEqual(proc.returncode, EXIT_INTERRUPTED, stderr)
@@ -588,20 +588,13 @@ class ListenFd(unittest.TestCase):
                     await b.send("over the Unix socket")
                     return [await a.recv(), await b.recv()]
 
-            proc = spawn_on_socket([tcp, unix], "echo", "--listen-fd", "systemd", "--threads", "2")
-            try:
-                lines = [proc.stderr.readline().decode().rstrip("\n") for _ in range(2)]
-                self.assertEqual(lines, [f"listening on ws://127.0.0.1:{port}/", f"listening on ws+unix:{path}"])
+            def check(*lines: str) -> None:
+                self.assertEqual(lines, (f"listening on ws://127.0.0.1:{port}/", f"listening on ws+unix:{path}"))
                 self.assertEqual(asyncio.run(asyncio.wait_for(round_trips(), TIMEOUT)),
                                  ["over TCP", "over the Unix socket"])
-                proc.send_signal(signal.SIGINT)
-                _, stderr = proc.communicate(timeout=TIMEOUT)
-                self.assertEqual(proc.returncode, EXIT_INTERRUPTED, stderr)
-                self.assertEqual(stderr, b"", "a third listening line, or a complaint")
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+
+            rest = self.run_on([tcp, unix], "echo", "--listen-fd", "systemd", "--threads", "2", check=check, lines=2)
+            self.assertEqual(rest, "", "a third listening line, or a complaint")
 
     def test_systemd_without_its_variables_or_a_descriptor_twice_is_a_usage_error(self):
         with socket.socket() as sock:
