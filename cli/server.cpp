@@ -423,6 +423,7 @@ std::error_code claim_port(std::vector<listen_spec>& specs, bool ipv6_only, std:
       if (!ec) endpoint = probe.local_endpoint(ec);
       if (ec == asio::error::address_in_use && given_port == 0 && port != 0) {
         again = true;  // the port the first address got is taken on this one
+        failed = format_endpoint(endpoint);
         break;
       }
       if (ec && spec.from_name &&
