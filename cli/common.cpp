@@ -309,7 +309,9 @@ std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
 
 std::string format_peer(const asio::ip::tcp::endpoint& ep, const std::optional<peer_credentials>& unix_peer,
                         const asio::ip::address& client_address) {
-  if (unix_peer) return fmt::format("unix:pid={},uid={}", unix_peer->pid, unix_peer->uid);
+  // Over a Unix socket, who connected, unless a PROXY header named a client (HAProxy in front).
+  if (unix_peer && client_address.is_unspecified())
+    return fmt::format("unix:pid={},uid={}", unix_peer->pid, unix_peer->uid);
   if (!client_address.is_unspecified() && client_address != ep.address())
     return client_address.is_v6() ? fmt::format("[{}]", client_address.to_string()) : client_address.to_string();
   return format_endpoint(ep);

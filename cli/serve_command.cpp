@@ -156,11 +156,16 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
   add("SERVER_PROTOCOL", fmt::format("HTTP/{}.{}", req.version_major, req.version_minor));
   add("SERVER_NAME", server_name);
   if (const auto peer = ws.unix_peer()) {
-    // No address or port: who connected instead, for a command that decides by user.
+    // No port: who connected instead, for a command that decides by user; and the client a PROXY
+    // header named (--proxy-protocol behind HAProxy), if one did.
     add("WSL_UNIX_SOCKET", o.server.unix_socket);
     add("WSL_PEER_PID", std::to_string(peer->pid));
     add("WSL_PEER_UID", std::to_string(peer->uid));
     add("WSL_PEER_GID", std::to_string(peer->gid));
+    if (!req.client_address.is_unspecified()) {
+      add("REMOTE_ADDR", req.client_address.to_string());
+      add("REMOTE_HOST", req.client_address.to_string());
+    }
   } else {
     add("SERVER_PORT", std::to_string(local.port()));
     // Behind a --trusted-proxy: the client it names, whose port nobody told us.

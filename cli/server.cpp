@@ -505,10 +505,10 @@ void add_server_options(CLI::App& app, server_options& o) {
       ->capture_default_str()
       ->needs("--trusted-proxy");
   app.add_flag("--proxy-protocol", o.proxy_protocol,
-               "Each TCP connection begins with a PROXY protocol header (v1 or v2: HAProxy's send-proxy, an AWS "
-               "NLB's) naming the client, before TLS: the access log, --max-connections-per-ip and REMOTE_ADDR take "
-               "its address; a connection without one is closed unanswered")
-      ->excludes(unix_socket);
+               "Each connection (TCP, or Unix with --unix-socket) begins with a PROXY protocol header (v1 or v2: "
+               "HAProxy's send-proxy, an AWS NLB's) naming the client, before TLS: the access log, "
+               "--max-connections-per-ip and REMOTE_ADDR take its address; a connection without one is closed "
+               "unanswered");
   app.add_option("--max-connections-per-ip", o.max_connections_per_ip,
                  "Open connections from one IPv4 address or IPv6 /64 at most (429 beyond), and handshakes under way "
                  "from it (closed unanswered beyond); 0 = no limit")

@@ -106,19 +106,16 @@ proxy_header_status parse_proxy_header(std::span<const unsigned char> bytes, std
   return parse_v1(bytes, size, source);
 }
 
-asio::awaitable<void> read_proxy_header(transport& stream, std::size_t max_size,
-                                        std::optional<asio::ip::address>& source, std::error_code& ec) {
-  ec = {};
-  auto* socket = stream.tcp_socket();
-  if (socket == nullptr) {  // a Unix-domain socket, a stream of a test's: nothing to peek at
-    ec = error::bad_proxy_header;
-    co_return;
-  }
+namespace {
+
+template <class Socket>
+asio::awaitable<void> read_header_from(Socket* socket, std::size_t max_size, std::optional<asio::ip::address>& source,
+                                       std::error_code& ec) {
   // Peeked at in one piece, as nginx does (a balancer writes the header at once), and only then
   // taken from the socket: the bytes behind it stay there for TLS or HTTP.
   std::vector<unsigned char> buf(std::max<std::size_t>(proxy_v1_max_size, 232));
   for (int attempt = 0; attempt < 2; ++attempt) {
-    co_await socket->async_wait(asio::ip::tcp::socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    co_await socket->async_wait(Socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
     const auto n = socket->receive(asio::buffer(buf), asio::socket_base::message_peek, ec);
     if (ec) co_return;
@@ -140,6 +137,19 @@ asio::awaitable<void> read_proxy_header(transport& stream, std::size_t max_size,
     buf.resize(needed);
   }
   ec = error::bad_proxy_header;
+}
+
+}  // namespace
+
+asio::awaitable<void> read_proxy_header(transport& stream, std::size_t max_size,
+                                        std::optional<asio::ip::address>& source, std::error_code& ec) {
+  ec = {};
+  if (auto* tcp = stream.tcp_socket())
+    co_await read_header_from(tcp, max_size, source, ec);
+  else if (auto* unix_socket = stream.unix_socket())  // HAProxy's "server x unix@/path send-proxy"
+    co_await read_header_from(unix_socket, max_size, source, ec);
+  else  // a stream of a test's: nothing to peek at
+    ec = error::bad_proxy_header;
 }
 
 }  // namespace wsl::detail

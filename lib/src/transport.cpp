@@ -101,6 +101,12 @@ class socket_transport final : public transport {
     else
       return nullptr;
   }
+  asio::local::stream_protocol::socket* unix_socket() noexcept override {
+    if constexpr (is_tcp)
+      return nullptr;
+    else
+      return &socket_;
+  }
   asio::ip::tcp::endpoint remote_endpoint() const noexcept override { return remote_; }
   asio::ip::tcp::endpoint local_endpoint() const noexcept override { return local_; }
   std::optional<peer_credentials> unix_peer() const noexcept override {

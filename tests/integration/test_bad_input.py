@@ -10,6 +10,7 @@ import base64
 import os
 import socket
 import struct
+import tempfile
 import time
 import unittest
 from typing import Optional
@@ -312,9 +313,41 @@ class ProxyProtocol(ServerCase):
         self.assertEqual(asyncio.run(scenario()), "hello")
         self.server.wait_stderr(r"access .* \[\d+\] 203\.0\.113\.50 GET / 101 ")
 
-    def test_not_with_a_unix_socket(self):
-        result = run_wsl("echo", "--proxy-protocol", "--unix-socket", "/tmp/never")
-        self.assertEqual(result.returncode, 64, result.stderr)
+    def test_over_a_unix_socket_too(self):
+        # HAProxy's "server x unix@/path send-proxy": the header names the client, in the access log
+        # and for the per-address limit; without one, closed unanswered as over TCP.
+        with tempfile.TemporaryDirectory() as directory, \
+                Server("--proxy-protocol", "--max-connections-per-ip", "1", "-v",
+                       unix=os.path.join(directory, "wsl.sock")) as server:
+            async def scenario():
+                sock = socket.socket(socket.AF_UNIX)
+                sock.connect(server.unix_path)
+                sock.sendall(proxy_v1("203.0.113.51"))
+                async with websockets.connect("ws://localhost/", sock=sock, compression=None) as ws:
+                    await ws.send("over unix")
+                    got = [await asyncio.wait_for(ws.recv(), 10)]
+                    again = socket.socket(socket.AF_UNIX)  # the same client again: its share is taken
+                    again.connect(server.unix_path)
+                    again.sendall(proxy_v1("203.0.113.51"))
+                    try:
+                        async with websockets.connect("ws://localhost/", sock=again, compression=None):
+                            got.append("admitted")
+                    except websockets.InvalidStatusCode as e:
+                        got.append(e.status_code)
+                    return got
+
+            self.assertEqual(asyncio.run(scenario()), ["over unix", 429])
+            self.assertRegex(server.wait_stderr(r"access .* 429 "), r"\[-\] 203\.0\.113\.51 GET / 429 ")
+            self.assertRegex(server.wait_stderr(r"access .* 101 "), r"\[\d+\] 203\.0\.113\.51 GET / 101 ")
+            with socket.socket(socket.AF_UNIX) as bare:
+                bare.settimeout(10)
+                bare.connect(server.unix_path)
+                bare.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:  # closed unanswered (a reset, as what it sent was never read)
+                    self.assertEqual(bare.recv(100), b"")
+                except ConnectionResetError:
+                    pass
+            self.assertRegex(server.wait_stderr(r"no valid PROXY protocol header"), r"access .* unix:pid=\d+,uid=\d+ ")
 
 
 class ProtocolErrors(ServerCase):

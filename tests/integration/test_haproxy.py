@@ -75,6 +75,14 @@ async def echo_through(port: int, text: str, headers=()) -> str:
         return await asyncio.wait_for(ws.recv(), TIMEOUT)
 
 
+async def first_message_through(port: int) -> str:
+    """The first message a server sends a python3-websockets client from CLIENT, through HAProxy."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT, source_address=(CLIENT, 0))
+    async with websockets.connect(f"ws://127.0.0.1:{port}/", sock=sock, compression=None,
+                                  open_timeout=TIMEOUT) as ws:
+        return await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+
 class BehindHAProxy(unittest.TestCase):
     def test_send_proxy_v1_and_v2_name_the_client(self):
         with Server("--proxy-protocol", "-v") as server:
@@ -84,6 +92,16 @@ class BehindHAProxy(unittest.TestCase):
                     self.assertEqual(asyncio.run(echo_through(lb.ports[version], version)), version)
                     line = server.wait_stderr(r"access .* GET / 101 ")
                     self.assertRegex(line, rf"\[\d+\] {re.escape(CLIENT)} GET / 101 .* close=1000$")
+
+    def test_send_proxy_to_a_unix_socket_names_the_client_to_the_log_and_the_command(self):
+        # HAProxy in front, wsl on a Unix socket behind it ("server wsl unix@PATH send-proxy-v2").
+        with tempfile.TemporaryDirectory() as directory, \
+                Server("--proxy-protocol", "-v", "--", "sh", "-c", 'echo "$REMOTE_ADDR $WSL_PEER_UID"',
+                       subcommand="serve", unix=os.path.join(directory, "wsl.sock")) as server, \
+                HAProxy({"unix": ("tcp", f"unix@{server.unix_path} send-proxy-v2")}) as lb:
+            self.assertEqual(asyncio.run(first_message_through(lb.ports["unix"])), f"{CLIENT} {os.getuid()}")
+            line = server.wait_stderr(r"access .* GET / 101 ")
+            self.assertRegex(line, rf"\[\d+\] {re.escape(CLIENT)} GET / 101 ")
 
     def test_forwardfor_names_the_client_to_a_trusted_proxy(self):
         with Server("--trusted-proxy", "127.0.0.1", "-v") as server:

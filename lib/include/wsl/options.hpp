@@ -182,10 +182,11 @@ struct listener_options {
     x_real_ip,        // "X-Real-IP: 203.0.113.7", one address (nginx's proxy_set_header X-Real-IP)
   };
   forwarding_header client_address_header = forwarding_header::x_forwarded_for;
-  // Each TCP connection begins with a PROXY protocol header (HAProxy's, version 1 or 2) from the
+  // Each connection begins with a PROXY protocol header (HAProxy's, version 1 or 2) from the
   // load balancer in front (HAProxy's send-proxy, an AWS NLB's proxy protocol), before TLS and
-  // HTTP: the client it names is http_request::client_address (and then trusted_proxies apply
-  // from that address on). A connection without a valid header, or not over TCP, fails with
+  // HTTP, over TCP or a Unix-domain socket: the client it names is http_request::client_address
+  // (and then trusted_proxies apply from that address on; over a Unix socket, the per-address
+  // limit too). A connection without a valid header, or over another stream, fails with
   // error::bad_proxy_header, unanswered. Negotiations under way are then not bounded per address
   // (the balancer's is every client's).
   bool proxy_protocol = false;

@@ -64,6 +64,8 @@ class transport {
   }
   // The TCP socket underneath, for a connection extension that takes it over; nullptr if none.
   virtual asio::ip::tcp::socket* tcp_socket() noexcept { return nullptr; }
+  // The Unix-domain socket underneath (make_unix_transport()'s); nullptr if none.
+  virtual asio::local::stream_protocol::socket* unix_socket() noexcept { return nullptr; }
 };
 
 // TCP_NODELAY is set: a WebSocket frame is a unit worth sending at once.
