@@ -426,10 +426,12 @@ BOOST_AUTO_TEST_CASE(plain_requests_keep_the_connection_for_the_next_one_and_an_
   BOOST_TEST(first.status == 200);
   BOOST_TEST(first.body == "contents\n");
   BOOST_TEST(first.get("Connection").value_or("") == "keep-alive");
-  const auto second = parse_reply(first.after, true);  // HEAD: no body
+  BOOST_TEST(first.get("Keep-Alive").value_or("") == "timeout=10, max=99");  // the defaults: 10 s, 100
+  const auto second = parse_reply(first.after, true);                        // HEAD: no body
   BOOST_TEST(second.complete);
   BOOST_TEST(second.status == 426);
   BOOST_TEST(second.get("Connection").value_or("") == "upgrade");
+  BOOST_TEST(second.get("Keep-Alive").value_or("") == "timeout=10, max=98");
   const auto third = parse_reply(second.after);
   BOOST_TEST(third.status == 101);
   BOOST_TEST(third.get("Sec-WebSocket-Accept").value_or("") == rfc_accept);
@@ -507,6 +509,7 @@ BOOST_AUTO_TEST_CASE(what_closes_a_connection_after_a_plain_answer) {
       BOOST_TEST(reply.complete);
       BOOST_TEST(reply.status == 426);
       BOOST_TEST(reply.get("Connection").value_or("") == "upgrade, close");
+      BOOST_TEST(!reply.get("Keep-Alive"));
       BOOST_TEST(reply.after.empty());
     }
   }

@@ -264,10 +264,11 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   const auto registry = opts.standards ? opts.standards : standard_registry::defaults();
 
   // Sends an answer that is no upgrade. `close`: it ends the negotiation, and the stream lingers
-  // briefly so that it is not lost to a reset; otherwise the connection stays open for the next
-  // request (HTTP/1.1 keep-alive), and `write_ec` says whether the answer went out.
+  // briefly so that it is not lost to a reset; otherwise the connection stays open for `more`
+  // requests (HTTP/1.1 keep-alive), and `write_ec` says whether the answer went out.
   std::string_view method;  // the request's, once parsed: a HEAD is answered without a body
-  auto answer = [&](http_response& res, bool close, std::error_code& write_ec) -> asio::awaitable<void> {
+  auto answer = [&](http_response& res, bool close, std::size_t more,
+                    std::error_code& write_ec) -> asio::awaitable<void> {
     if (!response_safe(res)) {
       // A hook's header with a line break must not reach the wire: answer with nothing of it.
       res = http_response{};
@@ -282,6 +283,13 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     // (RFC 7230 section 6.7), so that no intermediary forwards it.
     res.headers.add("Connection",
                     res.status == 426 ? (close ? "upgrade, close" : "upgrade") : (close ? "close" : "keep-alive"));
+    if (!close) {
+      // How long the connection waits for the next request and how many it takes (Apache's and
+      // nginx's hint): a client can stop reusing it before the server closes it under its request.
+      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(opts.handshake_timeout).count();
+      res.headers.add("Keep-Alive",
+                      "timeout=" + std::to_string(std::max<long long>(seconds, 1)) + ", max=" + std::to_string(more));
+    }
     for (const auto& f : opts.response_headers) res.headers.add(f.name, f.value);
     if (method == "HEAD" && !res.body.empty()) {  // the length it would have, and no body
       if (!res.headers.contains("Content-Length")) res.headers.add("Content-Length", std::to_string(res.body.size()));
@@ -298,7 +306,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   auto refuse = [&](http_response& res, std::error_code why) -> asio::awaitable<void> {
     ec = why;
     std::error_code write_ec;
-    co_await answer(res, true, write_ec);
+    co_await answer(res, true, 0, write_ec);
   };
 
   http_request req;
@@ -393,7 +401,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       co_return websocket{};
     }
     std::error_code write_ec;
-    co_await answer(res, false, write_ec);
+    co_await answer(res, false, opts.max_requests_per_connection - answered - 1, write_ec);
     if (write_ec) {
       ec = timeout.expired() ? make_error_code(error::handshake_timeout) : write_ec;
       co_return websocket{};

@@ -159,12 +159,15 @@ class Static(unittest.TestCase):
         # does for a page's files; every request gets its access line, and a WebSocket may follow.
         with Serve("--static", self.root, "--pipe", "-v") as server:
             connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
-            answers, ports = [], set()
+            answers, ports, hints = [], set(), []
             for method, target in (("GET", "/"), ("GET", "/app.js"), ("HEAD", "/style.css"), ("GET", "/missing")):
                 connection.request(method, target)
                 response = connection.getresponse()
                 answers.append((response.status, response.read(), response.getheader("Connection")))
+                hints.append(response.getheader("Keep-Alive"))
                 ports.add(connection.sock.getsockname()[1])
+            # How long it waits for the next request (--handshake-timeout) and how many more it takes.
+            self.assertEqual(hints, [f"timeout=10, max={n}" for n in (99, 98, 97, 96)])
             self.assertEqual(answers, [(200, b"<!doctype html><p>page</p>", "keep-alive"),
                                        (200, b"console.log(1)", "keep-alive"), (200, b"", "keep-alive"),
                                        (404, b"not found\n", "keep-alive")])
