@@ -49,7 +49,7 @@ struct http_options {
 void answer_plain(http_response& res, int status, std::string_view text);
 
 // The answer to a request for the metrics (--metrics): what `render` gives, to GET and HEAD
-// (the length only), never cached; 405 to other methods.
+// (the library sends a HEAD the length only), never cached; 405 to other methods.
 void answer_metrics(const http_request& req, http_response& res, const std::function<std::string()>& render);
 
 // The user of a request's Basic credentials (not checked here); empty without them.

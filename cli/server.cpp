@@ -314,17 +314,18 @@ listener_options metrics_listener_options(const server_options& o, std::shared_p
   return m;
 }
 
-asio::ip::address resolve_host(const std::string& host, std::error_code& ec) {
-  auto address = asio::ip::make_address(host, ec);
-  if (!ec) return address;
-  asio::io_context ctx;
-  asio::ip::tcp::resolver resolver(ctx);
-  const auto results = resolver.resolve(host, "", ec);
-  if (ec || results.empty()) {
-    if (!ec) ec = asio::error::host_not_found;
-    return {};
-  }
-  return results.begin()->endpoint().address();
+// An address as it is, or every address a name resolves to; none with `ec` set. No AI_ADDRCONFIG:
+// it would drop ::1 from "localhost" on a machine whose only IPv6 address is the loopback one.
+std::vector<asio::ip::address> resolve_addresses(const std::string& host, std::error_code& ec) {
+  if (const auto address = asio::ip::make_address(host, ec); !ec) return {address};
+  asio::io_context context;
+  asio::ip::tcp::resolver resolver(context);
+  const auto results = resolver.resolve(host, "", asio::ip::resolver_base::flags(), ec);
+  if (!ec && results.empty()) ec = asio::error::host_not_found;
+  std::vector<asio::ip::address> out;
+  if (!ec)
+    for (const auto& r : results) out.push_back(r.endpoint().address());
+  return out;
 }
 
 // A socket to listen on: an address of --host (at --port), --unix-socket, or a --listen-fd.
@@ -341,25 +342,19 @@ struct listen_spec {
 // says so), each once.
 std::optional<std::string> resolve_hosts(const std::vector<std::string>& hosts, std::uint16_t port,
                                          std::vector<listen_spec>& out) {
-  asio::io_context context;
-  asio::ip::tcp::resolver resolver(context);
-  const auto add = [&out, port](const std::string& host, const asio::ip::address& address, bool from_name) {
-    for (const auto& s : out)
-      if (s.tcp.address() == address) return;
-    out.push_back({"--host " + host, true, {address, port}, from_name, -1});
-  };
   for (const auto& host : hosts) {
     std::error_code ec;
-    if (const auto address = asio::ip::make_address(host, ec); !ec) {
-      add(host, address, false);
-      continue;
-    }
-    // No AI_ADDRCONFIG: it would drop ::1 from "localhost" on a machine whose only IPv6 address is
-    // the loopback one. An address that cannot be bound here is skipped instead (claim_port).
-    const auto results = resolver.resolve(host, "", asio::ip::resolver_base::flags(), ec);
-    if (!ec && results.empty()) ec = asio::error::host_not_found;
+    const auto addresses = resolve_addresses(host, ec);
     if (ec) return fmt::format("cannot resolve --host {}: {}", host, ec.message());
-    for (const auto& r : results) add(host, r.endpoint().address(), true);
+    // An address of a name that cannot be bound here is skipped (claim_port); a literal one is not.
+    std::error_code not_literal;
+    asio::ip::make_address(host, not_literal);
+    const bool from_name = static_cast<bool>(not_literal);
+    for (const auto& address : addresses) {
+      if (std::any_of(out.begin(), out.end(), [&](const listen_spec& s) { return s.tcp.address() == address; }))
+        continue;
+      out.push_back({"--host " + host, true, {address, port}, from_name, -1});
+    }
   }
   return std::nullopt;
 }
@@ -800,8 +795,8 @@ int run_server(const std::string& command, const server_options& given, session_
     auto& first = *workers.front();
     first.metrics_server =
         std::make_unique<listener>(first.context.get_executor(), metrics_listener_options(o, metrics));
-    const auto metrics_address = resolve_host(metrics_host, ec);
-    if (!ec) ec = first.metrics_server->start(asio::ip::tcp::endpoint(metrics_address, metrics_port));
+    const auto metrics_addresses = resolve_addresses(metrics_host, ec);
+    if (!ec) ec = first.metrics_server->start(asio::ip::tcp::endpoint(metrics_addresses.front(), metrics_port));
     if (ec) {
       diagnostics::fatal(fmt::format("--metrics-listen {}: cannot listen there: {}", o.metrics_listen, ec.message()));
       return exit_unavailable;

@@ -11,49 +11,7 @@ namespace wsl {
 namespace {
 
 using detail::is_tchar;
-
-class scanner {
- public:
-  explicit scanner(std::string_view s) : s_(s) {}
-  void skip_space() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t')) ++i_;
-  }
-  bool at_end() const { return i_ >= s_.size(); }
-  bool peek(char c) const { return i_ < s_.size() && s_[i_] == c; }
-  bool take(char c) {
-    if (!peek(c)) return false;
-    ++i_;
-    return true;
-  }
-  std::string token() {
-    const auto start = i_;
-    while (i_ < s_.size() && is_tchar(s_[i_])) ++i_;
-    return std::string(s_.substr(start, i_ - start));
-  }
-  std::optional<std::string> quoted() {
-    if (!take('"')) return std::nullopt;
-    std::string out;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      if (s_[i_] == '\\' && i_ + 1 < s_.size()) ++i_;
-      out += s_[i_++];
-    }
-    if (!take('"')) return std::nullopt;
-    return out;
-  }
-  // Skips to just after the next comma outside quotes (or to the end).
-  void skip_element() {
-    bool in_quotes = false;
-    while (i_ < s_.size()) {
-      const char c = s_[i_++];
-      if (c == '"') in_quotes = !in_quotes;
-      if (c == ',' && !in_quotes) return;
-    }
-  }
-
- private:
-  std::string_view s_;
-  std::size_t i_ = 0;
-};
+using scanner = detail::field_scanner;
 
 // One element; nullopt (with the scanner past it) when it does not parse.
 std::optional<extension_offer> parse_element(scanner& in) {

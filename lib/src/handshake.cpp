@@ -101,63 +101,34 @@ void x_forwarded_for_hops(std::string_view rest, std::vector<hop>& out) {
 // missing, "unknown" or an obfuscated "_name", and in place of the rest of a field that does not
 // parse. Empty elements are skipped, as lists allow.
 void forwarded_hops(std::string_view v, std::vector<hop>& out) {
-  const auto skip_space = [&v] {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  };
-  const auto take_token = [&v] {
-    std::size_t n = 0;
-    while (n < v.size() && is_tchar(v[n])) ++n;
-    const auto t = v.substr(0, n);
-    v.remove_prefix(n);
-    return t;
-  };
+  field_scanner in(v);
   hop node;
   bool any_pair = false, seen_for = false;
   for (;;) {
-    skip_space();
-    if (!v.empty() && v.front() != ',' && v.front() != ';') {
-      const auto name = take_token();
-      if (name.empty() || v.empty() || v.front() != '=') break;
-      v.remove_prefix(1);
-      std::string value;
-      if (!v.empty() && v.front() == '"') {  // a quoted-string, with its quoted-pairs
-        v.remove_prefix(1);
-        bool closed = false;
-        while (!v.empty() && !closed) {
-          char c = v.front();
-          v.remove_prefix(1);
-          if (c == '"') {
-            closed = true;
-            continue;
-          }
-          if (c == '\\' && !v.empty()) {
-            c = v.front();
-            v.remove_prefix(1);
-          }
-          value += c;
-        }
-        if (!closed) break;
-      } else {
-        value = take_token();
-        if (value.empty()) break;
-      }
+    in.skip_space();
+    if (!in.at_end() && !in.peek(',') && !in.peek(';')) {
+      const auto name = in.token();
+      if (name.empty() || !in.take('=')) break;
+      std::optional<std::string> value;
+      if (in.peek('"'))
+        value = in.quoted();  // may be empty
+      else if (auto token = in.token(); !token.empty())
+        value = std::move(token);
+      if (!value) break;
       if (iequals(name, "for")) {
         if (seen_for) break;  // a parameter occurs once per element
         seen_for = true;
-        node = forwarded_address(value);
+        node = forwarded_address(*value);
       }
       any_pair = true;
-      skip_space();
+      in.skip_space();
     }
-    if (v.empty() || v.front() == ',') {
+    if (in.at_end() || in.peek(',')) {
       if (any_pair) out.push_back(node);
-      if (v.empty()) return;
-      v.remove_prefix(1);
+      if (!in.take(',')) return;
       node.reset();
       any_pair = seen_for = false;
-    } else if (v.front() == ';') {
-      v.remove_prefix(1);
-    } else {
+    } else if (!in.take(';')) {
       break;
     }
   }
@@ -171,14 +142,13 @@ std::vector<hop> forwarding_hops(const http_request& req, listener_options::forw
                                 : header == h::x_real_ip ? "X-Real-IP"
                                                          : "X-Forwarded-For";
   std::vector<hop> hops;
-  for (const auto& f : req.headers) {
-    if (!iequals(f.name, name)) continue;
+  for (const auto value : req.headers.get_all(name)) {
     if (header == h::forwarded)
-      forwarded_hops(f.value, hops);
+      forwarded_hops(value, hops);
     else if (header == h::x_real_ip)
-      hops.assign(1, forwarded_address(f.value));  // one address, the last field's
+      hops.assign(1, forwarded_address(value));  // one address, the last field's
     else
-      x_forwarded_for_hops(f.value, hops);
+      x_forwarded_for_hops(value, hops);
   }
   return hops;
 }
@@ -327,6 +297,15 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   std::string buf(std::min<std::size_t>(opts.max_handshake_size, 2048), '\0');
   std::size_t used = 0, head_size = 0;
   for (std::size_t answered = 0;; ++answered) {
+    // Each request starts afresh: a plain answer on a connection kept alive left its traces.
+    req = http_request{};
+    res = http_response{};
+    method = {};  // until the request is parsed
+    report.method.clear();
+    report.target.clear();
+    report.status = 0;
+    report.bytes_sent = 0;
+    report.client_address = proxy_header_source.value_or(report.remote.address());
     std::size_t scanned = 0;  // how much of buf[0, used) was searched for the head's end
     std::size_t head_end = std::string::npos;
     for (;;) {
@@ -372,8 +351,6 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     }
 
     // 2. Parse and check it.
-    req = http_request{};
-    res = http_response{};
     req.remote_endpoint = stream->remote_endpoint();
     req.local_endpoint = stream->local_endpoint();
     req.unix_peer = report.unix_peer;
@@ -411,13 +388,6 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
     buf.erase(0, head_size);
     used -= head_size;
     buf.resize(std::max<std::size_t>(buf.size(), std::min<std::size_t>(opts.max_handshake_size, 2048)), '\0');
-    method = {};  // until the next request is parsed
-    res = http_response{};
-    report.method.clear();
-    report.target.clear();
-    report.status = 0;
-    report.bytes_sent = 0;
-    report.client_address = proxy_header_source.value_or(report.remote.address());
     timeout.arm(opts.handshake_timeout);
   }
 
