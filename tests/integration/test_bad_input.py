@@ -82,9 +82,20 @@ class Handshake(ServerCase):
             self.assertEqual(client.recv_message(), (OP_TEXT, b"big head"))
 
     def test_plain_http_get_gets_426(self):
-        response = self.answer_to(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n\r\n")
-        self.assertEqual(response.status, 426)
+        # Closed after the answer when the client says so; otherwise kept for a next request (HTTP/1.1
+        # keep-alive), and an upgrade may follow on the same connection.
+        response = self.answer_to(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n"
+                                  b"Connection: close\r\n\r\n")
+        self.assertEqual((response.status, response.header("Connection")), (426, "upgrade, close"))
         self.assertEqual(response.header("Sec-WebSocket-Version"), "13")
+        with RawClient(self.server.port) as client:
+            client.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\n\r\n")
+            response = client.read_http_response()
+            self.assertEqual((response.status, response.header("Connection")), (426, "upgrade"))
+            self.assertEqual(response.header("Sec-WebSocket-Version"), "13")
+            client.handshake()
+            client.send_frame(OP_TEXT, b"after a 426")
+            self.assertEqual(client.recv_message(), (OP_TEXT, b"after a 426"))
 
 
 class HandshakeTimeout(ServerCase):
