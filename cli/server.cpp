@@ -508,6 +508,12 @@ void add_server_options(CLI::App& app, server_options& o) {
                  "Open connections from one IPv4 address or IPv6 /64 at most (429 beyond), and handshakes under way "
                  "from it (closed unanswered beyond); 0 = no limit")
       ->capture_default_str();
+  app.add_option("--max-pending-handshakes", o.listener.max_pending_handshakes,
+                 "Handshakes under way at once, per thread; further connections wait in the kernel's backlog (a "
+                 "connection kept alive that waits for its next request gives its place to a new one)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   add_size_option(app, "--max-message-size", c.max_message_size,
                   "Largest message accepted (1009 beyond); 0 = no limit");
   add_duration_option(app, "--ping-interval", c.ping_interval, "Ping each connection this often; 0 = never");
@@ -684,6 +690,9 @@ int run_server(const std::string& command, const server_options& given, session_
     return exit_usage;
   }
   o.listener.proxy_protocol = o.proxy_protocol;
+  // Negotiated websockets wait for the server's accept with those being negotiated: never the
+  // tighter bound of the two.
+  o.listener.accept_queue_size = std::max(o.listener.accept_queue_size, 2 * o.listener.max_pending_handshakes);
   o.listener.on_negotiation = [then = std::move(o.listener.on_negotiation), metrics](const negotiation_record& r) {
     if (metrics) metrics->request(r.status, r.duration);
     log_refused(r);

@@ -392,3 +392,132 @@ BOOST_AUTO_TEST_CASE(ipv6_only_leaves_ipv4_to_another_listener) {
   v4.stop();
   wsl::test::run_until_idle(ctx);
 }
+
+namespace {
+
+// Sends a plain request on `s` and reads the answer (head and Content-Length body) as the
+// listener runs; empty when none came within the bound.
+std::string plain_request(asio::io_context& ctx, asio::ip::tcp::socket& s, std::string_view target = "/") {
+  asio::write(s, asio::buffer("GET " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  s.non_blocking(true);
+  std::string got;
+  const bool complete = run_until(ctx, [&] {
+    char chunk[4096];
+    std::error_code ec;
+    const auto n = s.read_some(asio::buffer(chunk), ec);
+    got.append(chunk, n);
+    const auto head_end = got.find("\r\n\r\n");
+    if (head_end == std::string::npos) return ec && ec != asio::error::would_block;
+    const auto at = got.find("Content-Length: ");
+    const auto length = at < head_end ? std::stoul(got.substr(at + 16)) : 0;
+    return got.size() >= head_end + 4 + length || (ec && ec != asio::error::would_block);
+  });
+  return complete ? got : std::string();
+}
+
+// Whether the listener closed `s` (end of stream, or a reset) within the bound, with nothing more
+// sent on it.
+bool closed_by_listener(asio::io_context& ctx, asio::ip::tcp::socket& s) {
+  s.non_blocking(true);
+  bool data = false, closed = false;
+  run_until(ctx, [&] {
+    char byte;
+    std::error_code ec;
+    if (s.read_some(asio::buffer(&byte, 1), ec) == 1) data = true;
+    closed = ec == asio::error::eof || ec == asio::error::connection_reset;
+    return data || closed;
+  });
+  return closed && !data;
+}
+
+}  // namespace
+
+// A connection kept alive after a plain answer holds a negotiation slot while it waits for its
+// next request, as nginx's reusable connections do: a new connection that finds every slot taken
+// takes the place of the one idle longest, rather than waiting in the backlog until it times out.
+BOOST_AUTO_TEST_CASE(a_new_connection_takes_the_place_of_the_longest_idle_one_kept_alive) {
+  asio::io_context ctx;
+  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  wsl::listener_options options;
+  options.max_pending_handshakes = 2;
+  options.handshake_timeout = 1h;  // an idle connection would hold its slot past the test's bound
+  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
+  wsl::listener l(ctx.get_executor(), options);
+  BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
+  const auto endpoint = l.local_endpoint();
+
+  asio::ip::tcp::socket older(ctx), newer(ctx);
+  older.connect(endpoint);
+  BOOST_REQUIRE(plain_request(ctx, older).starts_with("HTTP/1.1 426"));
+  newer.connect(endpoint);
+  BOOST_REQUIRE(plain_request(ctx, newer).starts_with("HTTP/1.1 426"));
+  BOOST_REQUIRE(plain_request(ctx, older, "/again").find("Connection: upgrade\r\n") != std::string::npos);
+
+  // Both wait for a next request, and hold both slots: the websocket gets the place of the one
+  // that has waited longer (`newer` now), and nothing else is closed.
+  auto connecting = spawn(ctx, connect_to("ws://127.0.0.1:" + std::to_string(endpoint.port()) + "/"));
+  auto accepting = spawn(ctx, accept_one(l));
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done() && accepting.done(); }));
+  BOOST_REQUIRE(!connecting.get().ec);
+  BOOST_REQUIRE(!accepting.get().ec);
+  BOOST_TEST(closed_by_listener(ctx, newer));
+  const auto third = plain_request(ctx, older, "/third");
+  BOOST_TEST(third.starts_with("HTTP/1.1 426"));
+  BOOST_TEST(records->size() == 5u);  // three plain requests, the upgrade; the idle end is no record
+  accepting.get().ws.abort();
+  connecting.get().ws.abort();
+  l.stop();
+  wsl::test::run_until_idle(ctx);
+}
+
+// While it waits for a next request, a connection kept alive holds none of its host's
+// negotiation slots (max_connections_per_address): a browser that fetched a page's files over a
+// few connections still opens its websocket. Its next request takes a slot again, and when its
+// host holds them all, that request is refused as a new connection would be: closed unanswered.
+BOOST_AUTO_TEST_CASE(an_idle_connection_kept_alive_holds_no_slot_of_its_hosts) {
+  asio::io_context ctx;
+  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  wsl::listener_options options;
+  options.max_connections_per_address = 2;
+  options.handshake_timeout = 1h;
+  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
+  wsl::listener l(ctx.get_executor(), options);
+  BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
+  const auto endpoint = l.local_endpoint();
+
+  asio::ip::tcp::socket first(ctx), second(ctx);
+  first.connect(endpoint);
+  BOOST_REQUIRE(plain_request(ctx, first).starts_with("HTTP/1.1 426"));
+  second.connect(endpoint);
+  BOOST_REQUIRE(plain_request(ctx, second).starts_with("HTTP/1.1 426"));
+
+  auto connecting = spawn(ctx, connect_to("ws://127.0.0.1:" + std::to_string(endpoint.port()) + "/"));
+  auto accepting = spawn(ctx, accept_one(l));
+  BOOST_REQUIRE(run_until(ctx, [&] { return connecting.done() && accepting.done(); }));
+  BOOST_TEST(!connecting.get().ec);
+  BOOST_TEST(!accepting.get().ec);
+
+  // Two requests under way from 127.0.0.1, neither finished: `first`'s next one finds no slot.
+  asio::ip::tcp::socket slow1(ctx), slow2(ctx);
+  for (auto* s : {&slow1, &slow2}) {
+    s->connect(endpoint);
+    asio::write(*s, asio::buffer(std::string_view("GET / HTTP/1.1\r\n")));
+  }
+  wsl::test::run_until_idle(ctx);
+  asio::write(first, asio::buffer(std::string_view("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
+  BOOST_TEST(closed_by_listener(ctx, first));
+  BOOST_REQUIRE(run_until(
+      ctx, [&] { return !records->empty() && records->back().error == wsl::error::too_many_handshakes_from_address; }));
+  BOOST_TEST(records->back().status == 0);
+  // With one of them gone, `second`'s next request is answered.
+  const auto before = records->size();
+  slow1.close();
+  BOOST_REQUIRE(run_until(ctx, [&] { return records->size() > before; }));
+  BOOST_TEST(records->back().error == asio::error::eof);
+  BOOST_TEST(plain_request(ctx, second, "/next").starts_with("HTTP/1.1 426"));
+
+  accepting.get().ws.abort();
+  connecting.get().ws.abort();
+  l.stop();
+  wsl::test::run_until_idle(ctx);
+}

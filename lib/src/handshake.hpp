@@ -28,13 +28,26 @@ struct handshake_report {
   bool idle_end = false;
 };
 
-// Lets the listener end a negotiation in progress when it stops: abort() closes the stream, and the
-// negotiation fails with error::listener_stopped. Set by server_handshake() while it runs.
+// Between a negotiation and the listener that runs it. server_handshake() sets abort and close_idle
+// while it runs, and calls the hooks, which do nothing unless overridden.
 struct handshake_control {
+  // abort() closes the stream, and the negotiation fails with error::listener_stopped (the
+  // listener stops).
   std::function<void()> abort;
-  // Set by the caller: called after each plain answer that leaves the connection open for the
-  // next request (keep-alive), with that request's report.
-  std::function<void(const handshake_report&)> answered;
+  // Set while the connection waits, kept alive after a plain answer, for a next request of which
+  // nothing has come yet: closes it (it ends as report.idle_end), so that a new connection can
+  // have its place. Null otherwise.
+  std::function<void()> close_idle;
+
+  virtual ~handshake_control() = default;
+  // After each plain answer that leaves the connection open for the next request (keep-alive),
+  // with that request's report.
+  virtual void answered(const handshake_report&) {}
+  // The connection begins to wait for a next request (close_idle is set), and the first bytes of
+  // one came: false refuses that request, and the connection is closed unanswered with
+  // error::too_many_handshakes_from_address.
+  virtual void waiting() {}
+  virtual bool resumed() { return true; }
 };
 
 // Whether `a` is in one of `proxies` (listener_options::trusted_proxies).

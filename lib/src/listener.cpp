@@ -40,8 +40,44 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   std::optional<unix_socket_file> socket_file;
   std::shared_ptr<connection_budget> budget;
   std::deque<websocket> ready;
-  std::list<handshake_control> in_progress;  // negotiations running, which stop() ends
+  // A negotiation running: stop() ends it, and a connection kept alive gives its place up.
+  struct negotiation final : handshake_control {
+    negotiation(listener_state& s, const asio::ip::address& a) : state(s), peer(a) {}
+    listener_state& state;
+    asio::ip::address peer;  // its host's negotiation slot is taken; unspecified: no slot to take
+    clock::time_point started = clock::now();
+    bool holds_address_slot = true;
+    bool idle = false;
+    clock::time_point idle_since{};
+
+    // Each plain request answered on a connection kept alive is reported as it is answered; the
+    // next one's time counts from then.
+    void answered(const handshake_report& report) override {
+      const auto now = clock::now();
+      state.record(report, make_error_code(error::not_upgrade), now - started);
+      started = now;
+    }
+    // While it waits for a next request, a connection kept alive holds no slot of its host's:
+    // a browser's idle connections do not keep its next one out.
+    void waiting() override {
+      idle = true;
+      idle_since = clock::now();
+      ++state.idle;
+      if (holds_address_slot) state.budget->end_negotiation(peer);
+      holds_address_slot = false;
+      state.notify();  // the accept loop may wait for a place this connection can give up
+    }
+    bool resumed() override {
+      if (!idle) return false;  // given up already (the stream is closed)
+      idle = false;
+      --state.idle;
+      holds_address_slot = state.budget->try_begin_negotiation(peer);
+      return holds_address_slot;
+    }
+  };
+  std::list<negotiation> in_progress;
   std::size_t negotiating = 0;
+  std::size_t idle = 0;  // of those negotiating: connections kept alive that wait for a next request
   std::size_t waiters = 0;
   bool running = false;
   bool stopped = false;
@@ -70,6 +106,25 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   bool has_room() const noexcept {
     return negotiating < opts.max_pending_handshakes && negotiating + ready.size() < opts.accept_queue_size;
   }
+  // Room once the connections kept alive that wait for a next request are closed (nginx's
+  // reusable connections): a new connection may take an idle one's place.
+  bool has_room_by_closing_idle() const noexcept {
+    const auto busy = negotiating - idle;
+    return idle > 0 && busy < opts.max_pending_handshakes && busy + ready.size() < opts.accept_queue_size;
+  }
+
+  // Closes the connection that has waited longest for a next request.
+  void close_longest_idle() {
+    negotiation* oldest = nullptr;
+    for (auto& c : in_progress)
+      if (c.idle && c.close_idle && (!oldest || c.idle_since < oldest->idle_since)) oldest = &c;
+    if (!oldest) return;
+    oldest->idle = false;
+    --idle;
+    log(log_level::debug, "closing a connection kept alive to make room for a new one");
+    auto close = oldest->close_idle;  // it clears itself when the negotiation ends
+    close();
+  }
 
   // Once its acceptor is open, by whichever start(): accepting runs in the background.
   void begin(std::shared_ptr<listener_state> self) {
@@ -79,7 +134,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<listener_state> self) {
     while (!self->stopped) {
-      while (!self->stopped && !self->has_room()) co_await self->wait();
+      while (!self->stopped && !self->has_room() && !self->has_room_by_closing_idle()) co_await self->wait();
       if (self->stopped) break;
       std::error_code ec;
       std::unique_ptr<transport> stream;
@@ -112,6 +167,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
         self->refuse_at_accept(*stream);
         continue;
       }
+      if (!self->has_room()) self->close_longest_idle();
       ++self->negotiating;
       asio::co_spawn(self->executor, negotiate(self, std::move(stream), counted ? peer : asio::ip::address()),
                      asio::detached);
@@ -171,19 +227,13 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
                                          asio::ip::address peer) {
     std::error_code ec;
     handshake_report report;
-    auto started = clock::now();
-    self->in_progress.emplace_front();
+    self->in_progress.emplace_front(*self, peer);
     const auto control = self->in_progress.begin();
-    // Each plain request answered on a connection kept alive is reported as it is answered; the
-    // next one's time counts from then.
-    control->answered = [state = self.get(), &started](const handshake_report& r) {
-      const auto now = clock::now();
-      state->record(r, make_error_code(error::not_upgrade), now - started);
-      started = now;
-    };
     auto ws = co_await server_handshake(std::move(stream), self->opts, self->budget, report, ec, &*control);
+    if (control->idle) --self->idle;
+    if (control->holds_address_slot) self->budget->end_negotiation(peer);
+    const auto started = control->started;
     self->in_progress.erase(control);
-    self->budget->end_negotiation(peer);
     --self->negotiating;
     if (!report.idle_end) self->record(report, ec, clock::now() - started);
     if (!ec && self->stopped)

@@ -155,7 +155,10 @@ struct listener_options {
   // "Connection: close" or a body, or answered with "Connection: close" (the hook's), closes it.
   // 0 or 1: every plain answer closes its connection.
   std::size_t max_requests_per_connection = 100;
-  // Negotiations running at once; further TCP connections wait in the kernel's backlog.
+  // Negotiations running at once; further TCP connections wait in the kernel's backlog. A
+  // connection kept alive that waits for its next request counts, but when a new connection finds
+  // no room, the one that has waited longest is closed to make it (as nginx reuses idle
+  // keep-alive connections).
   std::size_t max_pending_handshakes = 256;
   // Negotiated websockets waiting for accept(), together with those being negotiated.
   std::size_t accept_queue_size = 1024;
@@ -163,7 +166,9 @@ struct listener_options {
   std::size_t max_connections = 10000;
   // Open websockets from one client address (IPv4 address, IPv6 /64; see connection_budget), 429
   // beyond; and negotiations under way from one address: beyond, a TCP connection is closed as
-  // soon as it is accepted. 0 = unlimited. Ignored when budget is set.
+  // soon as it is accepted. A connection kept alive holds none of them while it waits for its next
+  // request, which takes one again (closed unanswered when there is none). 0 = unlimited.
+  // Ignored when budget is set.
   std::size_t max_connections_per_address = 0;
   // Peers whose X-Forwarded-For (or client_address_header) is believed (reverse proxies: nginx,
   // HAProxy). For a request from one, http_request::client_address is the last address of

@@ -189,6 +189,46 @@ class Static(unittest.TestCase):
             self.assertEqual(len(re.findall(r"access .* \[-\] ", server.stderr.text())), 5, server.stderr.text())
             self.assertNotRegex(server.stderr.text(), r"handshake failed|End of file")
 
+    def test_connections_kept_alive_do_not_keep_the_websocket_out(self):
+        # A browser loads a page's files over a few connections and keeps them; with a per-address
+        # bound that they would fill, its websocket still gets in, and they still serve files.
+        with Serve("--static", self.root, "--max-connections-per-ip", "2", subcommand="echo", stdin=False) as server:
+            browser = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT) for _ in range(2)]
+            for connection, target in zip(browser, ("/", "/app.js")):
+                connection.request("GET", target)
+                self.assertEqual(connection.getresponse().read()[:2], b"<!" if target == "/" else b"co")
+
+            async def scenario():
+                async with connect(server.url) as ws:
+                    await ws.send("past two idle connections")
+                    return await ws.recv()
+
+            self.assertEqual(run(scenario()), "past two idle connections")
+            for connection in browser:
+                port = connection.sock.getsockname()[1]
+                connection.request("GET", "/style.css")
+                self.assertEqual(connection.getresponse().read(), b"p{}")
+                self.assertEqual(connection.sock.getsockname()[1], port, "the same connection")
+                connection.close()
+
+    def test_an_idle_connection_kept_alive_gives_its_handshake_slot_to_a_new_one(self):
+        # One handshake at a time, and a connection kept alive holds it: the websocket takes its
+        # place at once (not after --handshake-timeout), and the idle connection is closed.
+        with Serve("--static", self.root, "--max-pending-handshakes", "1", "--handshake-timeout", "1h",
+                   subcommand="echo", stdin=False) as server:
+            idle = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+            idle.request("GET", "/app.js")
+            self.assertEqual(idle.getresponse().read(), b"console.log(1)")
+
+            async def scenario():
+                async with connect(server.url, open_timeout=TIMEOUT) as ws:
+                    await ws.send("in its place")
+                    return await ws.recv()
+
+            self.assertEqual(run(scenario()), "in its place")
+            self.assertEqual(idle.sock.recv(1), b"", "closed, with nothing sent")
+            idle.close()
+
     def test_keep_alive_requests_1_closes_after_each_answer(self):
         with Serve("--static", self.root, "--pipe", "--keep-alive-requests", "1") as server:
             connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
