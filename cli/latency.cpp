@@ -13,6 +13,8 @@
 #include "client.hpp"
 #include "histogram.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -45,6 +47,7 @@ struct latency_options {
   std::uint64_t size = 56;             // payload bytes, as ping(8)'s default
   clock::duration reply_timeout = 5s;  // -W: a reply later than this counts as lost
   bool message = false;                // time echoed text messages instead of pings
+  bool connect = false;                // time a new connection and upgrade per probe
   bool json = false;
   bool ndjson = false;  // a JSON line per probe, then the summary's
   int verbosity = 0;
@@ -53,6 +56,7 @@ struct latency_options {
   // are the keepalive, and -W the liveness check.
   bool ping_interval_given = false;
   bool idle_timeout_given = false;
+  bool size_given = false;
 };
 
 double milliseconds(clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -368,6 +372,204 @@ int latency_session::exit_status() const {
   return received_ != 0 ? exit_ok : exit_failure;
 }
 
+// ------------------------------------------------------------------------------------------------
+// --connect: a new connection per probe, timed from the name's resolution to the 101 (what a
+// client waits before it can send, as curl's time_appconnect and httping measure), then closed
+// with 1000 and its close handshake, which is not timed. -W bounds each probe as a whole.
+
+class connect_session {
+ public:
+  connect_session(const latency_options& o, asio::io_context& ctx) : o_(o), ctx_(ctx), wake_(ctx), limit_(ctx) {
+    url u;
+    secure_ = !parse_url(o.connection.url, u) && u.secure;
+  }
+
+  asio::awaitable<void> run();
+  void interrupt(int signal_number);
+  int exit_status() const;
+
+ private:
+  asio::awaitable<void> sleep_until(clock::time_point t);
+  void print_upgraded(std::uint64_t seq, clock::duration time, const connect_report& report);
+  void print_failed(std::uint64_t seq, std::error_code ec, const connect_report& report, bool timed_out);
+  void print_summary();
+
+  const latency_options& o_;
+  asio::io_context& ctx_;
+  timer wake_;                        // the next probe's time
+  timer limit_;                       // -W for the probe in flight
+  asio::cancellation_signal cancel_;  // ends the probe in flight: -W or a signal
+  bool probing_ = false;
+  histogram times_;  // nanoseconds, of the probes upgraded
+  // Of the probes upgraded: the phases' sums, for their means.
+  clock::duration resolve_sum_{}, tcp_sum_{}, tls_sum_{}, upgrade_sum_{};
+  std::uint64_t sent_ = 0, upgraded_ = 0;
+  int last_failure_status_ = exit_failure;  // the exit status when none was upgraded
+  std::string remote_;                      // the last probe's
+  bool secure_ = false;
+  bool resolves_ = false;  // a probe looked its host's name up
+  clock::duration elapsed_{};
+  bool stopping_ = false;
+  int signal_ = 0;
+};
+
+asio::awaitable<void> connect_session::sleep_until(clock::time_point t) {
+  wake_.expires_at(t);
+  std::error_code ignored;
+  co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+asio::awaitable<void> connect_session::run() {
+  const auto executor = ctx_.get_executor();
+  const auto started = clock::now();
+  if (!o_.json && !o_.ndjson)
+    fmt::print("CONNECT {}: a new connection and upgrade per probe\n", o_.connection.display_url);
+  std::fflush(stdout);
+  for (std::uint64_t seq = 1; !stopping_ && (o_.count == 0 || seq <= o_.count); ++seq) {
+    const auto sent_at = clock::now();
+    ++sent_;
+    std::error_code ec;
+    connect_report report;
+    websocket ws;
+    bool timed_out = false;
+    limit_.expires_at(sent_at + o_.reply_timeout);
+    limit_.async_wait([this, &timed_out](std::error_code e) {
+      if (e || !probing_) return;
+      timed_out = true;
+      cancel_.emit(asio::cancellation_type::terminal);
+    });
+    probing_ = true;
+    try {
+      auto connecting = connect(executor, o_.connection.url, o_.connection.client, ec, &report);
+      auto cancellable = asio::bind_cancellation_slot(cancel_.slot(), asio::use_awaitable);
+      ws = co_await asio::co_spawn(executor, std::move(connecting), std::move(cancellable));
+    } catch (const std::system_error& e) {
+      ec = e.code();
+    }
+    probing_ = false;
+    const auto time = clock::now() - sent_at;
+    limit_.cancel();
+    trace_handshake(report);
+    if (stopping_ && ec) {
+      --sent_;  // interrupted: neither upgraded nor failed
+      break;
+    }
+    if (ec) {
+      print_failed(seq, ec, report, timed_out);
+    } else {
+      print_upgraded(seq, time, report);
+      std::error_code ignored;
+      co_await ws.close(stopping_ ? close_code::going_away : close_code::normal, stopping_ ? "interrupted" : "",
+                        ignored);
+    }
+    if (o_.interval.count() > 0) std::fflush(stdout);
+    if (o_.count != 0 && seq == o_.count) break;
+    if (const auto next = sent_at + o_.interval; !stopping_ && clock::now() < next) co_await sleep_until(next);
+  }
+  elapsed_ = clock::now() - started;
+  print_summary();
+}
+
+void connect_session::print_upgraded(std::uint64_t seq, clock::duration time, const connect_report& report) {
+  ++upgraded_;
+  times_.record(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(time).count()));
+  const auto upgrade = report.handshake_time - report.tls_time;
+  resolve_sum_ += report.resolve_time;
+  resolves_ = resolves_ || report.resolved_by_dns;
+  tcp_sum_ += report.connect_time;
+  tls_sum_ += report.tls_time;
+  upgrade_sum_ += upgrade;
+  remote_ = format_remote(report);
+  if (o_.ndjson) {
+    fmt::print(
+        "{{\"type\":\"upgraded\",\"seq\":{},\"remote\":{},\"connect_time_ms\":{:.6f},\"resolve_ms\":{:.6f},\"tcp_ms\":{"
+        ":.6f},"
+        "\"tls_ms\":{:.6f},\"upgrade_ms\":{:.6f},\"redirects\":{},\"time\":{:.6f}}}\n",
+        seq, json_string(remote_), milliseconds(time), milliseconds(report.resolve_time),
+        milliseconds(report.connect_time), milliseconds(report.tls_time), milliseconds(upgrade),
+        report.redirects.size(), unix_seconds());
+  } else if (!o_.json) {
+    // The phases this connection had: a name to resolve, TLS.
+    std::string phases;
+    if (report.resolved_by_dns) phases += fmt::format("dns {:.3f} ms, ", milliseconds(report.resolve_time));
+    phases +=
+        fmt::format("{} {:.3f} ms, ", report.unix_socket.empty() ? "tcp" : "unix", milliseconds(report.connect_time));
+    if (secure_) phases += fmt::format("tls {:.3f} ms, ", milliseconds(report.tls_time));
+    phases += fmt::format("upgrade {:.3f} ms", milliseconds(upgrade));
+    fmt::print("upgraded by {}: seq={} time={:.3f} ms ({})\n", remote_, seq, milliseconds(time), phases);
+  }
+}
+
+void connect_session::print_failed(std::uint64_t seq, std::error_code ec, const connect_report& report,
+                                   bool timed_out) {
+  auto failure = describe_connect_failure("", ec, report);
+  if (timed_out) failure = {fmt::format("no upgrade within {}", format_duration(o_.reply_timeout)), exit_timeout};
+  last_failure_status_ = failure.status;
+  // The line names the URL first; here the URL is the run's.
+  auto text = std::string_view(failure.text);
+  if (text.starts_with(": ")) text.remove_prefix(2);
+  if (o_.ndjson)
+    fmt::print("{{\"type\":\"failed\",\"seq\":{},\"error\":{},\"http_status\":{},\"time\":{:.6f}}}\n", seq,
+               json_string(text), report.status, unix_seconds());
+  else if (!o_.json)
+    fmt::print("seq={} failed: {}\n", seq, text);
+}
+
+void connect_session::print_summary() {
+  const auto failed = sent_ - upgraded_;
+  const auto loss = sent_ == 0 ? 0.0 : 100.0 * static_cast<double>(failed) / static_cast<double>(sent_);
+  const auto t = summarize(times_);
+  const auto mean = [this](clock::duration sum) {
+    return upgraded_ == 0 ? 0.0 : milliseconds(sum) / static_cast<double>(upgraded_);
+  };
+  const auto& url = o_.connection.display_url;
+  if (o_.json || o_.ndjson) {
+    std::string time_json = "null", phases_json = "null";
+    if (upgraded_ != 0) {
+      time_json = fmt::format(
+          "{{\"min\":{:.6f},\"avg\":{:.6f},\"p50\":{:.6f},\"p90\":{:.6f},\"p99\":{:.6f},\"max\":{:.6f},"
+          "\"stddev\":{:.6f}}}",
+          t.min, t.avg, t.p50, t.p90, t.p99, t.max, t.stddev);
+      phases_json = fmt::format("{{\"resolve\":{:.6f},\"tcp\":{:.6f},\"tls\":{:.6f},\"upgrade\":{:.6f}}}",
+                                mean(resolve_sum_), mean(tcp_sum_), mean(tls_sum_), mean(upgrade_sum_));
+    }
+    fmt::print(
+        "{{\"type\":\"summary\",\"url\":{},\"remote\":{},\"mode\":\"connect\",\"interval_ms\":{:.3f},"
+        "\"timeout_ms\":{:.3f},\"sent\":{},\"upgraded\":{},\"failed\":{},\"failed_percent\":{:.3f},"
+        "\"time_ms\":{:.3f},\"connect_time_ms\":{},\"phases_avg_ms\":{},\"interrupted\":{}}}\n",
+        json_string(url), remote_.empty() ? "null" : json_string(remote_), milliseconds(o_.interval),
+        milliseconds(o_.reply_timeout), sent_, upgraded_, failed, loss, milliseconds(elapsed_), time_json, phases_json,
+        signal_ != 0 ? "true" : "false");
+  } else {
+    fmt::print("\n--- {} connect statistics ---\n", url);
+    fmt::print("{} connections, {} upgraded, {:.3g}% failed, time {:.0f} ms\n", sent_, upgraded_, loss,
+               milliseconds(elapsed_));
+    if (upgraded_ != 0) {
+      fmt::print("time min/avg/p50/p90/p99/max/stddev = {:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", t.min,
+                 t.avg, t.p50, t.p90, t.p99, t.max, t.stddev);
+      std::string phases;
+      if (resolves_) phases += fmt::format("dns {:.3f}, ", mean(resolve_sum_));
+      phases += fmt::format("{} {:.3f}, ", o_.connection.client.unix_socket.empty() ? "tcp" : "unix", mean(tcp_sum_));
+      if (secure_) phases += fmt::format("tls {:.3f}, ", mean(tls_sum_));
+      fmt::print("phases avg {}upgrade {:.3f} ms\n", phases, mean(upgrade_sum_));
+    }
+  }
+  std::fflush(stdout);
+}
+
+void connect_session::interrupt(int signal_number) {
+  if (signal_ != 0) return;
+  signal_ = signal_number;
+  stopping_ = true;
+  wake_.cancel();
+  if (probing_) cancel_.emit(asio::cancellation_type::terminal);
+}
+
+int connect_session::exit_status() const {
+  if (signal_ != 0) return signal_ == SIGTERM ? 128 + SIGTERM : exit_interrupted;
+  return upgraded_ != 0 ? exit_ok : last_failure_status_;
+}
+
 int run_latency(latency_options& o) {
   diagnostics::configure("wsl latency", o.verbosity, o.quiet);
   auto& connection = o.connection.client.connection;
@@ -378,7 +580,11 @@ int run_latency(latency_options& o) {
     diagnostics::fatal(problem);
     return exit_usage;
   }
-  if (!o.message && o.size > max_ping_payload) {
+  if (o.connect && o.size_given) {
+    diagnostics::fatal("-s: --connect sends no payload (it times connections)");
+    return exit_usage;
+  }
+  if (!o.message && !o.connect && o.size > max_ping_payload) {
     diagnostics::fatal(
         fmt::format("-s {}: a ping carries at most {} bytes (use --message for more)", o.size, max_ping_payload));
     return exit_usage;
@@ -401,9 +607,15 @@ int run_latency(latency_options& o) {
     // One thread runs the context and owns every socket and timer; the signal thread only posts,
     // which keeps its lock: the reactor's locks can go.
     asio::io_context ctx(ASIO_CONCURRENCY_HINT_UNSAFE_IO);
-    latency_session session(o, ctx);
-    if (!run_interruptible(ctx, session)) return exit_failure;
-    status = session.exit_status();
+    if (o.connect) {
+      connect_session session(o, ctx);
+      if (!run_interruptible(ctx, session)) return exit_failure;
+      status = session.exit_status();
+    } else {
+      latency_session session(o, ctx);
+      if (!run_interruptible(ctx, session)) return exit_failure;
+      status = session.exit_status();
+    }
   }
   std::fflush(stdout);
   return status;
@@ -420,7 +632,12 @@ subcommand register_latency(CLI::App& parent) {
   add_duration_option(*app, "-i,--interval", o->interval, "Time from one probe to the next; 0 = back to back");
   add_size_option(*app, "-s,--size", o->size, "Payload bytes per probe (a ping carries at most 125)");
   add_duration_option(*app, "-W,--timeout", o->reply_timeout, "Time to wait for each reply; later ones count as lost");
-  app->add_flag("--message", o->message, "Time echoed text messages instead of pings (for servers that echo)");
+  auto* message =
+      app->add_flag("--message", o->message, "Time echoed text messages instead of pings (for servers that echo)");
+  app->add_flag("--connect", o->connect,
+                "Time a new connection per probe, from resolving the name to the 101, in phases (dns, tcp, tls, "
+                "upgrade); each is then closed")
+      ->excludes(message);
   auto* json = app->add_flag("--json", o->json, "Print one JSON object with the results instead of the human form");
   app->add_flag("--ndjson", o->ndjson,
                 "Print a JSON line per probe (reply or lost, with its Unix time), then the summary's")
@@ -430,12 +647,14 @@ subcommand register_latency(CLI::App& parent) {
   app->get_option("--idle-timeout")->default_str("off");
   app->footer(
       "One line per reply and a summary on stdout; SIGINT prints the summary so far, closes with 1001 and exits "
-      "130. Exit 0 when at least one reply came, 1 when none, 69/75/76 when the connection fails. The library's "
+      "130. Exit 0 when at least one reply came, 1 when none, 69/75/76 when the connection fails (--connect: 0 "
+      "when a probe was upgraded, else the last failure's status). The library's "
       "keepalive pings and idle timeout are off unless --ping-interval or --idle-timeout is given. See "
       "wsl-latency(1).");
   return {app, [o, app] {
             o->ping_interval_given = app->count("--ping-interval") != 0;
             o->idle_timeout_given = app->count("--idle-timeout") != 0;
+            o->size_given = app->count("--size") != 0;
             return run_latency(*o);
           }};
 }

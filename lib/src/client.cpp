@@ -440,6 +440,7 @@ asio::awaitable<websocket> upgrade(std::unique_ptr<transport> stream, const url&
     if (ec) co_return websocket{};
     limit.on_expiry([t = stream.get()] { t->close(); });
     co_await stream->start(ec);
+    rep.tls_time = clock::now() - started;
   }
   if (const auto* d = tls_details_of(*stream)) {
     rep.tls_error = d->error;
@@ -677,6 +678,7 @@ asio::awaitable<websocket> open_connection(asio::any_io_executor executor, const
       rep.resolved_by_override = true;
     } else {
       const auto port = std::to_string(first_hop.port);
+      rep.resolved_by_dns = true;
       const auto results = co_await resolver.async_resolve(first_hop.host, port, redirect(ec));
       if (!ec)
         for (const auto& r : results) endpoints.push_back(r.endpoint());

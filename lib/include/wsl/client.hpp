@@ -157,6 +157,7 @@ struct connect_report {
   asio::ip::tcp::endpoint remote;     // the server's, the proxy's through one, or the given stream's remote_endpoint()
   std::string unix_socket;            // client_options::unix_socket, when connected through it
   bool resolved_by_override = false;  // client_options::resolve gave the first hop's address
+  bool resolved_by_dns = false;       // the first hop's name was looked up (resolve_time is mostly that)
   int status = 0;
   int version_minor = 1;  // the answer's HTTP/1.x (HTTP/1.0 from some servers)
   std::string reason;
@@ -180,6 +181,7 @@ struct connect_report {
   clock::duration resolve_time{};    // zero over a stream the caller opened, as is connect_time
   clock::duration connect_time{};    // TCP connect, and through a proxy the CONNECT exchange
   clock::duration handshake_time{};  // TLS handshake (if any) and request sent to 101 received
+  clock::duration tls_time{};        // of handshake_time, the TLS handshake's (zero without TLS)
   // The redirects followed (client_options::max_redirects), in order; the fields above are those
   // of the last connection, the one the redirects led to (on error::too_many_redirects and
   // error::bad_redirect: the one that answered with the redirect not followed).

@@ -251,6 +251,104 @@ class Server(Figures):
             self.assertEqual(done.returncode, 0 if summary["received"] == "1" else 1)
 
 
+CONNECTED = re.compile(r"^upgraded by 127\.0\.0\.1:\d+: seq=(?P<seq>\d+) time=(?P<ms>\d+\.\d{3}) ms "
+                       r"\((?P<phases>[a-z]+ \d+\.\d{3} ms(, [a-z]+ \d+\.\d{3} ms)*)\)$")
+
+
+class Connect(Figures):
+    """--connect: a new connection and upgrade per probe, timed in phases."""
+
+    def setUp(self):
+        if PEER == "wsl":
+            self.skipTest("needs a test peer")
+
+    def test_each_probe_is_a_connection_closed_with_1000(self):
+        with Peer(PEER, "echo") as peer:
+            done = latency(peer.url, "--connect", "-c", "3", "-i", "0.02")
+            stdout = done.stdout.decode()
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(done.stderr, b"")
+            lines = stdout.splitlines()
+            self.assertEqual(lines[0], f"CONNECT {peer.url}: a new connection and upgrade per probe")
+            probes = [CONNECTED.match(line) for line in lines if CONNECTED.match(line)]
+            self.assertEqual([int(p["seq"]) for p in probes], [1, 2, 3], stdout)
+            for probe in probes:
+                # An address to connect to: no name to resolve, no TLS.
+                phases = dict(part.rsplit(" ", 2)[:2] for part in probe["phases"].split(", "))
+                self.assertEqual(list(phases), ["tcp", "upgrade"], stdout)
+                self.assertLessEqual(sum(map(float, phases.values())), float(probe["ms"]) + 0.002, stdout)
+            self.assertIn("3 connections, 3 upgraded, 0% failed, time ", stdout)
+            self.assertRegex(stdout, r"\ntime min/avg/p50/p90/p99/max/stddev = [\d./]+ ms\n"
+                                     r"phases avg tcp \d+\.\d{3}, upgrade \d+\.\d{3} ms\n")
+            # The peer saw three connections, each closed by the client with 1000.
+            self.assertEqual(len(peer.events_named("open", 3)), 3)
+            self.assertEqual([e["code"] for e in peer.events_named("close", 3)], [1000] * 3)
+
+    def test_json_and_ndjson(self):
+        with Peer(PEER, "echo") as peer:
+            done = latency(peer.url.replace("127.0.0.1", "localhost"), "--connect", "-c", "4", "-i", "0", "--json")
+            self.assertEqual(done.returncode, 0, done.stderr)
+            result = json.loads(done.stdout)
+            self.assertEqual((result["mode"], result["sent"], result["upgraded"], result["failed"]),
+                             ("connect", 4, 4, 0))
+            self.assert_plausible(result["connect_time_ms"])
+            phases = result["phases_avg_ms"]
+            self.assertEqual(phases["tls"], 0)
+            self.assertTrue(all(phases[k] > 0 for k in ("resolve", "tcp", "upgrade")), phases)
+            self.assertLess(sum(phases.values()), result["connect_time_ms"]["avg"] * 1.01, result)
+            done = latency(peer.url, "--connect", "-c", "2", "-i", "0", "--ndjson")
+            records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+            self.assertEqual([(r["type"], r.get("seq")) for r in records],
+                             [("upgraded", 1), ("upgraded", 2), ("summary", None)])
+            for r in records[:2]:
+                self.assertGreater(r["connect_time_ms"], r["tcp_ms"] + r["upgrade_ms"] - 0.001, r)
+            self.assertEqual(records[-1]["connect_time_ms"]["max"],
+                             max(r["connect_time_ms"] for r in records[:2]))
+
+    def test_wss_has_a_tls_phase(self):
+        with tempfile.TemporaryDirectory() as directory:
+            files = make_certificate(directory)
+            with Peer(PEER, "echo", "--tls", *files) as peer:
+                done = latency(peer.url, "--cacert", files[0], "--connect", "-c", "2", "-i", "0")
+                self.assertEqual(done.returncode, 0, done.stderr)
+                for line in done.stdout.decode().splitlines()[1:3]:
+                    self.assertRegex(line, r"\(tcp [\d.]+ ms, tls [\d.]+ ms, upgrade [\d.]+ ms\)$")
+                # Verification fails on every probe: each says so, and the exit status is TLS's.
+                done = latency(peer.url, "--connect", "-c", "2", "-i", "0")
+                self.assertEqual(done.returncode, 77, done.stdout)
+                self.assertEqual(done.stdout.decode().count("failed: TLS verification failed"), 2, done.stdout)
+
+    def test_failed_probes_are_counted_and_the_run_goes_on(self):
+        with Peer(PEER, "refuse") as peer:
+            done = latency(peer.url, "--connect", "-c", "2", "-i", "0", "--ndjson")
+            self.assertEqual(done.returncode, 76, done.stderr)
+            records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+            self.assertEqual([(r["type"], r.get("http_status")) for r in records[:2]], [("failed", 403)] * 2)
+            self.assertIn("HTTP 403", records[0]["error"])
+            self.assertEqual((records[2]["sent"], records[2]["upgraded"], records[2]["failed"]), (2, 0, 2))
+        with Peer(PEER, "silent") as peer:
+            done = latency(peer.url, "--connect", "-c", "2", "-i", "0", "-W", "0.3")
+            self.assertEqual(done.returncode, 75, done.stderr)
+            self.assertEqual(done.stdout.decode().count("failed: no upgrade within 300ms"), 2, done.stdout)
+            self.assertLess(done.elapsed, 0.6 + TIMEOUT / 2)
+        done = latency(f"ws://127.0.0.1:{unused_port()}/", "--connect", "-c", "2", "-i", "0")
+        self.assertEqual(done.returncode, 69, done.stderr)
+        self.assertEqual(done.stdout.decode().count("failed: Connection refused"), 2, done.stdout)
+
+    def test_sigint_prints_the_summary_so_far(self):
+        with Peer(PEER, "echo") as peer, Wsl("latency", "--connect", "-c", "0", "-i", "0.05", peer.url) as wsl:
+            peer.events_named("close", 2)
+            wsl.signal(signal.SIGINT)
+            self.assertEqual(wsl.wait(), 130, wsl.stderr_text())
+            stdout = wsl.stdout.data().decode()
+            self.assertRegex(stdout, r"\n(\d+) connections, \1 upgraded, 0% failed")
+
+    def test_usage_errors(self):
+        for options in (["-s", "10"], ["--message"]):
+            with self.subTest(options=options):
+                self.assertEqual(latency(f"ws://127.0.0.1:{unused_port()}/", "--connect", *options).returncode, 64)
+
+
 class NoServer(unittest.TestCase):
     @peer_independent
     def test_nobody_listening(self):
