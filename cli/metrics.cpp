@@ -92,7 +92,8 @@ std::string server_metrics::render() const {
       line(out, "wsl_http_requests_total{{status=\"{}\"}} {}", i == 0 ? std::string("none") : std::to_string(i), n);
 
   family(out, "wsl_handshake_duration_seconds", "histogram",
-         "Time from the TCP accept to the 101 sent (TLS and HTTP), of the upgrades.");
+         "Time from the TCP accept (on a connection kept alive, the request's first bytes) to the 101 sent (TLS and "
+         "HTTP), of the upgrades.");
   std::uint64_t cumulative = 0;
   for (std::size_t b = 0; b < handshakes_.size(); ++b) {
     cumulative += handshakes_[b].load(std::memory_order_relaxed);

@@ -521,3 +521,38 @@ BOOST_AUTO_TEST_CASE(an_idle_connection_kept_alive_holds_no_slot_of_its_hosts) {
   l.stop();
   wsl::test::run_until_idle(ctx);
 }
+
+// The time a request took (the access log's, wsl_handshake_duration_seconds') counts from its
+// first bytes: a connection kept alive that waited a minute before its upgrade did not take a
+// minute to negotiate it.
+BOOST_AUTO_TEST_CASE(a_request_after_a_wait_is_timed_from_its_first_bytes) {
+  asio::io_context ctx;
+  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  wsl::listener_options options;
+  options.handshake_timeout = 1h;
+  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
+  wsl::listener l(ctx.get_executor(), options);
+  BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
+
+  asio::ip::tcp::socket client(ctx);
+  client.connect(l.local_endpoint());
+  BOOST_REQUIRE(plain_request(ctx, client).starts_with("HTTP/1.1 426"));
+  wsl::test::advance_clock(ctx, 1min);
+  BOOST_REQUIRE(plain_request(ctx, client, "/after-a-minute").starts_with("HTTP/1.1 426"));
+  wsl::test::advance_clock(ctx, 1min);
+  client.non_blocking(false);
+  asio::write(client,
+              asio::buffer(std::string_view("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                                            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                            "Sec-WebSocket-Version: 13\r\n\r\n")));
+  auto accepting = spawn(ctx, accept_one(l));
+  BOOST_REQUIRE(run_until(ctx, [&] { return accepting.done(); }));
+  BOOST_REQUIRE(!accepting.get().ec);
+  BOOST_REQUIRE(records->size() == 3u);
+  BOOST_TEST((*records)[1].target == "/after-a-minute");
+  BOOST_TEST((*records)[2].status == 101);
+  for (const auto& r : *records) BOOST_TEST(r.duration < 30s, r.target);
+  accepting.get().ws.abort();
+  l.stop();
+  wsl::test::run_until_idle(ctx);
+}

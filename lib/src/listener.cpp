@@ -45,7 +45,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
     negotiation(listener_state& s, const asio::ip::address& a) : state(s), peer(a) {}
     listener_state& state;
     asio::ip::address peer;  // its host's negotiation slot is taken; unspecified: no slot to take
-    clock::time_point started = clock::now();
+    clock::time_point started = clock::now();  // of the request under way (its record's duration)
     bool holds_address_slot = true;
     bool idle = false;
     clock::time_point idle_since{};
@@ -71,6 +71,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
       if (!idle) return false;  // given up already (the stream is closed)
       idle = false;
       --state.idle;
+      started = clock::now();  // the request's time counts from its first bytes, not the wait before
       holds_address_slot = state.budget->try_begin_negotiation(peer);
       return holds_address_slot;
     }

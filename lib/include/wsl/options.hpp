@@ -134,10 +134,10 @@ struct negotiation_record {
   asio::ip::address client_address;  // http_request::client_address; remote's before the request is read
   std::string method;                // empty when the request could not be parsed
   std::string target;
-  int status = 0;                             // the HTTP status sent; 0 when none was (timeout, peer gone)
-  std::size_t bytes_sent = 0;                 // response head and body
-  clock::duration duration{};                 // from accept to the response (or the failure)
-  std::error_code error;                      // empty when the connection was upgraded
+  int status = 0;              // the HTTP status sent; 0 when none was (timeout, peer gone)
+  std::size_t bytes_sent = 0;  // response head and body
+  clock::duration duration{};  // from accept (after a plain answer: the next request's first bytes) to the response
+  std::error_code error;       // empty when the connection was upgraded
   std::optional<peer_credentials> unix_peer;  // over a Unix-domain socket, who connected it
   std::uint64_t connection_id = 0;            // http_request::connection_id
 };
