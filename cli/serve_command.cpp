@@ -158,7 +158,7 @@ std::vector<std::string> build_environment(const serve_options& o, const websock
   if (const auto peer = ws.unix_peer()) {
     // No port: who connected instead, for a command that decides by user; and the client a PROXY
     // header named (--proxy-protocol behind HAProxy), if one did.
-    add("WSL_UNIX_SOCKET", o.server.unix_socket);
+    if (s.unix_socket) add("WSL_UNIX_SOCKET", *s.unix_socket);
     add("WSL_PEER_PID", std::to_string(peer->pid));
     add("WSL_PEER_UID", std::to_string(peer->uid));
     add("WSL_PEER_GID", std::to_string(peer->gid));

@@ -218,8 +218,10 @@ void log_session_error(const session_context& context, const websocket& ws, cons
 
 // Every idle connection holds this coroutine's frame: what it keeps is kept small, and the
 // formatting lives in plain functions.
-asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler& handler) {
+asio::awaitable<void> run_session(worker& w, websocket ws, const session_handler& handler,
+                                  const std::string* unix_socket) {
   session_context context;
+  context.unix_socket = unix_socket;
   context.id = next_session_id.fetch_add(1, std::memory_order_relaxed);
   context.opened = std::chrono::system_clock::now();
   const auto started = clock::now();
@@ -250,7 +252,8 @@ asio::awaitable<void> accept_loop(worker& w, listener& server, const session_han
     std::error_code ec;
     auto ws = co_await server.accept(ec);
     if (ec) break;
-    asio::co_spawn(w.context, run_session(w, std::move(ws), handler), asio::detached);
+    const auto* unix_socket = server.unix_path().empty() ? nullptr : &server.unix_path();
+    asio::co_spawn(w.context, run_session(w, std::move(ws), handler, unix_socket), asio::detached);
   }
 }
 
@@ -335,6 +338,8 @@ struct listen_spec {
   asio::ip::tcp::endpoint tcp;
   bool from_name = false;  // an address a name resolved to: skipped if the machine cannot bind it
   int fd = -1;
+  std::string unix_path;  // --unix-socket's, as given ("@NAME" in the abstract namespace)
+  asio::local::stream_protocol::endpoint unix_endpoint;
 };
 
 // --host: the addresses in the order given, a name standing for every address it resolves to
@@ -353,7 +358,7 @@ std::optional<std::string> resolve_hosts(const std::vector<std::string>& hosts, 
     for (const auto& address : addresses) {
       if (std::any_of(out.begin(), out.end(), [&](const listen_spec& s) { return s.tcp.address() == address; }))
         continue;
-      out.push_back({"--host " + host, true, {address, port}, from_name, -1});
+      out.push_back({"--host " + host, true, {address, port}, from_name, -1, {}, {}});
     }
   }
   return std::nullopt;
@@ -366,7 +371,7 @@ std::optional<std::string> listen_descriptors(const std::vector<std::string>& gi
   const auto add = [&out](int fd) -> std::optional<std::string> {
     for (const auto& s : out)
       if (s.fd == fd) return fmt::format("--listen-fd {}: given twice", fd);
-    out.push_back({fmt::format("--listen-fd {}", fd), false, {}, false, fd});
+    out.push_back({fmt::format("--listen-fd {}", fd), false, {}, false, fd, {}, {}});
     return std::nullopt;
   };
   for (const auto& text : given) {
@@ -463,15 +468,17 @@ void add_server_options(CLI::App& app, server_options& o) {
                  "Address to listen on (IPv4, IPv6, or a name: every address it resolves to); repeatable, all at "
                  "one --port")
       ->type_name("ADDRESS")
-      ->capture_default_str();
-  app.add_option("--port", o.port, "Port to listen on; 0 picks a free one")->capture_default_str();
+      ->capture_default_str()
+      ->each([&o](const std::string&) { o.tcp_given = true; });
+  app.add_option("--port", o.port, "Port to listen on; 0 picks a free one")
+      ->capture_default_str()
+      ->each([&o](const std::string&) { o.tcp_given = true; });
   auto* unix_socket =
-      app.add_option("--unix-socket", o.unix_socket,
-                     "Listen on this Unix-domain socket instead (a path, or @NAME in the abstract namespace); a "
-                     "socket file nobody listens on is replaced, and the file is removed at exit")
-          ->type_name("PATH")
-          ->excludes("--host")
-          ->excludes("--port");
+      app.add_option("--unix-socket", o.unix_sockets,
+                     "Listen on this Unix-domain socket (a path, or @NAME in the abstract namespace), instead of TCP "
+                     "unless --host or --port is given too (repeatable); a socket file nobody listens on is "
+                     "replaced, and the file is removed at exit")
+          ->type_name("PATH");
   app.add_option("--listen-fd", o.listen_fds,
                  "Accept on this inherited descriptor, a TCP or Unix socket that already listens, instead of "
                  "--host/--port (repeatable); 'systemd': every socket systemd's socket activation passed")
@@ -608,7 +615,7 @@ int run_server(const std::string& command, const server_options& given, session_
     diagnostics::fatal(*problem);
     return exit_usage;
   }
-  if (!o.unix_socket.empty() && (tls || !o.tls.client_ca_file.empty())) {
+  if (!o.unix_sockets.empty() && (tls || !o.tls.client_ca_file.empty())) {
     diagnostics::fatal(fmt::format("--tls-cert: {}", no_tls_over_unix));
     return exit_usage;
   }
@@ -637,9 +644,11 @@ int run_server(const std::string& command, const server_options& given, session_
     }
   }
   if (!o.unix_mode.empty()) {  // with --unix-socket (CLI11 checked)
-    if (auto problem = parse_unix_mode(o.unix_mode, o.unix_socket, o.listener.unix_mode)) {
-      diagnostics::fatal(*problem);
-      return exit_usage;
+    for (const auto& path : o.unix_sockets) {
+      if (auto problem = parse_unix_mode(o.unix_mode, path, o.listener.unix_mode)) {
+        diagnostics::fatal(*problem);
+        return exit_usage;
+      }
     }
   }
   if (auto problem = finish_http_options(o.http); !problem.empty()) {
@@ -701,13 +710,25 @@ int run_server(const std::string& command, const server_options& given, session_
   raise_descriptor_limit();
 
   std::error_code ec;
-  if (!o.unix_socket.empty()) {
-    specs.push_back({"--unix-socket " + o.unix_socket, false, {}, false, -1});
-  } else if (specs.empty()) {
+  // TCP first (the first listening line is the one scripts read the port from), then the Unix
+  // sockets, each in the order given.
+  if (specs.empty() && (o.tcp_given || o.unix_sockets.empty())) {
     if (auto problem = resolve_hosts(o.hosts, o.port, specs)) {
       diagnostics::fatal(*problem);
       return exit_unavailable;
     }
+  }
+  for (const auto& path : o.unix_sockets) {
+    const auto endpoint = wsl::unix_endpoint(path, ec);
+    if (ec) {
+      diagnostics::fatal(fmt::format("--unix-socket '{}': {}", path, ec.message()));
+      return exit_usage;
+    }
+    if (std::any_of(specs.begin(), specs.end(), [&](const listen_spec& s) { return s.unix_path == path; })) {
+      diagnostics::fatal(fmt::format("--unix-socket '{}': given twice", path));
+      return exit_usage;
+    }
+    specs.push_back({"--unix-socket " + path, false, {}, false, -1, path, endpoint});
   }
 
   // Signals are taken by one thread with sigwait(); workers never see them. SIGHUP reloads the
@@ -741,21 +762,20 @@ int run_server(const std::string& command, const server_options& given, session_
   const auto is_v6 = [](const listen_spec& s) { return s.is_tcp && s.tcp.address().is_v6(); };
   o.listener.ipv6_only =
       std::any_of(specs.begin(), specs.end(), is_v4) && std::any_of(specs.begin(), specs.end(), is_v6);
-  asio::local::stream_protocol::endpoint unix_endpoint;
-  if (!o.unix_socket.empty()) {
-    unix_endpoint = wsl::unix_endpoint(o.unix_socket, ec);
-    if (ec) {
-      diagnostics::fatal(fmt::format("--unix-socket '{}': {}", o.unix_socket, ec.message()));
-      return exit_usage;
-    }
-  } else if (specs.front().is_tcp && (o.threads > 1 || specs.size() > 1)) {
+  const auto tcp_specs = static_cast<std::size_t>(
+      std::count_if(specs.begin(), specs.end(), [](const listen_spec& s) { return s.is_tcp && s.fd < 0; }));
+  if (tcp_specs > 0 && (o.threads > 1 || tcp_specs > 1)) {
     // SO_REUSEPORT lets any process of this user join a port. Claim it alone first, so that a port
-    // in use is an error here too, then let the listeners share it.
+    // in use is an error here too, then let the listeners share it. (The TCP specs come first.)
+    std::vector<listen_spec> tcp(specs.begin(), specs.begin() + static_cast<std::ptrdiff_t>(tcp_specs));
     std::string failed;
-    if (const auto e = claim_port(specs, o.listener.ipv6_only, failed)) {
+    if (const auto e = claim_port(tcp, o.listener.ipv6_only, failed)) {
       diagnostics::fatal(fmt::format("cannot listen on {}: {}", failed, e.message()));
       return exit_unavailable;
     }
+    // A name's address this machine cannot bind was dropped.
+    specs.erase(specs.begin(), specs.begin() + static_cast<std::ptrdiff_t>(tcp_specs));
+    specs.insert(specs.begin(), tcp.begin(), tcp.end());
   }
   if (!o.listener.budget)
     o.listener.budget = std::make_shared<connection_budget>(o.max_connections, o.max_connections_per_ip);
@@ -772,7 +792,7 @@ int run_server(const std::string& command, const server_options& given, session_
       const auto e = !workers.empty() && !spec.is_tcp ? server->start(*workers.front()->servers[j])
                      : spec.fd >= 0                   ? server->adopt(spec.fd)
                      : spec.is_tcp                    ? server->start(spec.tcp)
-                                                      : server->start(unix_endpoint);
+                                                      : server->start(spec.unix_endpoint);
       if (e && spec.fd >= 0) {
         diagnostics::fatal(fmt::format("{}: not a listening TCP or Unix stream socket ({})", spec.given,
                                        e == error::invalid_option ? "wrong kind" : e.message()));
@@ -784,7 +804,8 @@ int run_server(const std::string& command, const server_options& given, session_
       }
       if (e) {
         diagnostics::fatal(fmt::format("cannot listen on {}: {}",
-                                       spec.is_tcp ? format_endpoint(spec.tcp) : "unix:" + o.unix_socket, e.message()));
+                                       spec.is_tcp ? format_endpoint(spec.tcp) : "unix:" + spec.unix_path,
+                                       e.message()));
         return e == error::invalid_option ? exit_usage : exit_unavailable;
       }
       if (spec.is_tcp) spec.tcp = server->local_endpoint();  // the other threads bind the port it got

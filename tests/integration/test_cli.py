@@ -386,7 +386,7 @@ class Usage(unittest.TestCase):
         "--header": "X-A: b", "--subprotocol": "chat", "--resolve": "example.com:80:127.0.0.1",
         "--origin": "https://a.example", "--trusted-proxy": "10.0.0.1", "--passenv": "HOME",
         "--stage": "1s:10", "--server-pid": "1", "--threshold": "lost==0", "--host": "127.0.0.1",
-        "--listen-fd": "3", "--local-address": "127.0.0.1",
+        "--listen-fd": "3", "--local-address": "127.0.0.1", "--unix-socket": "@wsl-test-cli",
     }
     # What follows the option's value (an option after the URL, as people write it: CLI11 leaves
     # a last argument to a positional still missing), and the error that shows it was taken for

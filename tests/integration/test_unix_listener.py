@@ -16,6 +16,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 import unittest
 from typing import List
 
@@ -164,7 +165,9 @@ class Echo(unittest.TestCase):
 
     def test_usage_errors(self):
         for args, message in [
-            (["--unix-socket", self.path, "--port", "1"], "--port excludes --unix-socket"),
+            (["--unix-socket", self.path, "--unix-socket", self.path], f"--unix-socket '{self.path}': given twice"),
+            (["--unix-socket", self.path, "--unix-socket", "@wsl-test", "--unix-mode", "600"],
+             "--unix-mode: a socket in the abstract namespace"),
             (["--unix-mode", "600"], "--unix-mode requires --unix-socket"),
             (["--unix-socket", self.path, "--unix-mode", "8"], "--unix-mode '8': expected octal permissions"),
             (["--unix-socket", "@wsl-test", "--unix-mode", "600"], "--unix-mode: a socket in the abstract namespace"),
@@ -179,6 +182,78 @@ class Echo(unittest.TestCase):
             self.assertEqual(done.returncode, EXIT_USAGE, done.stderr)
             self.assertIn("not supported", done.stderr)
         self.assertFalse(os.path.lexists(self.path))
+
+
+class Mixed(unittest.TestCase):
+    """--unix-socket repeated, and beside --host and --port: one server on all of them."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="wsl-unix-")
+        self.path = os.path.join(self.dir.name, "a.sock")
+        self.name = f"wsl-test-{os.getpid()}-{id(self)}"
+
+    def tearDown(self) -> None:
+        self.dir.cleanup()
+
+    def listening_lines(self, server: Server) -> List[str]:
+        """The lines after the first (TCP's, which Server read): one per Unix socket."""
+        deadline = time.monotonic() + TIMEOUT
+        return [server.stderr.next_line(deadline) for _ in range(2)]
+
+    def test_tcp_first_then_each_socket_in_order_all_served(self):
+        with Server("--unix-socket", self.path, "--unix-socket", "@" + self.name, "--threads", "2",
+                    "--max-connections", "2") as server:
+            self.assertEqual(self.listening_lines(server),
+                             [f"listening on ws+unix:{self.path}", f"listening on ws+unix:@{self.name}"])
+
+            async def all_three() -> List:
+                async with websockets.connect(server.url) as tcp:
+                    await tcp.send("tcp")
+                    return [await tcp.recv(), await echo_over(self.path, ["a"]),
+                            await echo_over("\0" + self.name, ["abstract"])]
+
+            self.assertEqual(run(all_three()), ["tcp", ["a"], ["abstract"]])
+
+            async def three_at_once() -> int:
+                # One connection budget for every socket: the third of three open at once gets 503.
+                async with websockets.connect(server.url), websockets.unix_connect(self.path, "ws://localhost/"):
+                    try:
+                        async with websockets.unix_connect("\0" + self.name, "ws://localhost/"):
+                            return 101
+                    except websockets.exceptions.InvalidStatusCode as e:
+                        return e.status_code
+
+            self.assertEqual(run(three_at_once()), 503)
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
+        self.assertFalse(os.path.lexists(self.path))
+
+    def test_a_command_learns_the_socket_it_came_through(self):
+        other = os.path.join(self.dir.name, "b.sock")
+        command = 'echo "${WSL_UNIX_SOCKET-tcp} ${SERVER_PORT-none}"'
+
+        async def first_lines(port: int) -> List[str]:
+            lines = []
+            for connect in (lambda: websockets.unix_connect(self.path, "ws://localhost/"),
+                            lambda: websockets.unix_connect(other, "ws://localhost/"),
+                            lambda: websockets.connect(f"ws://127.0.0.1:{port}/")):
+                async with connect() as ws:
+                    lines.append(await ws.recv())
+            return lines
+
+        with Server("--unix-socket", self.path, "--unix-socket", other, "--", "sh", "-c", command,
+                    subcommand="serve") as server:
+            self.listening_lines(server)
+            self.assertEqual(run(first_lines(server.port)),
+                             [f"{self.path} none", f"{other} none", f"tcp {server.port}"])
+
+    def test_only_unix_sockets_without_host_or_port(self):
+        with unix_server(self.path, "--unix-socket", "@" + self.name) as server:
+            self.assertEqual(server.unix_path, self.path)
+            deadline = time.monotonic() + TIMEOUT
+            self.assertEqual(server.stderr.next_line(deadline), f"listening on ws+unix:@{self.name}")
+            self.assertEqual(run(echo_over("\0" + self.name, ["second"])), ["second"])
+            self.assertEqual(stop(server), EXIT_INTERRUPTED)
+            self.assertNotIn("listening on ws://", server.stderr.text())
 
 
 class ServeCommand(unittest.TestCase):
