@@ -44,7 +44,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   struct negotiation final : handshake_control {
     negotiation(listener_state& s, const asio::ip::address& a) : state(s), peer(a) {}
     listener_state& state;
-    asio::ip::address peer;  // its host's negotiation slot is taken; unspecified: no slot to take
+    asio::ip::address peer;                    // its host's negotiation slot is taken; unspecified: no slot to take
     clock::time_point started = clock::now();  // of the request under way (its record's duration)
     bool holds_address_slot = true;
     bool idle = false;
@@ -429,7 +429,8 @@ asio::awaitable<websocket> accept_websocket(std::unique_ptr<transport> stream, c
     co_return websocket{};
   }
   detail::handshake_report report;
-  auto ws = co_await detail::server_handshake(std::move(stream), options, options.budget, report, ec, nullptr);
+  detail::handshake_control control;  // no listener to tell: the hooks do nothing
+  auto ws = co_await detail::server_handshake(std::move(stream), options, options.budget, report, ec, &control);
   if (!ec) ws.impl()->start();
   co_return ws;
 }
