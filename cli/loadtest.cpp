@@ -177,6 +177,7 @@ struct worker {
   // show what compression saves.
   std::uint64_t payload_total_sent = 0, payload_total_received = 0, wire_sent = 0, wire_received = 0;
   std::uint64_t redirects = 0;     // followed (-L), by every connection attempt
+  std::string final_url;           // where this worker's first connection opened, redirects followed
   std::uint64_t stamps_ahead = 0;  // --stamp: stamps later than their arrival (clocks apart), taken as 0
   std::error_code first_failure;   // of connecting, with its report: the exit status when none opened
   connect_report first_report;
@@ -752,6 +753,7 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
     co_return connection_end::not_opened;
   }
   w.opened.add();
+  if (w.final_url.empty()) w.final_url = report.final_url;
   settle(s);
   w.open_now.add();
   w.handshake.record(static_cast<std::uint64_t>(duration_cast<nanoseconds>(clock::now() - started).count()));
@@ -1352,7 +1354,9 @@ int run_loadtest(loadtest_options o) {
   std::map<std::uint16_t, std::uint64_t> close_codes;
   std::uint64_t payload_sent = 0, payload_received = 0, wire_sent = 0, wire_received = 0, redirects = 0,
                 stamps_ahead = 0;
+  std::string final_url;  // the first worker's that opened one: workers take the first connections in turn
   for (auto& w : workers) {
+    if (final_url.empty()) final_url = w->final_url;
     payload_sent += w->payload_total_sent;
     payload_received += w->payload_total_received;
     wire_sent += w->wire_sent;
@@ -1412,7 +1416,7 @@ int run_loadtest(loadtest_options o) {
         "\"stages\":[{}],\"send_window_ns\":{},"
         "\"inflight\":{},\"reply\":\"{}\",\"stamp\":{},\"messages_per_connection\":{},\"reconnect\":{},"
         "\"seconds\":{:.3f},\"connect_seconds\":{:.3f},"
-        "\"opened\":{},\"redirects\":{},"
+        "\"opened\":{},\"redirects\":{},\"final_url\":{},"
         "\"opened_per_second\":{:.1f},\"failed\":{},\"failures\":{{{}}},\"cancelled\":{},\"errors\":{},"
         "\"sent\":{},\"received\":{},\"sent_per_second\":{:.1f},\"received_per_second\":{:.1f},"
         "\"bytes_sent_per_second\":{:.1f},\"bytes_received_per_second\":{:.1f},"
@@ -1424,6 +1428,7 @@ int run_loadtest(loadtest_options o) {
         senders(o), o.threads, o.size, s.payloads.size(), o.binary, o.rate, stages,
         duration_cast<nanoseconds>(o.send_window).count(), o.inflight, o.reply_text, o.stamp, o.messages_per_connection,
         o.reconnect, seconds, duration<double>(connect_time).count(), t.opened, redirects,
+        final_url.empty() ? "null" : "\"" + json_escape(final_url) + "\"",
         static_cast<double>(opened_measuring) / seconds, t.failed, f, t.cancelled, t.errors, t.sent, t.received,
         static_cast<double>(t.sent) / seconds, static_cast<double>(t.received) / seconds,
         static_cast<double>(t.bytes_sent) / seconds, static_cast<double>(t.bytes_received) / seconds,
@@ -1464,7 +1469,9 @@ int run_loadtest(loadtest_options o) {
     fmt::print("  connections  {} opened, {} failed", t.opened, t.failed);
     for (auto& [k, v] : failures) fmt::print(", {} x {}", v, k);
     if (t.cancelled) fmt::print(", {} cancelled while connecting", t.cancelled);
-    if (redirects) fmt::print(", {} redirect{} followed", redirects, redirects == 1 ? "" : "s");
+    if (redirects)
+      fmt::print(", {} redirect{} followed{}", redirects, redirects == 1 ? "" : "s",
+                 final_url.empty() ? "" : " (to " + final_url + ")");
     if (o.messages_per_connection)
       fmt::print("  ({}/s opened during the measurement)",
                  human_count(static_cast<double>(opened_measuring) / seconds));

@@ -162,13 +162,15 @@ class LatencyAndLoadtest(unittest.TestCase):
             self.assertEqual(done.returncode, 0, done.stderr)
             r = json.loads(done.stdout)
             self.assertEqual((r["opened"], r["failed"], r["redirects"]), (3, 0, 3))
+            self.assertEqual((r["url"], r["final_url"]), (peer.url, peer.url + "echo"))
             self.assertGreater(r["received"], 0)
             self.assertEqual(r["received"], r["sent"])
             self.assertEqual([e["path"] for e in peer.events_named("open", 3)], ["/echo"] * 3)
             self.assertEqual(len(peer.events_named("redirect", 3)), 3)
             done = run_wsl("loadtest", "-L", "-q", "-c", "1", "-d", "100ms", peer.url)
             self.assertEqual(done.returncode, 0, done.stderr)
-            self.assertIn("  connections  1 opened, 0 failed, 1 redirect followed\n", done.stdout.decode())
+            self.assertIn(f"  connections  1 opened, 0 failed, 1 redirect followed (to {peer.url}echo)\n",
+                          done.stdout.decode())
 
     def test_loadtest_without_L_counts_the_redirect_as_a_failure(self):
         with Peer("ws", "echo", "--redirect-from", "/", "--location", "/echo") as peer:
@@ -176,6 +178,7 @@ class LatencyAndLoadtest(unittest.TestCase):
             self.assertEqual(done.returncode, 76, done.stderr)
             r = json.loads(done.stdout)
             self.assertEqual((r["opened"], r["failed"], r["failures"], r["redirects"]), (0, 2, {"HTTP 302": 2}, 0))
+            self.assertIsNone(r["final_url"])
 
 
 if __name__ == "__main__":
