@@ -400,7 +400,9 @@ class connect_session {
   timer limit_;                       // -W for the probe in flight
   asio::cancellation_signal cancel_;  // ends the probe in flight: -W or a signal
   bool probing_ = false;
-  histogram times_;  // nanoseconds, of the probes upgraded
+  std::uint64_t probe_id_ = 0;  // of the probe in flight: an expiry meant for an earlier one is ignored
+  bool timed_out_ = false;      // -W ended the probe in flight
+  histogram times_;             // nanoseconds, of the probes upgraded
   // Of the probes upgraded: the phases' sums, for their means.
   clock::duration resolve_sum_{}, tcp_sum_{}, tls_sum_{}, upgrade_sum_{};
   std::uint64_t sent_ = 0, upgraded_ = 0;
@@ -431,11 +433,11 @@ asio::awaitable<void> connect_session::run() {
     std::error_code ec;
     connect_report report;
     websocket ws;
-    bool timed_out = false;
+    timed_out_ = false;
     limit_.expires_at(sent_at + o_.reply_timeout);
-    limit_.async_wait([this, &timed_out](std::error_code e) {
-      if (e || !probing_) return;
-      timed_out = true;
+    limit_.async_wait([this, id = ++probe_id_](std::error_code e) {
+      if (e || !probing_ || id != probe_id_) return;
+      timed_out_ = true;
       cancel_.emit(asio::cancellation_type::terminal);
     });
     probing_ = true;
@@ -455,7 +457,7 @@ asio::awaitable<void> connect_session::run() {
       break;
     }
     if (ec) {
-      print_failed(seq, ec, report, timed_out);
+      print_failed(seq, ec, report, timed_out_);
     } else {
       print_upgraded(seq, time, report);
       std::error_code ignored;

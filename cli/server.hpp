@@ -25,7 +25,7 @@ struct server_options {
   // --unix-socket (repeatable): Unix-domain sockets to listen on, instead of TCP unless --host or
   // --port is given too.
   std::vector<std::string> unix_sockets;
-  bool tcp_given = false;               // --host or --port was given (set by the subcommand after parsing)
+  bool tcp_given = false;               // --host or --port was given (set as add_server_options' parse them)
   std::string unix_mode;                // --unix-mode, octal
   std::vector<std::string> listen_fds;  // --listen-fd (repeatable): sockets that already listen, or "systemd"
   unsigned threads = 1;
@@ -57,7 +57,7 @@ void add_server_options(CLI::App& app, server_options& o);
 struct session_context {
   std::uint64_t id = 0;  // unique among this process's connections, from 1; "[ID]" in logs
   std::chrono::system_clock::time_point opened;
-  // The Unix-domain socket it came through ("@NAME" in the abstract namespace); empty over TCP.
+  // The Unix-domain socket it came through ("@NAME" in the abstract namespace); null over TCP.
   // The listener's, which outlives its sessions.
   const std::string* unix_socket = nullptr;
   // Set by the handler if it must hear of a shutdown (SIGINT, server_control::close_all) before
