@@ -57,15 +57,23 @@ asio::awaitable<connected> connect_to(std::string url) {
   co_return r;
 }
 
+using records = std::shared_ptr<std::vector<wsl::negotiation_record>>;
+
+// Options whose negotiation records land in `into`, with a handshake_timeout only the test can
+// outlast: a negotiation ends because the test (or stop()) ends it.
+wsl::listener_options recording(wsl::listener_options options, const records& into) {
+  options.handshake_timeout = 1h;
+  options.on_negotiation = [into](const wsl::negotiation_record& r) { into->push_back(r); };
+  return options;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(stop_ends_the_negotiations_in_progress_at_once) {
   asio::io_context ctx;
-  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  const auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
   wsl::listener_options options;
-  options.handshake_timeout = 1h;  // only stop() can end them within the test's bound
-  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
-  wsl::listener l(ctx.get_executor(), options);
+  wsl::listener l(ctx.get_executor(), recording(options, records));
   BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
   const auto endpoint = l.local_endpoint();
 
@@ -113,11 +121,9 @@ BOOST_AUTO_TEST_CASE(stop_ends_the_negotiations_in_progress_at_once) {
 BOOST_AUTO_TEST_CASE(a_refusal_being_sent_when_the_listener_stops_keeps_its_status) {
   // A negotiation that already answered (here 400) reports that answer, not a stop.
   asio::io_context ctx;
-  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  const auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
   wsl::listener_options options;
-  options.handshake_timeout = 1h;
-  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
-  wsl::listener l(ctx.get_executor(), options);
+  wsl::listener l(ctx.get_executor(), recording(options, records));
   BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
 
   asio::ip::tcp::socket client(ctx);
@@ -437,12 +443,10 @@ bool closed_by_listener(asio::io_context& ctx, asio::ip::tcp::socket& s) {
 // takes the place of the one idle longest, rather than waiting in the backlog until it times out.
 BOOST_AUTO_TEST_CASE(a_new_connection_takes_the_place_of_the_longest_idle_one_kept_alive) {
   asio::io_context ctx;
-  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  const auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
   wsl::listener_options options;
   options.max_pending_handshakes = 2;
-  options.handshake_timeout = 1h;  // an idle connection would hold its slot past the test's bound
-  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
-  wsl::listener l(ctx.get_executor(), options);
+  wsl::listener l(ctx.get_executor(), recording(options, records));
   BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
   const auto endpoint = l.local_endpoint();
 
@@ -476,12 +480,10 @@ BOOST_AUTO_TEST_CASE(a_new_connection_takes_the_place_of_the_longest_idle_one_ke
 // host holds them all, that request is refused as a new connection would be: closed unanswered.
 BOOST_AUTO_TEST_CASE(an_idle_connection_kept_alive_holds_no_slot_of_its_hosts) {
   asio::io_context ctx;
-  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  const auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
   wsl::listener_options options;
   options.max_connections_per_address = 2;
-  options.handshake_timeout = 1h;
-  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
-  wsl::listener l(ctx.get_executor(), options);
+  wsl::listener l(ctx.get_executor(), recording(options, records));
   BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
   const auto endpoint = l.local_endpoint();
 
@@ -527,11 +529,9 @@ BOOST_AUTO_TEST_CASE(an_idle_connection_kept_alive_holds_no_slot_of_its_hosts) {
 // minute to negotiate it.
 BOOST_AUTO_TEST_CASE(a_request_after_a_wait_is_timed_from_its_first_bytes) {
   asio::io_context ctx;
-  auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
+  const auto records = std::make_shared<std::vector<wsl::negotiation_record>>();
   wsl::listener_options options;
-  options.handshake_timeout = 1h;
-  options.on_negotiation = [records](const wsl::negotiation_record& r) { records->push_back(r); };
-  wsl::listener l(ctx.get_executor(), options);
+  wsl::listener l(ctx.get_executor(), recording(options, records));
   BOOST_REQUIRE(!l.start({asio::ip::address_v4::loopback(), 0}));
 
   asio::ip::tcp::socket client(ctx);
