@@ -142,6 +142,9 @@ struct shared_state {
   std::mutex mutex;
   std::condition_variable changed;
   std::atomic<std::size_t> settled{0};  // connections opened or failed in the connect phase
+  // --reconnect: an attempt failed in a way that would only repeat (a 3xx or 4xx, TLS): a connect
+  // phase in which none opened ends the run then, rather than waiting for the server to come.
+  std::atomic<bool> lasting_failure{false};
 };
 
 // A connection opened or failed: the last one of the connect phase wakes the control thread, so
@@ -745,6 +748,9 @@ asio::awaitable<connection_end> run_one_connection(worker& w, shared_state& s, s
   if (ec) {
     w.failed.add();
     ++w.failures[reason_of(ec, report)];
+    if (s.opts.reconnect && !s.lasting_failure.load(std::memory_order_relaxed) &&
+        describe_connect_failure(s.opts.client.display_url, ec, report).lasting)
+      s.lasting_failure.store(true, std::memory_order_relaxed);
     if (!w.first_failure) {
       w.first_failure = ec;
       w.first_report = std::move(report);
@@ -1227,7 +1233,9 @@ int run_loadtest(loadtest_options o) {
     });
   }
   const auto connect_time = clock::now() - s.start;
-  if (sum(workers).opened == 0) {
+  // With --reconnect, a server that refuses or drops every attempt (down, restarting, started after
+  // this) is waited for until -d runs out; one that answers what would only repeat is not.
+  if (sum(workers).opened == 0 && (!o.reconnect || s.lasting_failure.load(std::memory_order_relaxed))) {
     s.current = phase::done;
   } else {
     s.current = phase::warmup;
@@ -1585,9 +1593,9 @@ subcommand register_loadtest(CLI::App& parent) {
                   "to load the handshake too; 0 = keep each open")
       ->capture_default_str();
   app->add_flag("--reconnect", o->reconnect,
-                "Replace a connection that the server closes or drops, or that fails to open (after the first "
-                "round; after a failure, or a close before any echo, retried after 50ms doubling to 1s); by "
-                "default the run goes on with those left");
+                "Replace a connection that the server closes or drops, or that fails to open (after a failure, or "
+                "a close before any echo, retried after 50ms doubling to 1s; a server down at the start is waited "
+                "for, unless it answers a 3xx or 4xx); by default the run goes on with those left");
   add_count_option(*app, "--senders", o->senders,
                    "Only the first N connections send (the rate, with -r, shared among them); the others stay "
                    "open and count what arrives (subscribers, idle connections); 0 = all");

@@ -864,6 +864,29 @@ class Server(Figures):
         self.assertTrue(2 <= r["failed"] <= 2 * 8, r)
         self.assertEqual(sum(r["failures"].values()), r["failed"] + 2, r)
 
+    def test_reconnect_waits_for_a_server_started_after_the_load_test(self):
+        if PEER != "websockets":
+            self.skipTest("the websockets peer takes --port")
+        port = unused_port()
+        url = f"ws://127.0.0.1:{port}/"
+        with Wsl("loadtest", url, "-c", "2", "-d", f"{5 * TIME_SCALE:g}s", "--interval", "100ms", "--reconnect",
+                 "--json", stdin=None) as wsl:
+            wsl.stderr_until("open 0")  # the connect phase ended with none open, and the run went on
+            with Peer(PEER, "echo", "--port", str(port)):
+                wsl.stderr_until("open 2")
+                self.assertEqual(wsl.wait(timeout=TIMEOUT + 5 * TIME_SCALE), 0, wsl.stderr_text())
+            r = json.loads(wsl.stdout.data())
+        self.assertGreaterEqual(r["opened"], 2, r)
+        self.assertGreaterEqual(r["failures"].get("Connection refused", 0), 2, r)
+        self.assertGreater(r["received"], 0, r)
+
+    def test_reconnect_does_not_wait_for_a_refusal_that_would_only_repeat(self):
+        with Peer(PEER, "refuse") as peer:
+            done = loadtest(peer.url, "-c", "2", "-d", "30s", "--reconnect", "--json")
+            self.assertEqual(done.returncode, 76, done.stderr)
+            self.assertLess(done.elapsed, 15)
+            self.assertEqual(json.loads(done.stdout)["opened"], 0)
+
     def test_reconnect_backs_off_from_a_server_that_closes_what_it_opens(self):
         # The server closes every connection with 1013 (try again later) as soon as it opens.
         with Peer(PEER, "script", "--close-code", "1013") as peer:
