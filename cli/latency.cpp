@@ -105,6 +105,23 @@ rtt_summary summarize(const histogram& h) {
   return s;
 }
 
+// The summary's figures as JSON ({"min":..., "stddev":...}), null with none measured.
+std::string summary_json(const histogram& h) {
+  if (h.count() == 0) return "null";
+  const auto s = summarize(h);
+  return fmt::format(
+      "{{\"min\":{:.6f},\"avg\":{:.6f},\"p50\":{:.6f},\"p90\":{:.6f},\"p99\":{:.6f},\"max\":{:.6f},"
+      "\"stddev\":{:.6f}}}",
+      s.min, s.avg, s.p50, s.p90, s.p99, s.max, s.stddev);
+}
+
+// "NAME min/avg/p50/p90/p99/max/stddev = ... ms", as ping's last line.
+void print_summary_line(std::string_view name, const histogram& h) {
+  const auto s = summarize(h);
+  fmt::print("{} min/avg/p50/p90/p99/max/stddev = {:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", name, s.min,
+             s.avg, s.p50, s.p90, s.p99, s.max, s.stddev);
+}
+
 class latency_session {
  public:
   latency_session(const latency_options& o, asio::io_context& ctx)
@@ -323,15 +340,8 @@ asio::awaitable<void> latency_session::probe() {
 
 void latency_session::print_summary() {
   const auto loss = sent_ == 0 ? 0.0 : 100.0 * static_cast<double>(sent_ - received_) / static_cast<double>(sent_);
-  const auto rtt = summarize(rtts_);
   const auto& url = o_.connection.display_url;
   if (o_.json || o_.ndjson) {
-    std::string rtt_json = "null";
-    if (received_ != 0)
-      rtt_json = fmt::format(
-          "{{\"min\":{:.6f},\"avg\":{:.6f},\"p50\":{:.6f},\"p90\":{:.6f},\"p99\":{:.6f},\"max\":{:.6f},"
-          "\"stddev\":{:.6f}}}",
-          rtt.min, rtt.avg, rtt.p50, rtt.p90, rtt.p99, rtt.max, rtt.stddev);
     fmt::print(
         "{{\"type\":\"summary\",\"url\":{},\"final_url\":{},\"redirects\":{},\"remote\":{},\"mode\":\"{}\",\"size\":{},"
         "\"interval_ms\":{:.3f},\"timeout_"
@@ -341,16 +351,14 @@ void latency_session::print_summary() {
         json_string(url), json_string(report_.redirects.empty() ? std::string(url) : report_.final_url),
         report_.redirects.size(), json_string(format_remote(report_)), o_.message ? "message" : "ping", o_.size,
         milliseconds(o_.interval), milliseconds(o_.reply_timeout), sent_, received_, sent_ - received_, loss,
-        milliseconds(elapsed_), milliseconds(report_.connect_time), milliseconds(report_.handshake_time), rtt_json,
-        signal_ != 0 ? "true" : "false");
+        milliseconds(elapsed_), milliseconds(report_.connect_time), milliseconds(report_.handshake_time),
+        summary_json(rtts_), signal_ != 0 ? "true" : "false");
   } else {
     fmt::print("\n--- {} latency statistics ---\n", url);
     fmt::print("{} sent, {} received, {:.3g}% loss, time {:.0f} ms\n", sent_, received_, loss, milliseconds(elapsed_));
     fmt::print("handshake {:.3f} ms ({} connect {:.3f} ms)\n", milliseconds(report_.handshake_time),
                report_.unix_socket.empty() ? "tcp" : "unix", milliseconds(report_.connect_time));
-    if (received_ != 0)
-      fmt::print("rtt min/avg/p50/p90/p99/max/stddev = {:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", rtt.min,
-                 rtt.avg, rtt.p50, rtt.p90, rtt.p99, rtt.max, rtt.stddev);
+    if (received_ != 0) print_summary_line("rtt", rtts_);
   }
   std::fflush(stdout);
 }
@@ -520,18 +528,13 @@ void connect_session::print_failed(std::uint64_t seq, std::error_code ec, const 
 void connect_session::print_summary() {
   const auto failed = sent_ - upgraded_;
   const auto loss = sent_ == 0 ? 0.0 : 100.0 * static_cast<double>(failed) / static_cast<double>(sent_);
-  const auto t = summarize(times_);
   const auto mean = [this](clock::duration sum) {
     return upgraded_ == 0 ? 0.0 : milliseconds(sum) / static_cast<double>(upgraded_);
   };
   const auto& url = o_.connection.display_url;
   if (o_.json || o_.ndjson) {
-    std::string time_json = "null", phases_json = "null";
+    std::string phases_json = "null";
     if (upgraded_ != 0) {
-      time_json = fmt::format(
-          "{{\"min\":{:.6f},\"avg\":{:.6f},\"p50\":{:.6f},\"p90\":{:.6f},\"p99\":{:.6f},\"max\":{:.6f},"
-          "\"stddev\":{:.6f}}}",
-          t.min, t.avg, t.p50, t.p90, t.p99, t.max, t.stddev);
       phases_json = fmt::format("{{\"resolve\":{:.6f},\"tcp\":{:.6f},\"tls\":{:.6f},\"upgrade\":{:.6f}}}",
                                 mean(resolve_sum_), mean(tcp_sum_), mean(tls_sum_), mean(upgrade_sum_));
     }
@@ -540,15 +543,14 @@ void connect_session::print_summary() {
         "\"timeout_ms\":{:.3f},\"sent\":{},\"upgraded\":{},\"failed\":{},\"failed_percent\":{:.3f},"
         "\"time_ms\":{:.3f},\"connect_time_ms\":{},\"phases_avg_ms\":{},\"interrupted\":{}}}\n",
         json_string(url), remote_.empty() ? "null" : json_string(remote_), milliseconds(o_.interval),
-        milliseconds(o_.reply_timeout), sent_, upgraded_, failed, loss, milliseconds(elapsed_), time_json, phases_json,
-        signal_ != 0 ? "true" : "false");
+        milliseconds(o_.reply_timeout), sent_, upgraded_, failed, loss, milliseconds(elapsed_), summary_json(times_),
+        phases_json, signal_ != 0 ? "true" : "false");
   } else {
     fmt::print("\n--- {} connect statistics ---\n", url);
     fmt::print("{} connections, {} upgraded, {:.3g}% failed, time {:.0f} ms\n", sent_, upgraded_, loss,
                milliseconds(elapsed_));
     if (upgraded_ != 0) {
-      fmt::print("time min/avg/p50/p90/p99/max/stddev = {:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", t.min,
-                 t.avg, t.p50, t.p90, t.p99, t.max, t.stddev);
+      print_summary_line("time", times_);
       std::string phases;
       if (resolves_) phases += fmt::format("dns {:.3f}, ", mean(resolve_sum_));
       phases += fmt::format("{} {:.3f}, ", o_.connection.client.unix_socket.empty() ? "tcp" : "unix", mean(tcp_sum_));

@@ -187,7 +187,7 @@ bool trusted_proxy(const std::vector<address_range>& proxies, const asio::ip::ad
 
 asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
                                             std::shared_ptr<connection_budget> budget, handshake_report& report,
-                                            std::error_code& ec, handshake_control* control) {
+                                            std::error_code& ec, handshake_control& control) {
   ec = {};
   report = {};
   report.remote = stream->remote_endpoint();
@@ -199,21 +199,20 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
   // Every way out of here (co_return) passes through this: the listener never calls into a finished
   // negotiation, and one it ended before any answer went out fails as stopped, not timed out.
   struct control_guard {
-    handshake_control* control;
+    handshake_control& control;
     const bool& aborted;
     const handshake_report& report;
     std::error_code& ec;
     ~control_guard() {
-      if (control) control->abort = nullptr;
-      if (control) control->close_idle = nullptr;
+      control.abort = nullptr;
+      control.close_idle = nullptr;
       if (aborted && ec && report.status == 0) ec = error::listener_stopped;
     }
   } guard{control, aborted, report, ec};
-  if (control)
-    control->abort = [&timeout, &aborted] {
-      aborted = true;
-      timeout.expire_now();
-    };
+  control.abort = [&timeout, &aborted] {
+    aborted = true;
+    timeout.expire_now();
+  };
   // The load balancer's PROXY header comes first, before TLS.
   std::optional<asio::ip::address> proxy_header_source;
   if (opts.proxy_protocol) {
@@ -335,24 +334,24 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
         buf.resize(std::min(buf.size() * 2, opts.max_handshake_size));
       }
       // A connection kept alive waits for a next request: the listener may close it to make room.
-      const bool idle = control && answered > 0 && used == 0;
+      const bool idle = answered > 0 && used == 0;
       if (idle) {
-        control->close_idle = [&timeout] { timeout.expire_now(); };
-        control->waiting();
+        control.close_idle = [&timeout] { timeout.expire_now(); };
+        control.waiting();
       }
       std::error_code read_ec;
       const auto n = co_await stream->read_some(asio::buffer(buf.data() + used, buf.size() - used), read_ec);
-      if (idle) control->close_idle = nullptr;
+      if (idle) control.close_idle = nullptr;
       // The deadline may have closed the stream after the read was done, before this ran (the
       // listener took this idle connection's place, say): as if the read had failed.
       if (!read_ec && timeout.expired()) read_ec = asio::error::operation_aborted;
       if (read_ec) {
         ec = timeout.expired() ? make_error_code(error::handshake_timeout) : read_ec;
         // A connection kept alive that the client closes, or leaves idle, before a next request.
-        report.idle_end = answered > 0 && used == 0;
+        report.idle_end = idle;
         co_return websocket{};
       }
-      if (idle && !control->resumed()) {
+      if (idle && !control.resumed()) {
         // Its host has as many other requests under way as it may: as at accept, unanswered.
         ec = error::too_many_handshakes_from_address;
         stream->close();
@@ -400,7 +399,7 @@ asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, c
       ec = timeout.expired() ? make_error_code(error::handshake_timeout) : write_ec;
       co_return websocket{};
     }
-    if (control) control->answered(report);
+    control.answered(report);
     // What came after this request (the next one, pipelined) moves to the front.
     buf.erase(0, head_size);
     used -= head_size;

@@ -53,9 +53,8 @@ struct handshake_control {
 // Whether `a` is in one of `proxies` (listener_options::trusted_proxies).
 bool trusted_proxy(const std::vector<address_range>& proxies, const asio::ip::address& a);
 
-// `control` may be null.
 asio::awaitable<websocket> server_handshake(std::unique_ptr<transport> stream, const listener_options& opts,
                                             std::shared_ptr<connection_budget> budget, handshake_report& report,
-                                            std::error_code& ec, handshake_control* control);
+                                            std::error_code& ec, handshake_control& control);
 
 }  // namespace wsl::detail

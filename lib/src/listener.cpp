@@ -118,7 +118,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   void close_longest_idle() {
     negotiation* oldest = nullptr;
     for (auto& c : in_progress)
-      if (c.idle && c.close_idle && (!oldest || c.idle_since < oldest->idle_since)) oldest = &c;
+      if (c.idle && (!oldest || c.idle_since < oldest->idle_since)) oldest = &c;
     if (!oldest) return;
     oldest->idle = false;
     --idle;
@@ -230,7 +230,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
     handshake_report report;
     self->in_progress.emplace_front(*self, peer);
     const auto control = self->in_progress.begin();
-    auto ws = co_await server_handshake(std::move(stream), self->opts, self->budget, report, ec, &*control);
+    auto ws = co_await server_handshake(std::move(stream), self->opts, self->budget, report, ec, *control);
     if (control->idle) --self->idle;
     if (control->holds_address_slot) self->budget->end_negotiation(peer);
     const auto started = control->started;
@@ -430,7 +430,7 @@ asio::awaitable<websocket> accept_websocket(std::unique_ptr<transport> stream, c
   }
   detail::handshake_report report;
   detail::handshake_control control;  // no listener to tell: the hooks do nothing
-  auto ws = co_await detail::server_handshake(std::move(stream), options, options.budget, report, ec, &control);
+  auto ws = co_await detail::server_handshake(std::move(stream), options, options.budget, report, ec, control);
   if (!ec) ws.impl()->start();
   co_return ws;
 }
